@@ -1,0 +1,39 @@
+# azsql-bulk developer entry points. Every target is idempotent.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+EXTRAS := emulator,airflow,bench,dev
+# Re-install the Python packages only when their declaration changed.
+PIP_STAMP := $(VENV)/.azsql-bulk-installed
+
+.PHONY: setup test unit integration lint doctor clean
+
+setup:
+	@PYTHON=$(PYTHON) bash scripts/setup-system.sh
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(MAKE) --no-print-directory $(PIP_STAMP)
+	@bash scripts/build-turbodbc.sh $(PY)
+
+$(PIP_STAMP): pyproject.toml CMakeLists.txt
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	@touch $@
+
+test: setup
+	bash scripts/run-pytest.sh $(PY) tests
+
+unit: setup
+	bash scripts/run-pytest.sh $(PY) tests/unit
+
+integration: setup
+	bash scripts/run-pytest.sh $(PY) tests/integration
+
+lint: setup
+	$(PY) -m ruff check engine emulator airflow_integration tests benchmarks
+	$(PY) -m mypy
+
+doctor: setup
+	$(VENV)/bin/azsql-bulk doctor
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Airflow provider for azsql-bulk (hook and operator arrive with the Airflow issue)."""
