@@ -1,10 +1,23 @@
-"""The ``azsql-bulk`` command line."""
+"""The ``azsql-bulk`` command line.
+
+Commands from other installed packages plug in through the ``azsql_bulk.commands``
+entry-point group (the emulator adds ``azsql-bulk emulator ...`` that way), so the
+engine never imports them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
+
+COMMAND_GROUP = "azsql_bulk.commands"
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from engine import doctor
+    return doctor.main(args.driver)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -17,6 +30,9 @@ def _build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--driver", metavar="PATH", default=None,
                         help="path of libmsodbcsql-18.*.so (default: $AZSQL_BULK_ODBC_DRIVER, "
                              "else the mssql-python-odbc package)")
+    doctor.set_defaults(handler=_doctor)
+    for ep in entry_points(group=COMMAND_GROUP):
+        ep.load()(sub)  # each plug-in adds its subparser and sets `handler`
     return parser
 
 
@@ -26,10 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Exit codes: 0 success, 1 failure, 2 usage or configuration error.
     """
     args = _build_parser().parse_args(argv)
-    if args.command == "doctor":
-        from engine import doctor
-        return doctor.main(args.driver)
-    return 2
+    result: int = args.handler(args)
+    return result
 
 
 if __name__ == "__main__":
