@@ -32,7 +32,12 @@ def _build_parser() -> argparse.ArgumentParser:
                              "else the mssql-python-odbc package)")
     doctor.set_defaults(handler=_doctor)
     for ep in entry_points(group=COMMAND_GROUP):
-        ep.load()(sub)  # each plug-in adds its subparser and sets `handler`
+        try:
+            register = ep.load()
+        except ImportError as exc:  # a broken optional plug-in must not break the CLI
+            print(f"azsql-bulk: command {ep.name!r} unavailable: {exc}", file=sys.stderr)
+            continue
+        register(sub)  # adds its subparser and sets `handler`
     return parser
 
 
