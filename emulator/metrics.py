@@ -1,0 +1,51 @@
+"""Counters the emulator exposes at ``GET /metrics``; thread-safe."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+
+class Metrics:
+    """Server-wide counters (logins, bytes, RPC calls, transactions)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.logins_ok = 0
+        self.logins_failed: Counter[str] = Counter()
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self.rpc_calls = 0
+        self.sql_batches = 0
+        self.commits = 0
+        self.rollbacks = 0
+        self.protocol_errors = 0
+        self.tokens_seen: set[str] = set()  # uti/jti of tokens presented at login
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + amount)
+
+    def login_failed(self, reason: str) -> None:
+        with self._lock:
+            self.logins_failed[reason] += 1
+
+    def token_seen(self, token_id: str) -> None:
+        with self._lock:
+            self.tokens_seen.add(token_id)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "logins_ok": self.logins_ok,
+                "logins_failed": dict(self.logins_failed),
+                "distinct_tokens": len(self.tokens_seen),
+                "bytes_received": self.bytes_received,
+                "bytes_sent": self.bytes_sent,
+                "rpc_calls": self.rpc_calls,
+                "sql_batches": self.sql_batches,
+                "commits": self.commits,
+                "rollbacks": self.rollbacks,
+                "protocol_errors": self.protocol_errors,
+            }

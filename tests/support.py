@@ -1,0 +1,32 @@
+"""Helpers the integration tests share: ODBC connection strings and token structures."""
+
+from __future__ import annotations
+
+import struct
+
+from engine.connection_string import build_connection_string
+
+SQL_COPT_SS_ACCESS_TOKEN = 1256
+
+
+def token_struct(token: str) -> bytes:
+    """The ACCESSTOKEN structure Microsoft's driver takes: u32 LE byte length + UTF-16LE."""
+    raw = token.encode("utf-16-le")
+    return struct.pack("<I", len(raw)) + raw
+
+
+def odbc_string(emu, driver: str, *, encrypt: str = "strict", database: str | None = None,
+                **extra: object) -> str:
+    """A connection string for Microsoft's driver pointed at the emulator."""
+    attrs: dict[str, object] = {
+        "Driver": driver,
+        "Server": f"tcp:{emu.tds_host},{emu.tds_port}",
+        "Database": database or emu.database,
+        "Encrypt": encrypt,
+        "LoginTimeout": 15,
+    }
+    if encrypt == "strict":
+        attrs["ServerCertificate"] = emu.server_cert
+        attrs["HostNameInCertificate"] = "localhost"
+    attrs.update(extra)
+    return build_connection_string(attrs)

@@ -1,0 +1,122 @@
+"""Every SQL Server type: CREATE, INSERT a literal, SELECT back the exact value and type."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from emulator.sql.checks import make_converter, round_datetime
+from emulator.sqltypes import SqlType
+
+NON_BMP = "a\U0001F600é"
+CASES = [
+    ("bit", "1", True),
+    ("tinyint", "255", 255),
+    ("smallint", "-32768", -32768),
+    ("int", "2147483647", 2147483647),
+    ("bigint", "-9223372036854775808", -9223372036854775808),
+    ("real", "1.5", 1.5),
+    ("float", "0.1", 0.1),
+    ("decimal(38,10)", "1234567890123456789012345678.0123456789",
+     Decimal("1234567890123456789012345678.0123456789")),
+    ("numeric(5,2)", "-123.45", Decimal("-123.45")),
+    ("money", "922337203685477.5807", Decimal("922337203685477.5807")),
+    ("char(5)", "'ab'", "ab   "),
+    ("varchar(50)", "'hello'", "hello"),
+    ("varchar(max)", "'" + "x" * 9000 + "'", "x" * 9000),
+    ("nchar(3)", "N'é'", "é  "),
+    ("nvarchar(100)", f"N'{NON_BMP}'", NON_BMP),
+    ("nvarchar(max)", "N'" + "ü" * 5000 + "'", "ü" * 5000),
+    ("varbinary(16)", "0x0102FF", b"\x01\x02\xff"),
+    ("varbinary(max)", "0x" + "AB" * 9000, b"\xab" * 9000),
+    ("date", "'2024-02-29'", dt.date(2024, 2, 29)),
+    ("time(7)", "'23:59:59.123456'", dt.time(23, 59, 59, 123456)),
+    ("datetime", "'2024-01-02 03:04:05.007'", dt.datetime(2024, 1, 2, 3, 4, 5, 7000)),
+    ("datetime2(7)", "'0001-01-01 00:00:00.000001'", dt.datetime(1, 1, 1, 0, 0, 0, 1)),
+    ("datetimeoffset(7)", "'2024-06-30 23:30:00.5 -05:30'",
+     dt.datetime(2024, 6, 30, 23, 30, 0, 500000,
+                 tzinfo=dt.timezone(dt.timedelta(hours=-5, minutes=-30)))),
+    ("uniqueidentifier", "'6F9619FF-8B86-D011-B42D-00C04FC964FF'",
+     uuid.UUID("6F9619FF-8B86-D011-B42D-00C04FC964FF")),
+]
+
+
+@pytest.mark.parametrize(("type_sql", "literal", "expected"), CASES,
+                         ids=[c[0] for c in CASES])
+def test_round_trip(db, type_sql: str, literal: str, expected: object) -> None:
+    db.run(f"CREATE TABLE dbo.rt (v {type_sql} NULL)")
+    assert db.last(f"INSERT INTO dbo.rt (v) VALUES ({literal})").rowcount == 1
+    result = db.last("SELECT v FROM dbo.rt")
+    assert result.rows == [(expected,)]
+    assert type(result.rows[0][0]) is type(expected)
+    assert result.columns[0].type == SqlType.parse(type_sql)
+    if isinstance(expected, dt.datetime) and expected.tzinfo:
+        assert result.rows[0][0].utcoffset() == expected.utcoffset()
+    db.run("INSERT INTO dbo.rt (v) VALUES (NULL)")
+    assert db.rows("SELECT COUNT(*) FROM dbo.rt WHERE v IS NULL") == [(1,)]
+
+
+def test_round_trip_through_parameters(db) -> None:
+    db.run("CREATE TABLE p (d decimal(38,10), s nvarchar(100), t datetimeoffset(7), "
+           "g uniqueidentifier, b varbinary(max), ts datetime2(7))")
+    values = (Decimal("-0.0000000001"), NON_BMP,
+              dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=9))),
+              uuid.uuid4(), b"\x00" * 10, dt.datetime(2024, 1, 1, 0, 0, 0, 999999))
+    db.run("INSERT INTO p VALUES (@P1, @P2, @P3, @P4, @P5, @P6)",
+           {f"@P{i + 1}": v for i, v in enumerate(values)})
+    assert db.rows("SELECT * FROM p") == [values]
+
+
+def test_hundred_nanoseconds_round_to_microseconds(db) -> None:
+    db.run("CREATE TABLE tt (t time(7), d datetime2(7))")
+    db.run("INSERT INTO tt VALUES ('10:00:00.1234567', '2024-01-01 00:00:00.9999996')")
+    assert db.rows("SELECT t, d FROM tt") == [
+        (dt.time(10, 0, 0, 123457), dt.datetime(2024, 1, 1, 0, 0, 1))]
+
+
+def test_datetime_rounds_to_ticks() -> None:
+    assert round_datetime(dt.datetime(2024, 1, 1, 0, 0, 0, 1000)).microsecond == 0
+    assert round_datetime(dt.datetime(2024, 1, 1, 0, 0, 0, 2000)).microsecond == 3000
+    assert round_datetime(dt.datetime(2024, 1, 1, 0, 0, 0, 5000)).microsecond == 7000
+
+
+@pytest.mark.parametrize(("expr", "type_sql"), [
+    ("COUNT(*)", "int"), ("COUNT_BIG(*)", "bigint"), ("1", "int"), ("'x'", "varchar(1)"),
+    ("N'xy'", "nvarchar(2)"), ("1.5", "numeric(2,1)"), ("CAST(1 AS bigint)", "bigint"),
+    ("CONVERT(nvarchar(20), 5)", "nvarchar(20)"), ("GETDATE()", "datetime"),
+    ("SYSUTCDATETIME()", "datetime2(7)"), ("NEWID()", "uniqueidentifier"),
+])
+def test_expression_types(db, expr: str, type_sql: str) -> None:
+    assert db.last(f"SELECT {expr}").columns[0].type == SqlType.parse(type_sql)
+
+
+def test_aggregate_types_follow_sql_server(db) -> None:
+    db.run("CREATE TABLE a (i int, s smallint, d decimal(10,2), f float, m money)")
+    db.run("INSERT INTO a VALUES (1, 2, 1.25, 0.5, 1), (3, 4, 2.50, 1.5, 2)")
+    r = db.last("SELECT SUM(i), SUM(s), SUM(d), SUM(f), MIN(d), MAX(m), AVG(i) FROM a")
+    assert [c.type.sql() for c in r.columns] == [
+        "int", "int", "decimal(38,2)", "float", "decimal(10,2)", "money", "int"]
+    assert r.rows == [(4, 6, Decimal("3.75"), 2.0, Decimal("1.25"), Decimal("2.0000"), 2)]
+
+
+def test_duckdb_result_types_map_sensibly(db) -> None:
+    r = db.last("SELECT CAST(1 AS bigint) + 1, 1e0 * 2, REPLICATE('a', 5000)")
+    assert [c.type.sql() for c in r.columns][:2] == ["bigint", "float"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.decimals(min_value=Decimal("-999.99"), max_value=Decimal("999.99"), places=2))
+def test_decimal_converter_is_exact(value: Decimal) -> None:
+    assert make_converter(SqlType.parse("decimal(5,2)"), "c", "t")(value, None) == value
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=20))
+def test_nvarchar_converter_keeps_code_points(text: str) -> None:
+    conv = make_converter(SqlType.parse("nvarchar(max)"), "c", "t")
+    assert conv(text, None) == text
