@@ -55,8 +55,10 @@ class Emulator:
             host=host, port=port, identity=self.identity, sql=self.sql,
             tls=TlsPolicy(tls), expire_sessions=expire_sessions,
             default_database=database)
-        self.control = ControlServer({"/metrics": self.metrics, "/sessions": self.tds.sessions_info},
-                                     host=host)
+        self.control = ControlServer(
+            {"/metrics": self.metrics, "/sessions": self.tds.sessions_info},
+            {"/token": self._mint_token},
+            host=host)
         self._started = False
 
     # -- facts for clients ---------------------------------------------------------------------
@@ -107,6 +109,21 @@ class Emulator:
         out["rollbacks"] += sql.get("rollbacks", 0)
         out["identity"] = self.identity.metrics()
         return out
+
+    def _mint_token(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /token``: issue an access token directly, for tests and tools.
+
+        Body fields (all optional): ``appid``, ``oid``, ``audience``, ``lifetime`` (seconds,
+        negative for an already expired token). The control API listens on loopback only.
+        """
+        unknown = set(body) - {"appid", "oid", "audience", "lifetime"}
+        if unknown:
+            raise ValueError(f"unknown fields {sorted(unknown)}; allowed: appid, oid, audience, "
+                             "lifetime")
+        kwargs: dict[str, Any] = {k: body[k] for k in ("appid", "oid", "audience") if body.get(k)}
+        if body.get("lifetime") is not None:
+            kwargs["lifetime"] = int(body["lifetime"])
+        return {"access_token": self.identity.issue_token(**kwargs), "token_type": "Bearer"}
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> Emulator:

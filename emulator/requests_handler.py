@@ -79,7 +79,11 @@ class RequestHandler:
             reply.done(attn=True)
         else:
             raise ProtocolError(f"unexpected packet type 0x{msg.type:02x} after login")
-        self.session.send(reply.payload())
+        payload = reply.payload()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("session %d: request 0x%02x (%d bytes) -> reply %d bytes",
+                      self.session.spid, msg.type, len(msg.payload), len(payload))
+        self.session.send(payload)
 
     # -- session state -----------------------------------------------------------------------
     def _new_descriptor(self) -> bytes:

@@ -75,7 +75,8 @@ class Session(threading.Thread):
             "spid": self.spid, "client": f"{self.addr[0]}:{self.addr[1]}",
             "encryption": self.encryption, "principal": self.principal_name,
             "login_name": self.login_name, "database": self.database, "app_name": self.app_name,
-            "token_expires": self.token_expires, "connected_seconds": round(time.time() - self.started, 3),
+            "token_expires": self.token_expires,
+            "connected_seconds": round(time.time() - self.started, 3),
             "in_transaction": bool(self.sql and self.sql.in_transaction),
         }
 
@@ -92,7 +93,8 @@ class Session(threading.Thread):
             self._serve()
         except ProtocolError as exc:
             self.server.metrics.add("protocol_errors")
-            log.warning("session %d: protocol error from %s: %s; closing", self.spid, self.addr, exc)
+            log.warning("session %d: protocol error from %s: %s; closing",
+                        self.spid, self.addr, exc)
         except (SessionClosed, ConnectionError, ssl.SSLError, OSError) as exc:
             if not self._killed:
                 log.info("session %d closed: %s", self.spid, exc)
@@ -223,7 +225,16 @@ class Session(threading.Thread):
             if feature.feature_id == FEATURE_FEDAUTH:
                 fedauth = decode_fedauth_feature(feature.data)
         try:
-            principal = self._authenticate(login, fedauth, database)
+            try:
+                principal = self._authenticate(login, fedauth, database)
+            except LoginError as exc:
+                # A valid identity asking for a database that does not exist gets 4060,
+                # as Azure answers, not "no user in that database".
+                if exc.reason == "unknown_principal" and \
+                        self.server.sql.find_database(database) is None:
+                    raise SqlError(4060, f'Cannot open database "{database}" requested by '
+                                         "the login. The login failed.", 11) from None
+                raise
             from emulator.sql.engine import SessionUser
 
             self.sql = self.server.sql.open_session(database, SessionUser(

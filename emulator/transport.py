@@ -1,4 +1,4 @@
-"""Byte transports under a TDS session: plain TCP, TLS-first (TDS 8.0), and TLS tunnelled in PRELOGIN.
+"""Byte transports under a TDS session: plain TCP, TLS first (TDS 8.0), TLS inside PRELOGIN.
 
 TDS 7.x tunnels the TLS handshake inside PRELOGIN packets (MS-TDS 2.2.6.5); once the
 handshake is done, TLS records travel bare on the socket. With login-only encryption
@@ -111,7 +111,7 @@ class TunnelledTls(PlainTransport):
                 ptype, body = self._read_packet()
                 if ptype != PacketType.PRELOGIN:
                     raise ProtocolError(f"packet type 0x{ptype:02x} during the TLS handshake; "
-                                        "expected PRELOGIN (0x12)")
+                                        "expected PRELOGIN (0x12)") from None
                 self._in.write(body)
         self._flush_wrapped()
 
@@ -164,6 +164,10 @@ def server_context(cert_file: str, key_file: str, *, alpn: str | None,
     if max_version is not None:
         ctx.maximum_version = max_version
     ctx.load_cert_chain(cert_file, key_file)
+    # No TLS 1.3 session tickets: with them, Driver 18 (through turbodbc) hung in
+    # close() after a prepared statement, waiting on the socket (seen here); tickets
+    # buy nothing for a TDS server, whose clients never resume sessions.
+    ctx.num_tickets = 0
     if alpn:
         ctx.set_alpn_protocols([alpn])
     return ctx

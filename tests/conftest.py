@@ -10,11 +10,9 @@ import pytest
 from engine.driver import find_driver
 
 
-
 @pytest.fixture(scope="session")
 def driver_path() -> str:
     return str(find_driver().path)
-
 
 def _start(tmp: Path | None, **kwargs) -> Iterator:
     from emulator.app import Emulator
@@ -23,14 +21,20 @@ def _start(tmp: Path | None, **kwargs) -> Iterator:
     with emu:
         yield emu
 
-
 @pytest.fixture(scope="session")
 def emu():
     """An emulator with the default TLS policy, in memory, shared by the session's tests."""
     yield from _start(None)
 
-
 @pytest.fixture(scope="session")
 def emu_tls_off():
     """An emulator started with --tls off (also unencrypted and login-only sessions)."""
     yield from _start(None, tls="off")
+
+@pytest.fixture(scope="session")
+def emu_proc():
+    """The emulator in a child process: needed by turbodbc, which holds the GIL in close()."""
+    from emulator.process import EmulatorProcess
+
+    with EmulatorProcess() as emu:
+        yield emu

@@ -172,7 +172,7 @@ def decode_datetime2(raw: bytes, scale: int = 7) -> dt.datetime:
 def _tz(minutes: int) -> dt.timezone:
     tz = _TZ_CACHE.get(minutes)
     if tz is None:
-        tz = dt.timezone.utc if minutes == 0 else dt.timezone(dt.timedelta(minutes=minutes))
+        tz = dt.UTC if minutes == 0 else dt.timezone(dt.timedelta(minutes=minutes))
         _TZ_CACHE[minutes] = tz
     return tz
 

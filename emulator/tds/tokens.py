@@ -33,11 +33,11 @@ from emulator.tds.primitives import (
     with_length,
 )
 from emulator.tds.resultset import (
-    _decode_row,
     ColMetadata,
     Column,
     Row,
     RowEncoder,
+    _decode_row,
     decode_colmetadata,
     decode_row,
     encode_colmetadata,

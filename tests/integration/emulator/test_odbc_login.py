@@ -9,9 +9,10 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+from contextlib import closing
 
 import pytest
-
 from support import SQL_COPT_SS_ACCESS_TOKEN, odbc_string, token_struct
 
 pyodbc = pytest.importorskip("pyodbc")
@@ -19,8 +20,18 @@ pytestmark = pytest.mark.integration
 
 
 def connect(emu, driver, token=None, **kw):
+    """Open a pyodbc connection; use in `with closing(...)` (pyodbc's `with` only commits)."""
     attrs = {SQL_COPT_SS_ACCESS_TOKEN: token_struct(token)} if token else None
-    return pyodbc.connect(odbc_string(emu, driver, **kw), attrs_before=attrs, timeout=15)
+    return closing(pyodbc.connect(odbc_string(emu, driver, **kw), attrs_before=attrs, timeout=15))
+
+
+def wait_until(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
 
 
 def whoami(conn) -> tuple[str, str, int]:
@@ -34,8 +45,7 @@ def test_token_login_strict_with_pinned_certificate(emu, driver_path):
     sp = emu.identity.credentials.service_principal
     assert login == f"{sp.client_id}@{emu.tenant_id}"
     assert db == emu.database and spid >= 51
-    sessions = {s["spid"]: s for s in emu.tds.sessions_info()}
-    assert spid not in sessions  # closed with the connection
+    assert wait_until(lambda: spid not in {s["spid"] for s in emu.tds.sessions_info()})
 
 
 def test_token_login_encrypt_yes_trust_server_certificate(emu, driver_path):
@@ -145,11 +155,11 @@ def test_unknown_database_is_4060(emu, driver_path):
         connect(emu, driver_path, emu.identity.issue_token(), database="nosuchdb")
 
 
-def test_turbodbc_sql_auth_and_query(emu, driver_path):
+def test_turbodbc_sql_auth_and_query(emu_proc, driver_path):
     turbodbc = pytest.importorskip("turbodbc")
-    creds = emu.identity.credentials
+    creds = emu_proc.credentials
     conn = turbodbc.connect(connection_string=odbc_string(
-        emu, driver_path, UID=creds.sql_login, PWD=creds.sql_password))
+        emu_proc, driver_path, UID=creds.sql_login, PWD=creds.sql_password))
     try:
         cur = conn.cursor()
         cur.execute("SELECT 40 + 2 AS answer, N'snow ☃' AS s")

@@ -19,11 +19,11 @@ from emulator.tds.login7 import (
     FeatureExt,
     FedAuthFeature,
     Login7,
-    decode_fedauth_feature,
     decode_features,
+    decode_fedauth_feature,
     decode_login7,
-    encode_fedauth_feature,
     encode_features,
+    encode_fedauth_feature,
     encode_login7,
 )
 from emulator.tds.packet import MessageAssembler, ProtocolError, decode_header, encode_message
@@ -81,9 +81,9 @@ from emulator.tds.types import (
     decode_type_info,
     decode_value,
     decode_variant,
+    encode_column_value,
     encode_plp,
     encode_type_info,
-    encode_column_value,
     encode_value,
     encode_variant,
     type_info_for,
@@ -102,7 +102,7 @@ SAMPLE_VALUES = {"bit": True, "tinyint": 9, "int": -5, "bigint": 2**40, "real": 
                  "datetime": dt.datetime(2020, 1, 1, 1, 1, 1),
                  "smalldatetime": dt.datetime(2020, 1, 1),
                  "datetime2(3)": dt.datetime(2020, 5, 6, 7, 8, 9, 123000),
-                 "datetimeoffset(7)": dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc),
+                 "datetimeoffset(7)": dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
                  "uniqueidentifier": uuid.UUID(int=12345)}
 INFOS = [type_info_for(SqlType.parse(s)) for s in SQL_TYPES] + [
     TypeInfo(DataType.INT4, 4), TypeInfo(DataType.FLT8, 8), TypeInfo(DataType.MONEY, 8),
