@@ -56,8 +56,10 @@ class Emulator:
             tls=TlsPolicy(tls), expire_sessions=expire_sessions,
             default_database=database)
         self.control = ControlServer(
-            {"/metrics": self.metrics, "/sessions": self.tds.sessions_info},
-            {"/token": self._mint_token},
+            {"/metrics": self.metrics, "/sessions": self.tds.sessions_info,
+             "/faults": self.tds.faults.pending},
+            {"/token": self._mint_token, "/faults": self.tds.faults.configure,
+             "/faults/kill_sessions": lambda _body: {"killed": self.tds.kill_sessions()}},
             host=host)
         self._started = False
 

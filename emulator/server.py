@@ -10,6 +10,7 @@ import threading
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from emulator.faults import FaultPlan
 from emulator.metrics import Metrics
 from emulator.transport import server_context
 
@@ -57,6 +58,7 @@ class TdsServer:
         self.expire_sessions = expire_sessions
         self.default_database = default_database
         self.metrics = Metrics()
+        self.faults = FaultPlan()
         self._listener = socket.create_server((host, port), backlog=128, reuse_port=False)
         self.host, self.port = self._listener.getsockname()[:2]
         self._sessions: dict[int, Session] = {}

@@ -225,6 +225,9 @@ class Session(threading.Thread):
             if feature.feature_id == FEATURE_FEDAUTH:
                 fedauth = decode_fedauth_feature(feature.data)
         try:
+            injected = self.server.faults.take_login_error(database)
+            if injected is not None:
+                raise injected
             try:
                 principal = self._authenticate(login, fedauth, database)
             except LoginError as exc:
@@ -246,8 +249,9 @@ class Session(threading.Thread):
             reply.error(exc).done(error=True)
             self.send(reply.payload())
             return False
-        except SqlError as exc:  # 4060 unknown database and the like
-            self.server.metrics.login_failed("database")
+        except SqlError as exc:  # 4060 unknown database, injected faults and the like
+            self.server.metrics.login_failed("database" if exc.number == 4060
+                                             else f"error_{exc.number}")
             reply.error(exc).done(error=True)
             self.send(reply.payload())
             return False
