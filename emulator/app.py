@@ -58,8 +58,7 @@ class Emulator:
         self.control = ControlServer(
             {"/metrics": self.metrics, "/sessions": self.tds.sessions_info,
              "/faults": self.tds.faults.pending},
-            {"/token": self._mint_token, "/faults": self.tds.faults.configure,
-             "/faults/kill_sessions": lambda _body: {"killed": self.tds.kill_sessions()}},
+            {"/token": self._mint_token, "/faults": self.tds.apply_fault},
             host=host)
         self._started = False
 
@@ -110,6 +109,7 @@ class Emulator:
         out["commits"] += sql.get("commits", 0)
         out["rollbacks"] += sql.get("rollbacks", 0)
         out["identity"] = self.identity.metrics()
+        out["faults"] = self.tds.faults.pending()["injected"]
         return out
 
     def _mint_token(self, body: dict[str, Any]) -> dict[str, Any]:

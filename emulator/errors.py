@@ -29,3 +29,7 @@ class LoginError(SqlError):
     def __init__(self, message: str, *, reason: str, number: int = 18456, state: int = 1) -> None:
         super().__init__(number, message, severity=14 if number == 18456 else 11, state=state)
         self.reason = reason  # short machine key for metrics: expired, audience, signature...
+
+
+class SessionClosed(Exception):
+    """The client went away, or the session must end without another reply."""

@@ -65,6 +65,14 @@ class Reply:
     def payload(self) -> bytes:
         return b"".join(self._parts)
 
+    def __len__(self) -> int:
+        """Number of tokens so far (a mark for :meth:`truncate`)."""
+        return len(self._parts)
+
+    def truncate(self, mark: int) -> None:
+        """Drop the tokens added after ``mark`` (from ``len(reply)``)."""
+        del self._parts[mark:]
+
     # -- single tokens -------------------------------------------------------------------------
     def envchange(self, kind: int, new: str | bytes, old: str | bytes) -> Reply:
         self._parts.append(encode_envchange(EnvChange(kind, new, old)))

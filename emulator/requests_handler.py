@@ -8,7 +8,11 @@ import re
 import struct
 from typing import TYPE_CHECKING, Any
 
-from emulator.errors import SqlError
+from emulator import bulk, ingest
+from emulator.bulk_metadata import answer as bulk_metadata_answer
+from emulator.bulk_metadata import bulk_metadata_table
+from emulator.errors import SessionClosed, SqlError
+from emulator.faults import FATAL_SEVERITY
 from emulator.reply import Reply
 from emulator.tds.constants import EnvChangeType, PacketType, ProcId, TransactionRequest
 from emulator.tds.packet import ProtocolError
@@ -61,9 +65,11 @@ class RequestHandler:
         self.descriptor = b"\x00" * 8
         self._prepared: dict[int, tuple[str, list[str]]] = {}
         self._handles = itertools.count(1)
+        self._bulk: bulk.BulkTarget | None = None  # announced by INSERT BULK
 
     def handle(self, msg: Message) -> None:
         reply = Reply()
+        self.session.server.faults.admit(len(msg.payload))
         if msg.reset_connection:
             self._reset(reply)
         if msg.type == PacketType.SQL_BATCH:
@@ -73,6 +79,8 @@ class RequestHandler:
             self._rpc(msg.payload, reply)
         elif msg.type == PacketType.TRANSACTION_MANAGER:
             self._transaction(msg.payload, reply)
+        elif msg.type == PacketType.BULK_LOAD:
+            self._bulk_load(msg.payload, reply)
         elif msg.type == PacketType.ATTENTION:
             # Requests run to completion before the next is read, so there is nothing
             # left to cancel; acknowledge so the client stops waiting.
@@ -109,14 +117,44 @@ class RequestHandler:
     # -- SQL batch -----------------------------------------------------------------------------
     def _sql_batch(self, payload: bytes, reply: Reply) -> None:
         batch = decode_sql_batch(payload)
+        log.debug("session %d: SQL batch %.2000r", self.session.spid, batch.text)
+        target = bulk.parse_insert_bulk(batch.text)
+        if target is not None:
+            self._bulk = target
+            reply.done()
+            return
+        table = bulk_metadata_table(batch.text)
+        if table is not None:
+            reply.results(bulk_metadata_answer(self.sql, table), nocount=self.sql.nocount)
+            return
         was = self.sql.in_transaction
         try:
             results = self.sql.execute(batch.text)
         except SqlError as exc:
             reply.error(exc).done(error=True)
             return
+        except Exception as exc:  # an engine bug: answer with an error, keep the session
+            reply.error(self._internal_error(exc, "SQL batch")).done(error=True)
+            return
         self._transaction_envchanges(was, reply)
         reply.results(results, nocount=self.sql.nocount)
+
+    # -- bulk load -----------------------------------------------------------------------------
+    def _bulk_load(self, payload: bytes, reply: Reply) -> None:
+        target, self._bulk = self._bulk, None
+        log.debug("session %d: BULK_LOAD %d bytes: %s", self.session.spid, len(payload),
+                  payload[:200].hex())
+        if target is None:
+            reply.error(SqlError(4804, "While reading current row from host, a premature "
+                                       "end-of-message was encountered: no INSERT BULK "
+                                       "announced this bulk load.")).done(error=True)
+            return
+        try:
+            count = bulk.load_rows(self.sql, target, payload)
+        except SqlError as exc:
+            reply.error(exc).done(error=True)
+            return
+        reply.done(count=count)
 
     # -- transaction manager -------------------------------------------------------------------
     def _transaction(self, payload: bytes, reply: Reply) -> None:
@@ -148,14 +186,56 @@ class RequestHandler:
     def _rpc(self, payload: bytes, reply: Reply) -> None:
         calls = decode_rpc(payload)
         self.metrics.add("rpc_calls", len(calls))
-        for i, call in enumerate(calls):
-            self._rpc_call(call, reply, last=i == len(calls) - 1)
+        injected = self.session.server.faults.take_rpc_error(len(calls), self.sql.database)
+        if injected is not None:
+            reply.error(injected).done(kind="proc", error=True)
+            if injected.severity >= FATAL_SEVERITY:
+                # Azure drops the link after a connection-fatal error: the client sees the
+                # error, then a broken connection; the open transaction is rolled back.
+                self.session.send(reply.payload())
+                raise SessionClosed(f"injected error {injected.number}")
+            return
+        n = len(calls)
+        runs = dict(ingest.execute_runs(calls))
+        i = 0
+        while i < n:
+            end = runs.get(i)
+            if end is not None and self._execute_run(calls[i:end], reply, last=end == n):
+                i = end
+                continue
+            self._rpc_call(calls[i], reply, last=i == n - 1)
+            i += 1
+
+    def _execute_run(self, calls: list[RpcCall], reply: Reply, *, last: bool) -> bool:
+        """A parameter array of one prepared INSERT; False when the fast path does not apply."""
+        try:
+            stmt, names = self._lookup(calls[0].params[0].value)
+        except SqlError:
+            return False
+        if not ingest.is_single_row_insert(stmt):
+            return False
+        mark = len(reply)
+        try:
+            ingest.execute_run(self.sql, stmt, names, calls, reply, last_call_is_last=last)
+        except SqlError as exc:
+            if exc.number == 50100:  # the engine cannot batch this INSERT: go row by row
+                reply.truncate(mark)
+                return False
+            # A statement-level failure (permissions, missing table) hits every row alike.
+            reply.truncate(mark)
+            for k, _call in enumerate(calls):
+                reply.error(exc).return_status(-6).done(
+                    kind="proc", more=not (last and k == len(calls) - 1))
+        return True
 
     def _rpc_call(self, call: RpcCall, reply: Reply, *, last: bool) -> None:
         proc = call.proc_id if call.proc_id is not None else _PROC_NAMES.get(
             (call.name or "").lower().removeprefix("sys.").removeprefix("[sys].").strip("[]"))
         name = (call.name or "").lower()
         values = [p.value for p in call.params]
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("session %d: RPC %s %.300r", self.session.spid, call.name or proc,
+                      values[:3])
         try:
             if proc == ProcId.SP_EXECUTESQL:
                 self._execute(str(values[0]), parse_param_definitions(str(values[1] or ""))
@@ -174,6 +254,11 @@ class RequestHandler:
             elif proc == ProcId.SP_UNPREPARE:
                 self._prepared.pop(int(values[0]), None)
                 reply.return_status(0)
+            elif name.endswith("sp_describe_undeclared_parameters"):
+                from emulator.describe import describe
+
+                reply.results([describe(self.sql, str(values[0]))], nocount=False, in_proc=True)
+                reply.return_status(0)
             elif name.endswith("sp_datatype_info_100") or name.endswith("sp_datatype_info"):
                 # The driver only caches what it gets; an empty answer is accepted.
                 reply.return_status(0)
@@ -184,7 +269,14 @@ class RequestHandler:
         except (IndexError, TypeError, ValueError) as exc:
             reply.error(SqlError(8144, f"Procedure or function {call.name or proc} has too many "
                                        f"or too few arguments ({exc}).")).return_status(-6)
+        except Exception as exc:  # an engine bug: answer with an error, keep the session
+            reply.error(self._internal_error(exc, f"RPC {call.name or proc}")).return_status(-6)
         reply.done(kind="proc", more=not last)
+
+    def _internal_error(self, exc: Exception, where: str) -> SqlError:
+        log.exception("session %d: internal error in %s", self.session.spid, where)
+        return SqlError(50101, f"emulator: internal error in {where}: {type(exc).__name__}: "
+                               f"{exc}. This is an emulator bug; please report the statement.")
 
     def _prepare(self, stmt: str, definitions: str) -> int:
         handle = next(self._handles)

@@ -10,7 +10,7 @@ import threading
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from emulator.faults import FaultPlan
+from emulator.faults import FaultPlan, pick_random
 from emulator.metrics import Metrics
 from emulator.transport import server_context
 
@@ -58,7 +58,7 @@ class TdsServer:
         self.expire_sessions = expire_sessions
         self.default_database = default_database
         self.metrics = Metrics()
-        self.faults = FaultPlan()
+        self.faults = FaultPlan(kill=self._kill_for_fault)
         self._listener = socket.create_server((host, port), backlog=128, reuse_port=False)
         self.host, self.port = self._listener.getsockname()[:2]
         self._sessions: dict[int, Session] = {}
@@ -120,6 +120,30 @@ class TdsServer:
             sessions = list(self._sessions.values())
         return [s.info() for s in sessions]
 
+    def apply_fault(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /faults``: configure the plan; expire live sessions when asked to."""
+        result = self.faults.configure(body)
+        if body.get("kind") == "expire_tokens" and self.expire_sessions:
+            with self._lock:
+                live = [s for s in self._sessions.values() if s.token_issued_at is not None]
+            for s in live:
+                s.kill()
+            result["killed"] = len(live)
+        return result
+
+    def _kill_for_fault(self, session_ids: list[int] | None, random_n: int | None) -> int:
+        with self._lock:
+            ids = list(self._sessions)
+        if session_ids is not None:
+            ids = [i for i in ids if i in {int(x) for x in session_ids}]
+        if random_n is not None:
+            ids = pick_random(ids, int(random_n))
+        with self._lock:
+            chosen = [self._sessions[i] for i in ids if i in self._sessions]
+        for s in chosen:
+            s.kill()
+        return len(chosen)
+
     def kill_sessions(self) -> int:
         """Drop every session's socket at once (fault injection); return how many."""
         with self._lock:
@@ -130,6 +154,12 @@ class TdsServer:
 
     def close(self) -> None:
         self._closing.set()
+        try:
+            # close() alone does not wake a thread blocked in accept() on Linux: the
+            # accept loop then held close() up for its whole 5 s join timeout.
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         try:
             self._listener.close()
         except OSError:

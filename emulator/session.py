@@ -13,7 +13,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from emulator.errors import LoginError, SqlError
+from emulator.errors import LoginError, SessionClosed, SqlError
 from emulator.reply import Reply
 from emulator.requests_handler import RequestHandler
 from emulator.tds.constants import Encryption, PacketType
@@ -34,10 +34,6 @@ SERVER_VERSION = encode_version(12, 0, 2000, 8)
 FEATURE_FEDAUTH = 0x02
 INITIAL_PACKET_SIZE = 4096
 DEFAULT_PACKET_SIZE = 8000  # Azure SQL's packet size when the client asks for none
-
-
-class SessionClosed(Exception):
-    """The client went away, or the session must end without another reply."""
 
 
 class Session(threading.Thread):
@@ -64,6 +60,7 @@ class Session(threading.Thread):
         self.database: str | None = None
         self.app_name = ""
         self.token_expires: float | None = None
+        self.token_issued_at: float | None = None
         self.sql: SqlSession | None = None
         self.started = time.time()
         self._pending: list[Message] = []
@@ -275,9 +272,20 @@ class Session(threading.Thread):
             claims = identity.validate(fedauth.token)
             self.server.metrics.token_seen(claims.uti or str(claims.claims.get("jti", "")))
             principal = identity.principals.resolve(claims, database)
+            why = self.server.faults.token_revoked(claims.issued_at,
+                                                   (*claims.keys, principal.name))
+            if why is not None:
+                who = principal.login_name
+                raise LoginError(f"Login failed for user '{who}'. " + (
+                    "The access token has expired." if why == "expired"
+                    else "The principal's access has been revoked."), reason=why)
             self.token_expires = float(claims.expires_at)
+            self.token_issued_at = float(claims.issued_at)
             return principal
         if not login.username:
             raise LoginError("Login failed: no credentials were presented (use an access token "
                              "or SQL authentication).", reason="malformed")
-        return identity.check_sql_login(login.username, login.password, database)
+        principal = identity.check_sql_login(login.username, login.password, database)
+        if self.server.faults.token_revoked(float("-inf"), (principal.name,)) == "revoked":
+            raise LoginError(f"Login failed for user '{principal.login_name}'.", reason="revoked")
+        return principal

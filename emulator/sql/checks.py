@@ -95,6 +95,10 @@ def parse_datetime_text(text: str) -> tuple[dt.datetime, int | None, bool, bool]
     if frac:
         # 100 ns and finer digits round to the microseconds DuckDB can hold
         micros = int((Decimal("0." + frac) * 1_000_000).quantize(Decimal(1), ROUND_HALF_UP))
+        if micros == 1_000_000 and (base.hour, base.minute, base.second) == (23, 59, 59):
+            # Rounding .9999995+ up would carry into the next day (or past 9999-12-31):
+            # a time(7) of 23:59:59.9999999 would read back as 00:00:00. Stay 100 ns short.
+            micros = 999_999
         base += dt.timedelta(microseconds=micros)
     offset = None
     if tz:

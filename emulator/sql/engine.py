@@ -206,6 +206,14 @@ class SqlSession(SessionState):
         """
         return self.insert_many(sql, rows)
 
+    def execute_many_atomic(self, sql: str,
+                            rows: Sequence[Sequence[object] | Mapping[str, object]]) -> None:
+        """Like :meth:`execute_many`, but all or nothing: the first bad row raises.
+
+        :raises SqlError: the first row's error; no row of the call is applied.
+        """
+        self.insert_many(sql, rows, per_row=False)
+
     def begin(self) -> None:
         """BEGIN TRANSACTION (nests: only @@TRANCOUNT grows)."""
         self.begin_transaction()

@@ -496,8 +496,8 @@ class SessionState:
 
     # -- execute_many -------------------------------------------------------------------
 
-    def insert_many(self, sql: str, rows: Sequence[Sequence[object] | Mapping[str, object]]
-                    ) -> list[SqlError | None]:
+    def insert_many(self, sql: str, rows: Sequence[Sequence[object] | Mapping[str, object]],
+                    per_row: bool = True) -> list[SqlError | None]:
         """One parameterised INSERT ... VALUES for many parameter rows (see SqlSession).
 
         :param sql: the INSERT text.
@@ -524,7 +524,7 @@ class SessionState:
                                     for s in sources])
         hints = [s[2] for s in sources]
         errors = self.atomic(lambda: dml.write_insert(self, plan, source_rows, hints,
-                                                      per_row=True))
+                                                      per_row=per_row))
         return errors
 
     def _plan_many(self, sql: str) -> tuple:

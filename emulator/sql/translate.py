@@ -286,7 +286,8 @@ class Translator:
         if isinstance(node, exp.Convert):
             target = self._target(node.this)
             cast_cls = exp.TryCast if node.args.get("safe") else exp.Cast
-            return self._cast(cast_cls(this=node.expression, to=node.this), target)
+            return self._cast(cast_cls(this=self._moved(node.expression), to=node.this), target,
+                              moved=True)
         if isinstance(node, exp.Cast | exp.TryCast) and "emu_done" not in node.meta:
             to = node.args.get("to")
             if isinstance(to, exp.DataType) and to.this not in (exp.DataType.Type.USERDEFINED,):
@@ -306,12 +307,23 @@ class Translator:
             return self._function(node)
         if isinstance(node, exp.Add) and any(self.inference.is_stringish(side, self.scope_of(node))
                                              for side in (node.this, node.expression)):
-            return exp.DPipe(this=node.this, expression=node.expression)
+            return exp.DPipe(this=self._moved(node.this), expression=self._moved(node.expression))
         if isinstance(node, exp.Div) and self.inference.is_integer(node.this, self.scope_of(node)) \
                 and self.inference.is_integer(node.expression, self.scope_of(node)):
-            return exp.Cast(this=exp.IntDiv(this=node.this, expression=node.expression),
+            return exp.Cast(this=exp.IntDiv(this=self._moved(node.this),
+                                            expression=self._moved(node.expression)),
                             to=exp.DataType.build("BIGINT"))
         return node
+
+    def _moved(self, child: exp.Expr) -> exp.Expr:
+        """Rewrite a subtree that a replacement node adopts.
+
+        ``transform`` walks top-down and does not descend into a node it replaced, so
+        children carried into a new node (``CAST(@p AS nvarchar(9))`` wrapped in LEFT,
+        ``@a + N'x'`` turned into ``||``) would keep their T-SQL form: a parameter
+        inside them reached DuckDB unbound.
+        """
+        return self.rewrite(child)
 
     def _target(self, dt_node: exp.Expr) -> SqlType:
         try:
@@ -322,10 +334,12 @@ class Translator:
             t = SqlType(t.kind, 30)
         return t
 
-    def _cast(self, node: exp.Expr, target: SqlType) -> exp.Expr:
+    def _cast(self, node: exp.Expr, target: SqlType, *, moved: bool = False) -> exp.Expr:
         node.set("to", duck_cast_type(target))
         node.meta["emu_done"] = True
         if is_string(target) and target.length != MAX:
+            if not moved:  # the LEFT() replaces the cast, so transform will not visit inside
+                node.set("this", self._moved(node.this))
             return exp.Left(this=node, expression=exp.Literal.number(target.length))
         return node
 
@@ -345,7 +359,7 @@ class Translator:
         if name == "DATALENGTH":
             return exp.Anonymous(this="octet_length", expressions=[
                 exp.Anonymous(this="encode", expressions=[
-                    exp.cast(node.expressions[0], "VARCHAR")])])
+                    exp.cast(self._moved(node.expressions[0]), "VARCHAR")])])
         return node
 
     def rewrite(self, node: exp.Expr) -> exp.Expr:

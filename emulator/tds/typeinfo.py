@@ -289,6 +289,11 @@ def _parse(t: int, key: bytes) -> TypeInfo:
         return TypeInfo(t, size)
     if t in _DECIMALS:
         size, precision, scale = key[1], key[2], key[3]
+        if size > 17 and 1 <= precision <= 38:
+            # mssql-python's bulk copy sends the type byte (0x6A) as the length; the
+            # length is only an upper bound (every value carries its own), and SQL Server
+            # accepts it, so read it as the largest decimal.
+            size = 17
         if not (1 <= precision <= 38 and scale <= precision and 1 <= size <= 17):
             raise ProtocolError(f"decimal TYPE_INFO out of range: size {size}, "
                                 f"precision {precision}, scale {scale}")

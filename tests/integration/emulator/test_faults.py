@@ -1,8 +1,9 @@
-"""Fault injection through the control API, seen by Microsoft's driver."""
+"""Fault injection through the control API, as Microsoft's driver reports it."""
 
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from contextlib import closing
@@ -14,22 +15,29 @@ pyodbc = pytest.importorskip("pyodbc")
 pytestmark = pytest.mark.integration
 
 
-def post(emu, path, body):
+def post(emu, body, path="/faults"):
     req = urllib.request.Request(emu.control_url + path, data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
 
 
-def connect(emu, driver):
-    return closing(pyodbc.connect(
-        odbc_string(emu, driver),
-        attrs_before={SQL_COPT_SS_ACCESS_TOKEN: token_struct(emu.identity.issue_token())},
-        timeout=15))
+@pytest.fixture
+def emu(emu):
+    yield emu
+    post(emu, {"kind": "clear"})
+
+
+def connect(emu, driver, token=None, autocommit=True):
+    token = token or emu.identity.issue_token()
+    return closing(pyodbc.connect(odbc_string(emu, driver),
+                                  attrs_before={SQL_COPT_SS_ACCESS_TOKEN: token_struct(token)},
+                                  timeout=15, autocommit=autocommit))
 
 
 def test_injected_login_error_reaches_the_client_once(emu, driver_path):
-    assert post(emu, "/faults", {"login_error": 40613, "count": 1}) == {"login_errors": [40613]}
+    pending = post(emu, {"kind": "error", "number": 40613, "at": "login", "count": 1})
+    assert pending["login_errors"] == [40613]
     with pytest.raises(pyodbc.Error) as info:
         connect(emu, driver_path)
     assert "40613" in str(info.value) and "not currently available" in str(info.value)
@@ -38,17 +46,63 @@ def test_injected_login_error_reaches_the_client_once(emu, driver_path):
         assert conn.cursor().execute("SELECT 1").fetchone()[0] == 1
 
 
-def test_unknown_fault_is_a_400_naming_the_allowed_fields(emu):
+def test_unknown_fault_is_a_400_naming_the_allowed_kinds(emu):
     with pytest.raises(urllib.error.HTTPError) as info:
-        post(emu, "/faults", {"login_eror": 40613})
+        post(emu, {"kind": "explode"})
     assert info.value.code == 400
-    assert "login_error" in info.value.read().decode()
+    assert "kill_sessions" in info.value.read().decode()
 
 
 def test_kill_sessions_drops_open_connections(emu, driver_path):
     with connect(emu, driver_path) as conn:
         cur = conn.cursor()
         assert cur.execute("SELECT 1").fetchone()[0] == 1
-        assert post(emu, "/faults/kill_sessions", {})["killed"] >= 1
-        with pytest.raises(pyodbc.Error):
+        assert post(emu, {"kind": "kill_sessions"})["killed"] >= 1
+        with pytest.raises(pyodbc.Error) as info:
             cur.execute("SELECT 1").fetchone()
+    assert "08S01" in str(info.value) or "IMC06" in str(info.value)
+
+
+def test_expire_tokens_refuses_earlier_tokens_at_login(emu, driver_path):
+    old = emu.identity.issue_token()
+    time.sleep(1.1)  # token times have one-second resolution
+    post(emu, {"kind": "expire_tokens"})
+    with pytest.raises(pyodbc.Error) as info:
+        connect(emu, driver_path, token=old)
+    assert "18456" in str(info.value)
+    time.sleep(1.1)
+    with connect(emu, driver_path) as conn:  # a token issued afterwards is fine
+        assert conn.cursor().execute("SELECT 1").fetchone()[0] == 1
+
+
+def test_revoked_principal_cannot_log_in(emu, driver_path):
+    reader = emu.identity.credentials.reader_app
+    post(emu, {"kind": "revoke", "principal": reader.client_id})
+    with pytest.raises(pyodbc.Error, match="18456"):
+        connect(emu, driver_path, token=emu.identity.issue_token(appid=reader.client_id))
+    with connect(emu, driver_path) as conn:  # others are unaffected
+        assert conn.cursor().execute("SELECT 1").fetchone()[0] == 1
+
+
+def test_fatal_rpc_error_drops_the_link_and_rolls_back(emu, driver_path):
+    with connect(emu, driver_path, autocommit=False) as conn:
+        cur = conn.cursor()
+        cur.execute("CREATE TABLE dbo.fault_tx (i int)")
+        conn.commit()
+        cur.execute("INSERT INTO dbo.fault_tx VALUES (1)")  # uncommitted
+        post(emu, {"kind": "error", "number": 40613, "count": 1})
+        with pytest.raises(pyodbc.Error) as info:
+            cur.execute("INSERT INTO dbo.fault_tx VALUES (?)", 2)
+        assert "40613" in str(info.value)
+    with connect(emu, driver_path) as conn:
+        assert conn.cursor().execute("SELECT COUNT(*) FROM dbo.fault_tx").fetchone()[0] == 0
+
+
+def test_class_16_rpc_error_keeps_the_session(emu, driver_path):
+    with connect(emu, driver_path) as conn:
+        cur = conn.cursor()
+        post(emu, {"kind": "error", "number": 49918, "count": 1})
+        with pytest.raises(pyodbc.Error) as info:
+            cur.execute("SELECT ?", 1).fetchone()
+        assert "49918" in str(info.value)
+        assert cur.execute("SELECT ?", 7).fetchone()[0] == 7
