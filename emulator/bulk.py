@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from emulator.errors import SqlError
-from emulator.tds.packet import ProtocolError
 from emulator.tds.constants import TokenType
+from emulator.tds.packet import ProtocolError
 from emulator.tds.resultset import decode_colmetadata, decode_row
 
 if TYPE_CHECKING:
