@@ -5,7 +5,7 @@ Every fault is logged and counted; ``GET /faults`` shows what is pending. Body s
 - ``{"kind": "error", "number": 40613, "at": "rpc", "after_rpc_calls": N, "count": k}``:
   after N more RPC calls (server-wide), the next k RPC requests fail with that error.
   Connection-fatal numbers (class 20+: 40613, 40197, 40501, 10928, 10929) end the
-  session after the ERROR token, as Azure drops the link; the others (class 16: 49918–
+  session after the ERROR token, as Azure drops the link; the others (class 16: 49918-
   49920, 37396) fail the request and keep the session. ``"at": "login"`` fails the next
   k logins instead.
 - ``{"kind": "kill_sessions"}``: drop every session's socket (or ``"session_ids": [...]``,
