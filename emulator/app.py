@@ -29,6 +29,8 @@ class Emulator:
     :param token_lifetime: seconds an issued access token lasts.
     :param expire_sessions: end a session when the token it logged in with expires.
     :param principals_file: JSON file mapping identities to users and roles.
+    :param sink: ``duckdb`` (store rows) or ``discard`` (parse and count parameter-array
+        rows, store nothing: for benchmarks at a scale DuckDB would make the bottleneck).
 
     >>> with Emulator() as emu:  # doctest: +SKIP
     ...     print(emu.tds_port, emu.env["IDENTITY_ENDPOINT"])
@@ -37,7 +39,8 @@ class Emulator:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0,
                  state_dir: str | Path | None = None, database: str = "appdb",
                  tls: str = "default", token_lifetime: int = 3600,
-                 expire_sessions: bool = False, principals_file: str | Path | None = None) -> None:
+                 expire_sessions: bool = False, principals_file: str | Path | None = None,
+                 sink: str = "duckdb") -> None:
         self._tmp: str | None = None
         if state_dir is None:
             self._tmp = tempfile.mkdtemp(prefix="azsql-emulator-")
@@ -53,7 +56,7 @@ class Emulator:
         self.sql = SqlEngine(self.state_dir, databases=("master", database))
         self.tds = TdsServer(
             host=host, port=port, identity=self.identity, sql=self.sql,
-            tls=TlsPolicy(tls), expire_sessions=expire_sessions,
+            tls=TlsPolicy(tls), expire_sessions=expire_sessions, sink=sink,
             default_database=database)
         self.control = ControlServer(
             {"/metrics": self.metrics, "/sessions": self.tds.sessions_info,

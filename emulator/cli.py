@@ -36,6 +36,9 @@ def register(subparsers: Any) -> None:
                        help="end a session when its login token expires")
     start.add_argument("--principals", default=None, metavar="FILE",
                        help="JSON file mapping identities to database users and roles")
+    start.add_argument("--sink", choices=("duckdb", "discard"), default="duckdb",
+                       help="discard: parse and count parameter-array rows, store nothing "
+                            "(benchmarks)")
     start.add_argument("--log-level", default="WARNING", help="Python logging level")
     start.set_defaults(handler=start_command)
 
@@ -51,7 +54,8 @@ def start_command(args: argparse.Namespace) -> int:
     try:
         emu = Emulator(host=args.host, port=args.port, state_dir=args.state_dir,
                        database=args.database, tls=args.tls, token_lifetime=args.token_lifetime,
-                       expire_sessions=args.expire_sessions, principals_file=args.principals)
+                       expire_sessions=args.expire_sessions, principals_file=args.principals,
+                       sink=args.sink)
     except (OSError, ValueError) as exc:
         print(f"emulator: cannot start: {exc}", file=sys.stderr)
         return 2

@@ -81,3 +81,17 @@ def execute_run(sql: SqlSession, stmt: str, names: list[str], calls: Sequence[Rp
         else:
             reply.error(error).done(kind="inproc", more=True, error=True, curcmd=_CMD_INSERT)
         reply.return_status(0).done(kind="proc", more=more)
+
+
+def discard_run(names: list[str], calls: Sequence[RpcCall], reply: Reply, *,
+                last_call_is_last: bool) -> None:
+    """``--sink discard``: the values were parsed with the request; check the arity, store
+    nothing, and acknowledge every call as an inserted row."""
+    width = len(names)
+    for k, call in enumerate(calls):
+        if len(call.params) - 1 > width:
+            raise SqlError(8144, "Procedure or function has too many arguments specified "
+                                 f"({len(call.params) - 1} values for {width} parameters).")
+        reply.done(kind="inproc", more=True, count=1, curcmd=_CMD_INSERT)
+        reply.return_status(0).done(kind="proc",
+                                    more=not (last_call_is_last and k == len(calls) - 1))

@@ -21,9 +21,11 @@ class Metrics:
         self.commits = 0
         self.rollbacks = 0
         self.protocol_errors = 0
+        self.rows_discarded = 0
+        self.busy_seconds = 0.0  # time spent handling requests after login, all sessions
         self.tokens_seen: set[str] = set()  # uti/jti of tokens presented at login
 
-    def add(self, name: str, amount: int = 1) -> None:
+    def add(self, name: str, amount: float = 1) -> None:
         with self._lock:
             setattr(self, name, getattr(self, name) + amount)
 
@@ -48,4 +50,6 @@ class Metrics:
                 "commits": self.commits,
                 "rollbacks": self.rollbacks,
                 "protocol_errors": self.protocol_errors,
+                "rows_discarded": self.rows_discarded,
+                "busy_seconds": round(self.busy_seconds, 6),
             }

@@ -6,6 +6,7 @@ import itertools
 import logging
 import re
 import struct
+import time
 from typing import TYPE_CHECKING, Any
 
 from emulator import bulk, ingest
@@ -68,6 +69,7 @@ class RequestHandler:
         self._bulk: bulk.BulkTarget | None = None  # announced by INSERT BULK
 
     def handle(self, msg: Message) -> None:
+        started = time.perf_counter()
         reply = Reply()
         self.session.server.faults.admit(len(msg.payload))
         if msg.reset_connection:
@@ -88,6 +90,7 @@ class RequestHandler:
         else:
             raise ProtocolError(f"unexpected packet type 0x{msg.type:02x} after login")
         payload = reply.payload()
+        self.metrics.add("busy_seconds", time.perf_counter() - started)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("session %d: request 0x%02x (%d bytes) -> reply %d bytes",
                       self.session.spid, msg.type, len(msg.payload), len(payload))
@@ -216,7 +219,11 @@ class RequestHandler:
             return False
         mark = len(reply)
         try:
-            ingest.execute_run(self.sql, stmt, names, calls, reply, last_call_is_last=last)
+            if self.session.server.sink == "discard":
+                ingest.discard_run(names, calls, reply, last_call_is_last=last)
+                self.metrics.add("rows_discarded", len(calls))
+            else:
+                ingest.execute_run(self.sql, stmt, names, calls, reply, last_call_is_last=last)
         except SqlError as exc:
             if exc.number == 50100:  # the engine cannot batch this INSERT: go row by row
                 reply.truncate(mark)

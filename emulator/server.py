@@ -47,11 +47,16 @@ class TdsServer:
     :param tls: accepted encryption modes.
     :param expire_sessions: end a session when its login token expires.
     :param default_database: database for logins that name none.
+    :param sink: ``duckdb`` stores parameter-array rows; ``discard`` parses and counts
+        them and stores nothing (for big benchmarks).
     """
 
     def __init__(self, *, host: str, port: int, identity: IdentityService, sql: SqlEngine,
                  tls: TlsPolicy = TlsPolicy.DEFAULT, expire_sessions: bool = False,
-                 default_database: str = "master") -> None:
+                 default_database: str = "master", sink: str = "duckdb") -> None:
+        if sink not in ("duckdb", "discard"):
+            raise ValueError(f"sink must be 'duckdb' or 'discard', not {sink!r}")
+        self.sink = sink
         self.identity = identity
         self.sql = sql
         self.tls = tls

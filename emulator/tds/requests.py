@@ -291,6 +291,7 @@ def decode_rpc(payload: bytes) -> RpcRequest:
     u16 = _U16.unpack_from
     read_ti = read_type_info
     read_val = read_value
+    encrypted = int(ParamStatus.ENCRYPTED)  # a plain int: IntFlag's & costs µs per parameter
     while True:
         (name_len,) = u16(buf, pos)
         if name_len == 0xFFFF:
@@ -313,7 +314,7 @@ def decode_rpc(payload: bytes) -> RpcRequest:
             pname = str(buf[pos + 1:pname_end], "utf-16-le", "surrogatepass") \
                 if pname_end > pos + 1 else ""
             status = buf[pname_end]
-            if status & ParamStatus.ENCRYPTED:
+            if status & encrypted:
                 raise ProtocolError("encrypted RPC parameters (Always Encrypted) are not supported")
             ti, pos = read_ti(buf, pname_end + 1)
             value, pos = read_val(ti, buf, pos)
