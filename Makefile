@@ -14,7 +14,7 @@ setup:
 	@$(MAKE) --no-print-directory $(PIP_STAMP)
 	@bash scripts/build-turbodbc.sh $(PY)
 
-$(PIP_STAMP): pyproject.toml CMakeLists.txt
+$(PIP_STAMP): pyproject.toml CMakeLists.txt $(wildcard native/odbc_shim/*.[ch])
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	@touch $@

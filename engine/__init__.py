@@ -1,16 +1,70 @@
 """azsql-bulk: stream Apache Arrow data into Azure SQL Database over token-authenticated ODBC."""
 
+from engine.connection import (
+    Connection,
+    ConnectionFactory,
+    ConnectionOptions,
+    Encryption,
+    RetryPolicy,
+)
 from engine.connection_string import build_connection_string, quote_value, redact
+from engine.credentials import (
+    AccessToken,
+    AzureCloud,
+    CredentialKind,
+    CredentialOptions,
+    CredentialTokenProvider,
+    Secret,
+    StaticTokenProvider,
+    TokenProvider,
+    build_credential,
+    create_token_provider,
+)
 from engine.driver import DriverInfo, find_driver
-from engine.errors import AzsqlBulkError, ConfigurationError, DriverNotFoundError
+from engine.errors import (
+    AzsqlBulkError,
+    ConfigurationError,
+    ConnectError,
+    CredentialError,
+    DatabaseError,
+    Diagnostic,
+    Disposition,
+    DriverNotFoundError,
+    classify,
+    database_error,
+    parse_diagnostics,
+)
 
 __all__ = [
+    "AccessToken",
     "AzsqlBulkError",
+    "AzureCloud",
     "ConfigurationError",
+    "ConnectError",
+    "Connection",
+    "ConnectionFactory",
+    "ConnectionOptions",
+    "CredentialError",
+    "CredentialKind",
+    "CredentialOptions",
+    "CredentialTokenProvider",
+    "DatabaseError",
+    "Diagnostic",
+    "Disposition",
     "DriverInfo",
     "DriverNotFoundError",
+    "Encryption",
+    "RetryPolicy",
+    "Secret",
+    "StaticTokenProvider",
+    "TokenProvider",
     "build_connection_string",
+    "build_credential",
+    "classify",
+    "create_token_provider",
+    "database_error",
     "find_driver",
+    "parse_diagnostics",
     "quote_value",
     "redact",
 ]

@@ -1,6 +1,23 @@
-"""The engine's error hierarchy: one root, and one place that decides transient vs terminal."""
+"""The engine's error hierarchy: one root, and one place that decides transient vs terminal.
+
+Driver errors are read as ODBC diagnostics (SQLSTATE + native error number) and
+classified by :func:`classify`, the only function that decides whether a failure is
+worth retrying. It looks at numbers only, with one documented exception: SQL Server
+reports every failed login as 18456, and the only way to tell "the token expired"
+(retry with a new token) from "this identity is unknown" (do not retry) is the text
+of the server's message. :data:`TOKEN_EXPIRED_PATTERN` is that single text check.
+
+>>> classify(parse_diagnostics("ODBC error\\nstate: 42000\\nnative error code: 40613\\nmessage: x"))
+<Disposition.TRANSIENT: 'transient'>
+"""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
 
 class AzsqlBulkError(Exception):
@@ -16,3 +33,286 @@ class ConfigurationError(AzsqlBulkError):
 
 class DriverNotFoundError(ConfigurationError):
     """Microsoft ODBC Driver 18 (or a library it needs) could not be found or loaded."""
+
+
+class CredentialError(AzsqlBulkError):
+    """No access token could be obtained (azure-identity failed, or a token source is stale)."""
+
+
+class Disposition(StrEnum):
+    """What a caller should do about a database error."""
+
+    TRANSIENT = "transient"          # roll back, wait, reconnect, retry
+    TOKEN_EXPIRED = "token-expired"  # noqa: S105 (get a NEW token, then retry)
+    TERMINAL = "terminal"            # stop: retrying cannot help
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One ODBC diagnostic record.
+
+    :param sqlstate: the five-character SQLSTATE, e.g. ``08S01``.
+    :param native_error: SQL Server's error number (positive), or the driver's own
+        (0 or -1) for client-side failures; ``None`` when the text carried none.
+    :param message: the record's text, already scrubbed of secrets by the caller.
+    """
+
+    sqlstate: str
+    native_error: int | None
+    message: str
+
+    @property
+    def is_server_error(self) -> bool:
+        """True for an error SQL Server raised (a positive error number, not a warning)."""
+        return (self.native_error or 0) > 0 and not self.sqlstate.startswith("01")
+
+
+# Azure SQL error numbers that clear up by themselves (Microsoft's transient-fault list):
+# 40613 database unavailable, 40501 service busy, 40197 service error (failover),
+# 49918-49920 not enough resources / too many operations, 10928/10929 resource limits,
+# 4060 cannot open database (also during failover), 37396 elastic pool/serverless resuming.
+TRANSIENT_ERROR_NUMBERS = frozenset({40613, 40501, 40197, 49918, 49919, 49920,
+                                     10928, 10929, 4060, 37396})
+# 08S01 communication link failure, 08001 cannot connect. HYT00 "login timeout expired"
+# is added deliberately: turbodbc and pyodbc report only the first diagnostic record, and
+# for an unreachable server that is HYT00, with the 08001 record hidden behind it.
+TRANSIENT_SQLSTATES = frozenset({"08S01", "08001", "HYT00"})
+LOGIN_FAILED = 18456
+# The one decision made on message text (see the module docstring). Azure SQL says
+# "Token is expired."; the emulator says "The access token has expired".
+TOKEN_EXPIRED_PATTERN = re.compile(r"\btoken (?:is|has) expired\b", re.IGNORECASE)
+
+_TURBODBC_RE = re.compile(
+    r"state:\s*(?P<state>[0-9A-Z]{5})\s*\n\s*native error code:\s*(?P<native>-?\d+)\s*\n"
+    r"\s*message:\s*(?P<msg>.*)", re.DOTALL)
+_PYODBC_RECORD_RE = re.compile(
+    r"\[(?P<state>[0-9A-Z]{5})\]\s*(?P<msg>.*?)\s*\((?P<native>-?\d+)\)"
+    r"(?=\s*(?:\(SQL\w+\))?\s*(?:;\s*\[[0-9A-Z]{5}\]|['\")\s]*$))", re.DOTALL)
+_BARE_STATE_RE = re.compile(r"^\s*\[?(?P<state>[0-9A-Z]{5})\]?\s")
+_DRIVER_PREFIX_RE = re.compile(r"^(?:\[[^\]]*\])+\s*")
+
+
+def _strip_prefix(message: str) -> str:
+    return _DRIVER_PREFIX_RE.sub("", message.strip())
+
+
+def parse_diagnostics(error: BaseException | str) -> list[Diagnostic]:
+    """Read ODBC diagnostics from a turbodbc or pyodbc error (or its text).
+
+    turbodbc words one record as ``ODBC error\\nstate: S\\nnative error code: N\\nmessage: M``;
+    pyodbc's ``args`` are ``(sqlstate, "[S] [Microsoft]... M (N) (SQLDriverConnect); [S2]...")``.
+    Text in neither shape gives one record with SQLSTATE ``HY000`` and no number.
+
+    :param error: the exception from the ODBC client, or its text.
+
+    >>> parse_diagnostics("('28000', '[28000] [Microsoft][SQL Server]Login failed. (18456)')")
+    [Diagnostic(sqlstate='28000', native_error=18456, message='Login failed.')]
+    """
+    text = error if isinstance(error, str) else error_text(error)
+    match = _TURBODBC_RE.search(text)
+    if match:
+        return [Diagnostic(match["state"], int(match["native"]), _strip_prefix(match["msg"]))]
+    records = [Diagnostic(m["state"], int(m["native"]), _strip_prefix(m["msg"]))
+               for m in _PYODBC_RECORD_RE.finditer(text)]
+    if records:
+        return records
+    bare = _BARE_STATE_RE.match(text)
+    return [Diagnostic(bare["state"] if bare else "HY000", None, text.strip())]
+
+
+def error_text(error: BaseException) -> str:
+    """The text of an ODBC client's error (pyodbc's ``(sqlstate, text)`` args included).
+
+    :param error: the exception.
+    """
+    args: tuple[Any, ...] = tuple(getattr(error, "args", ()))
+    if len(args) == 2 and all(isinstance(a, str) for a in args):  # pyodbc: (state, text)
+        state, text = args
+        return text if "[" in text else f"[{state}] {text}"
+    return str(error)
+
+
+def classify(diagnostics: Sequence[Diagnostic]) -> Disposition:
+    """Decide whether a failure is transient, a token expiry, or terminal.
+
+    Server errors (positive numbers) decide first: any terminal number makes the whole
+    failure terminal; 18456 whose message says the token expired is ``TOKEN_EXPIRED``
+    (the one text check, see the module docstring); the numbers in
+    :data:`TRANSIENT_ERROR_NUMBERS` are transient. Without a server error the SQLSTATE
+    decides (:data:`TRANSIENT_SQLSTATES`). Everything else is terminal.
+
+    :param diagnostics: the records of one failure, from :func:`parse_diagnostics`.
+
+    >>> classify([Diagnostic("28000", 18456, "Login failed for user 'x'. Token is expired.")])
+    <Disposition.TOKEN_EXPIRED: 'token-expired'>
+    >>> classify([Diagnostic("42000", 229, "The INSERT permission was denied")])
+    <Disposition.TERMINAL: 'terminal'>
+    """
+    server = [d for d in diagnostics if d.is_server_error]
+    if server:
+        verdicts = set()
+        for d in server:
+            if d.native_error == LOGIN_FAILED and TOKEN_EXPIRED_PATTERN.search(d.message):
+                verdicts.add(Disposition.TOKEN_EXPIRED)
+            elif d.native_error in TRANSIENT_ERROR_NUMBERS:
+                verdicts.add(Disposition.TRANSIENT)
+            else:
+                verdicts.add(Disposition.TERMINAL)
+        for verdict in (Disposition.TERMINAL, Disposition.TOKEN_EXPIRED):
+            if verdict in verdicts:
+                return verdict
+        return Disposition.TRANSIENT
+    if any(d.sqlstate in TRANSIENT_SQLSTATES for d in diagnostics):
+        return Disposition.TRANSIENT
+    return Disposition.TERMINAL
+
+
+# What to do, by error number / SQLSTATE. 18456 gets a diagnosis from the token instead
+# (see engine.connection), since its cause is not in the number.
+_REMEDIES: dict[int | str, str] = {
+    4060: "check that the database name is right and that this identity has a user in it; "
+          "during a failover or while a serverless database resumes this clears by itself",
+    40613: "the database is not currently available (failover, scaling or resuming); "
+           "retry later or raise the retry limits",
+    40501: "the service is busy; retry later, lower the number of workers, or scale up",
+    40197: "the service hit an error (often a failover); retry later",
+    49918: "not enough resources to process the request; retry later or scale up",
+    49919: "too many create/update operations in progress; retry later",
+    49920: "too many operations in progress; retry later",
+    10928: "a resource limit was reached (workers/sessions); lower the number of workers "
+           "or scale up",
+    10929: "the database is at its minimum resource guarantee; lower the number of workers "
+           "or retry later",
+    37396: "the elastic pool or serverless database is resuming; retry later",
+    229: "the identity lacks a permission; grant it, e.g. "
+         "ALTER ROLE db_datawriter ADD MEMBER [name] (and db_datareader to read the journal)",
+    262: "the identity may not create objects; grant it, e.g. "
+         "ALTER ROLE db_ddladmin ADD MEMBER [name], or create the table beforehand",
+    208: "the table or view does not exist; check the schema and table name, "
+         "or let azsql-bulk create it",
+    "08001": "the client could not connect: check server, port, firewall rules, the "
+             "encryption mode and that the server's certificate is trusted "
+             "(server_certificate for strict, the CA for yes)",
+    "08S01": "the connection broke; check the network path to the server",
+    "HYT00": "the login timed out: check server, port and firewall rules, or raise "
+             "login_timeout",
+}
+
+
+def remedy(diagnostics: Sequence[Diagnostic]) -> str:
+    """A sentence saying what to do about this failure (empty when nothing specific is known).
+
+    :param diagnostics: the failure's records.
+
+    >>> remedy([Diagnostic("42000", 262, "CREATE TABLE permission denied")]).split(";")[0]
+    'the identity may not create objects'
+    """
+    for d in diagnostics:
+        if d.is_server_error and d.native_error in _REMEDIES:
+            return _REMEDIES[d.native_error]
+    for d in diagnostics:
+        if d.sqlstate in _REMEDIES:
+            return _REMEDIES[d.sqlstate]
+    return ""
+
+
+def describe(diagnostics: Sequence[Diagnostic]) -> str:
+    """One line per record: ``[SQLSTATE] (number) message``.
+
+    :param diagnostics: the records.
+    """
+    return "; ".join(f"[{d.sqlstate}] ({d.native_error}) {d.message}" if d.native_error
+                     is not None else f"[{d.sqlstate}] {d.message}" for d in diagnostics)
+
+
+class DatabaseError(AzsqlBulkError):
+    """The database or the driver refused an operation.
+
+    :param message: what failed, where, and what to do (already free of secrets).
+    :param diagnostics: the ODBC records behind it.
+    :param disposition: what :func:`classify` made of them.
+    :param phase: what was being done, e.g. ``connect``, ``insert``.
+    """
+
+    def __init__(self, message: str, *, diagnostics: Sequence[Diagnostic] = (),
+                 disposition: Disposition = Disposition.TERMINAL, phase: str = "") -> None:
+        super().__init__(message)
+        self.diagnostics = tuple(diagnostics)
+        self.disposition = disposition
+        self.phase = phase
+
+    @property
+    def transient(self) -> bool:
+        """True when retrying (after a reconnect) may succeed."""
+        return self.disposition is not Disposition.TERMINAL
+
+    @property
+    def sqlstate(self) -> str | None:
+        """SQLSTATE of the first record."""
+        return self.diagnostics[0].sqlstate if self.diagnostics else None
+
+    @property
+    def native_error(self) -> int | None:
+        """The first server error number, else the first record's number."""
+        for d in self.diagnostics:
+            if d.is_server_error:
+                return d.native_error
+        return self.diagnostics[0].native_error if self.diagnostics else None
+
+
+class ConnectError(DatabaseError):
+    """A connection could not be opened: refused at login, or still failing after retries.
+
+    :param attempts: how many connection attempts were made.
+    """
+
+    def __init__(self, message: str, *, attempts: int = 1, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.attempts = attempts
+
+
+_JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+_SECRET_KEYWORD_RE = re.compile(
+    r"(?i)\b(accesstoken|pwd|password|clientsecret)\s*=\s*(\{(?:[^}]|\}\})*\}|[^;]*)")
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """Remove secrets from text meant for people: known values, JWTs, secret keywords.
+
+    :param text: an error message or log line.
+    :param secrets: exact values to remove (tokens, passwords); empty ones are ignored.
+
+    >>> scrub("AccessToken={abc};x=1 and abc", ["abc"])
+    'AccessToken=***;x=1 and ***'
+    """
+    for value in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
+        text = text.replace(value, "***")
+    text = _SECRET_KEYWORD_RE.sub(lambda m: f"{m[1]}=***", text)
+    return _JWT_RE.sub("***", text)
+
+
+def database_error(error: BaseException, *, phase: str, where: str,
+                   secrets: Iterable[str] = ()) -> DatabaseError:
+    """Translate a turbodbc/pyodbc error into a :class:`DatabaseError` free of secrets.
+
+    Raise the result *outside* the ``except`` block that caught ``error`` (or set its
+    ``__context__`` to ``None``) so the original, unscrubbed error is not chained to it.
+
+    :param error: the ODBC client's exception.
+    :param phase: what was being done (``insert``, ``commit``...).
+    :param where: the table / batch / source the operation was about.
+    :param secrets: values to scrub from the driver's text.
+
+    >>> e = database_error(RuntimeError("ODBC error\\nstate: 42000\\nnative error code: 208\\n"
+    ...                    "message: Invalid object name 't'."), phase="insert", where="dbo.t")
+    >>> e.transient, e.native_error
+    (False, 208)
+    """
+    diagnostics = [Diagnostic(d.sqlstate, d.native_error, scrub(d.message, secrets))
+                   for d in parse_diagnostics(scrub(error_text(error), secrets))]
+    disposition = classify(diagnostics)
+    advice = remedy(diagnostics)
+    message = f"{phase} failed ({where}): {describe(diagnostics)}"
+    if advice:
+        message += f"; {advice}"
+    return DatabaseError(message, diagnostics=diagnostics, disposition=disposition, phase=phase)

@@ -106,3 +106,26 @@ def test_class_16_rpc_error_keeps_the_session(emu, driver_path):
             cur.execute("SELECT ?", 1).fetchone()
         assert "49918" in str(info.value)
         assert cur.execute("SELECT ?", 7).fetchone()[0] == 7
+
+
+def test_dropped_link_mid_transaction_surfaces_with_connect_retry_off(emu, driver_path):
+    """With ConnectRetryCount=0 (what the engine sets) the driver does not reconnect behind
+    the caller's back, so a transaction lost with its link is reported, not committed empty."""
+    token = emu.identity.issue_token()
+    conn = pyodbc.connect(odbc_string(emu, driver_path, ConnectRetryCount=0),
+                          attrs_before={SQL_COPT_SS_ACCESS_TOKEN: token_struct(token)},
+                          timeout=15, autocommit=False)
+    with closing(conn):
+        cur = conn.cursor()
+        cur.execute("CREATE TABLE dbo.fault_retry_off (i int)")
+        conn.commit()
+        cur.execute("INSERT INTO dbo.fault_retry_off VALUES (1)")
+        post(emu, {"kind": "kill_sessions"})
+        with pytest.raises(pyodbc.Error) as info:
+            cur.execute("INSERT INTO dbo.fault_retry_off VALUES (2)")
+            conn.commit()
+        assert "08S01" in str(info.value) or "08S02" in str(info.value) or \
+            "IMC06" in str(info.value)
+    with connect(emu, driver_path) as check:
+        assert check.cursor().execute(
+            "SELECT COUNT(*) FROM dbo.fault_retry_off").fetchone()[0] == 0

@@ -1,0 +1,543 @@
+"""Token-authenticated turbodbc connections to Azure SQL, with retries on transient failures.
+
+:class:`ConnectionFactory` opens :class:`Connection` objects: each ``connect()`` takes a
+token from the shared :class:`~engine.credentials.TokenProvider` (cached while fresh)
+and logs in through the ODBC token shim, which hands the token to Microsoft's driver.
+Transient failures (decided by :func:`engine.errors.classify`) are retried with
+exponential backoff and full jitter; an expired-token refusal gets a new token first.
+Terminal failures raise :class:`~engine.errors.ConnectError` at once, saying why and
+what to do. The connection string carries the token, so it is never logged, stored,
+or put into an exception; ODBC errors are re-raised as our own, scrubbed and unchained.
+
+>>> options = ConnectionOptions(server="myserver.database.windows.net", database="sales",
+...                             credential=CredentialOptions(kind="managed-identity"))
+>>> with ConnectionFactory(options) as factory, factory.connect() as conn:  # doctest: +SKIP
+...     conn.cursor().execute("SELECT 1").fetchall()
+[[1]]
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from engine.connection_string import build_connection_string, redact
+from engine.credentials import (
+    AccessToken,
+    AzureCloud,
+    CredentialKind,
+    CredentialOptions,
+    Secret,
+    TokenProvider,
+    create_token_provider,
+    sql_login,
+)
+from engine.errors import (
+    LOGIN_FAILED,
+    ConfigurationError,
+    ConnectError,
+    CredentialError,
+    Diagnostic,
+    Disposition,
+    classify,
+    describe,
+    error_text,
+    parse_diagnostics,
+    remedy,
+    scrub,
+)
+
+log = logging.getLogger(__name__)
+
+# Azure SQL Database's first-party application id: also a valid token audience.
+AZURE_SQL_APP_ID = "022907d3-0f1b-48f7-badc-1ba6abab6d66"
+# Token audiences Azure SQL accepts (trailing slashes dropped): each cloud's SQL resource.
+SQL_AUDIENCES = frozenset({c.scope.removesuffix(".default").rstrip("/") for c in AzureCloud}
+                          | {AZURE_SQL_APP_ID})
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("azsql-bulk")
+    except Exception:  # not installed (a source checkout): still name the product
+        return "0"
+
+
+class Encryption(StrEnum):
+    """TDS encryption: ``strict`` (TDS 8.0, TLS first), ``yes`` (TLS, certificate checked), ``no``.
+    """
+
+    STRICT = "strict"
+    YES = "yes"
+    NO = "no"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How ``connect()`` retries transient failures: exponential backoff with full jitter.
+
+    The n-th wait is uniform in ``[0, min(max_delay, base_delay * 2**(n-1))]``; retrying
+    stops after ``attempts`` attempts or when the next wait would pass ``total_seconds``
+    since the first attempt.
+
+    :param attempts: connection attempts in all (1 = no retries).
+    :param total_seconds: time budget for all attempts and waits.
+    :param base_delay: the first wait's upper bound, in seconds.
+    :param max_delay: upper bound of any single wait.
+
+    >>> RetryPolicy(base_delay=1.0).backoff(3, rng=lambda: 0.5)
+    2.0
+    """
+
+    attempts: int = 6
+    total_seconds: float = 120.0
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ConfigurationError("retry attempts must be at least 1")
+        if self.total_seconds < 0 or self.base_delay < 0 or self.max_delay < 0:
+            raise ConfigurationError("retry times must not be negative")
+
+    def backoff(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        """The wait after failed attempt number ``attempt`` (1-based).
+
+        :param attempt: the attempt that just failed.
+        :param rng: a uniform ``[0, 1)`` source.
+        """
+        ceiling = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+        return ceiling * rng()
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """Where and how to connect. Defaults are right for Azure SQL Database.
+
+    :param server: host name, e.g. ``myserver.database.windows.net`` (a ``tcp:`` prefix
+        and ``,port`` suffix are accepted too).
+    :param database: database name.
+    :param credential: how to log in (see :class:`~engine.credentials.CredentialOptions`).
+    :param port: TCP port.
+    :param encrypt: ``strict``, ``yes`` (default; the certificate is validated against the
+        system's CAs, or ``$SSL_CERT_FILE``) or ``no``.
+    :param server_certificate: ``strict`` only: a PEM the server's certificate must equal.
+    :param host_name_in_certificate: the name to expect in the server's certificate when it
+        differs from ``server``.
+    :param trust_server_certificate: skip certificate validation (``yes``/``no`` only): for
+        local development, never for Azure.
+    :param application_name: sent as the login's application name.
+    :param login_timeout: seconds, sent as ``LoginTimeout=``. Microsoft's Driver 18 ignores
+        that keyword (seen: a silent server still times out after its 15 s default); it
+        takes effect only where the token shim maps it to ``SQL_ATTR_LOGIN_TIMEOUT``.
+    :param packet_size: TDS packet size in bytes (512-32767), or None for the server's.
+    :param turbodbc_options: keyword arguments for ``turbodbc.make_options``.
+    :param retry: the retry policy for transient connect failures.
+    :param driver_path: Microsoft's ``libmsodbcsql-18`` (default:
+        :func:`engine.driver.find_driver`).
+    :param extra_attributes: further ODBC keywords for the driver.
+
+    >>> ConnectionOptions(server="tcp:srv.database.windows.net,1433", database="db").server
+    'srv.database.windows.net'
+    """
+
+    server: str
+    database: str
+    credential: CredentialOptions = field(default_factory=CredentialOptions)
+    port: int = 1433
+    encrypt: Encryption | str = Encryption.YES
+    server_certificate: Path | None = None
+    host_name_in_certificate: str | None = None
+    trust_server_certificate: bool = False
+    application_name: str = field(default_factory=lambda: f"azsql-bulk/{_version()}")
+    login_timeout: int = 30
+    packet_size: int | None = None
+    turbodbc_options: Mapping[str, Any] = field(default_factory=dict)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    driver_path: Path | None = None
+    extra_attributes: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        server = self.server.strip()
+        if server.lower().startswith("tcp:"):
+            server = server[4:]
+        if "," in server:
+            server, _, port = server.partition(",")
+            object.__setattr__(self, "port", int(port))
+        if not server:
+            raise ConfigurationError("server is empty; give the server's host name")
+        object.__setattr__(self, "server", server)
+        try:
+            object.__setattr__(self, "encrypt", Encryption(str(self.encrypt).lower()))
+        except ValueError:
+            raise ConfigurationError(
+                f"encrypt must be strict, yes or no, not {self.encrypt!r}") from None
+        if not 0 < self.port < 65536:
+            raise ConfigurationError(f"port {self.port} is not a TCP port")
+        if self.packet_size is not None and not 512 <= self.packet_size <= 32767:
+            raise ConfigurationError(f"packet_size {self.packet_size} is outside 512-32767")
+        if self.server_certificate is not None:
+            object.__setattr__(self, "server_certificate", Path(self.server_certificate))
+            if self.encrypt is not Encryption.STRICT:
+                raise ConfigurationError(
+                    "server_certificate only works with encrypt=strict (the driver ignores it "
+                    "otherwise); for encrypt=yes trust the server's CA instead (SSL_CERT_FILE)")
+        if self.trust_server_certificate and self.encrypt is Encryption.STRICT:
+            raise ConfigurationError(
+                "trust_server_certificate has no effect with encrypt=strict; give "
+                "server_certificate, or trust the server's CA")
+        for name in ("turbodbc_options", "extra_attributes"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+
+
+def connection_attributes(options: ConnectionOptions, driver: str) -> list[tuple[str, object]]:
+    """The ODBC keywords for ``options``, without credentials (those are appended last).
+
+    :param options: the connection options.
+    :param driver: the ``Driver=`` value (the shim's path).
+
+    >>> [k for k, _ in connection_attributes(ConnectionOptions("s", "d"), "/shim.so")][:4]
+    ['Driver', 'Server', 'Database', 'Encrypt']
+    """
+    attrs: list[tuple[str, object]] = [
+        ("Driver", driver),
+        ("Server", f"tcp:{options.server},{options.port}"),
+        ("Database", options.database),
+        ("Encrypt", str(options.encrypt)),
+        ("ServerCertificate", options.server_certificate),
+        ("HostNameInCertificate", options.host_name_in_certificate),
+        ("TrustServerCertificate", True if options.trust_server_certificate else None),
+        ("APP", options.application_name),
+        ("LoginTimeout", options.login_timeout),
+        ("PacketSize", options.packet_size),
+    ]
+    extra = {k.lower() for k in options.extra_attributes}
+    if "connectretrycount" not in extra:
+        # Off: Driver 18's idle-connection resiliency reconnects silently after a dropped
+        # link, and a transaction open at that moment is gone while later statements and
+        # the commit "succeed" (seen against the emulator). The loader reconnects and
+        # replays batches itself, so it must see the failure.
+        attrs.append(("ConnectRetryCount", 0))
+    attrs.extend(options.extra_attributes.items())
+    return attrs
+
+
+ConnectFunction = Callable[[str, Mapping[str, Any]], Any]
+
+
+def turbodbc_connect(connection_string: str, turbodbc_options: Mapping[str, Any]) -> Any:
+    """Open a turbodbc connection (the default connect function).
+
+    :param connection_string: the full ODBC connection string (holds the token).
+    :param turbodbc_options: keyword arguments for ``turbodbc.make_options``.
+    """
+    import turbodbc
+
+    made = turbodbc.make_options(**turbodbc_options) if turbodbc_options else None
+    return turbodbc.connect(connection_string=connection_string, turbodbc_options=made)
+
+
+class Connection:
+    """An open turbodbc connection and the expiry of the token it logged in with.
+
+    Azure SQL checks a token only at login, so the session outlives it; the engine
+    recycles the connection at a batch boundary before ``token_expires_at``.
+
+    :param raw: the turbodbc connection.
+    :param token_expires_at: epoch seconds, or None (SQL authentication).
+    :param where: ``server,port/database`` for messages.
+    :param attempts: connection attempts it took.
+    """
+
+    def __init__(self, raw: Any, *, token_expires_at: float | None, where: str,
+                 attempts: int = 1) -> None:
+        self.turbodbc = raw
+        self.token_expires_at = token_expires_at
+        self.where = where
+        self.attempts = attempts
+        self.closed = False
+
+    def seconds_left(self, now: float | None = None) -> float | None:
+        """Seconds until the login token expires (None without a token).
+
+        :param now: epoch seconds (default: now).
+        """
+        if self.token_expires_at is None:
+            return None
+        return self.token_expires_at - (time.time() if now is None else now)
+
+    def should_recycle(self, margin: float = 300.0, now: float | None = None) -> bool:
+        """True when the login token expires within ``margin`` seconds.
+
+        :param margin: seconds of lifetime a batch needs.
+        :param now: epoch seconds (default: now).
+        """
+        left = self.seconds_left(now)
+        return left is not None and left <= margin
+
+    def cursor(self) -> Any:
+        """A new turbodbc cursor."""
+        return self.turbodbc.cursor()
+
+    def commit(self) -> None:
+        self.turbodbc.commit()
+
+    def rollback(self) -> None:
+        self.turbodbc.rollback()
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        if not self.closed:
+            self.closed = True
+            self.turbodbc.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        expiry = ("no token" if self.token_expires_at is None else
+                  time.strftime("token expires %H:%M:%S UTC", time.gmtime(self.token_expires_at)))
+        return f"<Connection {self.where} {state}, {expiry}>"
+
+
+@dataclass
+class ConnectStats:
+    """Counters across a factory's connects (for TransferResult)."""
+
+    connects: int = 0
+    retries: int = 0
+    token_refreshes: int = 0
+
+
+class ConnectionFactory:
+    """Opens token-authenticated connections; share one per load so workers share a token cache.
+
+    :param options: where and how to connect.
+    :param token_provider: a provider to share (default: built from ``options.credential``).
+    :param connect_fn: opens a connection from (connection string, turbodbc options);
+        default :func:`turbodbc_connect`.
+    :param odbc_driver: the ``Driver=`` value to use instead of the token shim (tests).
+    :param sleep: waits between attempts.
+    :param clock: monotonic seconds, for the retry budget.
+    :param rng: uniform ``[0, 1)`` numbers for jitter.
+
+    >>> factory = ConnectionFactory(ConnectionOptions("srv", "db",  # doctest: +SKIP
+    ...     credential=CredentialOptions(kind="default")))
+    >>> conn = factory.connect(); conn.should_recycle()  # doctest: +SKIP
+    False
+    """
+
+    def __init__(self, options: ConnectionOptions, *, token_provider: TokenProvider | None = None,
+                 connect_fn: ConnectFunction | None = None, odbc_driver: str | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic,
+                 rng: Callable[[], float] = random.random) -> None:
+        self.options = options
+        self._kind = CredentialKind(options.credential.kind)
+        self._own_provider = token_provider is None and self._kind is not CredentialKind.SQL
+        self.token_provider = token_provider if token_provider is not None else (
+            None if self._kind is CredentialKind.SQL else create_token_provider(options.credential))
+        self._connect_fn = connect_fn or turbodbc_connect
+        self._odbc_driver = odbc_driver
+        self._sleep, self._clock, self._rng = sleep, clock, rng
+        self.stats = ConnectStats()
+        self.where = f"{options.server},{options.port}/{options.database}"
+        if self._kind is CredentialKind.SQL:
+            log.warning("connections to %s use SQL authentication: meant for local SQL Server "
+                        "and the emulator only; use an Entra credential kind for Azure SQL",
+                        self.where)
+
+    # -- driver ---------------------------------------------------------------------------
+    def _driver(self) -> str:
+        if self._odbc_driver is None:
+            from engine import native_shim  # type: ignore[attr-defined,unused-ignore]
+            from engine.driver import find_driver
+
+            real = find_driver(self.options.driver_path)
+            native_shim.prepare_environment(real.path)
+            self._odbc_driver = str(native_shim.shim_path())
+        return self._odbc_driver
+
+    # -- connect --------------------------------------------------------------------------
+    def connect(self) -> Connection:
+        """Open a connection, retrying transient failures within the retry policy.
+
+        :raises ConnectError: a terminal failure (with cause and remedy), or transient
+            failures that outlasted the policy.
+        :raises CredentialError: no token could be obtained.
+        """
+        policy = self.options.retry
+        started = self._clock()
+        token = self.token_provider.get_token() if self.token_provider else None
+        attempt = 0
+        while True:
+            attempt += 1
+            diagnostics = self._attempt(token)
+            if isinstance(diagnostics, Connection):
+                diagnostics.attempts = attempt
+                self.stats.connects += 1
+                return diagnostics
+            disposition = classify(diagnostics)
+            log.info("connect to %s: attempt %d failed (%s): %s", self.where, attempt,
+                     disposition, describe(diagnostics))
+            if disposition is Disposition.TERMINAL:
+                raise self._terminal(diagnostics, token, attempt)
+            elapsed = self._clock() - started
+            if disposition is Disposition.TOKEN_EXPIRED:
+                if self.token_provider is None:
+                    raise self._terminal(diagnostics, token, attempt)
+                token = self._refresh(token, diagnostics, attempt)
+                delay = 0.0
+            else:
+                delay = policy.backoff(attempt, self._rng)
+            if attempt >= policy.attempts or elapsed + delay > policy.total_seconds:
+                raise self._exhausted(diagnostics, disposition, attempt, elapsed)
+            self.stats.retries += 1
+            if delay:
+                self._sleep(delay)
+            if disposition is Disposition.TRANSIENT and self.token_provider is not None:
+                token = self.token_provider.get_token()
+
+    def _attempt(self, token: AccessToken | None) -> Connection | list[Diagnostic]:
+        """One login; returns the connection, or the scrubbed diagnostics of the failure.
+
+        The connection string exists only inside this frame and the connect call, so no
+        traceback we raise later can show it, and the ODBC error is dropped here.
+        """
+        attrs = connection_attributes(self.options, self._driver())
+        secret: Secret
+        if token is not None:
+            secret = token.token
+            attrs.append(("AccessToken", secret.reveal()))
+        else:
+            user, secret = sql_login(self.options.credential)
+            attrs += [("UID", user), ("PWD", secret.reveal())]
+        text = build_connection_string(attrs)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("connecting: %s", redact(text))
+        failure: str | None = None
+        try:
+            raw = self._connect_fn(text, self.options.turbodbc_options)
+        except Exception as exc:  # turbodbc, pyodbc, the shim: all become diagnostics
+            failure = error_text(exc)
+        finally:
+            del text, attrs
+        if failure is None:
+            return Connection(raw, token_expires_at=token.expires_on if token else None,
+                              where=self.where)
+        secrets = [secret.reveal()]
+        return [Diagnostic(d.sqlstate, d.native_error, scrub(d.message, secrets))
+                for d in parse_diagnostics(scrub(failure, secrets))]
+
+    def _refresh(self, token: AccessToken | None, diagnostics: Sequence[Diagnostic],
+                 attempt: int) -> AccessToken:
+        assert self.token_provider is not None
+        problem: str | None = None
+        try:
+            fresh = self.token_provider.force_refresh(rejected=token)
+        except CredentialError as exc:
+            problem = str(exc)
+        if problem is not None:
+            raise ConnectError(
+                f"cannot connect to {self.where}: the server refused the access token as "
+                f"expired ({describe(diagnostics)}), and no new token could be obtained: "
+                f"{problem}", diagnostics=diagnostics, disposition=Disposition.TERMINAL,
+                phase="connect", attempts=attempt)
+        self.stats.token_refreshes += 1
+        log.info("connect to %s: token expired at login; retrying with a new token", self.where)
+        return fresh
+
+    # -- messages -------------------------------------------------------------------------
+    def _terminal(self, diagnostics: Sequence[Diagnostic], token: AccessToken | None,
+                  attempts: int) -> ConnectError:
+        cause, advice = _login_diagnosis(diagnostics, token, self.options, self._kind)
+        text = f"cannot connect to {self.where} ({self._kind} credential): {cause}"
+        text += f"; server said: {describe(diagnostics)}"
+        if advice:
+            text += f". What to do: {advice}"
+        return ConnectError(text, diagnostics=diagnostics, disposition=Disposition.TERMINAL,
+                            phase="connect", attempts=attempts)
+
+    def _exhausted(self, diagnostics: Sequence[Diagnostic], disposition: Disposition,
+                   attempts: int, elapsed: float) -> ConnectError:
+        advice = remedy(diagnostics)
+        text = (f"cannot connect to {self.where}: still failing after {attempts} attempt(s) in "
+                f"{elapsed:.1f} s; last error: {describe(diagnostics)}")
+        if advice:
+            text += f". What to do: {advice}"
+        text += (". The failure looked transient; if the database is expected back, raise "
+                 "retry.attempts / retry.total_seconds")
+        return ConnectError(text, diagnostics=diagnostics, disposition=disposition,
+                            phase="connect", attempts=attempts)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the token provider if this factory built it."""
+        if self._own_provider and self.token_provider is not None:
+            self.token_provider.close()
+
+    def __enter__(self) -> ConnectionFactory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<ConnectionFactory {self.where} encrypt={self.options.encrypt} {self._kind}>"
+
+
+def _login_diagnosis(diagnostics: Sequence[Diagnostic], token: AccessToken | None,
+                     options: ConnectionOptions, kind: CredentialKind) -> tuple[str, str]:
+    """Name the cause of a terminal connect failure and the fix.
+
+    18456 carries no cause in its number; with a token we read the cause from the token
+    we sent (its audience and expiry, not the server's words).
+    """
+    if not any(d.native_error == LOGIN_FAILED for d in diagnostics):
+        advice = remedy(diagnostics)
+        return "the connection was refused", advice
+    if token is None:
+        return ("SQL authentication failed", "check the user name and the password in "
+                f"${options.credential.sql_password_env}, and that the login has a user in "
+                f"database {options.database!r} (SQL authentication is for local SQL Server "
+                "and the emulator only)")
+    claims = token.claims()
+    scope = options.credential.effective_scope
+    audience = str(claims.get("aud", ""))
+    if audience and audience.rstrip("/") not in SQL_AUDIENCES:
+        sql_scope = AzureCloud(options.credential.cloud).scope
+        configured = "" if scope == sql_scope else f" (the configured scope is {scope})"
+        return (f"wrong token audience: the token is for {audience!r}, which is not an Azure "
+                f"SQL audience{configured}",
+                f"request the token for scope {sql_scope} (check the credential's cloud and "
+                "scope settings, or how the pre-obtained token was requested: "
+                "--resource https://database.windows.net/)")
+    exp = claims.get("exp")
+    if isinstance(exp, int | float) and exp <= time.time():
+        return ("the access token has expired",
+                "obtain a new token (the access-token kind re-reads its source) or use a "
+                "credential kind that renews tokens")
+    who = ", ".join(f"{k} {claims[k]}" for k in ("appid", "oid", "upn", "tid") if k in claims)
+    name = claims.get("upn") or claims.get("name") or "<identity display name>"
+    oid = claims.get("oid")
+    with_oid = f" WITH OBJECT_ID = '{oid}'" if oid and not claims.get("upn") else ""
+    return (f"the server does not accept this identity ({who or 'identity unknown'}): it has "
+            f"no database user in {options.database!r}, or the user is disabled",
+            f"create a database user for this identity: connect to {options.database!r} as "
+            f"the server's Microsoft Entra admin and run CREATE USER [{name}] FROM EXTERNAL "
+            f"PROVIDER{with_oid}; ALTER ROLE db_datawriter ADD MEMBER [{name}]; "
+            f"ALTER ROLE db_datareader ADD MEMBER [{name}]; (and db_ddladmin to create "
+            "tables or use replace/upsert)")
