@@ -106,7 +106,7 @@ def encode_message(packet_type: int, payload: bytes, packet_size: int, *, spid: 
     chunk = packet_size - HEADER_SIZE
     n = len(payload)
     view = memoryview(payload)
-    out = []
+    out: list[bytes | memoryview] = []
     pack = _HEADER.pack
     packet_id = 1
     offset = 0

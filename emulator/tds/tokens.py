@@ -11,7 +11,7 @@ Every ``decode_x(buf, pos)`` expects the token byte at ``buf[pos]`` and returns
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -456,7 +456,7 @@ def decode_token_stream(data: bytes) -> list[Any]:
     return out
 
 
-_DECODERS = {
+_DECODERS: dict[int, Callable[[bytes, int], tuple[Any, int]]] = {
     TokenType.ENVCHANGE: decode_envchange, TokenType.ERROR: decode_message,
     TokenType.INFO: decode_message, TokenType.LOGINACK: decode_loginack,
     TokenType.FEATUREEXTACK: decode_featureextack, TokenType.RETURNSTATUS: decode_returnstatus,

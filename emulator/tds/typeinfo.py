@@ -26,7 +26,8 @@ _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 
 # TYPE_INFO layouts, by what follows the type byte.
-_FIXED_SIZES = {D.NULLTYPE: 0, D.INT1: 1, D.BIT: 1, D.INT2: 2, D.INT4: 4, D.DATETIM4: 4,
+_FIXED_SIZES: dict[int, int] = {
+    D.NULLTYPE: 0, D.INT1: 1, D.BIT: 1, D.INT2: 2, D.INT4: 4, D.DATETIM4: 4,
                 D.FLT4: 4, D.MONEY: 8, D.DATETIME: 8, D.FLT8: 8, D.MONEY4: 4, D.INT8: 8}
 # The legacy BYTELEN CHAR/VARCHAR/BINARY/VARBINARY (pre-7.0 clients) are not supported.
 _BYTELEN = frozenset({D.GUID, D.INTN, D.BITN, D.FLTN, D.MONEYN, D.DATETIMN})
@@ -38,7 +39,8 @@ _LONGLEN = frozenset({D.IMAGE, D.SSVARIANT})
 _LONGLEN_COLL = frozenset({D.TEXT, D.NTEXT})
 _PLP_CAPABLE = _USHORT | _USHORT_COLL
 # Bytes of TYPE_INFO (type byte included) for every layout but XML: also the cache key length.
-_TI_LEN: dict[int, int] = {}
+_TI_LEN: dict[int, int] = {
+    }
 _TI_LEN.update({t: 1 for t in _FIXED_SIZES})
 _TI_LEN.update({t: 2 for t in _BYTELEN})
 _TI_LEN.update({t: 4 for t in _DECIMALS})
@@ -48,9 +50,11 @@ _TI_LEN.update({t: 3 for t in _USHORT})
 _TI_LEN.update({t: 8 for t in _USHORT_COLL})
 _TI_LEN.update({t: 5 for t in _LONGLEN})
 _TI_LEN.update({t: 10 for t in _LONGLEN_COLL})
-_VALID_SIZES = {D.INTN: (1, 2, 4, 8), D.BITN: (1,), D.FLTN: (4, 8), D.MONEYN: (4, 8),
+_VALID_SIZES: dict[int, tuple[int, ...]] = {
+    D.INTN: (1, 2, 4, 8), D.BITN: (1,), D.FLTN: (4, 8), D.MONEYN: (4, 8),
                 D.DATETIMN: (4, 8), D.GUID: (16,)}
-_TI_CACHE: dict[bytes, TypeInfo] = {}
+_TI_CACHE: dict[bytes, TypeInfo] = {
+    }
 _TI_CACHE_LIMIT = 4096
 
 
@@ -99,7 +103,8 @@ def _sized(kind: SqlKind, size: int, per_char: int = 1) -> SqlType:
     return SqlType(kind, MAX if size == PLP_SIZE else size // per_char)
 
 
-_FIXED_SQL = {
+_FIXED_SQL: dict[int, SqlType] = {
+    
     D.NULLTYPE: SqlType(SqlKind.INT), D.INT1: SqlType(SqlKind.TINYINT),
     D.BIT: SqlType(SqlKind.BIT), D.BITN: SqlType(SqlKind.BIT),
     D.INT2: SqlType(SqlKind.SMALLINT), D.INT4: SqlType(SqlKind.INT),
@@ -111,15 +116,18 @@ _FIXED_SQL = {
     D.NTEXT: SqlType(SqlKind.NVARCHAR, MAX), D.IMAGE: SqlType(SqlKind.VARBINARY, MAX),
     D.XML: SqlType(SqlKind.NVARCHAR, MAX),
 }
-_BY_SIZE = {
+_BY_SIZE: dict[int, dict[int, SqlKind]] = {
+    
     D.INTN: {1: SqlKind.TINYINT, 2: SqlKind.SMALLINT, 4: SqlKind.INT, 8: SqlKind.BIGINT},
     D.FLTN: {4: SqlKind.REAL, 8: SqlKind.FLOAT},
     D.MONEYN: {4: SqlKind.SMALLMONEY, 8: SqlKind.MONEY},
     D.DATETIMN: {4: SqlKind.SMALLDATETIME, 8: SqlKind.DATETIME},
 }
-_SCALED_SQL = {D.TIMEN: SqlKind.TIME, D.DATETIME2N: SqlKind.DATETIME2,
+_SCALED_SQL: dict[int, SqlKind] = {
+    D.TIMEN: SqlKind.TIME, D.DATETIME2N: SqlKind.DATETIME2,
                D.DATETIMEOFFSETN: SqlKind.DATETIMEOFFSET}
-_STRING_SQL = {D.BIGVARCHR: (SqlKind.VARCHAR, 1), D.BIGCHAR: (SqlKind.CHAR, 1),
+_STRING_SQL: dict[int, tuple[SqlKind, int]] = {
+    D.BIGVARCHR: (SqlKind.VARCHAR, 1), D.BIGCHAR: (SqlKind.CHAR, 1),
                D.NVARCHAR: (SqlKind.NVARCHAR, 2), D.NCHAR: (SqlKind.NCHAR, 2),
                D.BIGVARBIN: (SqlKind.VARBINARY, 1), D.BIGBINARY: (SqlKind.BINARY, 1)}
 

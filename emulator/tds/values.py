@@ -199,7 +199,7 @@ def _enc_binary(ti: TypeInfo, v: Any) -> bytes:
     return bytes(v)
 
 
-_PAD = {D.BIGCHAR: b" ", D.NCHAR: " ".encode("utf-16-le"), D.BIGBINARY: b"\x00"}
+_PAD: dict[int, bytes] = {D.BIGCHAR: b" ", D.NCHAR: " ".encode("utf-16-le"), D.BIGBINARY: b"\x00"}
 
 # --- raw decoders: bytes (no length prefix, not NULL) -> value ---------------------------
 

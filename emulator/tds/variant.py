@@ -18,7 +18,8 @@ __all__ = ["decode_variant", "encode_variant", "read_variant"]
 
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
-_FIXED_SIZES = {D.INT1: 1, D.BIT: 1, D.INT2: 2, D.INT4: 4, D.INT8: 8, D.FLT4: 4, D.FLT8: 8,
+_FIXED_SIZES: dict[int, int] = {
+    D.INT1: 1, D.BIT: 1, D.INT2: 2, D.INT4: 4, D.INT8: 8, D.FLT4: 4, D.FLT8: 8,
                 D.MONEY: 8, D.MONEY4: 4, D.DATETIME: 8, D.DATETIM4: 4, D.GUID: 16, D.DATEN: 3}
 _COLLATED = frozenset({D.BIGVARCHR, D.BIGCHAR, D.NVARCHAR, D.NCHAR})
 _BINARY = frozenset({D.BIGVARBIN, D.BIGBINARY})
