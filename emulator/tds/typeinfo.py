@@ -104,7 +104,6 @@ def _sized(kind: SqlKind, size: int, per_char: int = 1) -> SqlType:
 
 
 _FIXED_SQL: dict[int, SqlType] = {
-    
     D.NULLTYPE: SqlType(SqlKind.INT), D.INT1: SqlType(SqlKind.TINYINT),
     D.BIT: SqlType(SqlKind.BIT), D.BITN: SqlType(SqlKind.BIT),
     D.INT2: SqlType(SqlKind.SMALLINT), D.INT4: SqlType(SqlKind.INT),
@@ -117,7 +116,6 @@ _FIXED_SQL: dict[int, SqlType] = {
     D.XML: SqlType(SqlKind.NVARCHAR, MAX),
 }
 _BY_SIZE: dict[int, dict[int, SqlKind]] = {
-    
     D.INTN: {1: SqlKind.TINYINT, 2: SqlKind.SMALLINT, 4: SqlKind.INT, 8: SqlKind.BIGINT},
     D.FLTN: {4: SqlKind.REAL, 8: SqlKind.FLOAT},
     D.MONEYN: {4: SqlKind.SMALLMONEY, 8: SqlKind.MONEY},
