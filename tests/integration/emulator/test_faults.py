@@ -129,3 +129,25 @@ def test_dropped_link_mid_transaction_surfaces_with_connect_retry_off(emu, drive
     with connect(emu, driver_path) as check:
         assert check.cursor().execute(
             "SELECT COUNT(*) FROM dbo.fault_retry_off").fetchone()[0] == 0
+
+
+def test_session_recovery_relogin_with_an_expired_token_is_refused(emu, driver_path):
+    """Driver 18 silently re-logs in an idle session the server dropped, with the SAME
+    token; once that token counts as expired, the emulator refuses it as Azure does."""
+    token = emu.identity.issue_token()
+    conn = pyodbc.connect(odbc_string(emu, driver_path),
+                          attrs_before={SQL_COPT_SS_ACCESS_TOKEN: token_struct(token)},
+                          timeout=15, autocommit=True)
+    with closing(conn):
+        cur = conn.cursor()
+        assert cur.execute("SELECT 1").fetchone()[0] == 1
+        ok_before = emu.metrics()["logins_ok"]
+        time.sleep(1.1)  # token times have one-second resolution
+        post(emu, {"kind": "expire_tokens"})
+        post(emu, {"kind": "kill_sessions"})
+        failed_before = emu.metrics()["logins_failed"].get("expired", 0)
+        with pytest.raises(pyodbc.Error):
+            cur.execute("SELECT 1").fetchone()
+    metrics = emu.metrics()
+    assert metrics["logins_failed"].get("expired", 0) > failed_before  # a re-login came, refused
+    assert metrics["logins_ok"] == ok_before
