@@ -31,6 +31,10 @@ class ConfigurationError(AzsqlBulkError):
     """The user's configuration or environment is wrong; retrying will not help."""
 
 
+class SourceError(AzsqlBulkError):
+    """A source file cannot be opened or read (corrupt, truncated, unparsable)."""
+
+
 class DriverNotFoundError(ConfigurationError):
     """Microsoft ODBC Driver 18 (or a library it needs) could not be found or loaded."""
 

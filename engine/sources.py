@@ -1,0 +1,412 @@
+"""Sources: stream any supported input as Arrow batches with deterministic batch ids.
+
+A load is exactly-once because every batch has an id derived from where its rows sit in
+the source, so a retried or resumed load can skip what is already journaled. Ids are
+built from *units* the source itself defines and that do not move between runs:
+
+- Parquet: file path, row group, slice within the row group;
+- Arrow IPC file (Feather v2): file path, record batch, slice;
+- Arrow IPC stream and CSV: file path and the row offset within the file (both are read
+  sequentially; a CSV is parsed in fixed-size blocks, so offsets repeat exactly);
+- in-memory data (pyarrow Table / RecordBatchReader / polars): the row offset.
+
+Slices never cross a unit, and each is at most ``rows_per_batch`` rows, so the same
+source and the same ``rows_per_batch`` give the same ids. Changing ``rows_per_batch``
+changes the ids: a resumed load must use the value it started with.
+
+>>> import pyarrow as pa
+>>> src = open_source(pa.table({"x": range(5)}), rows_per_batch=2)
+>>> [(b.batch_id, b.data.num_rows) for b in src.batches()]
+[('mem:0', 2), ('mem:2', 2), ('mem:4', 1)]
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.dataset as pads
+import pyarrow.ipc as paipc
+import pyarrow.parquet as pq
+
+from engine.errors import ConfigurationError, SourceError
+
+__all__ = ["Source", "SourceBatch", "SourceLocation", "open_source"]
+
+DEFAULT_ROWS_PER_BATCH = 10_000
+CSV_BLOCK_SIZE = 8 << 20  # fixed, so CSV row offsets and ids repeat exactly between runs
+_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv",
+             ".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc", ".arrows": "ipc"}
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """Where a batch's rows come from, for ids and for error messages.
+
+    :param source: file path, or ``<memory>``.
+    :param unit: row group (Parquet) or record batch (IPC file) index, else None.
+    :param first_row: 0-based row of the batch's first row within the file (or the
+        in-memory source), when known.
+    :param rows: number of rows in the batch.
+    """
+
+    source: str
+    unit: int | None
+    first_row: int | None
+    rows: int
+
+    def describe(self, row_in_batch: int | None = None) -> str:
+        """``file.parquet, row group 3, row 120345`` (0-based rows, as Arrow counts)."""
+        parts = [self.source]
+        if self.unit is not None:
+            parts.append(f"unit {self.unit}")
+        if self.first_row is not None:
+            row = self.first_row + (row_in_batch or 0)
+            parts.append(f"row {row}" if row_in_batch is not None
+                         else f"rows {self.first_row}-{self.first_row + self.rows - 1}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class SourceBatch:
+    """One slice of at most ``rows_per_batch`` rows, with its deterministic id."""
+
+    batch_id: str
+    data: pa.RecordBatch
+    location: SourceLocation
+
+
+@dataclass
+class Source:
+    """An opened source: its (projected, renamed) schema and a way to stream it.
+
+    :param schema: the Arrow schema after projection and renaming.
+    :param total_rows: rows in the source when known without reading it (Parquet and
+        IPC metadata, in-memory tables), else None.
+    :param fingerprint: a digest of what identifies the source (paths, sizes and
+        modification times, or in-memory schema and row count); the engine derives the
+        default ``load_id`` from it.
+    :param files: the files, in load order (empty for in-memory sources).
+    """
+
+    schema: pa.Schema
+    total_rows: int | None
+    fingerprint: str
+    files: list[str]
+    rows_per_batch: int
+    _units: Callable[[], Iterable[tuple[str, int | None, int | None,
+                                        Iterator[pa.RecordBatch]]]] = field(repr=False)
+    _rename: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: a stream (RecordBatchReader, LazyFrame) can be read once; files and tables again
+    replayable: bool = True
+    _read: bool = field(default=False, repr=False)
+
+    def batches(self) -> Iterator[SourceBatch]:
+        """Stream the batches, each at most ``rows_per_batch`` rows, in a stable order.
+
+        :raises ConfigurationError: a one-shot stream read a second time.
+        """
+        if self._read and not self.replayable:
+            raise ConfigurationError("this source is a one-shot stream (RecordBatchReader or "
+                                     "polars LazyFrame) and was already read; open it again")
+        self._read = True
+        for source, unit, first_row, stream in self._units():
+            yield from _slice_unit(source, unit, first_row, stream, self.rows_per_batch,
+                                   self._rename)
+
+
+def _slice_unit(source: str, unit: int | None, first_row: int | None,
+                stream: Iterator[pa.RecordBatch], rows_per_batch: int,
+                rename: Mapping[str, str]) -> Iterator[SourceBatch]:
+    """Re-slice one unit's batches to exactly ``rows_per_batch`` (the last may be short)."""
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    offset = first_row or 0
+    prefix = source if unit is None else f"{source}#{unit}"
+
+    def emit(batch: pa.RecordBatch) -> SourceBatch:
+        nonlocal offset
+        if rename:
+            batch = batch.rename_columns([rename.get(n, n) for n in batch.schema.names])
+        slice_id = f"{prefix}:{offset - (first_row or 0)}"  # rows into the unit
+        loc = SourceLocation(source, unit, offset if first_row is not None else None,
+                             batch.num_rows)
+        offset += batch.num_rows
+        return SourceBatch(slice_id, batch, loc)
+
+    try:
+        for batch in stream:
+            if batch.num_rows == 0:
+                continue
+            pending.append(batch)
+            pending_rows += batch.num_rows
+            while pending_rows >= rows_per_batch:
+                table = pa.Table.from_batches(pending)
+                head = table.slice(0, rows_per_batch).combine_chunks().to_batches()
+                yield emit(head[0] if head else pa.RecordBatch.from_pylist([], table.schema))
+                rest = table.slice(rows_per_batch)
+                pending = rest.combine_chunks().to_batches() if rest.num_rows else []
+                pending_rows = rest.num_rows
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+        where = f"{source}" + (f", unit {unit}" if unit is not None else "")
+        raise SourceError(f"cannot read {where} near row {offset + pending_rows}: {exc}; "
+                          "check that the file is complete and in the expected format "
+                          "(batches before this point were read normally)") from None
+    if pending_rows:
+        table = pa.Table.from_batches(pending).combine_chunks()
+        yield emit(table.to_batches()[0])
+
+
+# -- opening --------------------------------------------------------------------------------
+
+def open_source(source: Any, *, columns: Sequence[str] | None = None,
+                rename: Mapping[str, str] | None = None, csv_schema: pa.Schema | None = None,
+                rows_per_batch: int = DEFAULT_ROWS_PER_BATCH, fmt: str | None = None) -> Source:
+    """Open a pyarrow/polars object, a path, a directory or a glob as a :class:`Source`.
+
+    :param source: pyarrow ``Table``, ``RecordBatchReader`` or ``dataset.Dataset``; polars
+        ``DataFrame`` or ``LazyFrame`` (collected in streaming batches); or a path,
+        directory or glob of Parquet, CSV or Arrow IPC/Feather files (a list of them too).
+    :param columns: source columns to load, in this order (default: all).
+    :param rename: source column name -> target column name.
+    :param csv_schema: explicit CSV column types (default: inferred by Arrow).
+    :param rows_per_batch: rows per batch; the batch ids depend on it.
+    :param fmt: ``parquet``, ``csv`` or ``ipc`` when file suffixes do not tell.
+    :raises ConfigurationError: unknown columns, no files, an unknown format.
+    :raises SourceError: a file that cannot be opened or read.
+    """
+    if rows_per_batch < 1:
+        raise ConfigurationError(f"rows_per_batch must be at least 1, not {rows_per_batch}")
+    rename = dict(rename or {})
+    if isinstance(source, (pa.Table, pa.RecordBatchReader)) or _is_polars(source):
+        return _open_memory(source, columns, rename, rows_per_batch)
+    if isinstance(source, pads.Dataset):
+        files = list(getattr(source, "files", []) or [])
+        if not files:
+            raise ConfigurationError("a pyarrow Dataset without files cannot be loaded "
+                                     "exactly once; pass a Table or the file paths instead")
+        return _open_files(files, columns, rename, csv_schema, rows_per_batch,
+                           fmt or _dataset_format(source))
+    paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    return _open_files(_expand(paths), columns, rename, csv_schema, rows_per_batch, fmt)
+
+
+def _is_polars(obj: Any) -> bool:
+    module = type(obj).__module__
+    return module.startswith("polars") and type(obj).__name__ in ("DataFrame", "LazyFrame")
+
+
+def _dataset_format(ds: pads.Dataset) -> str:
+    name = type(getattr(ds, "format", None)).__name__.lower()
+    for fmt in ("parquet", "csv", "ipc"):
+        if fmt in name:
+            return fmt
+    return "parquet"
+
+
+def _expand(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
+    files: list[str] = []
+    for raw in paths:
+        text = os.fspath(raw)
+        if any(ch in text for ch in "*?["):
+            matched = sorted(glob.glob(text, recursive=True))
+            if not matched:
+                raise ConfigurationError(f"no files match {text!r}")
+            files.extend(m for m in matched if os.path.isfile(m))
+        elif os.path.isdir(text):
+            found = sorted(str(p) for p in Path(text).rglob("*")
+                           if p.is_file() and p.suffix.lower() in _SUFFIXES)
+            if not found:
+                raise ConfigurationError(f"directory {text!r} holds no Parquet, CSV or Arrow "
+                                         f"files ({', '.join(sorted(_SUFFIXES))})")
+            files.extend(found)
+        elif os.path.isfile(text):
+            files.append(text)
+        else:
+            raise ConfigurationError(f"source {text!r} does not exist")
+    return files
+
+
+def _project(schema: pa.Schema, columns: Sequence[str] | None, rename: Mapping[str, str],
+             where: str) -> list[str]:
+    names = list(columns) if columns is not None else schema.names
+    missing = [c for c in names if c not in schema.names]
+    unknown_renames = [c for c in rename if c not in names]
+    if missing or unknown_renames:
+        raise ConfigurationError(
+            f"{where}: " + "; ".join(
+                ([f"columns not in the source: {missing}"] if missing else [])
+                + ([f"renamed columns not loaded: {unknown_renames}"] if unknown_renames
+                   else []))
+            + f"; the source has {schema.names}")
+    return names
+
+
+def _renamed(schema: pa.Schema, names: list[str], rename: Mapping[str, str]) -> pa.Schema:
+    fields = [schema.field(n) for n in names]
+    return pa.schema([f.with_name(rename.get(f.name, f.name)) for f in fields],
+                     metadata=schema.metadata)
+
+
+def _open_memory(source: Any, columns: Sequence[str] | None, rename: dict[str, str],
+                 rows_per_batch: int) -> Source:
+    total: int | None = None
+    table: pa.Table | None = None
+    stream: Iterator[pa.RecordBatch] | None = None
+    if _is_polars(source):
+        if type(source).__name__ == "LazyFrame":
+            schema = source.limit(0).collect().to_arrow().schema
+            names = _project(schema, columns, rename, "polars LazyFrame")
+            chunks = source.select(names).collect_batches(chunk_size=rows_per_batch, lazy=True)
+            stream = (b for df in chunks for b in df.to_arrow().to_batches())
+        else:
+            table = source.to_arrow()
+            schema = table.schema
+            names = _project(schema, columns, rename, "polars DataFrame")
+            table = table.select(names)
+            total = table.num_rows
+    elif isinstance(source, pa.Table):
+        schema = source.schema
+        names = _project(schema, columns, rename, "pyarrow Table")
+        table = source.select(names)
+        total = table.num_rows
+    else:
+        schema = source.schema
+        names = _project(schema, columns, rename, "RecordBatchReader")
+        stream = (b.select(names) for b in source)
+    out_schema = _renamed(schema, names, rename)
+    digest = hashlib.sha256(out_schema.to_string().encode() + str(total).encode()).hexdigest()
+    if table is not None:
+        fixed = table
+        return Source(out_schema, total, digest[:32], [], rows_per_batch,
+                      lambda: [("mem", None, 0, iter(fixed.to_batches()))], rename)
+    assert stream is not None
+    once: Iterator[pa.RecordBatch] = stream
+    return Source(out_schema, total, digest[:32], [], rows_per_batch,
+                  lambda: [("mem", None, 0, once)], rename, replayable=False)
+
+
+def _file_format(path: str, fmt: str | None) -> str:
+    if fmt:
+        if fmt not in ("parquet", "csv", "ipc"):
+            raise ConfigurationError(f"format must be parquet, csv or ipc, not {fmt!r}")
+        return fmt
+    suffix = Path(path).suffix.lower()
+    if suffix not in _SUFFIXES:
+        raise ConfigurationError(f"cannot tell the format of {path!r} from its suffix; "
+                                 "pass fmt='parquet', 'csv' or 'ipc'")
+    return _SUFFIXES[suffix]
+
+
+def _open_files(files: list[str], columns: Sequence[str] | None, rename: dict[str, str],
+                csv_schema: pa.Schema | None, rows_per_batch: int, fmt: str | None) -> Source:
+    if not files:
+        raise ConfigurationError("the source matched no files")
+    formats = {f: _file_format(f, fmt) for f in files}
+    first = files[0]
+    schema = _file_schema(first, formats[first], csv_schema)
+    names = _project(schema, columns, rename, first)
+    total: int | None = 0
+    identity = hashlib.sha256()
+    for f in files:
+        st = os.stat(f)
+        identity.update(f"{os.path.abspath(f)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        if total is not None:
+            rows = _file_rows(f, formats[f])
+            total = None if rows is None else total + rows
+    out_schema = _renamed(schema, names, rename)
+    identity.update(out_schema.to_string().encode())
+
+    def units() -> Iterator[tuple[str, int | None, int | None, Iterator[pa.RecordBatch]]]:
+        for f in files:
+            yield from _file_units(f, formats[f], names, csv_schema, rows_per_batch)
+
+    return Source(out_schema, total, identity.hexdigest()[:32], files, rows_per_batch,
+                  units, rename)
+
+
+def _file_schema(path: str, fmt: str, csv_schema: pa.Schema | None) -> pa.Schema:
+    try:
+        if fmt == "parquet":
+            return pq.read_schema(path)
+        if fmt == "ipc":
+            with pa.memory_map(path) as mm:
+                try:
+                    return paipc.open_file(mm).schema
+                except pa.ArrowInvalid:
+                    mm.seek(0)
+                    return paipc.open_stream(mm).schema
+        if csv_schema is not None:
+            return csv_schema
+        with pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_SIZE)) \
+                as reader:
+            return reader.schema
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+        raise SourceError(f"cannot open {path} as {fmt}: {exc}; check that the file is "
+                          f"complete and really {fmt}") from None
+
+
+def _file_rows(path: str, fmt: str) -> int | None:
+    try:
+        if fmt == "parquet":
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        if fmt == "ipc":
+            with pa.memory_map(path) as mm:
+                try:
+                    reader = paipc.open_file(mm)
+                    return sum(reader.get_batch(i).num_rows
+                               for i in range(reader.num_record_batches))
+                except pa.ArrowInvalid:
+                    return None
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+        raise SourceError(f"cannot read {path}: {exc}") from None
+    return None
+
+
+def _file_units(path: str, fmt: str, names: list[str], csv_schema: pa.Schema | None,
+                rows_per_batch: int
+                ) -> Iterator[tuple[str, int | None, int | None, Iterator[pa.RecordBatch]]]:
+    if fmt == "parquet":
+        try:
+            pf = pq.ParquetFile(path)
+        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+            raise SourceError(f"cannot open {path} as Parquet: {exc}") from None
+        first = 0
+        for rg in range(pf.metadata.num_row_groups):
+            rows = pf.metadata.row_group(rg).num_rows
+            yield path, rg, first, pf.iter_batches(batch_size=rows_per_batch, row_groups=[rg],
+                                                   columns=names)
+            first += rows
+    elif fmt == "ipc":
+        mm = pa.memory_map(path)
+        try:
+            reader = paipc.open_file(mm)
+        except pa.ArrowInvalid:
+            mm.seek(0)
+            stream = paipc.open_stream(mm)
+            yield path, None, 0, (b.select(names) for b in stream)
+            return
+        first = 0
+        for i in range(reader.num_record_batches):
+            batch = reader.get_batch(i).select(names)
+            yield path, i, first, iter([batch])
+            first += batch.num_rows
+    else:
+        convert = pacsv.ConvertOptions(column_types=csv_schema, include_columns=names) \
+            if csv_schema is not None else pacsv.ConvertOptions(include_columns=names)
+        read = pacsv.ReadOptions(block_size=CSV_BLOCK_SIZE,
+                                 column_names=csv_schema.names if csv_schema else None,
+                                 skip_rows=1 if csv_schema else 0)
+        try:
+            reader = pacsv.open_csv(path, read_options=read, convert_options=convert)
+        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+            raise SourceError(f"cannot parse {path} as CSV: {exc}; fix the file or pass an "
+                              "explicit csv_schema") from None
+        yield path, None, 0, iter(reader)
