@@ -233,6 +233,14 @@ class RequestHandler:
             for k, _call in enumerate(calls):
                 reply.error(exc).return_status(-6).done(
                     kind="proc", more=not (last and k == len(calls) - 1))
+        except Exception:
+            # The batching planner met a statement shape it does not handle (e.g. CAST(@P1
+            # AS ...) markers raised LookupError): answer row by row instead of dropping
+            # the session. Planning happens before any row is written.
+            log.warning("session %d: parameter-array fast path failed for %.200s; running "
+                        "row by row", self.session.spid, stmt, exc_info=True)
+            reply.truncate(mark)
+            return False
         return True
 
     def _rpc_call(self, call: RpcCall, reply: Reply, *, last: bool) -> None:

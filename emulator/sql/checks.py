@@ -252,7 +252,7 @@ def _make_decimal(t: SqlType) -> Callable[[object, str | None], object]:
             rounded = number.quantize(quantum, ROUND_HALF_UP, context=_WIDE)
         except InvalidOperation:
             raise em.overflow(name, source) from None
-        if abs(rounded) >= limit:
+        if rounded.copy_abs() >= limit:  # abs() would round to the 28-digit context
             raise em.overflow(name, "expression" if name != "numeric" else source)
         return rounded
 

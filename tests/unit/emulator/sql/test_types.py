@@ -120,3 +120,15 @@ def test_decimal_converter_is_exact(value: Decimal) -> None:
 def test_nvarchar_converter_keeps_code_points(text: str) -> None:
     conv = make_converter(SqlType.parse("nvarchar(max)"), "c", "t")
     assert conv(text, None) == text
+
+
+def test_decimal_38_extremes_from_text_parameters(db, session):
+    """abs() in Python's 28-digit decimal context once rounded these up into an overflow."""
+    db.run("CREATE TABLE dbo.wide_dec (a decimal(38,10))")
+    top = "9999999999999999999999999999.9999999999"
+    errors = session.execute_many("INSERT INTO dbo.wide_dec VALUES (@P1)", [[top], ["-" + top]])
+    assert errors == [None, None]
+    rows = db.rows("SELECT a FROM dbo.wide_dec ORDER BY a")
+    assert [str(r[0]) for r in rows] == ["-" + top, top]
+    too_big = session.execute_many("INSERT INTO dbo.wide_dec VALUES (@P1)", [["1" + "0" * 28]])
+    assert too_big[0] is not None and too_big[0].number == 8115
