@@ -9,6 +9,7 @@ simple ``col = @P`` comparisons; other parameters are described as nvarchar(4000
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import sqlglot
@@ -23,6 +24,7 @@ from emulator.tds.typeinfo import type_info_for
 if TYPE_CHECKING:
     from emulator.sql.engine import SqlSession, StatementResult
 
+_PARAM_RE = re.compile(r"@[A-Za-z_][\w@#$]*")
 _INT = SqlType(SqlKind.INT)
 _SMALLINT = SqlType(SqlKind.SMALLINT)
 _TINYINT = SqlType(SqlKind.TINYINT)
@@ -70,7 +72,8 @@ def _param_name(node: exp.Expr) -> str | None:
 
 
 def parameter_types(sql: SqlSession, statement: str) -> dict[str, SqlType]:
-    """Map each ``@name`` in ``statement`` to the type its context implies.
+    """Map each ``@name`` in ``statement`` (as written, in order of first appearance) to the
+    type its context implies.
 
     :raises SqlError: 102 when the statement does not parse, 208 for an unknown table.
     """
@@ -93,9 +96,16 @@ def parameter_types(sql: SqlSession, statement: str) -> dict[str, SqlType]:
                 pname = _param_name(value)
                 if pname and col in by_name:
                     found.setdefault(pname.lower(), by_name[col].type)
-    for node in tree.find_all(exp.Parameter):
-        found.setdefault(("@" + node.name).lower(), _FALLBACK)
-    return found
+    # The driver reads the answer by parameter_ordinal, which follows the order in which
+    # parameters first appear in the text (@P8 inside a CAST is still the 8th).
+    ordered: dict[str, SqlType] = {}
+    seen: set[str] = set()
+    for match in _PARAM_RE.finditer(statement):
+        name = match.group(0)
+        if name.lower() not in seen:
+            seen.add(name.lower())
+            ordered[name] = found.get(name.lower(), _FALLBACK)
+    return ordered
 
 
 def describe(sql: SqlSession, statement: str) -> StatementResult:

@@ -97,3 +97,17 @@ def test_turbodbc_executemanycolumns_matches_source(emu_proc, driver_path):
     for name in table.column_names:
         got = back.column(name).cast(table.schema.field(name).type)
         assert got.equals(table.column(name)), name
+
+
+def test_described_parameter_types_follow_their_position(emu_proc, driver_path):
+    """sp_describe_undeclared_parameters answers by ordinal in text order, so a parameter
+    inside CAST (described as nvarchar) does not shift the others' types."""
+    with connect(emu_proc, driver_path) as conn:
+        cur = conn.cursor()
+        cur.execute("CREATE TABLE dbo.pa_order (big decimal(20,0), s nvarchar(10), f float)")
+        cur.fast_executemany = True
+        rows = [("18446744073709551615", "x", 1.5), ("0", "yz", -2.25)]
+        cur.executemany("INSERT INTO dbo.pa_order VALUES (CAST(? AS nvarchar(22)), ?, ?)", rows)
+        got = cur.execute("SELECT big, s, f FROM dbo.pa_order ORDER BY f").fetchall()
+    assert [(str(r[0]), r[1], r[2]) for r in got] == [("0", "yz", -2.25),
+                                                      ("18446744073709551615", "x", 1.5)]
