@@ -36,5 +36,5 @@ def emu_proc():
     """The emulator in a child process: needed by turbodbc, which holds the GIL in close()."""
     from emulator.process import EmulatorProcess
 
-    with EmulatorProcess() as emu:
+    with EmulatorProcess(args=__import__("os").environ.get("EMU_ARGS", "").split()) as emu:
         yield emu
