@@ -1,0 +1,53 @@
+"""Table plans: DDL and INSERT text, identifier quoting, validation against a table."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from engine.schema import (
+    SchemaMismatchError,
+    create_table_sql,
+    insert_sql,
+    plan_table,
+    quote_identifier,
+    split_table_name,
+    validate_against,
+)
+
+
+def test_identifiers_are_bracketed_with_closing_brackets_doubled():
+    assert quote_identifier("a]b c") == "[a]]b c]"
+    assert split_table_name("sales.[order lines]") == ("sales", "order lines")
+    assert split_table_name("orders") == ("dbo", "orders")
+
+
+def test_create_table_lists_every_column_with_nullability():
+    sample = pa.table({"id": pa.array([1, 2], pa.int64()), "name": ["a", None]})
+    plan = plan_table(sample.schema, sample=sample)
+    ddl = create_table_sql(plan, "dbo.[weird]]name]")
+    assert ddl.startswith("CREATE TABLE [dbo].[weird]]name] (")
+    assert "[id] bigint" in ddl and "[name] nvarchar(16)" in ddl
+    assert insert_sql(plan, "dbo.t").count("?") == 2
+
+
+def test_validation_lists_every_mismatched_column_at_once():
+    sample = pa.table({"id": pa.array([1], pa.int64()), "name": ["x" * 300],
+                       "missing": [1.5]})
+    plan = plan_table(sample.schema, sample=sample)
+    existing = [("ID", "int", None, 10, 0, None, "NO"),
+                ("name", "nvarchar", 50, None, None, None, "YES"),
+                ("other", "int", None, 10, 0, None, "NO")]
+    with pytest.raises(SchemaMismatchError) as info:
+        validate_against(plan, existing, table="dbo.t")
+    text = str(info.value)
+    for column in ("id", "name", "missing", "other"):
+        assert column in text, text
+    assert "dbo.t" in text
+
+
+def test_validation_accepts_a_compatible_table_case_insensitively():
+    sample = pa.table({"Id": pa.array([1], pa.int32()), "Name": ["abc"]})
+    plan = plan_table(sample.schema, sample=sample)
+    validate_against(plan, [("id", "bigint", None, 19, 0, None, "YES"),
+                            ("NAME", "nvarchar", -1, None, None, None, "YES")])
