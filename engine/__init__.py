@@ -34,6 +34,9 @@ from engine.errors import (
     database_error,
     parse_diagnostics,
 )
+from engine.journal import Journal, batch_key, default_load_id
+from engine.options import Target, TransferOptions
+from engine.transfer import Progress, TransferError, TransferResult, WorkerStats, transfer
 
 __all__ = [
     "AccessToken",
@@ -54,18 +57,28 @@ __all__ = [
     "DriverInfo",
     "DriverNotFoundError",
     "Encryption",
+    "Journal",
+    "Progress",
     "RetryPolicy",
     "Secret",
     "StaticTokenProvider",
+    "Target",
     "TokenProvider",
+    "TransferError",
+    "TransferOptions",
+    "TransferResult",
+    "WorkerStats",
+    "batch_key",
     "build_connection_string",
     "build_credential",
     "classify",
     "create_token_provider",
     "database_error",
+    "default_load_id",
     "find_driver",
     "parse_diagnostics",
     "quote_value",
     "redact",
+    "transfer",
 ]
 __version__ = "0.1.0"

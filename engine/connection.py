@@ -439,7 +439,7 @@ class ConnectionFactory:
             return Connection(raw, token_expires_at=token.expires_on if token else None,
                               where=self.where)
         secrets = [secret.reveal()]
-        return [Diagnostic(d.sqlstate, d.native_error, scrub(d.message, secrets))
+        return [Diagnostic(d.sqlstate, d.native_error, scrub(d.message, secrets), d.component)
                 for d in parse_diagnostics(scrub(failure, secrets))]
 
     def _refresh(self, token: AccessToken | None, diagnostics: Sequence[Diagnostic],

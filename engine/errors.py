@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -59,17 +59,33 @@ class Diagnostic:
     :param native_error: SQL Server's error number (positive), or the driver's own
         (0 or -1) for client-side failures; ``None`` when the text carried none.
     :param message: the record's text, already scrubbed of secrets by the caller.
+    :param component: the last ODBC component that handled the record, from the message's
+        ``[...]`` prefix: ``SQL Server`` for errors the server raised, the driver's name
+        for its own (network, timeout); empty when the text had no prefix.
     """
 
     sqlstate: str
     native_error: int | None
     message: str
+    component: str = field(default="", compare=False)
 
     @property
     def is_server_error(self) -> bool:
-        """True for an error SQL Server raised (a positive error number, not a warning)."""
-        return (self.native_error or 0) > 0 and not self.sqlstate.startswith("01")
+        """True for an error SQL Server raised (a positive error number, not a warning).
 
+        ODBC prefixes each message with the components that handled it; a record the
+        server raised ends with ``[SQL Server]``. The driver's own records (a reset link:
+        ``TCP Provider: Error code 0x2746``, SQLSTATE 08S01, native error 10054) carry an
+        operating-system code as their "native error", which must not be read as a SQL
+        Server error number. Records without the ODBC prefix are judged by number alone.
+        """
+        if (self.native_error or 0) <= 0 or self.sqlstate.startswith("01"):
+            return False
+        return not self.component or self.component == SERVER_COMPONENT
+
+
+SERVER_COMPONENT = "SQL Server"
+_LAST_COMPONENT = re.compile(r"^\s*(?:\[[^\]]*\])*\[([^\]]*)\]")
 
 # Azure SQL error numbers that clear up by themselves (Microsoft's transient-fault list):
 # 40613 database unavailable, 40501 service busy, 40197 service error (failover),
@@ -100,6 +116,12 @@ def _strip_prefix(message: str) -> str:
     return _DRIVER_PREFIX_RE.sub("", message.strip())
 
 
+def _record(state: str, native: str, message: str) -> Diagnostic:
+    last = _LAST_COMPONENT.match(message)
+    return Diagnostic(state, int(native), _strip_prefix(message),
+                      last.group(1) if last else "")
+
+
 def parse_diagnostics(error: BaseException | str) -> list[Diagnostic]:
     """Read ODBC diagnostics from a turbodbc or pyodbc error (or its text).
 
@@ -115,9 +137,8 @@ def parse_diagnostics(error: BaseException | str) -> list[Diagnostic]:
     text = error if isinstance(error, str) else error_text(error)
     match = _TURBODBC_RE.search(text)
     if match:
-        return [Diagnostic(match["state"], int(match["native"]), _strip_prefix(match["msg"]))]
-    records = [Diagnostic(m["state"], int(m["native"]), _strip_prefix(m["msg"]))
-               for m in _PYODBC_RECORD_RE.finditer(text)]
+        return [_record(match["state"], match["native"], match["msg"])]
+    records = [_record(m["state"], m["native"], m["msg"]) for m in _PYODBC_RECORD_RE.finditer(text)]
     if records:
         return records
     bare = _BARE_STATE_RE.match(text)
@@ -312,7 +333,8 @@ def database_error(error: BaseException, *, phase: str, where: str,
     >>> e.transient, e.native_error
     (False, 208)
     """
-    diagnostics = [Diagnostic(d.sqlstate, d.native_error, scrub(d.message, secrets))
+    diagnostics = [Diagnostic(d.sqlstate, d.native_error, scrub(d.message, secrets),
+                              d.component)
                    for d in parse_diagnostics(scrub(error_text(error), secrets))]
     disposition = classify(diagnostics)
     advice = remedy(diagnostics)

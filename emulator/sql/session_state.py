@@ -8,6 +8,7 @@ XACT_ABORT ON) and @@TRANCOUNT drops to 0.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
@@ -32,8 +33,8 @@ from emulator.sql.translate import (
     translate_expressions,
     translate_query,
 )
-from emulator.sql.typemap import sqltype_from_duck
-from emulator.sqltypes import ColumnInfo
+from emulator.sql.typemap import sqltype_from_datatype, sqltype_from_duck
+from emulator.sqltypes import ColumnInfo, SqlKind, SqlType
 
 if TYPE_CHECKING:
     from emulator.sql.engine import SqlEngine
@@ -549,7 +550,8 @@ class SessionState:
                                 "definition.")
         sources: list[tuple[str, object, str | None]] = []
         names: list[str] = []
-        for item in items:
+        for item, column in zip(items, plan.shaper.given, strict=True):
+            item = _same_type_cast_operand(item, column.type)
             if isinstance(item, exp.Parameter) and not isinstance(item.this, exp.Parameter):
                 name = item.name.lower()
                 if name not in names:
@@ -559,6 +561,26 @@ class SessionState:
                 value, hint = dml.python_literal(item, env)
                 sources.append(("const", value, hint))
         return plan, sources, names
+
+
+def _same_type_cast_operand(item: exp.Expr, column_type: SqlType) -> exp.Expr:
+    """``@P`` for ``CAST(@P AS t)`` / ``CONVERT(t, @P)`` when ``t`` is the target column's own
+    type: assigning the value converts it exactly as the cast would (loaders that cannot
+    bind a type, e.g. turbodbc for uniqueidentifier or datetimeoffset, send strings so).
+    Anything else is returned unchanged."""
+    if not isinstance(item, exp.Cast) or item.args.get("format") is not None:
+        return item
+    operand = item.this
+    if not isinstance(operand, exp.Parameter) or isinstance(operand.this, exp.Parameter):
+        return item
+    try:
+        target = sqltype_from_datatype(item.to)
+    except (ValueError, KeyError, SqlError):
+        return item
+    decimals = (SqlKind.DECIMAL, SqlKind.NUMERIC)  # one type under two names
+    if target.kind in decimals and column_type.kind in decimals:
+        target = dataclasses.replace(target, kind=column_type.kind)
+    return operand if target == column_type else item
 
 
 def _version() -> str:

@@ -184,3 +184,20 @@ def test_database_error_transient_property():
     assert error.transient and error.disposition is Disposition.TRANSIENT
     assert error.native_error == 0
     assert DatabaseError("x").sqlstate is None and DatabaseError("x").native_error is None
+
+
+def test_a_reset_link_is_transient_not_a_server_error_number():
+    """Driver 18 puts the socket's OS code (10054) in the native-error field of 08S01."""
+    from engine.errors import Diagnostic, Disposition, classify, parse_diagnostics
+
+    reset = parse_diagnostics("ODBC error\nstate: 08S01\nnative error code: 10054\nmessage: "
+                              "[Microsoft][ODBC Driver 18 for SQL Server]TCP Provider: Error "
+                              "code 0x2746")
+    assert reset[0].component == "ODBC Driver 18 for SQL Server"
+    assert not reset[0].is_server_error
+    assert classify(reset) is Disposition.TRANSIENT
+    server = parse_diagnostics("ODBC error\nstate: 23000\nnative error code: 515\nmessage: "
+                               "[Microsoft][ODBC Driver 18 for SQL Server][SQL Server]Cannot "
+                               "insert the value NULL into column 'a'")
+    assert server[0].is_server_error and classify(server) is Disposition.TERMINAL
+    assert Diagnostic("42000", 229, "no prefix").is_server_error  # judged by number alone

@@ -1,0 +1,193 @@
+"""The load journal: one row per committed batch, so every batch is loaded exactly once.
+
+The engine keeps the journal in the target database, in ``[azsql_bulk].[load_journal]``,
+and creates the schema and the table when they are missing::
+
+    CREATE TABLE [azsql_bulk].[load_journal] (
+        [load_id]      nvarchar(128) NOT NULL,  -- TransferOptions.load_id
+        [batch_key]    char(64)      NOT NULL,  -- sha256 of batch_id, hex
+        [batch_id]     nvarchar(max) NOT NULL,  -- e.g. 'data/part-0.parquet#3:20000'
+        [target]       nvarchar(300) NOT NULL,  -- the table the rows went to
+        [rows]         bigint        NOT NULL,
+        [committed_at] datetime2(3)  NOT NULL DEFAULT SYSUTCDATETIME(),
+        CONSTRAINT [PK_azsql_bulk_load_journal] PRIMARY KEY ([load_id], [batch_key])
+    )
+
+A worker inserts a batch's rows and its journal row in ONE transaction, so after a
+crash either both are there or neither is. A resumed load reads the keys journaled for
+its ``load_id`` first and skips those batches; a replayed batch (after a transient
+error whose commit may or may not have landed) checks its own key before inserting.
+The primary key makes a second commit of the same batch fail instead of duplicating it.
+
+The identity needs ``db_ddladmin`` (or CREATE SCHEMA/CREATE TABLE) the first time, then
+SELECT/INSERT/DELETE on the journal. **Clean-up**: journal rows are small (one per batch,
+about 200 bytes) and are not removed by the engine, because a finished load's rows are
+what makes re-running it a no-op. Delete a load's rows once it will not be resumed or
+re-run (:func:`forget_load_sql`), or old ones in bulk, e.g. ``DELETE FROM
+[azsql_bulk].[load_journal] WHERE committed_at < DATEADD(day, -30, SYSUTCDATETIME())``.
+
+>>> batch_key("data.parquet#0:0")[:16]
+'c3081ad2fc882d08'
+>>> len(default_load_id("fingerprint", "srv/db/dbo.sales"))
+32
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from engine.errors import ConfigurationError, database_error
+
+__all__ = [
+    "JOURNAL_SCHEMA",
+    "JOURNAL_TABLE",
+    "Journal",
+    "batch_key",
+    "create_journal_sql",
+    "default_load_id",
+    "forget_load_sql",
+]
+
+JOURNAL_SCHEMA = "azsql_bulk"
+JOURNAL_TABLE = "load_journal"
+MAX_LOAD_ID = 128
+_QUALIFIED = f"[{JOURNAL_SCHEMA}].[{JOURNAL_TABLE}]"
+# SQL Server: 2714 "There is already an object named ..." (a concurrent loader created
+# it first; CREATE SCHEMA reports the same number), 2759 "CREATE SCHEMA failed due to
+# previous errors".
+_ALREADY_EXISTS = frozenset({2714, 2759})
+
+
+def batch_key(batch_id: str) -> str:
+    """The journal key of a batch: sha256 of its id, 64 hex digits (ids can be long).
+
+    :param batch_id: the source's deterministic batch id.
+    """
+    return hashlib.sha256(batch_id.encode("utf-8")).hexdigest()
+
+
+def default_load_id(fingerprint: str, target: str) -> str:
+    """The default ``load_id``: 32 hex digits of sha256 over the source and the target.
+
+    The same files (paths, sizes, modification times) into the same table give the same
+    id, so re-running a load resumes it.
+
+    :param fingerprint: :attr:`engine.sources.Source.fingerprint`.
+    :param target: identifies the target table, e.g. ``server,port/database/schema.table``.
+    """
+    return hashlib.sha256(f"{fingerprint}\n{target}".encode()).hexdigest()[:32]
+
+
+def create_journal_sql() -> str:
+    """The journal's ``CREATE TABLE`` (see the module docstring)."""
+    return (f"CREATE TABLE {_QUALIFIED} (\n"
+            "    [load_id] nvarchar(128) NOT NULL,\n"
+            "    [batch_key] char(64) NOT NULL,\n"
+            "    [batch_id] nvarchar(max) NOT NULL,\n"
+            "    [target] nvarchar(300) NOT NULL,\n"
+            "    [rows] bigint NOT NULL,\n"
+            "    [committed_at] datetime2(3) NOT NULL\n"
+            "        CONSTRAINT [DF_azsql_bulk_load_journal_committed_at]\n"
+            "        DEFAULT SYSUTCDATETIME(),\n"
+            "    CONSTRAINT [PK_azsql_bulk_load_journal] PRIMARY KEY ([load_id], [batch_key])\n"
+            ")")
+
+
+def forget_load_sql() -> str:
+    """``DELETE`` of one load's journal rows (one parameter: the load id).
+
+    Run it when a load will never be resumed or re-run; re-running it afterwards loads
+    every batch again.
+    """
+    return f"DELETE FROM {_QUALIFIED} WHERE [load_id] = ?"  # noqa: S608 (fixed names)
+
+
+class Journal:
+    """The journal rows of one load into one table.
+
+    Methods take a turbodbc-style cursor (``execute``/``fetchall``); committing is the
+    caller's job, so a batch and its journal row share a transaction.
+
+    :param load_id: the load's id (at most 128 characters).
+    :param target: the target table as written in the journal (``schema.table``).
+
+    >>> Journal("a" * 32, "dbo.sales").record_sql.startswith("INSERT INTO [azsql_bulk]")
+    True
+    """
+
+    record_sql = (f"INSERT INTO {_QUALIFIED} ([load_id], [batch_key], [batch_id], [target], "  # noqa: S608
+                  "[rows]) VALUES (?, ?, ?, ?, ?)")
+    keys_sql = f"SELECT [batch_key] FROM {_QUALIFIED} WHERE [load_id] = ?"  # noqa: S608
+    contains_sql = (f"SELECT COUNT(*) FROM {_QUALIFIED} "  # noqa: S608
+                    "WHERE [load_id] = ? AND [batch_key] = ?")
+
+    def __init__(self, load_id: str, target: str) -> None:
+        if not load_id or len(load_id) > MAX_LOAD_ID:
+            raise ConfigurationError(f"load_id must be 1-{MAX_LOAD_ID} characters, "
+                                     f"not {len(load_id)}")
+        self.load_id = load_id
+        self.target = target
+
+    def ensure(self, conn: Any) -> bool:
+        """Create ``[azsql_bulk]`` and the journal table when missing; True when created.
+
+        Plain statements after a catalog check (no ``EXEC``), each committed; a loader
+        that loses a creation race to another one carries on.
+
+        :param conn: an :class:`engine.connection.Connection` (autocommit off).
+        """
+        created = False
+        cursor = conn.cursor()
+        cursor.execute("SELECT COUNT(*) FROM sys.schemas WHERE name = ?", [JOURNAL_SCHEMA])
+        if not int(cursor.fetchall()[0][0]):
+            created |= _create(conn, f"CREATE SCHEMA [{JOURNAL_SCHEMA}]")
+        cursor.execute("SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES "
+                       "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", [JOURNAL_SCHEMA, JOURNAL_TABLE])
+        if not int(cursor.fetchall()[0][0]):
+            created |= _create(conn, create_journal_sql())
+        conn.commit()
+        return created
+
+    def keys(self, cursor: Any) -> set[str]:
+        """The batch keys journaled for this load.
+
+        :param cursor: a cursor.
+        """
+        cursor.execute(self.keys_sql, [self.load_id])
+        return {str(row[0]).strip() for row in cursor.fetchall()}
+
+    def contains(self, cursor: Any, key: str) -> bool:
+        """Whether the batch with journal key ``key`` is committed.
+
+        :param cursor: a cursor.
+        :param key: from :func:`batch_key`.
+        """
+        cursor.execute(self.contains_sql, [self.load_id, key])
+        return bool(int(cursor.fetchall()[0][0]))
+
+    def record(self, cursor: Any, batch_id: str, rows: int) -> None:
+        """Insert the batch's journal row (in the caller's open transaction).
+
+        :param cursor: the cursor that inserted the batch's rows.
+        :param batch_id: the batch's id.
+        :param rows: how many rows it holds.
+        """
+        cursor.execute(self.record_sql, [self.load_id, batch_key(batch_id), batch_id,
+                                         self.target, rows])
+
+    def __repr__(self) -> str:
+        return f"<Journal load_id={self.load_id} target={self.target}>"
+
+
+def _create(conn: Any, sql: str) -> bool:
+    try:
+        conn.cursor().execute(sql)
+        conn.commit()
+        return True
+    except Exception as exc:  # the ODBC client's error, classified below
+        error = database_error(exc, phase="create the load journal", where=_QUALIFIED)
+    conn.rollback()
+    if error.native_error in _ALREADY_EXISTS:
+        return False
+    raise error

@@ -1,0 +1,258 @@
+"""Append-mode transfers against the emulator: real turbodbc, Microsoft's driver, real sockets.
+
+The emulator runs in a child process (turbodbc holds the GIL during ODBC calls). Rows
+are read back through a different client (pyodbc) and compared exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+import uuid
+
+import pyarrow as pa
+import pytest
+
+from emulator.process import EmulatorProcess
+from engine.connection import ConnectionOptions, RetryPolicy
+from engine.credentials import CredentialOptions
+from engine.options import Target, TransferOptions
+from engine.transfer import TransferError, transfer
+
+pytest.importorskip("turbodbc")
+pyodbc = pytest.importorskip("pyodbc")
+pytestmark = pytest.mark.integration
+
+_CA_VARS = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")
+_AZURE_VARS = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET",
+               "AZURE_AUTHORITY_HOST", "AZURE_FEDERATED_TOKEN_FILE", "IDENTITY_ENDPOINT",
+               "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET", "AZSQL_BULK_ACCESS_TOKEN")
+
+
+def connection_options(emulator, credential: CredentialOptions) -> ConnectionOptions:
+    return ConnectionOptions(server=emulator.tds_host, port=emulator.tds_port,
+                             database=emulator.database, credential=credential,
+                             encrypt="strict", server_certificate=emulator.server_cert,
+                             host_name_in_certificate="localhost", login_timeout=15,
+                             turbodbc_options={"prefer_unicode": True},
+                             retry=RetryPolicy(attempts=5, base_delay=0.1, max_delay=1.0))
+
+
+@pytest.fixture
+def sql_target(emu_proc, monkeypatch):
+    """Makes a Target for a fresh table name, logging in with the emulator's SQL login."""
+    monkeypatch.setenv("AZSQL_BULK_SQL_PASSWORD", emu_proc.credentials.sql_password)
+    credential = CredentialOptions(kind="sql", sql_user=emu_proc.credentials.sql_login)
+
+    def make(prefix: str) -> Target:
+        return Target(connection_options(emu_proc, credential),
+                      f"dbo.{prefix}_{uuid.uuid4().hex[:8]}")
+    return make
+
+
+@pytest.fixture(scope="module")
+def reader(emu_proc, driver_path):
+    """A pyodbc connection for reading back (a different client than the loader's)."""
+    from support import odbc_string
+
+    creds = emu_proc.credentials
+    text = odbc_string(emu_proc, driver_path, UID=creds.sql_login, PWD=creds.sql_password)
+    conn = pyodbc.connect(text, autocommit=True)
+    yield conn
+    conn.close()
+
+
+def inject(emulator, **fault) -> dict:
+    """``POST /faults`` on the emulator's loopback control API."""
+    request = urllib.request.Request(
+        emulator.control_url + "/faults", data=json.dumps(fault).encode(),
+        headers={"Content-Type": "application/json"})
+    assert request.full_url.startswith("http://127.0.0.1:")
+    with urllib.request.urlopen(request, timeout=10) as response:  # loopback only
+        return json.loads(response.read())
+
+
+def rows_table(n: int, start: int = 0) -> pa.Table:
+    ids = list(range(start, start + n))
+    return pa.table({
+        "id": pa.array(ids, pa.int64()),
+        "amount": pa.array([i * 0.25 for i in ids], pa.float64()),  # exact in binary
+        "name": pa.array([f"row-{i:06d}" for i in ids], pa.string()),
+    })
+
+
+def check_exact(conn, table: str, n: int, start: int = 0) -> None:
+    count, distinct, total, amount = conn.execute(
+        f"SELECT COUNT(*), COUNT(DISTINCT id), SUM(id), SUM(amount) FROM {table}").fetchone()
+    ids = range(start, start + n)
+    assert (count, distinct, total) == (n, n, sum(ids))
+    assert amount == pytest.approx(sum(ids) * 0.25, rel=0, abs=1e-6)
+    probes = [start, start + n // 2 + 1, start + n - 1]
+    got = conn.execute(f"SELECT id, amount, name FROM {table} WHERE id IN (?, ?, ?) "
+                       "ORDER BY id", *probes).fetchall()
+    assert [tuple(r) for r in got] == [(i, i * 0.25, f"row-{i:06d}") for i in probes]
+
+
+def journal_rows(conn, load_id: str) -> tuple[int, int]:
+    batches, rows = conn.execute("SELECT COUNT(*), COALESCE(SUM([rows]), 0) FROM "
+                                 "[azsql_bulk].[load_journal] WHERE load_id = ?",
+                                 load_id).fetchone()
+    return batches, rows
+
+
+def test_append_50k_rows_with_4_workers(sql_target, reader):
+    target = sql_target("append")
+    progress = []
+    result = transfer(rows_table(50_000), target,
+                      TransferOptions(workers=4, rows_per_batch=5_000, progress=progress.append))
+    assert result.rows == 50_000 and result.batches == 10 and result.batches_skipped == 0
+    assert result.created_table and result.retries == 0
+    assert sum(w.rows for w in result.workers) == 50_000 and len(result.workers) == 4
+    assert result.rows_per_second > 0 and result.bytes > 0
+    check_exact(reader, target.table, 50_000)
+    assert journal_rows(reader, result.load_id) == (10, 50_000)
+    assert progress and progress[-1].rows == 50_000 and progress[-1].total_rows == 50_000
+    json.dumps(result.to_dict())
+
+
+def test_resume_with_the_same_load_id_sends_nothing(sql_target, reader):
+    target = sql_target("resume")
+    source = rows_table(20_000)
+    options = TransferOptions(workers=2, rows_per_batch=2_000)
+    first = transfer(source, target, options)
+    second = transfer(source, target, options)
+    assert first.load_id == second.load_id  # the default id: same source, same target
+    assert (first.rows, first.batches) == (20_000, 10)
+    assert (second.rows, second.batches, second.batches_skipped) == (0, 0, 10)
+    assert not second.created_table
+    check_exact(reader, target.table, 20_000)
+
+
+def test_an_existing_load_id_without_resume_is_refused(sql_target, reader):
+    target = sql_target("noresume")
+    transfer(rows_table(100), target, TransferOptions(workers=1, load_id="fixed-1"))
+    with pytest.raises(Exception, match="already has 1 batch"):
+        transfer(rows_table(100), target, TransferOptions(workers=1, load_id="fixed-1",
+                                                          resume=False))
+    check_exact(reader, target.table, 100)
+
+
+def test_injected_40613_mid_load_is_replayed_exactly_once(emu_proc, sql_target, reader):
+    target = sql_target("transient")
+    # Parameter arrays cost one RPC per row: the fault lands inside the load's first batches.
+    inject(emu_proc, kind="error", number=40613, after_rpc_calls=3_000, count=1)
+    try:
+        result = transfer(rows_table(20_000), target,
+                          TransferOptions(workers=2, rows_per_batch=1_000,
+                                          retry_base_delay=0.05))
+    finally:
+        inject(emu_proc, kind="clear")
+    assert result.retries >= 1 and result.reconnects >= 1
+    assert result.rows + 1_000 * result.batches_skipped == 20_000
+    check_exact(reader, target.table, 20_000)
+    assert journal_rows(reader, result.load_id) == (20, 20_000)
+
+
+def test_kill_sessions_mid_load_is_survived(emu_proc, sql_target, reader):
+    target = sql_target("killed")
+    killed = []
+
+    def kill_once(progress):
+        if progress.batches == 3 and not killed:
+            killed.append(inject(emu_proc, kind="kill_sessions"))
+
+    result = transfer(rows_table(20_000), target,
+                      TransferOptions(workers=2, rows_per_batch=1_000, retry_base_delay=0.05,
+                                      progress=kill_once))
+    assert killed
+    check_exact(reader, target.table, 20_000)
+    assert journal_rows(reader, result.load_id) == (20, 20_000)
+
+
+def test_not_null_violation_stops_the_load_naming_table_batch_and_rows(sql_target, reader):
+    target = sql_target("notnull")
+    reader.execute(f"CREATE TABLE {target.table} (id bigint NOT NULL, amount float NULL, "
+                   "name nvarchar(20) NULL)")
+    bad = rows_table(6_000)
+    ids = bad.column("id").to_pylist()
+    ids[4_321] = None
+    bad = bad.set_column(0, "id", pa.array(ids, pa.int64()))
+    with pytest.raises(TransferError) as info:
+        transfer(bad, target, TransferOptions(workers=2, rows_per_batch=1_000,
+                                              create="never", load_id="notnull-load"))
+    error = info.value
+    text = str(error)
+    assert error.native_error == 515 and error.batch_id == "mem:4000"
+    assert target.qualified in text and "batch mem:4000" in text and "rows 4000-4999" in text
+    assert "same load_id to resume" in text
+    # committed batches stay, whole; the failed one left nothing
+    batches, rows = journal_rows(reader, "notnull-load")
+    (count,) = reader.execute(f"SELECT COUNT(*) FROM {target.table}").fetchone()
+    assert count == rows == batches * 1_000
+    (in_failed,) = reader.execute(f"SELECT COUNT(*) FROM {target.table} "
+                                  "WHERE id BETWEEN 4000 AND 4999").fetchone()
+    assert in_failed == 0
+    # fixed data, same load id: the resumed load ends exact
+    result = transfer(rows_table(6_000), target,
+                      TransferOptions(workers=2, rows_per_batch=1_000, create="never",
+                                      load_id="notnull-load"))
+    assert result.batches_skipped == batches and result.rows == 6_000 - rows
+    check_exact(reader, target.table, 6_000)
+
+
+def test_value_longer_than_the_sampled_column_is_terminal(sql_target, reader):
+    target = sql_target("toolong")
+    source = rows_table(3_000)
+    names = source.column("name").to_pylist()
+    names[2_500] = "x" * 300  # the table is sized from the first batch
+    source = source.set_column(2, "name", pa.array(names, pa.string()))
+    with pytest.raises(TransferError) as info:
+        transfer(source, target, TransferOptions(workers=1, rows_per_batch=1_000))
+    assert info.value.native_error == 2628 and info.value.batch_id == "mem:2000"
+    assert target.qualified in str(info.value) and "rows 2000-2999" in str(info.value)
+    (count,) = reader.execute(f"SELECT COUNT(*) FROM {target.table}").fetchone()
+    assert count == 2_000
+
+
+def test_missing_table_with_create_never_is_a_configuration_error(sql_target):
+    target = sql_target("absent")
+    with pytest.raises(Exception, match="does not exist and create='never'"):
+        transfer(rows_table(10), target, TransferOptions(create="never"))
+
+
+# -- token renewal --------------------------------------------------------------------------
+
+def slow_source(batches: int, rows: int, pause: float) -> pa.RecordBatchReader:
+    """A stream that yields a batch every ``pause`` seconds, so the load outlives tokens."""
+    schema = rows_table(1).schema
+
+    def gen():
+        for b in range(batches):
+            time.sleep(pause)
+            yield from rows_table(rows, start=b * rows).to_batches()
+    return pa.RecordBatchReader.from_batches(schema, gen())
+
+
+def test_short_tokens_are_renewed_mid_load(monkeypatch, driver_path):
+    with EmulatorProcess(args=["--token-lifetime", "5", "--expire-sessions"]) as short:
+        for name in (*_CA_VARS, *_AZURE_VARS):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in short.env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("SSL_CERT_FILE", short.ca_cert)
+        target = Target(connection_options(short, CredentialOptions(kind="managed-identity")),
+                        "dbo.renewed")
+        # 60 batches, one every 0.15 s: the load spans at least 9 s, past several tokens.
+        result = transfer(slow_source(60, 200, 0.15), target,
+                          TransferOptions(workers=2, rows_per_batch=200,
+                                          token_refresh_margin=2.0, retry_base_delay=0.05))
+        metrics = short.metrics()
+        from support import odbc_string
+
+        creds = short.credentials
+        text = odbc_string(short, driver_path, UID=creds.sql_login, PWD=creds.sql_password)
+        with pyodbc.connect(text, autocommit=True) as conn:
+            check_exact(conn, "dbo.renewed", 12_000)
+    assert result.rows == 12_000 and result.token_renewals > 0
+    assert metrics["distinct_tokens"] >= 2

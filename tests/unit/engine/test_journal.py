@@ -1,0 +1,104 @@
+"""The journal's keys and ids, and transfer options' validation (no database here)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pytest
+
+from engine.connection import ConnectionOptions
+from engine.errors import ConfigurationError
+from engine.journal import (
+    JOURNAL_SCHEMA,
+    JOURNAL_TABLE,
+    Journal,
+    batch_key,
+    create_journal_sql,
+    default_load_id,
+    forget_load_sql,
+)
+from engine.options import Target, TransferOptions
+from engine.transfer import TransferResult, WorkerStats
+
+
+def test_batch_key_is_the_sha256_of_the_id():
+    batch_id = "data/part-0.parquet#3:20000"
+    assert batch_key(batch_id) == hashlib.sha256(batch_id.encode()).hexdigest()
+    assert re.fullmatch(r"[0-9a-f]{64}", batch_key("é" * 5000))
+    assert batch_key("mem:0") != batch_key("mem:10")
+
+
+def test_default_load_id_depends_on_source_and_target():
+    one = default_load_id("fp", "srv,1433/db/dbo.t")
+    assert re.fullmatch(r"[0-9a-f]{32}", one)
+    assert one == default_load_id("fp", "srv,1433/db/dbo.t")
+    assert one != default_load_id("fp2", "srv,1433/db/dbo.t")
+    assert one != default_load_id("fp", "srv,1433/db/dbo.u")
+
+
+def test_journal_ddl_has_the_documented_key_and_columns():
+    ddl = create_journal_sql()
+    assert ddl.startswith(f"CREATE TABLE [{JOURNAL_SCHEMA}].[{JOURNAL_TABLE}]")
+    for column in ("[load_id] nvarchar(128) NOT NULL", "[batch_key] char(64) NOT NULL",
+                   "[batch_id] nvarchar(max) NOT NULL", "[rows] bigint NOT NULL",
+                   "[committed_at] datetime2(3) NOT NULL"):
+        assert column in ddl
+    assert "PRIMARY KEY ([load_id], [batch_key])" in ddl
+    assert forget_load_sql().count("?") == 1
+
+
+def test_journal_statements_take_parameters_not_values():
+    journal = Journal("x'); DROP TABLE t; --", "dbo.t")
+    for sql in (journal.record_sql, journal.keys_sql, journal.contains_sql):
+        assert "DROP" not in sql and "?" in sql
+    assert journal.record_sql.count("?") == 5
+
+
+@pytest.mark.parametrize("load_id", ["", "x" * 129])
+def test_load_id_length_is_checked(load_id):
+    with pytest.raises(ConfigurationError, match="load_id must be"):
+        Journal(load_id, "dbo.t")
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("mode", "replace", "not yet supported"),
+    ("mode", "upsert", "not yet supported"),
+    ("mode", "overwrite", "mode must be one of"),
+    ("create", "replace_schema", "not yet supported"),
+    ("create", "sometimes", "create must be one of"),
+    ("workers", 0, "workers must be at least 1"),
+    ("rows_per_batch", 0, "rows_per_batch must be at least 1"),
+    ("max_retries", -1, "max_retries"),
+])
+def test_options_are_checked(field, value, message):
+    with pytest.raises(ConfigurationError, match=message):
+        TransferOptions(**{field: value})
+
+
+def test_option_defaults():
+    options = TransferOptions()
+    assert (options.workers, options.rows_per_batch, options.mode, options.create) == (
+        4, 10_000, "append", "if_missing")
+    assert options.resume and options.token_refresh_margin == 300 and options.max_retries == 5
+    assert not options.nan_as_null and options.load_id is None
+
+
+def test_target_names():
+    target = Target(ConnectionOptions("srv", "db"), "[my schema].[odd.name]")
+    assert (target.schema_name, target.table_name) == ("my schema", "odd.name")
+    assert target.describe() == "srv,1433/db/my schema.odd.name"
+    assert Target(ConnectionOptions("srv", "db"), "t").qualified == "dbo.t"
+    with pytest.raises(ConfigurationError):
+        Target(ConnectionOptions("srv", "db"), "a.b.c")
+
+
+def test_result_to_dict_is_json_able():
+    import json
+
+    result = TransferResult("dbo.t", "abc", 1000, 2_000_000, 4.0, 3, 1, 2, 1, 1, True,
+                            (WorkerStats(0, rows=600), WorkerStats(1, rows=400)))
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["rows_per_second"] == 250.0 and data["mb_per_second"] == 0.5
+    assert [w["rows"] for w in data["workers"]] == [600, 400]
+    assert data["load_id"] == "abc" and data["batches_skipped"] == 1
