@@ -140,7 +140,8 @@ class ConnectionOptions:
         that keyword (seen: a silent server still times out after its 15 s default); it
         takes effect only where the token shim maps it to ``SQL_ATTR_LOGIN_TIMEOUT``.
     :param packet_size: TDS packet size in bytes (512-32767), or None for the server's.
-    :param turbodbc_options: keyword arguments for ``turbodbc.make_options``.
+    :param turbodbc_options: keyword arguments for ``turbodbc.make_options``
+        (``prefer_unicode`` defaults to True here).
     :param retry: the retry policy for transient connect failures.
     :param driver_path: Microsoft's ``libmsodbcsql-18`` (default:
         :func:`engine.driver.find_driver`).
@@ -242,7 +243,10 @@ def turbodbc_connect(connection_string: str, turbodbc_options: Mapping[str, Any]
     """
     import turbodbc
 
-    made = turbodbc.make_options(**turbodbc_options) if turbodbc_options else None
+    # Bind text as wide (SQL_WVARCHAR) unless the caller says otherwise: the engine creates
+    # nvarchar columns, and wide parameters keep the server from converting through a
+    # code page. (Narrow UTF-8 also round-tripped against the emulator; not checked on Azure.)
+    made = turbodbc.make_options(**{"prefer_unicode": True, **turbodbc_options})
     return turbodbc.connect(connection_string=connection_string, turbodbc_options=made)
 
 

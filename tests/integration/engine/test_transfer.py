@@ -35,7 +35,6 @@ def connection_options(emulator, credential: CredentialOptions) -> ConnectionOpt
                              database=emulator.database, credential=credential,
                              encrypt="strict", server_certificate=emulator.server_cert,
                              host_name_in_certificate="localhost", login_timeout=15,
-                             turbodbc_options={"prefer_unicode": True},
                              retry=RetryPolicy(attempts=5, base_delay=0.1, max_delay=1.0))
 
 
@@ -256,3 +255,14 @@ def test_short_tokens_are_renewed_mid_load(monkeypatch, driver_path):
             check_exact(conn, "dbo.renewed", 12_000)
     assert result.rows == 12_000 and result.token_renewals > 0
     assert metrics["distinct_tokens"] >= 2
+
+
+def test_unicode_text_survives_with_default_turbodbc_options(sql_target, reader):
+    """No turbodbc_options given: non-Latin text, empty strings and NULLs survive exactly."""
+    target = sql_target("unicode")
+    texts = ["naïve café", "東京 🚀 𝄞", "", None, "Ωmega ☃"]
+    source = pa.table({"id": pa.array(range(len(texts)), pa.int64()), "t": texts})
+    result = transfer(source, target, TransferOptions(workers=1, rows_per_batch=2))
+    assert result.rows == len(texts)
+    got = reader.cursor().execute(f"SELECT id, t FROM {target.table} ORDER BY id").fetchall()
+    assert [r[1] for r in got] == texts
