@@ -77,6 +77,7 @@ class FaultPlan:
         self._rate = 0.0
         self._bucket_time = time.monotonic()
         self._bucket_debt = 0.0
+        self.throttled_seconds = 0.0  # time requests waited for the throttle, all sessions
         self.counts: Counter[str] = Counter()
 
     # -- configuration ---------------------------------------------------------------------
@@ -138,6 +139,7 @@ class FaultPlan:
                 "tokens_expired_before": self.tokens_expired_before,
                 "revoked": sorted(self.revoked),
                 "throttle_bytes_per_second": self._rate or None,
+                "throttled_seconds": round(self.throttled_seconds, 3),
                 "injected": dict(self.counts),
             }
 
@@ -193,9 +195,11 @@ class FaultPlan:
             self._bucket_debt = max(0.0, self._bucket_debt - (now - self._bucket_time) * rate)
             self._bucket_time = now
             self._bucket_debt += nbytes
-            wait = self._bucket_debt / rate - 1.0  # one second of burst allowed
+            wait = min(self._bucket_debt / rate - 1.0, 30.0)  # one second of burst allowed
+            if wait > 0:
+                self.throttled_seconds += wait
         if wait > 0:
-            time.sleep(min(wait, 30.0))
+            time.sleep(wait)
 
 
 def pick_random(ids: list[int], n: int) -> list[int]:

@@ -151,3 +151,30 @@ def test_session_recovery_relogin_with_an_expired_token_is_refused(emu, driver_p
     metrics = emu.metrics()
     assert metrics["logins_failed"].get("expired", 0) > failed_before  # a re-login came, refused
     assert metrics["logins_ok"] == ok_before
+
+
+def test_throttle_slows_ingest_without_failing_it(emu_proc, driver_path):
+    """Azure's log-rate governance delays writes; it does not fail them. The emulator's own
+    accounting (bytes admitted, seconds waited) shows the throttle held."""
+    token = emu_proc.issue_token()
+    conn = pyodbc.connect(odbc_string(emu_proc, driver_path),
+                          attrs_before={SQL_COPT_SS_ACCESS_TOKEN: token_struct(token)},
+                          timeout=15, autocommit=True)
+    rows = [(i, "x" * 200) for i in range(3000)]  # ~1.3 MB of parameter data
+    try:
+        post(emu_proc, {"kind": "throttle", "bytes_per_second": 200_000})
+        cur = conn.cursor()
+        cur.execute("CREATE TABLE dbo.throttled (i int, s nvarchar(300))")
+        cur.fast_executemany = True
+        before = emu_proc.metrics()["bytes_received"]
+        cur.executemany("INSERT INTO dbo.throttled VALUES (?, ?)", rows)
+        received = emu_proc.metrics()["bytes_received"] - before
+        assert cur.execute("SELECT COUNT(*) FROM dbo.throttled").fetchone()[0] == len(rows)
+    finally:
+        pending = post(emu_proc, {"kind": "throttle", "bytes_per_second": 0})
+        conn.close()
+    # A token bucket with one second of burst: over 1.2 MB at 200 kB/s must have waited
+    # several seconds in total; >= 1 s leaves room for a slow machine's processing time,
+    # which drains the bucket too.
+    assert received > 1_200_000
+    assert pending["throttled_seconds"] >= 1.0
