@@ -49,9 +49,8 @@ from engine.errors import (
     classify,
     describe,
     error_text,
-    parse_diagnostics,
     remedy,
-    scrub,
+    scrubbed_diagnostics,
 )
 
 log = logging.getLogger(__name__)
@@ -443,8 +442,7 @@ class ConnectionFactory:
             return Connection(raw, token_expires_at=token.expires_on if token else None,
                               where=self.where)
         secrets = [secret.reveal()]
-        return [Diagnostic(d.sqlstate, d.native_error, scrub(d.message, secrets), d.component)
-                for d in parse_diagnostics(scrub(failure, secrets))]
+        return scrubbed_diagnostics(failure, secrets)
 
     def _refresh(self, token: AccessToken | None, diagnostics: Sequence[Diagnostic],
                  attempt: int) -> AccessToken:

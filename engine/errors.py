@@ -316,6 +316,17 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     return _JWT_RE.sub("***", text)
 
 
+def scrubbed_diagnostics(text: str, secrets: Iterable[str] = ()) -> list[Diagnostic]:
+    """Parse a driver's error text into diagnostics with every secret scrubbed.
+
+    :param text: the ODBC client's error text.
+    :param secrets: values (tokens, passwords) to remove besides JWT-shaped text.
+    """
+    secrets = list(secrets)
+    return [Diagnostic(d.sqlstate, d.native_error, scrub(d.message, secrets), d.component)
+            for d in parse_diagnostics(scrub(text, secrets))]
+
+
 def database_error(error: BaseException, *, phase: str, where: str,
                    secrets: Iterable[str] = ()) -> DatabaseError:
     """Translate a turbodbc/pyodbc error into a :class:`DatabaseError` free of secrets.
@@ -333,9 +344,7 @@ def database_error(error: BaseException, *, phase: str, where: str,
     >>> e.transient, e.native_error
     (False, 208)
     """
-    diagnostics = [Diagnostic(d.sqlstate, d.native_error, scrub(d.message, secrets),
-                              d.component)
-                   for d in parse_diagnostics(scrub(error_text(error), secrets))]
+    diagnostics = scrubbed_diagnostics(error_text(error), secrets)
     disposition = classify(diagnostics)
     advice = remedy(diagnostics)
     message = f"{phase} failed ({where}): {describe(diagnostics)}"
