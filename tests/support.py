@@ -30,3 +30,20 @@ def odbc_string(emu, driver: str, *, encrypt: str = "strict", database: str | No
         attrs["HostNameInCertificate"] = "localhost"
     attrs.update(extra)
     return build_connection_string(attrs)
+
+
+def inject_fault(emu, **fault: object) -> dict:
+    """``POST /faults`` on the emulator's control API (loopback only); returns its answer.
+
+    >>> inject_fault(emu, kind="error", number=40613, at="login")  # doctest: +SKIP
+    """
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        emu.control_url + "/faults", data=json.dumps(fault).encode(),
+        headers={"Content-Type": "application/json"})
+    assert request.full_url.startswith("http://127.0.0.1:"), request.full_url
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer: dict = json.loads(response.read())
+    return answer

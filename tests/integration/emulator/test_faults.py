@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.error
 import urllib.request
 from contextlib import closing
 
 import pytest
-from support import SQL_COPT_SS_ACCESS_TOKEN, odbc_string, token_struct
+from support import SQL_COPT_SS_ACCESS_TOKEN, inject_fault, odbc_string, token_struct
 
 pyodbc = pytest.importorskip("pyodbc")
 pytestmark = pytest.mark.integration
 
 
-def post(emu, body, path="/faults"):
-    req = urllib.request.Request(emu.control_url + path, data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read())
-
-
 @pytest.fixture
 def emu(emu):
     yield emu
-    post(emu, {"kind": "clear"})
+    inject_fault(emu, **{"kind": "clear"})
 
 
 def connect(emu, driver, token=None, autocommit=True):
@@ -36,7 +28,7 @@ def connect(emu, driver, token=None, autocommit=True):
 
 
 def test_injected_login_error_reaches_the_client_once(emu, driver_path):
-    pending = post(emu, {"kind": "error", "number": 40613, "at": "login", "count": 1})
+    pending = inject_fault(emu, **{"kind": "error", "number": 40613, "at": "login", "count": 1})
     assert pending["login_errors"] == [40613]
     with pytest.raises(pyodbc.Error) as info:
         connect(emu, driver_path)
@@ -48,7 +40,7 @@ def test_injected_login_error_reaches_the_client_once(emu, driver_path):
 
 def test_unknown_fault_is_a_400_naming_the_allowed_kinds(emu):
     with pytest.raises(urllib.error.HTTPError) as info:
-        post(emu, {"kind": "explode"})
+        inject_fault(emu, **{"kind": "explode"})
     assert info.value.code == 400
     assert "kill_sessions" in info.value.read().decode()
 
@@ -57,7 +49,7 @@ def test_kill_sessions_drops_open_connections(emu, driver_path):
     with connect(emu, driver_path) as conn:
         cur = conn.cursor()
         assert cur.execute("SELECT 1").fetchone()[0] == 1
-        assert post(emu, {"kind": "kill_sessions"})["killed"] >= 1
+        assert inject_fault(emu, **{"kind": "kill_sessions"})["killed"] >= 1
         with pytest.raises(pyodbc.Error) as info:
             cur.execute("SELECT 1").fetchone()
     assert "08S01" in str(info.value) or "IMC06" in str(info.value)
@@ -66,7 +58,7 @@ def test_kill_sessions_drops_open_connections(emu, driver_path):
 def test_expire_tokens_refuses_earlier_tokens_at_login(emu, driver_path):
     old = emu.identity.issue_token()
     time.sleep(1.1)  # token times have one-second resolution
-    post(emu, {"kind": "expire_tokens"})
+    inject_fault(emu, **{"kind": "expire_tokens"})
     with pytest.raises(pyodbc.Error) as info:
         connect(emu, driver_path, token=old)
     assert "18456" in str(info.value)
@@ -77,7 +69,7 @@ def test_expire_tokens_refuses_earlier_tokens_at_login(emu, driver_path):
 
 def test_revoked_principal_cannot_log_in(emu, driver_path):
     reader = emu.identity.credentials.reader_app
-    post(emu, {"kind": "revoke", "principal": reader.client_id})
+    inject_fault(emu, **{"kind": "revoke", "principal": reader.client_id})
     with pytest.raises(pyodbc.Error, match="18456"):
         connect(emu, driver_path, token=emu.identity.issue_token(appid=reader.client_id))
     with connect(emu, driver_path) as conn:  # others are unaffected
@@ -90,7 +82,7 @@ def test_fatal_rpc_error_drops_the_link_and_rolls_back(emu, driver_path):
         cur.execute("CREATE TABLE dbo.fault_tx (i int)")
         conn.commit()
         cur.execute("INSERT INTO dbo.fault_tx VALUES (1)")  # uncommitted
-        post(emu, {"kind": "error", "number": 40613, "count": 1})
+        inject_fault(emu, **{"kind": "error", "number": 40613, "count": 1})
         with pytest.raises(pyodbc.Error) as info:
             cur.execute("INSERT INTO dbo.fault_tx VALUES (?)", 2)
         assert "40613" in str(info.value)
@@ -101,7 +93,7 @@ def test_fatal_rpc_error_drops_the_link_and_rolls_back(emu, driver_path):
 def test_class_16_rpc_error_keeps_the_session(emu, driver_path):
     with connect(emu, driver_path) as conn:
         cur = conn.cursor()
-        post(emu, {"kind": "error", "number": 49918, "count": 1})
+        inject_fault(emu, **{"kind": "error", "number": 49918, "count": 1})
         with pytest.raises(pyodbc.Error) as info:
             cur.execute("SELECT ?", 1).fetchone()
         assert "49918" in str(info.value)
@@ -120,7 +112,7 @@ def test_dropped_link_mid_transaction_surfaces_with_connect_retry_off(emu, drive
         cur.execute("CREATE TABLE dbo.fault_retry_off (i int)")
         conn.commit()
         cur.execute("INSERT INTO dbo.fault_retry_off VALUES (1)")
-        post(emu, {"kind": "kill_sessions"})
+        inject_fault(emu, **{"kind": "kill_sessions"})
         with pytest.raises(pyodbc.Error) as info:
             cur.execute("INSERT INTO dbo.fault_retry_off VALUES (2)")
             conn.commit()
@@ -143,8 +135,8 @@ def test_session_recovery_relogin_with_an_expired_token_is_refused(emu, driver_p
         assert cur.execute("SELECT 1").fetchone()[0] == 1
         ok_before = emu.metrics()["logins_ok"]
         time.sleep(1.1)  # token times have one-second resolution
-        post(emu, {"kind": "expire_tokens"})
-        post(emu, {"kind": "kill_sessions"})
+        inject_fault(emu, **{"kind": "expire_tokens"})
+        inject_fault(emu, **{"kind": "kill_sessions"})
         failed_before = emu.metrics()["logins_failed"].get("expired", 0)
         with pytest.raises(pyodbc.Error):
             cur.execute("SELECT 1").fetchone()
@@ -162,7 +154,7 @@ def test_throttle_slows_ingest_without_failing_it(emu_proc, driver_path):
                           timeout=15, autocommit=True)
     rows = [(i, "x" * 200) for i in range(3000)]  # ~1.3 MB of parameter data
     try:
-        post(emu_proc, {"kind": "throttle", "bytes_per_second": 200_000})
+        inject_fault(emu_proc, **{"kind": "throttle", "bytes_per_second": 200_000})
         cur = conn.cursor()
         cur.execute("CREATE TABLE dbo.throttled (i int, s nvarchar(300))")
         cur.fast_executemany = True
@@ -171,7 +163,7 @@ def test_throttle_slows_ingest_without_failing_it(emu_proc, driver_path):
         received = emu_proc.metrics()["bytes_received"] - before
         assert cur.execute("SELECT COUNT(*) FROM dbo.throttled").fetchone()[0] == len(rows)
     finally:
-        pending = post(emu_proc, {"kind": "throttle", "bytes_per_second": 0})
+        pending = inject_fault(emu_proc, **{"kind": "throttle", "bytes_per_second": 0})
         conn.close()
     # A token bucket with one second of burst: over 1.2 MB at 200 kB/s must have waited
     # several seconds in total; >= 1 s leaves room for a slow machine's processing time,

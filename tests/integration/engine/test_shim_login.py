@@ -9,7 +9,6 @@ exact token arrived.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -17,11 +16,10 @@ import sys
 import textwrap
 import threading
 import time
-import urllib.request
 from contextlib import closing
 
 import pytest
-from support import odbc_string
+from support import inject_fault, odbc_string
 
 from engine.native_shim import ENV_SHIM_TARGET, prepare_environment, shim_path
 
@@ -119,11 +117,7 @@ def test_driver_recovers_an_idle_connection_with_the_kept_token(emu_proc, shim):
 
 def _kill_session(emu, spid: int) -> None:
     """Drop one session's socket through the control API's fault injection."""
-    body = json.dumps({"kind": "kill_sessions", "session_ids": [spid]}).encode()
-    req = urllib.request.Request(emu.control_url + "/faults", data=body,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        assert json.loads(resp.read())["killed"] == 1
+    assert inject_fault(emu, kind="kill_sessions", session_ids=[spid])["killed"] == 1
 
 
 def test_shim_driver_keyword_naming_the_loaded_driver_is_accepted(emu_proc, shim, driver_path):

@@ -8,13 +8,12 @@ emulator running in a child process (turbodbc holds the GIL in some calls).
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import time
 import traceback
-import urllib.request
 
 import pytest
+from support import inject_fault
 
 from emulator.process import EmulatorProcess
 from engine.connection import ConnectionFactory, ConnectionOptions, RetryPolicy
@@ -253,19 +252,9 @@ def test_unknown_database_is_retried_then_reported(emu, env):
     assert "database name" in str(info.value)
 
 
-def inject(emulator, **fault) -> dict:
-    """``POST /faults`` on the emulator's loopback control API."""
-    request = urllib.request.Request(
-        emulator.control_url + "/faults", data=json.dumps(fault).encode(),
-        headers={"Content-Type": "application/json"})
-    assert request.full_url.startswith("http://127.0.0.1:")
-    with urllib.request.urlopen(request, timeout=10) as response:  # loopback only
-        return json.loads(response.read())
-
-
 @pytest.mark.parametrize("number", [40613, 40501, 49918])
 def test_injected_transient_login_errors_are_retried(emu, env, number):
-    pending = inject(emu, kind="error", at="login", number=number, count=2)
+    pending = inject_fault(emu, kind="error", at="login", number=number, count=2)
     assert pending["login_errors"] == [number, number]
     options = options_for(emu, CredentialOptions(kind="managed-identity"),
                           retry=RetryPolicy(attempts=5, base_delay=0.1, max_delay=0.5))
@@ -273,20 +262,20 @@ def test_injected_transient_login_errors_are_retried(emu, env, number):
         with ConnectionFactory(options) as factory, factory.connect() as conn:
             assert whoami(conn)[1] == emu.database
     finally:
-        inject(emu, kind="clear")
+        inject_fault(emu, kind="clear")
     assert conn.attempts == 3 and factory.stats.retries == 2
     assert factory.token_provider.fetches == 1  # a transient failure keeps the fresh token
 
 
 def test_transient_login_errors_beyond_the_policy_are_reported(emu, env):
-    inject(emu, kind="error", at="login", number=40613, count=5)
+    inject_fault(emu, kind="error", at="login", number=40613, count=5)
     options = options_for(emu, CredentialOptions(kind="managed-identity"),
                           retry=RetryPolicy(attempts=2, base_delay=0.05))
     try:
         with ConnectionFactory(options) as factory, pytest.raises(ConnectError) as info:
             factory.connect()
     finally:
-        inject(emu, kind="clear")
+        inject_fault(emu, kind="clear")
     error = info.value
     assert error.transient and error.native_error == 40613 and error.attempts == 2
     assert "still failing after 2 attempt(s)" in str(error) and "retry.attempts" in str(error)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 import uuid
 
 import pyarrow as pa
 import pytest
+from support import inject_fault
 
 from emulator.process import EmulatorProcess
 from engine.connection import ConnectionOptions, RetryPolicy
@@ -60,16 +60,6 @@ def reader(emu_proc, driver_path):
     conn = pyodbc.connect(text, autocommit=True)
     yield conn
     conn.close()
-
-
-def inject(emulator, **fault) -> dict:
-    """``POST /faults`` on the emulator's loopback control API."""
-    request = urllib.request.Request(
-        emulator.control_url + "/faults", data=json.dumps(fault).encode(),
-        headers={"Content-Type": "application/json"})
-    assert request.full_url.startswith("http://127.0.0.1:")
-    with urllib.request.urlopen(request, timeout=10) as response:  # loopback only
-        return json.loads(response.read())
 
 
 def rows_table(n: int, start: int = 0) -> pa.Table:
@@ -140,13 +130,13 @@ def test_an_existing_load_id_without_resume_is_refused(sql_target, reader):
 def test_injected_40613_mid_load_is_replayed_exactly_once(emu_proc, sql_target, reader):
     target = sql_target("transient")
     # Parameter arrays cost one RPC per row: the fault lands inside the load's first batches.
-    inject(emu_proc, kind="error", number=40613, after_rpc_calls=3_000, count=1)
+    inject_fault(emu_proc, kind="error", number=40613, after_rpc_calls=3_000, count=1)
     try:
         result = transfer(rows_table(20_000), target,
                           TransferOptions(workers=2, rows_per_batch=1_000,
                                           retry_base_delay=0.05))
     finally:
-        inject(emu_proc, kind="clear")
+        inject_fault(emu_proc, kind="clear")
     assert result.retries >= 1 and result.reconnects >= 1
     assert result.rows + 1_000 * result.batches_skipped == 20_000
     check_exact(reader, target.table, 20_000)
@@ -159,7 +149,7 @@ def test_kill_sessions_mid_load_is_survived(emu_proc, sql_target, reader):
 
     def kill_once(progress):
         if progress.batches == 3 and not killed:
-            killed.append(inject(emu_proc, kind="kill_sessions"))
+            killed.append(inject_fault(emu_proc, kind="kill_sessions"))
 
     result = transfer(rows_table(20_000), target,
                       TransferOptions(workers=2, rows_per_batch=1_000, retry_base_delay=0.05,
