@@ -1,0 +1,59 @@
+"""OpenLineage datasets of a load: the input files and the output table.
+
+Names follow OpenLineage's naming conventions and match Airflow's mssql hook for the
+output (namespace ``mssql://host:port``, name ``database.schema.table``), so lineage
+from both joins up. The openlineage provider is imported only when facets are built;
+without it :func:`operator_lineage` returns None and the load works the same.
+
+>>> output_dataset("srv.database.windows.net", 1433, "sales", "dbo.orders")
+('mssql://srv.database.windows.net:1433', 'sales.dbo.orders')
+>>> input_dataset("/data/orders/part-0.parquet")
+('file', '/data/orders/part-0.parquet')
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["input_dataset", "operator_lineage", "output_dataset"]
+
+
+def output_dataset(server: str, port: int, database: str, table: str) -> tuple[str, str]:
+    """(namespace, name) of the target table, as Airflow's mssql hook names it.
+
+    :param server: the server host.
+    :param port: its port.
+    :param database: the database.
+    :param table: ``schema.table``.
+    """
+    return f"mssql://{server}:{port}", f"{database}.{table}"
+
+
+def input_dataset(path: str) -> tuple[str, str]:
+    """(namespace, name) of a source file: ``file`` and its absolute path, or for a URI
+    ``scheme://authority`` and its path.
+
+    :param path: a local path or a URI (``abfss://container@account.dfs.core.windows.net/x``).
+    """
+    if "://" in path:
+        parts = urlsplit(path)
+        return f"{parts.scheme}://{parts.netloc}", parts.path or "/"
+    return "file", os.path.abspath(path)
+
+
+def operator_lineage(inputs: Sequence[tuple[str, str]], output: tuple[str, str]) -> Any:
+    """An ``OperatorLineage`` for the openlineage provider, or None when it is not installed.
+
+    :param inputs: (namespace, name) of each input.
+    :param output: (namespace, name) of the table.
+    """
+    try:
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+        from airflow.providers.openlineage.extractors import OperatorLineage
+    except ImportError:  # the provider (or its client library) is optional
+        return None
+    return OperatorLineage(inputs=[Dataset(namespace=ns, name=name) for ns, name in inputs],
+                           outputs=[Dataset(namespace=output[0], name=output[1])])
