@@ -1,0 +1,33 @@
+"""Fixtures for the Airflow integration tests: Parquet files and a pyodbc reader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from integration.airflow.airflow_env import FILES, ROWS_PER_FILE, rows_table
+
+
+@pytest.fixture(scope="module")
+def parquet_dir(tmp_path_factory) -> Path:
+    """FILES Parquet files of ROWS_PER_FILE rows (ids 0..TOTAL_ROWS-1), 2 row groups each."""
+    root = tmp_path_factory.mktemp("parquet")
+    for f in range(FILES):
+        pq.write_table(rows_table(ROWS_PER_FILE, f * ROWS_PER_FILE), root / f"part-{f}.parquet",
+                       row_group_size=ROWS_PER_FILE // 2)
+    return root
+
+
+@pytest.fixture(scope="module")
+def reader(emu_proc, driver_path):
+    """A pyodbc connection (SQL login) to read tables back with another client."""
+    pyodbc = pytest.importorskip("pyodbc")
+    from support import odbc_string
+
+    creds = emu_proc.credentials
+    conn = pyodbc.connect(odbc_string(emu_proc, driver_path, UID=creds.sql_login,
+                                      PWD=creds.sql_password), autocommit=True)
+    yield conn
+    conn.close()
