@@ -2,10 +2,10 @@
 
 >>> TransferOptions(workers=2).rows_per_batch
 10000
->>> TransferOptions(mode="upsert")
+>>> TransferOptions(mode="upsert")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-engine.errors.ConfigurationError: mode 'upsert' is not yet supported; use mode='append'
+engine.errors.ConfigurationError: mode='upsert' needs keys: ...
 """
 
 from __future__ import annotations
@@ -26,9 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["CREATE_POLICIES", "MODES", "Target", "TransferOptions"]
 
 MODES = ("append", "replace", "upsert")
-IMPLEMENTED_MODES = ("append",)
 CREATE_POLICIES = ("if_missing", "never", "replace_schema")
-IMPLEMENTED_CREATE = ("if_missing", "never")
 
 
 @dataclass(frozen=True)
@@ -78,10 +76,14 @@ class TransferOptions:
     :param rows_per_batch: rows per INSERT transaction and journal row. Provisional:
         10,000 has not been benchmarked yet. Batch ids depend on it, so a resumed load
         must keep the value it started with.
-    :param mode: ``append`` (``replace`` and ``upsert`` are not yet supported).
+    :param mode: ``append`` (journaled inserts into the target), ``replace`` (load a
+        staging table, then swap its rows in with one transaction) or ``upsert`` (load a
+        staging table, then one ``MERGE`` on ``keys``). See :mod:`engine.staging`.
+    :param keys: the columns that identify a row, for ``upsert``.
     :param create: ``if_missing`` (create the table from the source's schema, sized from
-        the first batch) or ``never`` (the table must exist); ``replace_schema`` is not
-        yet supported.
+        the first batch), ``never`` (the table must exist) or ``replace_schema`` (with
+        ``mode="replace"`` only: the table is dropped and recreated from the source's
+        schema, in the same transaction that swaps the new rows in).
     :param sql_types: per-column SQL type overrides, e.g. ``{"price": "decimal(18,2)"}``.
     :param load_id: the load's journal id (default: sha256 of the source fingerprint and
         the target, 32 hex digits; see :func:`engine.journal.default_load_id`).
@@ -93,6 +95,9 @@ class TransferOptions:
     :param retry_base_delay: first backoff ceiling in seconds (doubling, full jitter).
     :param retry_max_delay: largest single backoff, in seconds.
     :param nan_as_null: write NaN and ±Inf as NULL instead of failing.
+    :param max_memory_bytes: a ceiling on the Arrow bytes of the batches read ahead and
+        in flight (default: ``2 * workers`` batches read ahead, whatever their size). A
+        single batch larger than the ceiling is still loaded, alone.
     :param progress: called with a :class:`engine.transfer.Progress` after every
         committed batch, from worker threads (keep it quick and thread-safe).
     """
@@ -100,6 +105,7 @@ class TransferOptions:
     workers: int = 4
     rows_per_batch: int = 10_000
     mode: str = "append"
+    keys: tuple[str, ...] = ()
     create: str = "if_missing"
     sql_types: Mapping[str, str | SqlType] = field(default_factory=dict)
     load_id: str | None = None
@@ -109,6 +115,7 @@ class TransferOptions:
     retry_base_delay: float = 0.5
     retry_max_delay: float = 30.0
     nan_as_null: bool = False
+    max_memory_bytes: int | None = None
     progress: Callable[[Progress], Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -119,14 +126,26 @@ class TransferOptions:
                                      f"{self.rows_per_batch}")
         if self.mode not in MODES:
             raise ConfigurationError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
-        if self.mode not in IMPLEMENTED_MODES:
-            raise ConfigurationError(f"mode {self.mode!r} is not yet supported; use mode='append'")
+        if isinstance(self.keys, str):
+            object.__setattr__(self, "keys", (self.keys,))
+        object.__setattr__(self, "keys", tuple(self.keys))
+        if self.mode == "upsert" and not self.keys:
+            raise ConfigurationError("mode='upsert' needs keys: the columns that identify a "
+                                     'row, e.g. keys=("order_id",)')
+        if self.mode != "upsert" and self.keys:
+            raise ConfigurationError(f"keys are only used by mode='upsert', not {self.mode!r}")
+        if len({k.casefold() for k in self.keys}) != len(self.keys):
+            raise ConfigurationError(f"keys name a column twice: {list(self.keys)}")
         if self.create not in CREATE_POLICIES:
             raise ConfigurationError(f"create must be one of {', '.join(CREATE_POLICIES)}, "
                                      f"not {self.create!r}")
-        if self.create not in IMPLEMENTED_CREATE:
-            raise ConfigurationError(f"create={self.create!r} is not yet supported; use "
-                                     "'if_missing' or 'never'")
+        if self.create == "replace_schema" and self.mode != "replace":
+            raise ConfigurationError(
+                f"create='replace_schema' drops and recreates the table, so it only goes with "
+                f"mode='replace' (not {self.mode!r}); use create='if_missing' or 'never'")
+        if self.max_memory_bytes is not None and self.max_memory_bytes < 1:
+            raise ConfigurationError(f"max_memory_bytes must be positive, not "
+                                     f"{self.max_memory_bytes}")
         if self.max_retries < 0:
             raise ConfigurationError("max_retries must not be negative")
         if self.token_refresh_margin < 0:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,9 +91,12 @@ class Source:
     :param schema: the Arrow schema after projection and renaming.
     :param total_rows: rows in the source when known without reading it (Parquet and
         IPC metadata, in-memory tables), else None.
-    :param fingerprint: a digest of what identifies the source (paths, sizes and
-        modification times, or in-memory schema and row count); the engine derives the
-        default ``load_id`` from it.
+    :param fingerprint: a digest of what identifies the source: paths, sizes and
+        modification times of files; the schema and the Arrow buffers of an in-memory
+        table (the same values chunked differently digest differently); a random id for
+        a stream (RecordBatchReader, LazyFrame), which cannot be read twice, so resuming
+        one needs an explicit ``load_id``. The engine derives the default ``load_id``
+        from it.
     :param files: the files, in load order (empty for in-memory sources).
     """
 
@@ -282,7 +286,10 @@ def _open_memory(source: Any, columns: Sequence[str] | None, rename: dict[str, s
         names = _project(schema, columns, rename, "RecordBatchReader")
         stream = (b.select(names) for b in source)
     out_schema = _renamed(schema, names, rename)
-    digest = hashlib.sha256(out_schema.to_string().encode() + str(total).encode()).hexdigest()
+    if table is not None:
+        digest = _table_digest(table, out_schema)
+    else:
+        digest = uuid.uuid4().hex  # a stream: nothing to recognise it by next time
     if table is not None:
         fixed = table
         return Source(out_schema, total, digest[:32], [], rows_per_batch,
@@ -291,6 +298,24 @@ def _open_memory(source: Any, columns: Sequence[str] | None, rename: dict[str, s
     once: Iterator[pa.RecordBatch] = stream
     return Source(out_schema, total, digest[:32], [], rows_per_batch,
                   lambda: [("mem", None, 0, once)], rename, replayable=False)
+
+
+def _table_digest(table: pa.Table, schema: pa.Schema) -> str:
+    """blake2b over the schema, the row count and every buffer of every column.
+
+    Two different tables with the same shape must not share a default load id (the
+    second load would be skipped as already journaled), so the values themselves count.
+    Hashing runs at memory speed, in C, without copying the table.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    h.update(schema.to_string().encode())
+    h.update(str(table.num_rows).encode())
+    for column in table.columns:
+        for chunk in column.chunks:
+            h.update(f"|{chunk.offset}:{len(chunk)}".encode())
+            for buf in chunk.buffers():
+                h.update(b"-" if buf is None else memoryview(buf))
+    return h.hexdigest()
 
 
 def _file_format(path: str, fmt: str | None) -> str:

@@ -15,7 +15,9 @@ connection from one shared :class:`~engine.connection.ConnectionFactory` and, pe
 4. on a terminal error stops every worker: committed batches stay, nothing half-written
    is visible, and :class:`TransferError` names the table, the batch and its source rows.
 
-Only ``mode="append"`` is implemented so far.
+``mode="replace"`` and ``mode="upsert"`` load a staging table the same way, then apply it
+to the target in one transaction (:mod:`engine.staging`). Setting the ``cancel`` event
+stops the workers at a batch boundary; the load resumes later like a failed one.
 
 >>> from engine.connection import ConnectionOptions
 >>> from engine.credentials import CredentialOptions
@@ -45,16 +47,28 @@ from engine.errors import AzsqlBulkError, ConfigurationError, DatabaseError, dat
 from engine.journal import Journal, batch_key, default_load_id
 from engine.options import Target, TransferOptions
 from engine.schema import (
+    ExistingColumn,
     TablePlan,
     cast_batch,
     create_table_sql,
     insert_sql,
     plan_table,
+    quote_identifier,
     validate_against,
 )
 from engine.sources import Source, SourceBatch, open_source
+from engine.staging import (
+    FINISH_BATCH_ID,
+    DuplicateKeyError,
+    copy_rows_sql,
+    duplicate_keys_sql,
+    merge_sql,
+    null_keys_sql,
+    staging_table_name,
+)
 
-__all__ = ["Progress", "TransferError", "TransferResult", "WorkerStats", "transfer"]
+__all__ = ["Progress", "TransferCancelled", "TransferError", "TransferResult", "WorkerStats",
+           "transfer"]
 
 log = logging.getLogger(__name__)
 
@@ -73,20 +87,35 @@ class TransferError(AzsqlBulkError):
     :param batch_id: the failed batch's id (None when no batch was at fault).
     :param location: where the batch's rows are in the source.
     :param error: the underlying error (a :class:`DatabaseError` for database refusals).
+    :param load_id: the load's journal id (run again with it to resume).
+    :param rows_committed: rows this run committed before it stopped.
+    :param batches_committed: batches this run committed before it stopped.
+    :param resumable: whether committed batches are journaled, so running the load again
+        with the same ``load_id`` continues where it stopped (False when nothing was kept).
     """
 
     def __init__(self, message: str, *, table: str, batch_id: str | None,
-                 location: str | None, error: BaseException) -> None:
+                 location: str | None, error: BaseException | None, load_id: str = "",
+                 rows_committed: int = 0, batches_committed: int = 0,
+                 resumable: bool = False) -> None:
         super().__init__(message)
         self.table = table
         self.batch_id = batch_id
         self.location = location
         self.error = error
+        self.load_id = load_id
+        self.rows_committed = rows_committed
+        self.batches_committed = batches_committed
+        self.resumable = resumable
 
     @property
     def native_error(self) -> int | None:
         """The server's error number, when a database error stopped the load."""
         return self.error.native_error if isinstance(self.error, DatabaseError) else None
+
+
+class TransferCancelled(TransferError):
+    """The ``cancel`` event stopped the load at a batch boundary; it can be resumed."""
 
 
 @dataclass
@@ -119,6 +148,12 @@ class Progress:
     :param bytes: Arrow bytes of the committed batches.
     :param seconds: since the load started.
     :param total_rows: rows in the source when known.
+    :param workers_busy: workers sending a batch right now.
+    :param retries: batch replays so far.
+    :param reconnects: connections reopened after failures so far.
+    :param token_renewals: connections recycled for a fresh token so far.
+    :param phase: ``load`` while batches stream, ``apply`` while a staged mode applies
+        its staging table to the target.
     """
 
     rows: int
@@ -127,6 +162,11 @@ class Progress:
     bytes: int
     seconds: float
     total_rows: int | None
+    workers_busy: int = 0
+    retries: int = 0
+    reconnects: int = 0
+    token_renewals: int = 0
+    phase: str = "load"
 
 
 @dataclass(frozen=True)
@@ -145,6 +185,9 @@ class TransferResult:
     :param token_renewals: connections recycled before their token expired.
     :param created_table: whether this run created the target table.
     :param workers: per-worker figures.
+    :param mode: the load's mode.
+    :param applied: for ``replace`` and ``upsert``: whether this run applied the staging
+        table to the target (False when an earlier run had already finished the load).
     """
 
     table: str
@@ -159,6 +202,8 @@ class TransferResult:
     token_renewals: int
     created_table: bool
     workers: tuple[WorkerStats, ...] = field(default=())
+    mode: str = "append"
+    applied: bool = False
 
     @property
     def rows_per_second(self) -> float:
@@ -189,8 +234,9 @@ class _Stopped(Exception):
 
 
 def transfer(source: Any, target: Target, options: TransferOptions | None = None, *,
-             factory: ConnectionFactory | None = None) -> TransferResult:
-    """Load ``source`` into ``target`` exactly once (append mode).
+             factory: ConnectionFactory | None = None,
+             cancel: threading.Event | None = None) -> TransferResult:
+    """Load ``source`` into ``target`` exactly once.
 
     :param source: a :class:`~engine.sources.Source` from
         :func:`~engine.sources.open_source`, or anything it opens (pyarrow Table or
@@ -200,10 +246,14 @@ def transfer(source: Any, target: Target, options: TransferOptions | None = None
     :param options: how to load (default :class:`TransferOptions`).
     :param factory: a connection factory to share (default: one built from
         ``target.connection``, closed afterwards).
+    :param cancel: when set (from any thread), workers stop at the next batch boundary
+        and :class:`TransferCancelled` is raised; committed batches stay journaled.
     :raises ConfigurationError: a bad option, an incompatible existing table
         (:class:`~engine.schema.SchemaMismatchError`, before any row is sent), a
         missing table with ``create="never"``.
-    :raises TransferError: a batch failed terminally (or kept failing transiently).
+    :raises TransferError: a batch failed terminally (or kept failing transiently), or
+        the source could not be read.
+    :raises TransferCancelled: ``cancel`` was set.
     :raises DatabaseError: the set-up (table check, DDL, journal) failed.
 
     >>> import pyarrow as pa  # doctest: +SKIP
@@ -216,29 +266,43 @@ def transfer(source: Any, target: Target, options: TransferOptions | None = None
     own = factory is None
     shared = factory if factory is not None else ConnectionFactory(target.connection)
     try:
-        return _Load(src, target, options, shared).run()
+        return _Load(src, target, options, shared, cancel).run()
     finally:
         if own:
             shared.close()
 
 
 class _Load:
-    """One run of :func:`transfer`: set-up, the reader, the workers, the result."""
+    """One run of :func:`transfer`: set-up, the reader, the workers, the staged apply."""
 
     def __init__(self, source: Source, target: Target, options: TransferOptions,
-                 factory: ConnectionFactory) -> None:
+                 factory: ConnectionFactory, cancel: threading.Event | None = None) -> None:
         self.source, self.target, self.options, self.factory = source, target, options, factory
+        self.cancel = cancel
         self.table = target.qualified
         self.load_id = options.load_id or default_load_id(source.fingerprint, target.describe())
-        self.journal = Journal(self.load_id, self.table)
+        self.staged = options.mode != "append"
+        self.stage = (f"{target.schema_name}."
+                      f"{staging_table_name(target.schema_name, target.table_name, self.load_id)}"
+                      if self.staged else "")
+        # bracket-quoted, so a schema or name holding '.' stays one part
+        self.stage_sql_name = (
+            f"{quote_identifier(target.schema_name)}."
+            f"{quote_identifier(self.stage.split('.', 1)[1])}" if self.staged else "")
+        self.journal = Journal(self.load_id, self.stage if self.staged else self.table)
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.failure: BaseException | None = None
+        self.cancelled = False
         self.stats = [WorkerStats(i) for i in range(options.workers)]
-        self.rows = self.bytes = self.batches = self.skipped = 0
+        self.rows = self.bytes = self.batches = self.skipped = self.busy = 0
+        self.inflight = 0  # Arrow bytes read ahead or being sent (max_memory_bytes)
+        self.room = threading.Condition(self.lock)
+        self.phase = "load"
         self.started = time.monotonic()
         self.plan: TablePlan | None = None
         self.sql = ""
+        self.existing: list[ExistingColumn] = []
 
     # -- set-up -----------------------------------------------------------------------
     def run(self) -> TransferResult:
@@ -246,47 +310,82 @@ class _Load:
         first = next(stream, None)
         self.plan = plan_table(self.source.schema, overrides=self.options.sql_types,
                                sample=first.data if first is not None else None)
-        self.sql = insert_sql(self.plan, self.target.table)
+        self._check_keys(self.plan)
+        self.sql = insert_sql(self.plan, self.stage_sql_name if self.staged
+                              else self.target.table)
         created, done = self._prepare(self.plan)
+        finish_key = batch_key(FINISH_BATCH_ID)
+        if self.staged and finish_key in done:
+            log.info("load %s into %s finished in an earlier run; nothing to do",
+                     self.load_id, self.table)
+            return self._result(created, skipped=len(done) - 1, applied=False)
         if done and not self.options.resume:
             raise ConfigurationError(
                 f"load_id {self.load_id} already has {len(done)} batch(es) journaled for "
                 f"{self.table}; pass resume=True to skip them, another load_id to load the "
                 "source again, or delete the load's journal rows (engine.journal.forget_load_sql)")
-        log.info("loading %s into %s: load_id %s, %d worker(s), %d row(s) per batch, "
-                 "%d batch(es) already journaled", self.source.files or "<memory>", self.table,
-                 self.load_id, self.options.workers, self.source.rows_per_batch, len(done))
+        log.info("loading %s into %s (mode %s%s): load_id %s, %d worker(s), %d row(s) per "
+                 "batch, %d batch(es) already journaled", self.source.files or "<memory>",
+                 self.table, self.options.mode,
+                 f", staging table {self.stage}" if self.staged else "", self.load_id,
+                 self.options.workers, self.source.rows_per_batch, len(done))
         batches = itertools.chain([first] if first is not None else [], stream)
         self._run_threads(batches, done)
         if self.failure is not None:
-            raise self.failure
-        result = TransferResult(
-            self.table, self.load_id, self.rows, self.bytes, time.monotonic() - self.started,
-            self.batches, self.skipped, sum(s.retries for s in self.stats),
-            sum(s.reconnects for s in self.stats), sum(s.token_renewals for s in self.stats),
-            created, tuple(self.stats))
+            raise self._wrap(self.failure)
+        if self.cancelled:
+            raise self._cancelled()
+        applied = False
+        if self.staged:
+            created = self._apply() or created
+            applied = True
+        result = self._result(created, skipped=self.skipped, applied=applied)
         log.info("loaded %s: %d row(s) in %d batch(es), %d skipped, %.1f s, %d retries, "
                  "%d token renewal(s)", self.table, result.rows, result.batches,
                  result.batches_skipped, result.seconds, result.retries, result.token_renewals)
         return result
 
+    def _result(self, created: bool, *, skipped: int, applied: bool) -> TransferResult:
+        return TransferResult(
+            self.table, self.load_id, self.rows, self.bytes, time.monotonic() - self.started,
+            self.batches, skipped, sum(s.retries for s in self.stats),
+            sum(s.reconnects for s in self.stats), sum(s.token_renewals for s in self.stats),
+            created, tuple(self.stats), self.options.mode, applied)
+
+    def _check_keys(self, plan: TablePlan) -> None:
+        names = {c.name.casefold() for c in plan.columns}
+        missing = [k for k in self.options.keys if k.casefold() not in names]
+        if missing:
+            raise ConfigurationError(
+                f"upsert keys {missing} are not columns of the source (columns: "
+                f"{', '.join(plan.names)}); pass keys that name source columns")
+        if self.options.keys and len(self.options.keys) == len(plan.columns):
+            log.info("every column is a key: the upsert only inserts missing rows")
+
+    def _columns(self, cursor: Any, table: tuple[str, str]) -> list[ExistingColumn]:
+        cursor.execute(_COLUMNS_SQL, list(table))
+        return [ExistingColumn.from_row(r) for r in cursor.fetchall()]
+
     def _prepare(self, plan: TablePlan) -> tuple[bool, set[str]]:
-        """Check or create the table, make sure the journal exists, read its keys."""
+        """Check or create the table (and the stage), ensure the journal, read its keys."""
         conn = self.factory.connect()
         try:
             phase = "check the target table"
             try:
                 cursor = conn.cursor()
-                cursor.execute(_COLUMNS_SQL, [self.target.schema_name, self.target.table_name])
-                existing = cursor.fetchall()
+                self.existing = self._columns(cursor, (self.target.schema_name,
+                                                       self.target.table_name))
                 created = False
-                if existing:
-                    validate_against(plan, existing, table=self.table)
-                elif self.options.create == "never":
+                if self.existing and self.options.create != "replace_schema":
+                    validate_against(plan, self.existing, table=self.table)
+                    if self.options.mode == "upsert":
+                        self._check_target_keys()
+                elif not self.existing and self.options.create == "never":
                     raise ConfigurationError(
                         f"table {self.table} does not exist and create='never'; create it "
                         "first or use create='if_missing'")
-                else:
+                elif not self.existing and self.options.mode != "replace":
+                    # append and upsert need the target now; replace renames its stage in
                     phase = "create the target table"
                     cursor.execute(create_table_sql(plan, self.target.table))
                     conn.commit()
@@ -297,6 +396,9 @@ class _Load:
                 phase = "read the load journal"
                 done = self.journal.keys(conn.cursor())
                 conn.commit()
+                if self.staged and batch_key(FINISH_BATCH_ID) not in done:
+                    phase = "create the staging table"
+                    self._ensure_stage(conn, plan, resumed=bool(done))
                 return created, done
             except AzsqlBulkError:
                 raise
@@ -305,6 +407,145 @@ class _Load:
             raise error
         finally:
             _close_quietly(conn)
+
+    def _check_target_keys(self) -> None:
+        names = {c.name.casefold() for c in self.existing}
+        missing = [k for k in self.options.keys if k.casefold() not in names]
+        if missing:
+            raise ConfigurationError(f"upsert keys {missing} are not columns of {self.table}")
+
+    def _ensure_stage(self, conn: Connection, plan: TablePlan, *, resumed: bool) -> None:
+        cursor = conn.cursor()
+        schema, name = self.stage.split(".", 1)
+        stage_columns = self._columns(cursor, (schema, name))
+        if stage_columns:
+            validate_against(plan, stage_columns, table=self.stage)
+            log.info("resuming into staging table %s", self.stage)
+        else:
+            if resumed:
+                raise ConfigurationError(
+                    f"load_id {self.load_id} has batches journaled for staging table "
+                    f"{self.stage}, which no longer exists, so they cannot be applied; "
+                    "delete the load's journal rows (engine.journal.forget_load_sql) and "
+                    "load again")
+            cursor.execute(create_table_sql(plan, self.stage_sql_name))
+            log.info("created staging table %s", self.stage)
+        conn.commit()
+
+    # -- the staged modes' final transaction -------------------------------------------
+    def _apply(self) -> bool:
+        """Apply the staging table to the target in one transaction; True if it created it.
+
+        Retried like a batch on transient errors: the server rolls back an interrupted
+        transaction, and the journal's finish row tells whether a commit landed.
+        """
+        self.phase = "apply"
+        self._report()
+        finish = batch_key(FINISH_BATCH_ID)
+        attempt = 0
+        while True:
+            conn: Connection | None = None
+            try:
+                conn = self.factory.connect()
+                cursor = conn.cursor()
+                if attempt and self.journal.contains(cursor, finish):
+                    conn.commit()
+                    return False
+                created = self._apply_in(conn)
+                return created
+            except AzsqlBulkError as exc:
+                if not isinstance(exc, DatabaseError):
+                    if conn is not None:
+                        _rollback_quietly(conn)
+                    raise
+                error: DatabaseError = exc
+            except Exception as exc:  # the ODBC client's error
+                error = database_error(exc, phase=f"apply the staging table ({self.options.mode})",
+                                       where=f"table {self.table}, staging table {self.stage}")
+            finally:
+                if conn is not None:
+                    _close_quietly(conn)
+            if not error.transient or attempt >= self.options.max_retries:
+                raise TransferError(
+                    f"loading {self.table} ({self.options.mode}) stopped while applying the "
+                    f"staging table {self.stage}: {error}. The target is unchanged; every batch "
+                    f"is staged and journaled under load_id {self.load_id}, so running the load "
+                    "again with the same load_id applies it without reloading.",
+                    table=self.table, batch_id=None, location=None, error=error,
+                    load_id=self.load_id, rows_committed=self.rows,
+                    batches_committed=self.batches, resumable=True) from error
+            attempt += 1
+            self.stats[0].retries += 1
+            delay = min(self.options.retry_max_delay,
+                        self.options.retry_base_delay * 2.0 ** (attempt - 1)) * random.random()  # noqa: S311 (jitter)
+            log.warning("applying staging table %s failed transiently (attempt %d), retrying "
+                        "in %.1f s: %s", self.stage, attempt, delay, error)
+            time.sleep(delay)
+
+    def _apply_in(self, conn: Connection) -> bool:
+        assert self.plan is not None
+        cursor = conn.cursor()
+        target_sql = self.target.table
+        columns = self.plan.names
+        total = sum(int(r[0]) for r in self._journal_rows(cursor))
+        created = False
+        if self.options.mode == "upsert":
+            self._check_stage_keys(conn)
+            cursor.execute(merge_sql(target_sql, self.stage_sql_name, columns,
+                                     self.options.keys))
+            cursor.execute(f"DROP TABLE {self.stage_sql_name}")
+        elif self.existing and self.options.create != "replace_schema":
+            cursor.execute(f"TRUNCATE TABLE {_quoted(self.target)}")
+            cursor.execute(copy_rows_sql(target_sql, self.stage_sql_name, columns))
+            cursor.execute(f"DROP TABLE {self.stage_sql_name}")
+        else:
+            cursor.execute("SELECT OBJECT_ID(?)", [_quoted(self.target)])
+            if cursor.fetchall()[0][0] is not None:
+                cursor.execute(f"DROP TABLE {_quoted(self.target)}")
+            else:
+                created = True
+            cursor.execute("EXEC sp_rename ?, ?", [self.stage_sql_name, self.target.table_name])
+        self.journal.record(cursor, FINISH_BATCH_ID, total)
+        conn.commit()
+        log.info("applied staging table %s to %s (%s, %d row(s) staged)", self.stage,
+                 self.table, self.options.mode, total)
+        return created
+
+    def _journal_rows(self, cursor: Any) -> list[Any]:
+        cursor.execute("SELECT [rows] FROM [azsql_bulk].[load_journal] WHERE [load_id] = ?",
+                       [self.load_id])
+        return list(cursor.fetchall())
+
+    def _check_stage_keys(self, conn: Connection) -> None:
+        keys = self.options.keys
+        cursor = conn.cursor()
+        cursor.execute(duplicate_keys_sql(self.stage_sql_name, keys))
+        dups = [tuple(r) for r in cursor.fetchall()]
+        cursor.execute(null_keys_sql(self.stage_sql_name, keys))
+        nulls = int(cursor.fetchall()[0][0])
+        if not dups and not nulls:
+            return
+        if dups:
+            shown = "; ".join(
+                ", ".join(f"{k}={v!r}" for k, v in zip(keys, r[:-1], strict=True))
+                + f" ({r[-1]} rows)" for r in dups)
+            problem = (f"the source holds duplicate keys ({', '.join(keys)}); the first "
+                       f"{len(dups)}: {shown}")
+        else:
+            problem = f"{nulls} source row(s) have a NULL in a key column ({', '.join(keys)})"
+        # nothing reached the target: drop the stage and forget the load, so a fixed
+        # source (a new load id) or a re-run starts clean instead of finding stale rows
+        conn.rollback()
+        cursor.execute(f"DROP TABLE {self.stage_sql_name}")
+        cursor.execute("DELETE FROM [azsql_bulk].[load_journal] WHERE [load_id] = ?",
+                       [self.load_id])
+        conn.commit()
+        raise DuplicateKeyError(
+            f"upsert into {self.table} refused: {problem}. A MERGE needs each key at most "
+            "once and never NULL. Nothing in the target was changed; the staging table and "
+            f"the journal rows of load_id {self.load_id} were removed. De-duplicate the "
+            "source (or choose keys that identify a row) and load again.",
+            [r[:-1] for r in dups])
 
     # -- threads ----------------------------------------------------------------------
     def _run_threads(self, batches: Iterator[SourceBatch], done: set[str]) -> None:
@@ -319,12 +560,27 @@ class _Load:
             w.start()
         while any(w.is_alive() for w in workers):
             for w in workers:
-                w.join(timeout=1.0)
+                w.join(timeout=0.5)
                 if w.is_alive():
                     break
+            self._check_cancel()
             self._report()  # at least once a second while the load runs
         self.stop.set()  # the reader may still wait on a full queue after a failure
+        with self.room:
+            self.room.notify_all()
         reader.join()
+
+    def _check_cancel(self) -> bool:
+        """Turn a set ``cancel`` event into a stop (once); True when stopping."""
+        if self.cancel is not None and self.cancel.is_set():
+            with self.lock:
+                first = not self.cancelled and self.failure is None
+                self.cancelled = self.cancelled or first
+            if first:
+                log.warning("load of %s cancelled: stopping the workers at a batch boundary",
+                            self.table)
+            self.stop.set()
+        return self.stop.is_set()
 
     def _read(self, batches: Iterator[SourceBatch], done: set[str],
               work: queue.Queue[SourceBatch | None]) -> None:
@@ -336,6 +592,8 @@ class _Load:
                     with self.lock:
                         self.skipped += 1
                     continue
+                if not self._reserve(batch.data.nbytes):
+                    return
                 if not self._put(work, batch):
                     return
         except BaseException as exc:  # a source error stops the load like a terminal one
@@ -344,6 +602,23 @@ class _Load:
         for _ in self.stats:
             if not self._put(work, None):
                 return
+
+    def _reserve(self, nbytes: int) -> bool:
+        """Wait until ``nbytes`` more fit under ``max_memory_bytes`` (or nothing is in flight)."""
+        budget = self.options.max_memory_bytes
+        with self.room:
+            while (budget is not None and self.inflight and self.inflight + nbytes > budget
+                   and not self.stop.is_set()):
+                self.room.wait(timeout=_POLL)
+            if self.stop.is_set():
+                return False
+            self.inflight += nbytes
+            return True
+
+    def _release(self, nbytes: int) -> None:
+        with self.room:
+            self.inflight -= nbytes
+            self.room.notify_all()
 
     def _put(self, work: queue.Queue[SourceBatch | None], item: SourceBatch | None) -> bool:
         while not self.stop.is_set():
@@ -357,14 +632,21 @@ class _Load:
     def _work(self, stats: WorkerStats, work: queue.Queue[SourceBatch | None]) -> None:
         conn: Connection | None = None
         try:
-            while not self.stop.is_set():
+            while not self._check_cancel():
                 try:
                     item = work.get(timeout=_POLL)
                 except queue.Empty:
                     continue
                 if item is None:
                     return
-                conn = self._load_batch(conn, item, stats)
+                with self.lock:
+                    self.busy += 1
+                try:
+                    conn = self._load_batch(conn, item, stats)
+                finally:
+                    with self.lock:
+                        self.busy -= 1
+                    self._release(item.data.nbytes)
         except _Stopped:
             pass
         except BaseException as exc:
@@ -378,6 +660,32 @@ class _Load:
             if self.failure is None:
                 self.failure = exc
         self.stop.set()
+
+    def _wrap(self, failure: BaseException) -> BaseException:
+        """A reader failure (the source) becomes a TransferError that says what was kept."""
+        if isinstance(failure, TransferError) or not isinstance(failure, Exception):
+            return failure
+        with self.lock:
+            rows, batches = self.rows, self.batches
+        message = (f"loading {self.table} stopped: {failure}. Batches committed before the "
+                   f"stop stay, journaled under load_id {self.load_id} (this run: {batches} "
+                   f"batch(es), {rows} row(s)). Fix the source and run the load again with "
+                   "the same load_id to resume.")
+        error = TransferError(message, table=self.table, batch_id=None, location=None,
+                              error=failure, load_id=self.load_id, rows_committed=rows,
+                              batches_committed=batches, resumable=True)
+        error.__cause__ = failure
+        return error
+
+    def _cancelled(self) -> TransferCancelled:
+        with self.lock:
+            rows, batches = self.rows, self.batches
+        return TransferCancelled(
+            f"loading {self.table} was cancelled after this run committed {batches} "
+            f"batch(es), {rows} row(s); they stay, journaled under load_id {self.load_id}. "
+            "Run the load again with the same load_id to resume.",
+            table=self.table, batch_id=None, location=None, error=None, load_id=self.load_id,
+            rows_committed=rows, batches_committed=batches, resumable=True)
 
     # -- one batch --------------------------------------------------------------------
     def _load_batch(self, conn: Connection | None, item: SourceBatch,
@@ -456,7 +764,10 @@ class _Load:
             return
         with self.lock:
             snapshot = Progress(self.rows, self.batches, self.skipped, self.bytes,
-                                time.monotonic() - self.started, self.source.total_rows)
+                                time.monotonic() - self.started, self.source.total_rows,
+                                self.busy, sum(s.retries for s in self.stats),
+                                sum(s.reconnects for s in self.stats),
+                                sum(s.token_renewals for s in self.stats), self.phase)
         self.options.progress(snapshot)
 
     def _stopped_at(self, item: SourceBatch, error: BaseException,
@@ -472,7 +783,13 @@ class _Load:
                    "kept. Fix the cause and run the load again with the same load_id to "
                    "resume.")
         return TransferError(message, table=self.table, batch_id=item.batch_id,
-                             location=item.location.describe(), error=error)
+                             location=item.location.describe(), error=error,
+                             load_id=self.load_id, rows_committed=rows,
+                             batches_committed=batches, resumable=True)
+
+
+def _quoted(target: Target) -> str:
+    return f"{quote_identifier(target.schema_name)}.{quote_identifier(target.table_name)}"
 
 
 def _rollback_quietly(conn: Connection) -> None:

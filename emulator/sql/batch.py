@@ -251,8 +251,34 @@ def _syntax_from(exc: Exception, sql: str) -> SqlError:
     return em.syntax_error(near)
 
 
+# Table hints SQL Server accepts on an INSERT target; they change locking and logging only,
+# which the emulator does not model, so `INSERT INTO t WITH (TABLOCK) ...` runs as a plain
+# INSERT (the T-SQL parser would otherwise read WITH as the start of a CTE).
+_INSERT_HINTS = frozenset({"TABLOCK", "TABLOCKX", "HOLDLOCK", "ROWLOCK", "PAGLOCK", "XLOCK",
+                           "UPDLOCK", "SERIALIZABLE", "KEEPIDENTITY", "KEEPDEFAULTS",
+                           "IGNORE_CONSTRAINTS", "IGNORE_TRIGGERS"})
+
+
+def _drop_insert_hints(tokens: list[Token]) -> list[Token]:
+    """Remove ``WITH (hint, ...)`` right after an INSERT's target name."""
+    if not tokens or _word(tokens[0]) != "INSERT":
+        return tokens
+    i = 2 if len(tokens) > 1 and _word(tokens[1]) == "INTO" else 1
+    while i < len(tokens) and tokens[i].token_type in (TokenType.VAR, TokenType.DOT,
+                                                       TokenType.IDENTIFIER):
+        i += 1  # the (possibly multi-part) target name
+    if i + 2 >= len(tokens) or _word(tokens[i]) != "WITH" or tokens[i + 1].text != "(":
+        return tokens
+    j = i + 2
+    while j < len(tokens) and tokens[j].text != ")":
+        if tokens[j].text != "," and _word(tokens[j]) not in _INSERT_HINTS:
+            return tokens  # not a hint list: let the parser report it
+        j += 1
+    return tokens[:i] + tokens[j + 1:]
+
+
 def _parse_tokens(sql: str, tokens: list[Token]) -> exp.Expr:
-    tokens = [t for t in tokens if _word(t) not in _IGNORED_WORDS]
+    tokens = _drop_insert_hints([t for t in tokens if _word(t) not in _IGNORED_WORDS])
     if _word(tokens[0]) == "SET" and len(tokens) > 1 and not sql[tokens[1].start:].startswith("@"):
         # SET options (NOCOUNT, XACT_ABORT ON, IDENTITY_INSERT t ON...) are read as raw text
         rest = sql[tokens[1].start:tokens[-1].end + 1]

@@ -181,3 +181,17 @@ def test_reslicing_keeps_every_row_once_in_order(sizes, rows_per_batch):
     assert all(b.data.num_rows == rows_per_batch for b in batches[:-1])
     got = pa.Table.from_batches([b.data for b in batches], schema=table.schema)
     assert got.equals(table)
+
+
+def test_in_memory_tables_of_the_same_shape_get_different_fingerprints():
+    a = pa.table({"id": [1, 2, 3]})
+    b = pa.table({"id": [1, 2, 4]})
+    assert open_source(a).fingerprint == open_source(pa.table({"id": [1, 2, 3]})).fingerprint
+    assert open_source(a).fingerprint != open_source(b).fingerprint
+
+
+def test_streams_get_a_fresh_fingerprint_every_time():
+    def reader():
+        return pa.RecordBatchReader.from_batches(pa.schema([("id", pa.int64())]),
+                                                 iter([pa.record_batch({"id": [1]})]))
+    assert open_source(reader()).fingerprint != open_source(reader()).fingerprint
