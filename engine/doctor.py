@@ -1,14 +1,23 @@
-"""`azsql-bulk doctor`: check that this machine can run loads, one line per check."""
+"""`azsql-bulk doctor`: check that this machine can run loads, one line per check.
+
+With ``--server`` and ``--database`` (or ``$AZSQL_BULK_SERVER`` and ``$AZSQL_BULK_DATABASE``)
+it also checks connectivity: it gets a token for ``--auth``, logs in, shows the principal
+(``SUSER_SNAME()``) and, with ``--table``, whether that principal may load the table (read,
+insert, create it and the load journal), saying what is missing and how to grant it.
+"""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import importlib.metadata
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from engine.connection_string import build_connection_string
 from engine.driver import (
@@ -132,9 +141,230 @@ def run_checks(driver_path: str | None = None) -> list[Check]:
     return checks
 
 
-def main(driver_path: str | None = None, out: Callable[[str], None] = print) -> int:
-    """Print the checks; return 0 only when every check passed."""
+# -- connectivity -------------------------------------------------------------------------------
+
+_DENIED = {229: "object permission denied", 230: "column permission denied",
+           262: "database permission denied", 2760: "schema permission denied"}
+_ROLE_FOR = {"SELECT": "db_datareader", "INSERT": "db_datawriter", "CREATE TABLE": "db_ddladmin",
+             "CREATE SCHEMA": "db_ddladmin", "ALTER": "db_ddladmin"}
+_JOURNAL = ("azsql_bulk", "load_journal")
+
+
+def _token_check(options: Any) -> tuple[Check, Any]:
+    """Get a token (or check the SQL password variable); returns the check and the provider."""
+    import os
+
+    from engine.credentials import CredentialKind, create_token_provider
+    from engine.errors import ConfigurationError, CredentialError
+
+    cred = options.credential
+    if cred.kind is CredentialKind.SQL:
+        have = bool(os.environ.get(cred.sql_password_env))
+        return Check("credential", have,
+                     f"SQL authentication as {cred.sql_user!r}, password from "
+                     f"${cred.sql_password_env} ({'set' if have else 'NOT set: set it'}); "
+                     "for a local SQL Server or the emulator only"), None
+    provider = None
+    try:
+        provider = create_token_provider(cred)
+        token = provider.get_token()
+    except (CredentialError, ConfigurationError) as exc:
+        if provider is not None:
+            provider.close()
+        return Check("access token", False, f"{cred.kind}: {exc}"), None
+    claims = token.claims()
+    who = ", ".join(f"{k} {claims[k]}" for k in ("appid", "oid", "upn", "tid") if k in claims)
+    minutes = token.seconds_left() / 60
+    return Check("access token", True,
+                 f"{cred.kind}: token for {claims.get('aud', cred.effective_scope)}"
+                 f"{f' ({who})' if who else ''}, expires in {minutes:.0f} min"), provider
+
+
+def _run_sql(conn: Any, sql: str, params: list[Any] | None = None) -> tuple[list[Any], Any]:
+    """(rows, None) or ([], the DatabaseError); rolls the probe back either way."""
+    from engine.errors import database_error
+
+    try:
+        cursor = conn.cursor()
+        cursor.execute(sql, params or [])
+        rows = cursor.fetchall() if cursor.description else []
+        return rows, None
+    except Exception as exc:  # the ODBC client's error, read as diagnostics
+        return [], database_error(exc, phase="doctor", where=sql.split(" ", 2)[0])
+    finally:
+        try:
+            conn.rollback()
+        except Exception:  # noqa: S110 (a broken link shows in the next probe)
+            pass
+
+
+def _denied(error: Any) -> bool:
+    return error is not None and getattr(error, "native_error", None) in _DENIED
+
+
+def _permissions(conn: Any, table: str) -> Check:
+    """What a load into ``table`` needs, checked by harmless probes rolled back at once.
+
+    fn_my_permissions is not used: it needs VIEW DEFINITION on the object to see anything,
+    and some servers (the emulator) lack it; a probe asks the server itself.
+    """
+    import uuid
+
+    from engine.schema import quote_identifier, split_table_name
+
+    schema, name = split_table_name(table)
+    qualified = f"{quote_identifier(schema)}.{quote_identifier(name)}"
+    cols, error = _run_sql(conn, "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE "
+                           "TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+                           [schema, name])
+    if error is not None:
+        return Check(f"permissions for {schema}.{name}", False, f"cannot read the catalog: {error}")
+    journal_cols, _ = _run_sql(conn, "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE "
+                               "TABLE_SCHEMA = ? AND TABLE_NAME = ?", list(_JOURNAL))
+    have: list[str] = []
+    missing: list[tuple[str, str]] = []
+
+    def probe(what: str, sql: str, on: str) -> None:
+        _, err = _run_sql(conn, sql)
+        if err is None:
+            have.append(f"{what} on {on}")
+        elif _denied(err):
+            missing.append((what, on))
+        else:
+            missing.append((f"{what} (probe failed: {err})", on))
+
+    def probe_table(tbl: str, first_column: str) -> None:
+        col = quote_identifier(first_column)
+        probe("SELECT", f"SELECT TOP 0 * FROM {tbl}", tbl)  # noqa: S608 (quoted identifiers)
+        probe("INSERT", f"INSERT INTO {tbl} ({col}) SELECT TOP 0 {col} FROM {tbl}", tbl)  # noqa: S608
+
+    scratch = quote_identifier(f"azsql_bulk_doctor_{uuid.uuid4().hex[:8]}")
+    if cols:
+        probe_table(qualified, cols[0][0])
+        state = f"{schema}.{name} exists ({len(cols)} columns)"
+    else:
+        probe("CREATE TABLE", f"CREATE TABLE {quote_identifier(schema)}.{scratch} (x int)",
+              f"schema {schema}")
+        state = f"{schema}.{name} does not exist yet (the load creates it)"
+    if journal_cols:
+        probe_table(f"[{_JOURNAL[0]}].[{_JOURNAL[1]}]", "load_id")
+    else:
+        probe("CREATE SCHEMA", f"CREATE SCHEMA {scratch}", "the database")
+        state += "; the load journal [azsql_bulk].[load_journal] does not exist yet"
+    user_rows, _ = _run_sql(conn, "SELECT USER_NAME()")
+    user = str(user_rows[0][0]) if user_rows else "<user>"
+    if missing:
+        roles = sorted({_ROLE_FOR.get(what.split(" (")[0], "db_ddladmin") for what, _ in missing})
+        grants = " ".join(f"ALTER ROLE {r} ADD MEMBER [{user}];" for r in roles)
+        text = (f"{state}; missing: " + ", ".join(f"{w} on {on}" for w, on in missing)
+                + (f"; has {', '.join(have)}" if have else "")
+                + f". What to do: as the database's Microsoft Entra admin run {grants}")
+        return Check(f"permissions for {schema}.{name}", False, text)
+    return Check(f"permissions for {schema}.{name}", True,
+                 f"{state}; has {', '.join(have)} (probes rolled back)")
+
+
+def connectivity_checks(options: Any, table: str | None = None) -> list[Check]:
+    """Reach the server, get a token, log in, show the principal; check ``table``'s needs.
+
+    :param options: :class:`~engine.connection.ConnectionOptions`.
+    :param table: ``schema.table`` to check permissions for, or None.
+    """
+    from engine.connection import ConnectionFactory
+    from engine.errors import AzsqlBulkError
+
+    where = f"{options.server},{options.port}"
+    try:
+        socket.create_connection((options.server, options.port), timeout=10).close()
+    except socket.gaierror as exc:
+        return [Check("network", False, f"cannot resolve {options.server!r} ({exc.strerror}); "
+                                        "check --server")]
+    except OSError as exc:
+        return [Check("network", False, f"cannot reach {where}: {exc.strerror or exc}; check "
+                      "the host and port, that the server runs, and firewall rules (Azure SQL: "
+                      "allow this client's IP, or use a private endpoint)")]
+    checks = [Check("network", True, f"{where} accepts TCP connections")]
+    token_check, provider = _token_check(options)
+    checks.append(token_check)
+    if not token_check.ok:
+        return checks
+    try:
+        with ConnectionFactory(options, token_provider=provider) as factory:
+            started = time.monotonic()
+            try:
+                conn = factory.connect()
+            except AzsqlBulkError as exc:
+                checks.append(Check("login", False, str(exc)))
+                return checks
+            try:
+                rows, error = _run_sql(conn, "SELECT SUSER_SNAME(), USER_NAME(), DB_NAME()")
+                login, user, db = rows[0] if rows else ("?", "?", options.database)
+                checks.append(Check(
+                    "login", error is None,
+                    f"{where}/{db} as {login} (database user {user}), encrypt "
+                    f"{options.encrypt}, {time.monotonic() - started:.1f} s"
+                    + (f"; but SELECT SUSER_SNAME() failed: {error}" if error else "")))
+                if table:
+                    checks.append(_permissions(conn, table))
+            finally:
+                conn.close()
+    finally:
+        if provider is not None:
+            provider.close()
+    return checks
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add the ``doctor`` subcommand to ``sub`` (the handler is set by the caller)."""
+    from engine.cli import CONNECTION_OPTIONS, Opt, add_options
+
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "doctor", help="check that this machine can run loads (and reach a database)",
+        allow_abbrev=False,
+        description="Check this machine (Python packages, ODBC driver, TDS). With --server "
+                    "and --database also get a token, log in and show who you are; with "
+                    "--table also check the permissions a load needs.")
+    parser.add_argument("--driver", metavar="PATH", default=None,
+                        help="path of libmsodbcsql-18.*.so (default: $AZSQL_BULK_ODBC_DRIVER, "
+                             "else the mssql-python-odbc package)")
+    group = parser.add_argument_group("connectivity (optional)")
+    add_options(group, (Opt("--table", "check the permissions a load into this table needs",
+                            metavar="SCHEMA.TABLE"), *CONNECTION_OPTIONS))
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``azsql-bulk doctor`` with parsed arguments; returns the exit code."""
+    from engine.cli import CONNECTION_OPTIONS, Opt, UsageError, connection_options, resolve
+    from engine.errors import ConfigurationError
+
+    resolve(args, (Opt("--table", ""), *CONNECTION_OPTIONS))
+    connection = None
+    if args.server or args.database:
+        try:
+            connection = connection_options(
+                args, warn=lambda text: print(text, file=sys.stderr))
+        except ConfigurationError as exc:
+            raise UsageError(str(exc)) from None
+    elif args.table:
+        raise UsageError("--table needs --server and --database")
+    return main(args.driver, connection=connection, table=args.table)
+
+
+def main(driver_path: str | None = None, out: Callable[[str], None] = print, *,
+         connection: Any = None, table: str | None = None) -> int:
+    """Print the checks; return 0 only when every check passed.
+
+    :param driver_path: Microsoft's driver library (default: found).
+    :param out: prints one line.
+    :param connection: :class:`~engine.connection.ConnectionOptions`: also check logging in.
+    :param table: with ``connection``: also check the permissions a load into it needs.
+    """
     checks = run_checks(driver_path)
+    if connection is not None:
+        checks.extend(connectivity_checks(connection, table))
     for check in checks:
         out(check.line())
     failed = sum(not c.ok for c in checks)

@@ -1,0 +1,263 @@
+"""Live progress for ``azsql-bulk load``: a rich display on a terminal, log lines elsewhere.
+
+:class:`ProgressDisplay` takes :class:`engine.transfer.Progress` snapshots (from worker
+threads and from the transfer's once-a-second tick) and shows rows, megabytes, rows/s and
+MB/s (over the last few seconds, and on average), workers busy, token renewals, retries,
+reconnects and, when the source's row count is known, a bar and an ETA. On a terminal it
+redraws four times a second; when stdout is not a terminal (CI, ``| tee``, cron) it writes
+one line to stderr every ``interval`` seconds instead.
+
+>>> display = ProgressDisplay(table="dbo.t", workers=2, mode="log", interval=0,
+...                           err=__import__("io").StringIO())
+>>> display.describe().startswith("0 rows")
+True
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+import threading
+import time
+from typing import IO, Any
+
+__all__ = ["ProgressDisplay", "format_duration"]
+
+_WINDOW = 5.0  # seconds of samples behind the "current" rates
+
+
+def format_duration(seconds: float) -> str:
+    """``H:MM:SS``.
+
+    >>> format_duration(3725.4)
+    '1:02:05'
+    """
+    whole = max(0, int(seconds + 0.5))
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+def _count(n: float) -> str:
+    return f"{n:,.0f}"
+
+
+class ProgressDisplay:
+    """Shows a running load's progress; use as a context manager around the transfer.
+
+    :param table: the target table, for the heading.
+    :param workers: the number of workers (for "workers busy").
+    :param load_id: the load's journal id, for the heading.
+    :param rows_per_batch: estimates rows skipped on a resumed load.
+    :param mode: ``auto`` (rich when ``out`` is a terminal, else log lines), ``rich``,
+        ``log`` or ``off``.
+    :param interval: seconds between log lines.
+    :param out: where the rich display goes (default stdout).
+    :param err: where log lines go (default stderr).
+    """
+
+    def __init__(self, *, table: str, workers: int, load_id: str = "",
+                 rows_per_batch: int = 0, mode: str = "auto", interval: float = 5.0,
+                 out: IO[str] | None = None, err: IO[str] | None = None) -> None:
+        self.table, self.workers, self.load_id = table, workers, load_id
+        self.rows_per_batch = rows_per_batch
+        self.out = out if out is not None else sys.stdout
+        self.err = err if err is not None else sys.stderr
+        if mode == "auto":
+            isatty = getattr(self.out, "isatty", None)
+            mode = "rich" if isatty is not None and isatty() else "log"
+        self.mode = mode
+        self.interval = interval
+        self.phase = "connecting"
+        self._lock = threading.Lock()
+        self._latest: Any = None
+        self._samples: collections.deque[tuple[float, int, int]] = collections.deque()
+        self._started = time.monotonic()
+        self._last_log = self._started
+        self._live: Any = None
+
+    # -- input ------------------------------------------------------------------------
+    def update(self, progress: Any) -> None:
+        """Record a :class:`~engine.transfer.Progress` snapshot (thread-safe, quick)."""
+        now = time.monotonic()
+        with self._lock:
+            if self._latest is None or progress.seconds >= self._latest.seconds:
+                self._latest = progress
+            if self.phase == "connecting":
+                self.phase = "loading"
+            self._samples.append((now, progress.rows, progress.bytes))
+            while len(self._samples) > 2 and now - self._samples[0][0] > _WINDOW:
+                self._samples.popleft()
+            due = self.mode == "log" and now - self._last_log >= self.interval
+            if due:
+                self._last_log = now
+        if due:
+            self._log_line()
+
+    def set_phase(self, phase: str) -> None:
+        """Say what the load is doing (``loading``, ``stopping at a batch boundary``...)."""
+        with self._lock:
+            self.phase = phase
+        if self.mode == "log":
+            self._write_err(f"azsql-bulk: {phase}")
+
+    def note(self, text: str) -> None:
+        """Print a message without tearing the live display."""
+        if self._live is not None:
+            self._live.console.print(text, markup=False, highlight=False)
+        else:
+            self._write_err(text)
+
+    # -- figures ----------------------------------------------------------------------
+    def _figures(self) -> dict[str, Any]:
+        with self._lock:
+            p = self._latest
+            samples = list(self._samples)
+            phase = self.phase
+        elapsed = time.monotonic() - self._started
+        rows = p.rows if p else 0
+        nbytes = p.bytes if p else 0
+        seconds = p.seconds if p and p.seconds > 0 else elapsed
+        avg_rows = rows / seconds if seconds > 0 else 0.0
+        avg_mb = nbytes / 1e6 / seconds if seconds > 0 else 0.0
+        cur_rows, cur_mb = avg_rows, avg_mb
+        if len(samples) >= 2 and samples[-1][0] - samples[0][0] >= 1.0:
+            span = samples[-1][0] - samples[0][0]
+            cur_rows = (samples[-1][1] - samples[0][1]) / span
+            cur_mb = (samples[-1][2] - samples[0][2]) / 1e6 / span
+        total = p.total_rows if p else None
+        skipped_batches = p.batches_skipped if p else 0
+        done_rows = rows
+        if total is not None and skipped_batches and self.rows_per_batch:
+            done_rows = min(total, rows + skipped_batches * self.rows_per_batch)
+        eta = None
+        if total is not None and total > 0:
+            rate = cur_rows or avg_rows
+            left = max(0, total - done_rows)
+            eta = left / rate if rate > 0 else None
+        return {
+            "phase": phase, "elapsed": elapsed, "rows": rows, "bytes": nbytes,
+            "rows_per_second": cur_rows, "mb_per_second": cur_mb,
+            "avg_rows_per_second": avg_rows, "avg_mb_per_second": avg_mb,
+            "total_rows": total, "done_rows": done_rows, "eta": eta,
+            "batches": p.batches if p else 0, "batches_skipped": skipped_batches,
+            "workers_busy": getattr(p, "workers_busy", None),
+            "retries": getattr(p, "retries", None),
+            "reconnects": getattr(p, "reconnects", None),
+            "token_renewals": getattr(p, "token_renewals", None),
+        }
+
+    def describe(self) -> str:
+        """One line: the log-mode text."""
+        f = self._figures()
+        parts = []
+        if f["total_rows"] is not None:
+            pct = 100.0 * f["done_rows"] / f["total_rows"] if f["total_rows"] else 100.0
+            parts.append(f"{_count(f['rows'])} / {_count(f['total_rows'])} rows ({pct:.1f}%)")
+        else:
+            parts.append(f"{_count(f['rows'])} rows")
+        parts.append(f"{f['bytes'] / 1e6:,.1f} MB")
+        parts.append(f"{_count(f['rows_per_second'])} rows/s")
+        parts.append(f"{f['mb_per_second']:,.2f} MB/s")
+        if f["workers_busy"] is not None:
+            parts.append(f"workers busy {f['workers_busy']}/{self.workers}")
+        counters = [(f[k], label) for k, label in (("token_renewals", "renewals"),
+                                                    ("retries", "retries"),
+                                                    ("reconnects", "reconnects"))
+                    if f[k] is not None]
+        parts.extend(f"{value} {label}" for value, label in counters)
+        if f["batches_skipped"]:
+            parts.append(f"{f['batches_skipped']} batches skipped (already loaded)")
+        parts.append(f"elapsed {format_duration(f['elapsed'])}")
+        if f["eta"] is not None:
+            parts.append(f"ETA {format_duration(f['eta'])}")
+        return ", ".join(parts)
+
+    def _render(self) -> Any:
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+
+        f = self._figures()
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(justify="left", no_wrap=True)
+        grid.add_column(justify="right", no_wrap=True)
+        grid.add_column(justify="left", no_wrap=True)
+        grid.add_column(justify="right", no_wrap=True)
+        heading = Text.assemble(("azsql-bulk load ", "bold"), ("→ ", "dim"),
+                                (self.table, "bold cyan"),
+                                (f"   {self.workers} workers   load_id {self.load_id}", "dim"))
+        lines: list[Any] = [heading]
+        if f["total_rows"] is not None:
+            total = max(1, f["total_rows"])
+            bar = Table.grid(padding=(0, 2))
+            bar.add_column(width=40)
+            bar.add_column(justify="right", no_wrap=True)
+            bar.add_column(no_wrap=True)
+            pct = 100.0 * f["done_rows"] / total
+            eta = format_duration(f["eta"]) if f["eta"] is not None else "-:--:--"
+            bar.add_row(ProgressBar(total=total, completed=f["done_rows"], width=40),
+                        f"{pct:5.1f}%", f"ETA {eta}")
+            lines.append(bar)
+        rows_text = _count(f["rows"]) + (f" / {_count(f['total_rows'])}"
+                                         if f["total_rows"] is not None else "")
+        grid.add_row("rows", rows_text, "rows/s",
+                     f"{_count(f['rows_per_second'])}  (avg {_count(f['avg_rows_per_second'])})")
+        grid.add_row("data", f"{f['bytes'] / 1e6:,.1f} MB", "MB/s",
+                     f"{f['mb_per_second']:,.2f}  (avg {f['avg_mb_per_second']:,.2f})")
+        busy = f["workers_busy"]
+        grid.add_row("batches", f"{_count(f['batches'])} committed"
+                     + (f", {_count(f['batches_skipped'])} skipped" if f["batches_skipped"]
+                        else ""),
+                     "workers busy", f"{busy}/{self.workers}" if busy is not None else "n/a")
+
+        def counter(key: str) -> str:
+            return "n/a" if f[key] is None else str(f[key])
+
+        grid.add_row("renewals", counter("token_renewals"), "retries",
+                     f"{counter('retries')}  (reconnects {counter('reconnects')})")
+        grid.add_row("elapsed", format_duration(f["elapsed"]), "status", f["phase"])
+        lines.append(grid)
+        from rich.console import Group
+
+        return Group(*lines)
+
+    # -- output -----------------------------------------------------------------------
+    def _write_err(self, text: str) -> None:
+        try:
+            self.err.write(text + "\n")
+            self.err.flush()
+        except (OSError, ValueError):  # a closed pipe must not stop the load
+            pass
+
+    def _log_line(self) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        self._write_err(f"{stamp} azsql-bulk: {self.table}: {self.describe()}")
+
+    def start(self) -> ProgressDisplay:
+        """Start showing progress."""
+        self._started = time.monotonic()
+        self._last_log = self._started
+        if self.mode == "rich":
+            from rich.console import Console
+            from rich.live import Live
+
+            console = Console(file=self.out)
+            self._live = Live(get_renderable=self._render, console=console,
+                              refresh_per_second=4, transient=False,
+                              redirect_stdout=False, redirect_stderr=True)
+            self._live.start()
+        return self
+
+    def stop(self) -> None:
+        """Draw the last state and stop (a final log line in log mode)."""
+        if self._live is not None:
+            self._live.refresh()
+            self._live.stop()
+            self._live = None
+        elif self.mode == "log" and self._latest is not None:
+            self._log_line()
+
+    def __enter__(self) -> ProgressDisplay:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
