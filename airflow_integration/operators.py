@@ -13,8 +13,6 @@ sends only the rest: the table ends exact, not doubled.
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -28,7 +26,7 @@ from engine.errors import ConfigurationError
 from engine.journal import default_load_id
 from engine.options import Target, TransferOptions
 from engine.sources import open_source
-from engine.transfer import TransferError, transfer
+from engine.transfer import TransferCancelled, TransferError, transfer
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -62,12 +60,13 @@ class AzureSqlBulkLoadOperator(BaseOperator):
         :func:`airflow_integration.shards.split_source`).
     :param table: ``schema.table`` (templated).
     :param conn_id: the ``azure_sql_bulk`` connection.
-    :param mode: ``append``, ``replace`` or ``upsert`` (as far as the engine supports them).
+    :param mode: ``append`` (journaled inserts), ``replace`` (stage, then swap in one
+        transaction) or ``upsert`` (stage, then ``MERGE`` on ``keys``).
     :param keys: key columns for ``upsert`` (templated).
     :param workers: parallel connections of this task.
     :param rows_per_batch: rows per transaction; keep it unchanged across retries (batch
         ids depend on it).
-    :param create: ``if_missing`` or ``never``.
+    :param create: ``if_missing``, ``never`` or (with ``replace``) ``replace_schema``.
     :param load_id: the journal id (templated; default: from the task instance, see
         :func:`task_load_id`).
     :param max_retries: replays of one batch after transient errors before the attempt
@@ -104,22 +103,16 @@ class AzureSqlBulkLoadOperator(BaseOperator):
 
     # -- engine options -------------------------------------------------------------------
     def transfer_options(self, load_id: str) -> TransferOptions:
-        """The engine options for this task (``keys`` only when the engine knows them).
+        """The engine options for this task.
 
         :param load_id: the load's journal id.
-        :raises ConfigurationError: an invalid option, or keys this engine cannot use.
+        :raises ConfigurationError: an invalid option (e.g. ``upsert`` without keys).
         """
-        settings: dict[str, Any] = {
-            "workers": self.workers, "rows_per_batch": self.rows_per_batch, "mode": self.mode,
-            "create": self.create, "load_id": load_id, "resume": True,
-            "max_retries": self.max_retries, "sql_types": self.sql_types,
-            "nan_as_null": self.nan_as_null}
-        if self.keys:
-            if "keys" not in {f.name for f in dataclasses.fields(TransferOptions)}:
-                raise ConfigurationError("keys were given but this engine version has no "
-                                         "upsert keys (TransferOptions.keys)")
-            settings["keys"] = tuple(self.keys)
-        return TransferOptions(**settings)
+        return TransferOptions(
+            workers=self.workers, rows_per_batch=self.rows_per_batch, mode=self.mode,
+            keys=tuple(self.keys or ()), create=self.create, load_id=load_id, resume=True,
+            max_retries=self.max_retries, sql_types=self.sql_types,
+            nan_as_null=self.nan_as_null)
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the load; the returned dict (``TransferResult.to_dict()``) goes to XCom."""
@@ -138,20 +131,20 @@ class AzureSqlBulkLoadOperator(BaseOperator):
                          output_dataset(c.server, c.port, c.database, target.qualified))
         self.log.info("loading %d file(s) into %s with load_id %s (try %s)", len(source.files),
                       target.describe(), load_id, getattr(context["ti"], "try_number", "?"))
-        extra: dict[str, Any] = {}
-        if "cancel" in inspect.signature(transfer).parameters:
-            extra["cancel"] = self._cancel
         try:
-            result = transfer(source, target, options, **extra)
+            result = transfer(source, target, options, cancel=self._cancel)
         except ConfigurationError as exc:  # e.g. the table's columns do not fit the source
             raise AirflowFailException(str(exc)) from None
+        except TransferCancelled:
+            self.log.warning("load %s cancelled at a batch boundary; committed batches stay "
+                             "journaled and a rerun of this task instance resumes it", load_id)
+            raise
         except TransferError as exc:
-            committed = getattr(exc, "rows_committed", None)
-            self.log.error("load %s stopped (%s row(s) committed by this try); the next try "
-                           "of this task instance resumes it", load_id,
-                           "?" if committed is None else committed)
-            if getattr(exc, "resumable", True) is False:
-                raise AirflowFailException(str(exc)) from exc
+            kept = (f"{exc.rows_committed} row(s) in {exc.batches_committed} batch(es) "
+                    "committed by this try stay journaled; the next try of this task "
+                    "instance resumes the load") if exc.resumable else (
+                    "this try kept nothing; the next try starts the load afresh")
+            self.log.error("load %s stopped: %s", load_id, kept)
             raise
         out: dict[str, Any] = result.to_dict()
         return out
@@ -159,9 +152,6 @@ class AzureSqlBulkLoadOperator(BaseOperator):
     def on_kill(self) -> None:
         """Stop the workers at their next batch boundary (committed batches stay journaled)."""
         self._cancel.set()
-        if "cancel" not in inspect.signature(transfer).parameters:
-            self.log.warning("this engine version cannot cancel a running transfer; the "
-                             "workers stop when the task process ends")
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Inputs (the files) and output (the table) for the openlineage provider, if any."""

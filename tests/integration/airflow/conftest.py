@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
 from integration.airflow.airflow_env import FILES, ROWS_PER_FILE, rows_table
 
 

@@ -6,7 +6,6 @@ import json
 import logging
 
 import pytest
-
 from integration.airflow.airflow_env import AZURE_VARS, conn_json, identity_env
 
 pytest.importorskip("airflow.sdk")

@@ -17,7 +17,7 @@ from airflow_integration.shards import split_source
 
 DATA = os.environ.get("AZSQL_TEST_DATA", "/nonexistent")
 PREFIX = os.environ.get("AZSQL_TEST_TABLES", "af")
-START = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+START = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
 NO_DELAY = datetime.timedelta(seconds=0)
 
 with DAG("azsql_load_once", schedule=None, start_date=START, catchup=False):
