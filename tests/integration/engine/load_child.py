@@ -1,0 +1,44 @@
+"""A loader process for the SIGKILL test: loads Parquet files into the emulator and prints
+one line per committed batch, so the parent can kill it mid-load.
+
+Usage: python load_child.py HOST PORT DATABASE SERVER_CERT TABLE LOAD_ID FILE...
+(the SQL login's password comes from $AZSQL_BULK_SQL_PASSWORD, the user from
+$AZSQL_BULK_SQL_USER).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+from engine.connection import ConnectionOptions, RetryPolicy
+from engine.credentials import CredentialOptions
+from engine.options import Target, TransferOptions
+from engine.transfer import transfer
+
+
+def main(argv: list[str]) -> int:
+    host, port, database, cert, table, load_id, *files = argv
+    credential = CredentialOptions(kind="sql", sql_user=os.environ["AZSQL_BULK_SQL_USER"])
+    target = Target(ConnectionOptions(server=host, port=int(port), database=database,
+                                      credential=credential, encrypt="strict",
+                                      server_certificate=cert,
+                                      host_name_in_certificate="localhost",
+                                      retry=RetryPolicy(attempts=3, base_delay=0.1)), table)
+
+    lock = threading.Lock()
+
+    def report(progress) -> None:  # called from worker threads
+        with lock:
+            sys.stdout.write(f"batches {progress.batches}\n")
+            sys.stdout.flush()
+
+    result = transfer(files, target, TransferOptions(workers=4, rows_per_batch=2_500,
+                                                     load_id=load_id, progress=report))
+    print(f"done {result.rows}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
