@@ -197,7 +197,7 @@ def resolve(args: argparse.Namespace, options: Iterable[Opt],
         if opt.action == "append":
             if given is None:
                 raw = env.get(opt.env)
-                texts = [t.strip() for t in raw.split(",") if t.strip()] if raw else []
+                texts = split_list(raw) if raw else []
                 origin = f"${opt.env}"
             else:
                 texts, origin = list(given), opt.flag
@@ -210,6 +210,24 @@ def resolve(args: argparse.Namespace, options: Iterable[Opt],
             setattr(args, opt.dest, _convert(opt, env[opt.env].strip(), f"${opt.env}"))
         else:
             setattr(args, opt.dest, opt.default)
+
+
+def split_list(text: str) -> list[str]:
+    """Split an environment list on commas outside parentheses.
+
+    >>> split_list("price=decimal(18,2), qty=int")
+    ['price=decimal(18,2)', 'qty=int']
+    """
+    items, depth, current = [], 0, []
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth <= 0:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    items.append("".join(current))
+    return [item.strip() for item in items if item.strip()]
 
 
 def positive_int(text: str) -> int:
@@ -376,6 +394,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     refusal = refuse_secrets(arguments)
     if refusal is not None:
         print(refusal, file=sys.stderr)
+        if "--json" in arguments:
+            import json
+
+            print(json.dumps({"status": "usage_error", "exit_code": EXIT_USAGE,
+                              "error": refusal.replace("\n", " ")}))
         return EXIT_USAGE
     args = build_parser().parse_args(arguments)
     args.argv = arguments

@@ -387,6 +387,9 @@ def _file_layout(path: str, fmt: str, rows_per_batch: int) -> tuple[int | None, 
     return None, None, "CSV"
 
 
+_NO_LOAD_ID = "(derived from the files and the target: give --server and --database to see it)"
+
+
 def _dry_run(args: argparse.Namespace, source: Any) -> int:
     """Print what a load would do; no connection is made and nothing is written."""
     from engine.schema import create_table_sql, plan_table
@@ -409,11 +412,18 @@ def _dry_run(args: argparse.Namespace, source: Any) -> int:
     total_batches = sum(f["batches"] for f in files)
     ddl = create_table_sql(plan, args.table)
     server = args.server or "(no --server given)"
+    load_id = args.load_id
+    if load_id is None and args.server and args.database:
+        from engine.journal import default_load_id
+        from engine.options import Target
+
+        target = Target(connection_options(args, warn=_say), args.table)  # nothing connects
+        load_id = default_load_id(source.fingerprint, target.describe())
     lines = ["dry run: nothing is written and no connection is made", "",
              f"target   {server} / {args.database or '(no --database)'} / {args.table}",
              f"         mode {args.mode}, create {args.create}, {args.workers} worker(s), "
              f"{args.rows_per_batch:,} rows per batch",
-             f"load id  {args.load_id or '(default: derived from the files and the target)'}",
+             f"load id  {load_id or _NO_LOAD_ID}",
              f"resume   {'yes: batches already journaled are skipped' if args.resume else 'no'}",
              "", f"source   {len(files)} file(s), {total_rows:,} rows"]
     lines += [f"  {f['path']}  {f['format']}, {f['rows']:,} rows, {f['bytes'] / 1e6:,.1f} MB, "
@@ -431,6 +441,7 @@ def _dry_run(args: argparse.Namespace, source: Any) -> int:
     print("\n".join(lines), flush=True)
     if args.json:
         _emit_json({"status": "dry_run", "exit_code": EXIT_OK, "table": args.table,
+                    "load_id": load_id,
                     "files": files, "rows": total_rows, "batches": total_batches,
                     "columns": [{"name": c.name, "arrow_type": str(c.arrow_type),
                                  "sql_type": c.sql_type.sql(), "nullable": c.nullable}
@@ -496,15 +507,15 @@ def _failed_load(args: argparse.Namespace, exc: AzsqlBulkError, state: dict[str,
     latest = getattr(display, "_latest", None)
     committed_rows = getattr(exc, "rows_committed", None)
     committed_batches = getattr(exc, "batches_committed", None)
-    if committed_rows is None and latest is not None:
+    if committed_rows is None and latest is not None:  # an engine without these fields
         committed_rows, committed_batches = latest.rows, latest.batches
     cancelled = type(exc).__name__ == "TransferCancelled" or (
         state.get("cancel") is not None and state["cancel"].is_set())
-    resumable = getattr(exc, "resumable", None)
-    if resumable is None:
-        resumable = isinstance(exc, TransferError) and bool(committed_batches)
+    journaled = getattr(exc, "resumable", isinstance(exc, TransferError))
+    # partial = something of this run is journaled (or an earlier run's, when resuming)
+    resumable = bool(journaled) and bool(committed_batches or getattr(args, "resume", False))
     extra = {"error_type": type(exc).__name__, "rows_committed": committed_rows,
-             "batches_committed": committed_batches, "resumable": bool(resumable or cancelled)}
+             "batches_committed": committed_batches, "resumable": resumable or cancelled}
     wants_json = bool(getattr(args, "json", False))
     if cancelled:
         message = (f"stopped on request after committing {committed_rows or 0:,} rows in "

@@ -302,7 +302,7 @@ def connectivity_checks(options: Any, table: str | None = None) -> list[Check]:
                 checks.append(Check(
                     "login", error is None,
                     f"{where}/{db} as {login} (database user {user}), encrypt "
-                    f"{options.encrypt}, {time.monotonic() - started:.1f} s"
+                    f"{options.encrypt}, login took {(time.monotonic() - started) * 1000:.0f} ms"
                     + (f"; but SELECT SUSER_SNAME() failed: {error}" if error else "")))
                 if table:
                     checks.append(_permissions(conn, table))

@@ -81,7 +81,9 @@ class ProgressDisplay:
         with self._lock:
             if self._latest is None or progress.seconds >= self._latest.seconds:
                 self._latest = progress
-            if self.phase == "connecting":
+            if getattr(progress, "phase", "load") == "apply":
+                self.phase = "applying the staged rows to the table"
+            elif self.phase == "connecting":
                 self.phase = "loading"
             self._samples.append((now, progress.rows, progress.bytes))
             while len(self._samples) > 2 and now - self._samples[0][0] > _WINDOW:

@@ -1,0 +1,209 @@
+"""`azsql-bulk` argument and environment parsing, secret refusal, the resume command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+
+import pytest
+
+from engine import cli, cli_load
+from engine.cli import UsageError, byte_size, refuse_secrets, resolve
+
+JWT = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJhdWQiOiJ4In0.c2lnbmF0dXJl"
+
+
+def parse_load(argv: list[str], env: dict[str, str] | None = None) -> argparse.Namespace:
+    args = cli.build_parser().parse_args(["load", *argv])
+    args.argv = ["load", *argv]
+    resolve(args, (*cli_load.LOAD_OPTIONS, *cli.CONNECTION_OPTIONS), env or {})
+    return args
+
+
+# -- secrets ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("argv", "home"), [
+    (["--password", "hunter2-secret"], "AZSQL_BULK_SQL_PASSWORD"),
+    (["--password=hunter2-secret"], "AZSQL_BULK_SQL_PASSWORD"),
+    (["--PWD", "hunter2-secret"], "AZSQL_BULK_SQL_PASSWORD"),
+    (["--client-secret", "hunter2-secret"], "AZURE_CLIENT_SECRET"),
+    (["--access-token", "hunter2-secret"], "AZSQL_BULK_ACCESS_TOKEN"),
+    (["--certificate-password", "hunter2-secret"], "AZURE_CLIENT_CERTIFICATE_PASSWORD"),
+])
+def test_secret_options_are_refused_naming_the_variable(argv, home):
+    message = refuse_secrets(["load", "a.parquet", *argv])
+    assert message is not None
+    assert "never taken from the command line" in message and f"${home}" in message
+    assert "hunter2-secret" not in message
+
+
+@pytest.mark.parametrize("value", [
+    JWT, f"Bearer {JWT}",
+    "myserver;PWD=hunter2-secret", "Server=x;Password=hunter2-secret", "password = hunter2-secret",
+])
+def test_secret_looking_values_are_refused_without_echo(value):
+    message = refuse_secrets(["load", "a.parquet", "--server", value])
+    assert message is not None
+    assert "argument 4 (after --server)" in message
+    assert "hunter2-secret" not in message and JWT not in message and "eyJhbGci" not in message
+
+
+def test_ordinary_arguments_pass():
+    assert refuse_secrets(["load", "data/*.parquet", "--table", "dbo.t", "--server",
+                           "srv.database.windows.net,1433", "--auth", "access-token",
+                           "--access-token-file", "/run/secrets/token"]) is None
+
+
+def test_main_refuses_a_secret_with_exit_2_and_json(capsys):
+    code = cli.main(["load", "a.parquet", "--json", "--client-secret", "s3cr3t-value"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "AZURE_CLIENT_SECRET" in err and "s3cr3t-value" not in out + err
+    last = json.loads(out.splitlines()[-1])
+    assert last["exit_code"] == 2 and "AZURE_CLIENT_SECRET" in last["error"]
+
+
+def test_argparse_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["load", "a.parquet", "--workers"])
+    assert info.value.code == 2
+    assert "--workers" in capsys.readouterr().err
+
+
+# -- environment ----------------------------------------------------------------------------------
+
+def test_defaults_without_arguments_or_environment():
+    args = parse_load(["a.parquet"])
+    assert (args.workers, args.rows_per_batch, args.mode, args.create) == (4, 10_000, "append",
+                                                                          "if-missing")
+    assert (args.resume, args.json, args.dry_run, args.encrypt, args.auth) == (
+        False, False, False, "yes", "default")
+    assert args.key == () and args.sql_type == ()
+
+
+def test_every_option_reads_its_environment_variable():
+    env = {"AZSQL_BULK_WORKERS": "8", "AZSQL_BULK_ROWS_PER_BATCH": "50_000",
+           "AZSQL_BULK_TABLE": "sales.orders", "AZSQL_BULK_SERVER": "srv,1444",
+           "AZSQL_BULK_DATABASE": "db", "AZSQL_BULK_AUTH": "managed-identity",
+           "AZSQL_BULK_RESUME": "yes", "AZSQL_BULK_JSON": "1", "AZSQL_BULK_KEY": "a, b",
+           "AZSQL_BULK_SQL_TYPE": "price=decimal(18,2), qty=int", "AZSQL_BULK_MAX_MEMORY": "512MiB",
+           "AZSQL_BULK_ENCRYPT": "strict", "AZSQL_BULK_TOKEN_REFRESH_MARGIN": "120"}
+    args = parse_load(["a.parquet"], env)
+    assert (args.workers, args.rows_per_batch, args.table) == (8, 50_000, "sales.orders")
+    assert (args.server, args.database, args.auth, args.encrypt) == (
+        "srv,1444", "db", "managed-identity", "strict")
+    assert args.resume is True and args.json is True
+    assert args.key == ("a", "b") and args.sql_type == (("price", "decimal(18,2)"), ("qty", "int"))
+    assert args.max_memory == 512 * 2**20 and args.token_refresh_margin == 120.0
+
+
+def test_an_argument_wins_over_the_environment():
+    args = parse_load(["a.parquet", "--workers", "2", "--key", "id"],
+                      {"AZSQL_BULK_WORKERS": "8", "AZSQL_BULK_KEY": "a,b"})
+    assert args.workers == 2 and args.key == ("id",)
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"AZSQL_BULK_WORKERS": "zero"}, "$AZSQL_BULK_WORKERS"),
+    ({"AZSQL_BULK_WORKERS": "0"}, "at least 1"),
+    ({"AZSQL_BULK_MODE": "merge"}, "not one of append, replace, upsert"),
+    ({"AZSQL_BULK_RESUME": "maybe"}, "$AZSQL_BULK_RESUME"),
+    ({"AZSQL_BULK_MAX_MEMORY": "lots"}, "512MiB"),
+    ({"AZSQL_BULK_SQL_TYPE": "price"}, "COLUMN=SQLTYPE"),
+])
+def test_bad_environment_values_name_the_variable(env, expected):
+    with pytest.raises(UsageError) as info:
+        parse_load(["a.parquet"], env)
+    assert expected in str(info.value)
+
+
+def test_bad_argument_value_names_the_option():
+    with pytest.raises(UsageError) as info:
+        parse_load(["a.parquet", "--rows-per-batch", "-5"])
+    assert str(info.value).startswith("--rows-per-batch:")
+
+
+@pytest.mark.parametrize(("text", "size"), [("1000", 1000), ("2GB", 2 * 10**9),
+                                            ("1.5 MiB", 3 * 2**19), ("64k", 64_000)])
+def test_byte_sizes(text, size):
+    assert byte_size(text) == size
+
+
+# -- connection options -------------------------------------------------------------------------
+
+def test_connection_options_from_arguments():
+    args = parse_load(["a.parquet", "--server", "tcp:srv.example,14330", "--database", "db",
+                       "--auth", "sql", "--sql-user", "loader", "--encrypt", "strict",
+                       "--host-name-in-certificate", "localhost"])
+    options = cli.connection_options(args, warn=pytest.fail)
+    assert (options.server, options.port, options.database) == ("srv.example", 14330, "db")
+    assert options.credential.kind == "sql" and options.credential.sql_user == "loader"
+    assert str(options.encrypt) == "strict" and options.host_name_in_certificate == "localhost"
+
+
+def test_encrypt_no_warns():
+    args = parse_load(["a.parquet", "--server", "srv", "--database", "db", "--encrypt", "no"])
+    warnings: list[str] = []
+    cli.connection_options(args, warn=warnings.append)
+    assert len(warnings) == 1 and "unencrypted" in warnings[0]
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--database", "db"], "missing --server"),
+    (["--server", "srv"], "missing --database"),
+    (["--server", "srv,port", "--database", "db"], "port after ','"),
+    (["--server", "srv", "--database", "db", "--auth", "sql"], "--sql-user"),
+])
+def test_connection_usage_errors(argv, expected):
+    with pytest.raises(UsageError) as info:
+        cli.connection_options(parse_load(["a.parquet", *argv]), warn=print)
+    assert expected in str(info.value)
+
+
+# -- the resume command and option mapping --------------------------------------------------------
+
+def test_resume_command_replaces_load_id_and_keeps_the_rest():
+    argv = ["load", "my data/*.parquet", "--table", "dbo.t", "--load-id", "old", "--resume",
+            "--rows-per-batch=500", "--dry-run", "--json"]
+    command = cli_load.resume_command(argv, "new-id", rows_per_batch=500,
+                                      env_args=["--workers", "8"])
+    words = shlex.split(command)
+    assert words[0].endswith("azsql-bulk") and words[1:] == [
+        "load", "my data/*.parquet", "--table", "dbo.t", "--json", "--workers", "8",
+        "--rows-per-batch", "500", "--load-id", "new-id", "--resume"]
+
+
+def test_env_options_are_spelled_out_in_the_resume_command(monkeypatch):
+    monkeypatch.setenv("AZSQL_BULK_WORKERS", "3")
+    monkeypatch.setenv("AZSQL_BULK_ROWS_PER_BATCH", "700")
+    monkeypatch.setenv("AZSQL_BULK_SQL_PASSWORD", "never-shown-pw")
+    args = parse_load(["a.parquet", "--table", "t"], dict(__import__("os").environ))
+    extra = cli_load._env_args(args)
+    assert extra == ["--workers", "3"]  # rows per batch is always added by resume_command
+    assert "never-shown-pw" not in " ".join(extra)
+
+
+def test_transfer_options_map_the_cli_names():
+    args = parse_load(["a.parquet", "--mode", "upsert", "--key", "id", "--create", "never",
+                       "--sql-type", "price=decimal(18,2)", "--workers", "2"])
+    options = cli_load._transfer_options(args, "lid", None)
+    assert (options.mode, tuple(options.keys), options.create, options.workers) == (
+        "upsert", ("id",), "never", 2)
+    assert dict(options.sql_types) == {"price": "decimal(18,2)"} and options.load_id == "lid"
+    assert options.resume is False
+
+
+def test_scrub_text_hides_secret_environment_values(monkeypatch):
+    monkeypatch.setenv("AZSQL_BULK_ACCESS_TOKEN", JWT)
+    assert cli_load.scrub_text(json.dumps({"e": f"bad {JWT}"})) == '{"e": "bad ***"}'
+
+
+def test_load_usage_errors_exit_2_with_json(capsys, tmp_path):
+    code = cli.main(["load", str(tmp_path / "missing.parquet"), "--table", "dbo.t", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "missing.parquet" in err and "does not exist" in err
+    last = json.loads(out.strip().splitlines()[-1])
+    assert last["exit_code"] == 2 and last["status"] == "configuration_error"
+    assert "missing.parquet" in last["error"]
