@@ -1,0 +1,125 @@
+"""The load operator's Airflow surface: arguments, templating, load ids, mapping, lineage."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+
+import pytest
+
+from engine.connection import ConnectionOptions
+from engine.errors import ConfigurationError
+from engine.options import Target
+
+sdk = pytest.importorskip("airflow.sdk")
+
+from airflow_integration.lineage import input_dataset, operator_lineage, output_dataset  # noqa: E402
+from airflow_integration.operators import AzureSqlBulkLoadOperator, task_load_id  # noqa: E402
+
+TARGET = Target(ConnectionOptions("srv.database.windows.net", "sales"), "dbo.orders")
+START = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def test_template_fields():
+    assert tuple(AzureSqlBulkLoadOperator.template_fields) == ("source", "table", "keys",
+                                                              "load_id")
+
+
+def test_arguments_are_keyword_only():
+    with pytest.raises(TypeError):
+        AzureSqlBulkLoadOperator("data/*.parquet", "dbo.orders", task_id="load")  # type: ignore[misc]
+    op = AzureSqlBulkLoadOperator(task_id="load", source="data/*.parquet", table="dbo.orders")
+    assert op.conn_id == "azure_sql_bulk_default" and op.workers == 4 and op.mode == "append"
+
+
+def test_templated_source_table_and_load_id_render():
+    op = AzureSqlBulkLoadOperator(task_id="load", source="/data/{{ ds }}/*.parquet",
+                                  table="dbo.orders_{{ params.suffix }}",
+                                  load_id="{{ run_id }}-x")
+    context = {"ds": "2024-01-02", "params": {"suffix": "eu"}, "run_id": "manual_1"}
+    op.render_template_fields(context)  # type: ignore[arg-type]
+    assert (op.source, op.table, op.load_id) == ("/data/2024-01-02/*.parquet", "dbo.orders_eu",
+                                                 "manual_1-x")
+
+
+def test_default_load_id_is_the_same_for_every_try_of_a_task_instance():
+    first = task_load_id("dag", "load", "scheduled__2024-01-01", -1, TARGET)
+    assert first == task_load_id("dag", "load", "scheduled__2024-01-01", -1, TARGET)
+    assert len(first) == 32 and int(first, 16) >= 0
+    others = {task_load_id("dag", "load", "scheduled__2024-01-01", 0, TARGET),
+              task_load_id("dag", "load", "scheduled__2024-01-01", 1, TARGET),
+              task_load_id("dag", "load", "scheduled__2024-01-02", -1, TARGET),
+              task_load_id("dag", "other", "scheduled__2024-01-01", -1, TARGET),
+              task_load_id("dag2", "load", "scheduled__2024-01-01", -1, TARGET),
+              task_load_id("dag", "load", "scheduled__2024-01-01", -1,
+                           Target(TARGET.connection, "dbo.other"))}
+    assert first not in others and len(others) == 6
+
+
+def test_transfer_options_follow_the_arguments():
+    op = AzureSqlBulkLoadOperator(task_id="load", source="x.parquet", table="dbo.t",
+                                  mode="upsert", keys=["order_id"], workers=2,
+                                  rows_per_batch=500, max_retries=1,
+                                  sql_types={"price": "decimal(18,2)"})
+    options = op.transfer_options("abc")
+    assert (options.mode, options.keys, options.workers, options.rows_per_batch) == (
+        "upsert", ("order_id",), 2, 500)
+    assert options.load_id == "abc" and options.resume and options.max_retries == 1
+    assert dict(options.sql_types) == {"price": "decimal(18,2)"}
+    bad = AzureSqlBulkLoadOperator(task_id="bad", source="x.parquet", table="dbo.t",
+                                   mode="upsert")
+    with pytest.raises(ConfigurationError, match="needs keys"):
+        bad.transfer_options("abc")
+
+
+def test_a_bad_setting_fails_the_task_without_retries(monkeypatch, tmp_path):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    monkeypatch.setenv("AIRFLOW_CONN_AZSQL_UNIT", '{"conn_type": "azure_sql_bulk", '
+                       '"host": "srv", "schema": "db"}')
+    op = AzureSqlBulkLoadOperator(task_id="load", source=str(tmp_path / "missing.parquet"),
+                                  table="dbo.t", conn_id="azsql_unit", retries=3)
+
+    class TI:
+        dag_id, task_id, run_id, map_index, try_number = "d", "load", "r", -1, 1
+    with pytest.raises(AirflowFailException, match="does not exist"):
+        op.execute({"ti": TI()})  # type: ignore[arg-type]
+
+
+def test_partial_expand_maps_over_sources():
+    with sdk.DAG("mapped", schedule=None, start_date=START) as dag:
+        mapped = AzureSqlBulkLoadOperator.partial(
+            task_id="load", table="dbo.t", conn_id="c", workers=1).expand(
+            source=[["a.parquet"], ["b.parquet"], ["c.parquet"]])
+    assert dag.task_dict["load"] is mapped
+    assert type(mapped).__name__ == "MappedOperator"
+    assert mapped.expand_input.value == {"source": [["a.parquet"], ["b.parquet"],
+                                                    ["c.parquet"]]}
+    assert mapped.partial_kwargs["table"] == "dbo.t"
+
+
+def test_lineage_dataset_names():
+    assert output_dataset("srv", 1433, "sales", "dbo.orders") == ("mssql://srv:1433",
+                                                                  "sales.dbo.orders")
+    assert input_dataset("/data/a.parquet") == ("file", "/data/a.parquet")
+    assert input_dataset("abfss://raw@acct.dfs.core.windows.net/orders/a.parquet") == (
+        "abfss://raw@acct.dfs.core.windows.net", "/orders/a.parquet")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("airflow.providers.openlineage") is not None,
+                    reason="the openlineage provider is installed")
+def test_without_the_openlineage_provider_there_are_no_facets_and_no_error():
+    assert operator_lineage([("file", "/a.parquet")], ("mssql://srv:1433", "db.dbo.t")) is None
+    op = AzureSqlBulkLoadOperator(task_id="load", source="a.parquet", table="dbo.t")
+    assert op.get_openlineage_facets_on_complete(None) is None
+    op._lineage = ([("file", "/a.parquet")], ("mssql://srv:1433", "db.dbo.t"))
+    assert op.get_openlineage_facets_on_complete(None) is None
+
+
+@pytest.mark.skipif(importlib.util.find_spec("airflow.providers.openlineage") is None,
+                    reason="the openlineage provider is not installed")
+def test_with_the_openlineage_provider_facets_name_inputs_and_output():
+    lineage = operator_lineage([("file", "/a.parquet")], ("mssql://srv:1433", "db.dbo.t"))
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [("file", "/a.parquet")]
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [("mssql://srv:1433",
+                                                                 "db.dbo.t")]
