@@ -120,8 +120,9 @@ class AzureSqlBulkLoadOperator(BaseOperator):
         try:
             target = hook.target(self.table)
             ti = context["ti"]
+            map_index = ti.map_index if ti.map_index is not None else -1
             load_id = self.load_id or task_load_id(ti.dag_id, ti.task_id, ti.run_id,
-                                                   ti.map_index, target)
+                                                   map_index, target)
             options = self.transfer_options(load_id)
             source = open_source(self.source, rows_per_batch=options.rows_per_batch)
         except ConfigurationError as exc:  # a retry cannot fix a bad setting

@@ -17,7 +17,7 @@ from airflow_integration.lineage import input_dataset, operator_lineage, output_
 from airflow_integration.operators import AzureSqlBulkLoadOperator, task_load_id  # noqa: E402
 
 TARGET = Target(ConnectionOptions("srv.database.windows.net", "sales"), "dbo.orders")
-START = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+START = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
 
 
 def test_template_fields():

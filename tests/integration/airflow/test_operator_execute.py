@@ -1,0 +1,105 @@
+"""The operator's ``execute`` and ``on_kill`` in this process, against the emulator."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pyarrow as pa
+import pytest
+
+from integration.airflow.airflow_env import (
+    AZURE_VARS,
+    check_exact,
+    conn_json,
+    identity_env,
+    journal,
+    rows_table,
+)
+
+pytest.importorskip("airflow.sdk")
+pytest.importorskip("turbodbc")
+pytestmark = pytest.mark.integration
+
+BATCHES, ROWS = 40, 100
+
+
+class TaskInstance:
+    """The task-instance identity ``execute`` reads from its context (a retry: try 2)."""
+
+    def __init__(self, try_number: int) -> None:
+        self.dag_id, self.task_id, self.run_id = "kill_dag", "load", "manual__kill"
+        self.map_index, self.try_number = -1, try_number
+
+
+def source(pause: float) -> pa.RecordBatchReader:
+    """BATCHES batches of ROWS rows, one every ``pause`` seconds."""
+    def batches():
+        for b in range(BATCHES):
+            time.sleep(pause)
+            yield from rows_table(ROWS, start=b * ROWS).to_batches()
+    return pa.RecordBatchReader.from_batches(rows_table(1).schema, batches())
+
+
+def first_journaled_load(conn, table: str) -> str | None:
+    """The load id of the first batch journaled for ``table``, once there is one."""
+    (exists,) = conn.execute("SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES WHERE "
+                             "TABLE_SCHEMA = 'azsql_bulk' AND TABLE_NAME = 'load_journal'"
+                             ).fetchone()
+    if not exists:
+        return None
+    found = conn.execute("SELECT TOP 1 load_id FROM [azsql_bulk].[load_journal] "
+                         "WHERE target = ?", table).fetchone()
+    return found[0] if found else None
+
+
+def test_on_kill_stops_at_a_batch_boundary_and_the_retry_resumes(emu_proc, monkeypatch,
+                                                                  reader):
+    from airflow_integration.operators import AzureSqlBulkLoadOperator
+    from engine.transfer import TransferCancelled
+
+    for name in AZURE_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in identity_env(emu_proc).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AIRFLOW_CONN_AZSQL_MI", conn_json(emu_proc, "managed_identity"))
+    table = f"dbo.killed_{uuid.uuid4().hex[:8]}"
+
+    def operator(data: pa.RecordBatchReader) -> AzureSqlBulkLoadOperator:
+        return AzureSqlBulkLoadOperator(task_id="load", source=data,  # type: ignore[arg-type]
+                                        table=table, conn_id="azsql_mi", workers=2,
+                                        rows_per_batch=ROWS)
+
+    first = operator(source(pause=0.05))
+    outcome: list[BaseException | dict] = []
+
+    def run() -> None:
+        try:
+            outcome.append(first.execute({"ti": TaskInstance(1)}))  # type: ignore[arg-type]
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    load_id = None
+    deadline = time.monotonic() + 60  # a bound for a hung load, not a timing assertion
+    while load_id is None and time.monotonic() < deadline and thread.is_alive():
+        time.sleep(0.05)
+        load_id = first_journaled_load(reader, table)
+    first.on_kill()
+    thread.join(60)
+    assert not thread.is_alive() and load_id is not None
+    (error,) = outcome
+    assert isinstance(error, TransferCancelled), error
+    assert error.resumable and error.load_id == load_id
+    kept_batches, kept_rows = journal(reader, load_id)
+    assert 0 < kept_batches < BATCHES and kept_rows == kept_batches * ROWS
+
+    # Airflow's next try: same task instance, so the same load id; only the rest is sent.
+    result = operator(source(pause=0)).execute({"ti": TaskInstance(2)})  # type: ignore[arg-type]
+    assert result["load_id"] == load_id
+    assert result["batches_skipped"] >= kept_batches
+    assert result["rows"] + result["batches_skipped"] * ROWS == BATCHES * ROWS
+    check_exact(reader, table, BATCHES * ROWS)
+    assert journal(reader, load_id) == (BATCHES, BATCHES * ROWS)
