@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.bind_casts import BindSpec, bind_spec, cast_for_bind
+from engine.bind_casts import BindSpec, ValueCastError, bind_spec, cast_for_bind
 from engine.errors import ConfigurationError
 from engine.type_map import (
     MAX,
@@ -51,6 +51,7 @@ __all__ = [
     "insert_sql",
     "plan_table",
     "quote_identifier",
+    "split_long_text",
     "split_table_name",
     "validate_against",
 ]
@@ -353,18 +354,23 @@ def create_table_sql(plan: TablePlan, table: str) -> str:
     return f"CREATE TABLE {_qualified(table)} (\n" + ",\n".join(lines) + "\n)"
 
 
-def insert_sql(plan: TablePlan, table: str) -> str:
+def insert_sql(plan: TablePlan, table: str, pieces: Mapping[str, int] | None = None) -> str:
     """The parameterised INSERT for :func:`cast_batch`'s output, one marker per column.
 
     :param plan: from :func:`plan_table`.
     :param table: ``schema.table``.
+    :param pieces: from :func:`split_long_text`: text columns sent in several parameters,
+        joined again by the server with ``+``.
 
     >>> import pyarrow as pa
     >>> insert_sql(plan_table(pa.schema([("d", pa.date32()), ("n", pa.int32())])), "t")
     'INSERT INTO [dbo].[t] ([d], [n]) VALUES (CAST(? AS nvarchar(10)), ?)'
     """
     cols = ", ".join(quote_identifier(c.name) for c in plan.columns)
-    markers = ", ".join(c.bind.marker for c in plan.columns)
+    pieces = pieces or {}
+    markers = ", ".join(
+        c.bind.marker.replace("?", "(" + " + ".join([_PIECE_MARKER] * pieces[c.name]) + ")", 1)
+        if c.name in pieces else c.bind.marker for c in plan.columns)
     # identifiers are bracket-quoted and markers are fixed text: nothing user-supplied is raw
     return f"INSERT INTO {_qualified(table)} ({cols}) VALUES ({markers})"  # noqa: S608
 
@@ -389,6 +395,59 @@ def cast_batch(plan: TablePlan, batch: pa.Table | pa.RecordBatch, *, nan_as_null
                             nan_as_null=nan_as_null, row_offset=row_offset)
               for c in plan.columns]
     return pa.Table.from_arrays(arrays, names=plan.names)
+
+
+# Driver 18 refuses (HY104) a wide-character parameter whose bound column size exceeds
+# 4,000, and turbodbc binds 2 * (1.2 * longest value in UTF-16 units + 1) bytes, so a text
+# value longer than about 1,665 UTF-16 units cannot travel in one parameter. Such values
+# go in pieces of at most TEXT_PIECE code points (at most 1,600 UTF-16 units even when
+# every character is outside the BMP), joined by the server.
+TEXT_PIECE = 800
+MAX_PARAMETERS = 2100  # SQL Server's limit per statement
+_PIECE_MARKER = "CAST(? AS nvarchar(max))"
+
+
+def split_long_text(plan: TablePlan, bound: pa.Table, *,
+                    piece: int = TEXT_PIECE) -> tuple[pa.Table, dict[str, int]]:
+    """Cut text columns whose longest value exceeds ``piece`` code points into pieces.
+
+    :param plan: from :func:`plan_table`.
+    :param bound: :func:`cast_batch`'s output.
+    :param piece: code points per parameter.
+    :returns: the table to bind (unchanged when nothing is long) and, per split column,
+        how many parameters carry it (pass it to :func:`insert_sql`).
+    :raises ValueCastError: when the pieces would need more than 2,100 parameters.
+
+    >>> import pyarrow as pa
+    >>> plan = plan_table(pa.schema([("s", pa.string())]))
+    >>> table, pieces = split_long_text(plan, pa.table({"s": ["abcde", None]}), piece=2)
+    >>> pieces, table.column(2).to_pylist()
+    ({'s': 3}, ['e', None])
+    """
+    arrays: list[pa.Array | pa.ChunkedArray] = []
+    pieces: dict[str, int] = {}
+    for c, values in zip(plan.columns, bound.columns, strict=True):
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            longest = pc.max(pc.utf8_length(values)).as_py() or 0
+            if longest > piece:
+                count = -(-longest // piece)
+                pieces[c.name] = count
+                arrays.extend(pc.utf8_slice_codeunits(values, i * piece, (i + 1) * piece)
+                              for i in range(count))
+                continue
+        arrays.append(values)
+    if not pieces:
+        return bound, pieces
+    if len(arrays) > MAX_PARAMETERS:
+        longest_column = max(pieces, key=lambda name: pieces[name])
+        raise ValueCastError(
+            f"column {longest_column!r} holds a value of about "
+            f"{pieces[longest_column] * piece:,} characters: long text travels in pieces of "
+            f"{piece} characters, and this batch would need {len(arrays):,} parameters, "
+            f"more than SQL Server's {MAX_PARAMETERS:,} (a smaller rows_per_batch does not help: "
+            "the limit is per value). Store such documents elsewhere (e.g. blob storage) "
+            "and load a reference, or split the text into several rows")
+    return pa.Table.from_arrays(arrays, names=[f"p{i}" for i in range(len(arrays))]), pieces
 
 
 # -- validation against an existing table ----------------------------------------------------

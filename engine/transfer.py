@@ -40,8 +40,6 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import pyarrow as pa
-
 from engine.connection import Connection, ConnectionFactory
 from engine.errors import AzsqlBulkError, ConfigurationError, DatabaseError, database_error
 from engine.journal import Journal, batch_key, default_load_id
@@ -54,6 +52,7 @@ from engine.schema import (
     insert_sql,
     plan_table,
     quote_identifier,
+    split_long_text,
     validate_against,
 )
 from engine.sources import Source, SourceBatch, open_source
@@ -696,6 +695,10 @@ class _Load:
         try:
             bound = cast_batch(self.plan, item.data, nan_as_null=self.options.nan_as_null,
                                row_offset=item.location.first_row or 0)
+            rows = bound.num_rows
+            bound, pieces = split_long_text(self.plan, bound)
+            sql = insert_sql(self.plan, self.stage_sql_name if self.staged
+                             else self.target.table, pieces) if pieces else self.sql
         except AzsqlBulkError as exc:
             raise self._stopped_at(item, exc) from exc
         key = batch_key(item.batch_id)
@@ -723,10 +726,10 @@ class _Load:
                     with self.lock:
                         self.skipped += 1
                     return conn
-                cursor.executemanycolumns(self.sql, bound)
-                self.journal.record(cursor, item.batch_id, bound.num_rows)
+                cursor.executemanycolumns(sql, bound)
+                self.journal.record(cursor, item.batch_id, rows)
                 conn.commit()
-                self._committed(item, bound, stats)
+                self._committed(item, rows, stats)
                 return conn
             except DatabaseError as exc:  # ConnectError from the factory
                 error = exc
@@ -750,11 +753,11 @@ class _Load:
             if self.stop.wait(delay):
                 raise _Stopped
 
-    def _committed(self, item: SourceBatch, bound: pa.Table, stats: WorkerStats) -> None:
-        stats.rows += bound.num_rows
+    def _committed(self, item: SourceBatch, rows: int, stats: WorkerStats) -> None:
+        stats.rows += rows
         stats.batches += 1
         with self.lock:
-            self.rows += bound.num_rows
+            self.rows += rows
             self.bytes += item.data.nbytes
             self.batches += 1
         self._report()

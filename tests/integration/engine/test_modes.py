@@ -264,3 +264,20 @@ def test_source_failure_mid_load_is_a_resumable_transfer_error(sql_target, reade
                  TransferOptions(workers=1, rows_per_batch=1_000, load_id="src-fail"))
     assert "disk went away" in str(info.value) and info.value.resumable
     assert info.value.batch_id is None
+
+
+# -- long text ------------------------------------------------------------------------------
+
+def test_long_text_travels_in_pieces_and_round_trips(sql_target, reader):
+    target = sql_target("longtext")
+    # 5,000 characters (past the driver's one-parameter limit), astral ones included,
+    # next to short values, empty strings and NULLs, in every batch
+    long_a = ("😀中é" * 1_700)[:5_000]
+    long_b = "x" * 12_345
+    values = [long_a, "", None, long_b, "short"] * 40
+    source = pa.table({"id": pa.array(range(len(values)), pa.int64()),
+                       "doc": pa.array(values, pa.string())})
+    result = transfer(source, target, TransferOptions(workers=2, rows_per_batch=50))
+    assert result.rows == 200
+    got = dict(reader.execute(f"SELECT id, doc FROM {target.table}").fetchall())
+    assert got == dict(enumerate(values))
