@@ -9,8 +9,8 @@ Commands from other installed packages plug in through the ``azsql_bulk.commands
 entry-point group (the emulator adds ``azsql-bulk emulator ...`` that way), so the
 engine never imports them.
 
->>> refuse_secrets(["load", "x.parquet", "--password", "hunter2"]).splitlines()[0]
-'azsql-bulk: refusing --password: secrets are never taken from the command line'
+>>> refuse_secrets(["load", "x.parquet", "--password", "hunter2"]).splitlines()[-1]
+'Put it in $AZSQL_BULK_SQL_PASSWORD (with --auth sql) instead.'
 """
 
 from __future__ import annotations

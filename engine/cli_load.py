@@ -299,7 +299,14 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         return _fail(wants_json, EXIT_USAGE, "usage_error", f"{exc}", state)
     except ConfigurationError as exc:  # bad table name, missing file, schema mismatch...
-        return _fail(wants_json, EXIT_USAGE, "configuration_error", f"{exc}", state)
+        message = str(exc)
+        if state.get("load_id") and "journaled" in message and not args.resume:
+            message += (". From the command line: add --resume to skip the batches already "
+                        "loaded (the printed command does), or give a new --load-id to load "
+                        "the source again")
+        return _fail(wants_json, EXIT_USAGE, "configuration_error", message, state,
+                     rerun="to skip the batches already loaded, run" if state.get("load_id")
+                     and not args.resume else None)
     except CredentialError as exc:
         return _fail(wants_json, EXIT_USAGE, "credential_error",
                      f"no access token: {exc}", state)
@@ -328,6 +335,8 @@ def _run(args: argparse.Namespace, state: dict[str, Any]) -> int:
     if args.dry_run:
         return _dry_run(args, source)
     options = connection_options(args, warn=_say)
+    _check_reachable(options.server, options.port, timeout=args.login_timeout,
+                     attempts=args.connect_attempts)
     target = Target(options, args.table)
     load_id = args.load_id or default_load_id(source.fingerprint, target.describe())
     state["load_id"] = load_id
@@ -449,6 +458,37 @@ def _dry_run(args: argparse.Namespace, source: Any) -> int:
     return EXIT_OK
 
 
+class _Unreachable(AzsqlBulkError):
+    """The server's address does not accept TCP connections."""
+
+
+def _check_reachable(host: str, port: int, *, timeout: float, attempts: int) -> None:
+    """Fail fast, naming the cause, when ``host,port`` cannot be resolved or reached.
+
+    The driver would report either as a login timeout after 15 s or more; a refused or
+    silent port is retried like the engine retries transient failures (with backoff).
+    """
+    import socket
+    import time
+
+    for attempt in range(1, attempts + 1):
+        try:
+            socket.create_connection((host, port), timeout=min(timeout, 15)).close()
+            return
+        except socket.gaierror as exc:
+            raise UsageError(f"cannot resolve server {host!r} ({exc.strerror}); check --server "
+                             "(for Azure SQL: <name>.database.windows.net)") from None
+        except OSError as exc:
+            problem = exc.strerror or type(exc).__name__
+            if attempt == attempts:
+                raise _Unreachable(
+                    f"cannot reach server {host},{port}: {problem} (after {attempts} "
+                    "attempt(s)). Check --server HOST[,PORT], that the server is running, "
+                    "and the network path: firewall rules (Azure SQL: allow this client's "
+                    "IP, or use its private endpoint), VPN, proxy") from None
+            time.sleep(min(2.0 ** (attempt - 1), 10.0))
+
+
 def _transfer_with_signals(source: Any, target: Any, options: Any, display: Any,
                            state: dict[str, Any]) -> Any:
     """Run the transfer; SIGINT/SIGTERM ask it to stop at a batch boundary."""
@@ -485,15 +525,16 @@ def _fail(wants_json: bool, code: int, status: str, message: str,
           state: dict[str, Any], **extra: Any) -> int:
     prefix = "azsql-bulk load: " + ("error" if code != EXIT_PARTIAL else "stopped")
     _say(f"{prefix}: {message}")
-    if state.get("resume") and (code == EXIT_PARTIAL or extra.get("rerun")):
-        verb = "resume" if code == EXIT_PARTIAL else "after fixing the cause, re-run"
-        _say(f"{verb} with:\n  {state['resume']}")
+    rerun = extra.pop("rerun", None)
+    if state.get("resume") and (code == EXIT_PARTIAL or rerun):
+        verb = "resume with" if code == EXIT_PARTIAL else (
+            rerun if isinstance(rerun, str) else "after fixing the cause, re-run with")
+        _say(f"{verb}:\n  {state['resume']}")
     if wants_json:
         payload = {"status": status, "exit_code": code, "error": message,
                    "load_id": state.get("load_id"), **extra}
         if state.get("resume"):
             payload["resume_command"] = state["resume"]
-        payload.pop("rerun", None)
         _emit_json(payload)
     return code
 
@@ -522,6 +563,8 @@ def _failed_load(args: argparse.Namespace, exc: AzsqlBulkError, state: dict[str,
                    f"{committed_batches or 0:,} batches (load_id {state.get('load_id')}); "
                    "nothing half-written was kept")
         return _fail(wants_json, EXIT_PARTIAL, "cancelled", message, state, **extra)
+    if isinstance(exc, _Unreachable):
+        return _fail(wants_json, EXIT_FAILED, "unreachable", str(exc), state, **extra)
     if isinstance(exc, ConnectError):
         message = (f"{exc}. Check --server (host,port), that the server is reachable from "
                    "here (firewall rules, private endpoint, VPN) and --encrypt")
