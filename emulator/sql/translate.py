@@ -286,8 +286,15 @@ class Translator:
         if isinstance(node, exp.Convert):
             target = self._target(node.this)
             cast_cls = exp.TryCast if node.args.get("safe") else exp.Cast
-            return self._cast(cast_cls(this=self._moved(node.expression), to=node.this), target,
-                              moved=True)
+            value = self._moved(node.expression)
+            style = node.args.get("style")
+            if target.kind.value in ("binary", "varbinary") and isinstance(style, exp.Literal) \
+                    and style.name in ("1", "2"):
+                # styles 1 ('0x' + hex digits) and 2 (hex digits): text to bytes, decoded
+                if style.name == "1":
+                    value = exp.Substring(this=value, start=exp.Literal.number(3))
+                value = exp.Anonymous(this="unhex", expressions=[value])
+            return self._cast(cast_cls(this=value, to=node.this), target, moved=True)
         if isinstance(node, exp.Cast | exp.TryCast) and "emu_done" not in node.meta:
             to = node.args.get("to")
             if isinstance(to, exp.DataType) and to.this not in (exp.DataType.Type.USERDEFINED,):

@@ -156,8 +156,6 @@ def test_every_type_and_edge_value_round_trips(conn_string):
     validate_against(plan, [ExistingColumn.from_row(r) for r in info], table="dbo.roundtrip_all")
 
 
-@pytest.mark.xfail(strict=True, reason="the emulator ignores CONVERT's style 2 and stores the "
-                   "hex text itself; SQL Server decodes it (emulator gap, report to its owner)")
 def test_varbinary_round_trips(conn_string):
     source = SOURCE.select(["i64", "bin"])
     plan = plan_table(source.schema, sample=source)

@@ -132,3 +132,13 @@ def test_decimal_38_extremes_from_text_parameters(db, session):
     assert [str(r[0]) for r in rows] == ["-" + top, top]
     too_big = session.execute_many("INSERT INTO dbo.wide_dec VALUES (@P1)", [["1" + "0" * 28]])
     assert too_big[0] is not None and too_big[0].number == 8115
+
+
+@pytest.mark.parametrize(("expr", "expected"), [
+    ("CONVERT(varbinary(max), '00ff10', 2)", b"\x00\xff\x10"),
+    ("CONVERT(varbinary(10), '0x00FF', 1)", b"\x00\xff"),
+    ("CONVERT(varbinary(max), CAST('' AS varchar(max)), 2)", b""),
+    ("CONVERT(varbinary(4), 'ab')", b"ab"),  # style 0: the text's own bytes
+])
+def test_convert_to_binary_styles(db, expr: str, expected: bytes) -> None:
+    assert db.rows(f"SELECT {expr}") == [(expected,)]
