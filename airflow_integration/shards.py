@@ -41,7 +41,8 @@ def split_files(files: Sequence[str], shards: int,
     loads = [0] * count
     dealt: list[list[str]] = [[] for _ in range(count)]
     for f in sorted(order, key=lambda f: (-size(f), order[f])):
-        lightest = min(range(count), key=lambda i: (loads[i], i))
+        # ties go to the shard with fewer files, so no shard stays empty (empty files too)
+        lightest = min(range(count), key=lambda i: (loads[i], len(dealt[i]), i))
         dealt[lightest].append(f)
         loads[lightest] += size(f)
     return [sorted(shard, key=order.__getitem__) for shard in dealt]

@@ -8,7 +8,6 @@ import uuid
 
 import pyarrow as pa
 import pytest
-
 from integration.airflow.airflow_env import (
     AZURE_VARS,
     check_exact,

@@ -1,0 +1,1 @@
+"""Example DAGs for the azsql-bulk Airflow provider."""
