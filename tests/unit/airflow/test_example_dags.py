@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("airflow.sdk")
 
-import airflow_integration  # noqa: E402
+import airflow_integration
 
 EXAMPLES = Path(airflow_integration.__file__).parent / "example_dags"
 
