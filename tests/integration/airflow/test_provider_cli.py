@@ -1,0 +1,39 @@
+"""``airflow providers`` (the real CLI, in a child process) lists the provider and its fields."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("airflow")
+pytestmark = pytest.mark.integration
+
+AIRFLOW = Path(shutil.which("airflow", path=str(Path(sys.executable).parent)) or "airflow")
+
+
+def airflow_cli(home: Path, *args: str) -> list[dict]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
+    proc = subprocess.run([str(AIRFLOW), *args, "-o", "json"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found: list[dict] = json.loads(proc.stdout)
+    return found
+
+
+def test_providers_list_and_get_show_the_connection_type_and_fields(tmp_path):
+    listed = airflow_cli(tmp_path, "providers", "list")
+    assert any(p.get("package_name", p.get("Provider")) == "azsql-bulk" for p in listed), listed
+    (info,) = airflow_cli(tmp_path, "providers", "get", "azsql-bulk", "--full")
+    (conn_type,) = info["connection-types"]
+    assert conn_type["connection-type"] == "azure_sql_bulk"
+    assert conn_type["hook-class-name"] == "airflow_integration.hooks.AzureSqlBulkHook"
+    assert {"auth", "tenant_id", "client_id", "encrypt", "azure_conn_id"} <= set(
+        conn_type["conn-fields"])
+    assert conn_type["ui-field-behaviour"]["relabeling"]["host"] == "Server"
