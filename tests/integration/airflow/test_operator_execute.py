@@ -102,3 +102,25 @@ def test_on_kill_stops_at_a_batch_boundary_and_the_retry_resumes(emu_proc, monke
     assert result["rows"] + result["batches_skipped"] * ROWS == BATCHES * ROWS
     check_exact(reader, table, BATCHES * ROWS)
     assert journal(reader, load_id) == (BATCHES, BATCHES * ROWS)
+
+
+def test_upsert_with_keys_merges_overlapping_runs(emu_proc, monkeypatch, reader):
+    from airflow_integration.operators import AzureSqlBulkLoadOperator
+
+    for name in AZURE_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in identity_env(emu_proc).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AIRFLOW_CONN_AZSQL_MI", conn_json(emu_proc, "managed_identity"))
+    table = f"dbo.upsert_{uuid.uuid4().hex[:8]}"
+    results = []
+    for run, start in (("run-1", 0), ("run-2", 500)):  # rows 0-999, then 500-1499
+        ti = TaskInstance(1)
+        ti.run_id = run
+        op = AzureSqlBulkLoadOperator(task_id="load", source=rows_table(1_000, start=start),  # type: ignore[arg-type]
+                                      table=table, conn_id="azsql_mi", mode="upsert",
+                                      keys=["id"], workers=2, rows_per_batch=250)
+        results.append(op.execute({"ti": ti}))  # type: ignore[arg-type]
+    assert [r["rows"] for r in results] == [1_000, 1_000]
+    assert results[0]["load_id"] != results[1]["load_id"]  # another run, another load
+    check_exact(reader, table, 1_500)  # the 500 overlapping ids once each
