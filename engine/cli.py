@@ -218,7 +218,9 @@ def split_list(text: str) -> list[str]:
     >>> split_list("price=decimal(18,2), qty=int")
     ['price=decimal(18,2)', 'qty=int']
     """
-    items, depth, current = [], 0, []
+    items: list[str] = []
+    current: list[str] = []
+    depth = 0
     for ch in text:
         depth += (ch == "(") - (ch == ")")
         if ch == "," and depth <= 0:

@@ -515,7 +515,9 @@ def _transfer_with_signals(source: Any, target: Any, options: Any, display: Any,
     try:
         with display:
             kwargs: dict[str, Any] = {"cancel": cancel} if supports_cancel else {}
-            return transfer(source, target, options, **kwargs)
+            result = transfer(source, target, options, **kwargs)
+            display.stop("done")
+            return result
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -73,6 +73,7 @@ class ProgressDisplay:
         self._started = time.monotonic()
         self._last_log = self._started
         self._live: Any = None
+        self._stopped = False
 
     # -- input ------------------------------------------------------------------------
     def update(self, progress: Any) -> None:
@@ -180,10 +181,8 @@ class ProgressDisplay:
 
         f = self._figures()
         grid = Table.grid(padding=(0, 2))
-        grid.add_column(justify="left", no_wrap=True)
-        grid.add_column(justify="right", no_wrap=True)
-        grid.add_column(justify="left", no_wrap=True)
-        grid.add_column(justify="right", no_wrap=True)
+        for style in ("dim", "bold", "dim", "bold"):
+            grid.add_column(justify="left", no_wrap=True, style=style)
         heading = Text.assemble(("azsql-bulk load ", "bold"), ("→ ", "dim"),
                                 (self.table, "bold cyan"),
                                 (f"   {self.workers} workers   load_id {self.load_id}", "dim"))
@@ -199,8 +198,11 @@ class ProgressDisplay:
             bar.add_row(ProgressBar(total=total, completed=f["done_rows"], width=40),
                         f"{pct:5.1f}%", f"ETA {eta}")
             lines.append(bar)
-        rows_text = _count(f["rows"]) + (f" / {_count(f['total_rows'])}"
-                                         if f["total_rows"] is not None else "")
+        rows_text = _count(f["rows"])
+        if f["total_rows"] is not None:
+            rows_text = f"{_count(f['done_rows'])} / {_count(f['total_rows'])}"
+            if f["batches_skipped"]:  # a resumed load: say how much this run sent
+                rows_text += f"  ({_count(f['rows'])} this run)"
         grid.add_row("rows", rows_text, "rows/s",
                      f"{_count(f['rows_per_second'])}  (avg {_count(f['avg_rows_per_second'])})")
         grid.add_row("data", f"{f['bytes'] / 1e6:,.1f} MB", "MB/s",
@@ -238,6 +240,7 @@ class ProgressDisplay:
         """Start showing progress."""
         self._started = time.monotonic()
         self._last_log = self._started
+        self._stopped = False
         if self.mode == "rich":
             from rich.console import Console
             from rich.live import Live
@@ -249,8 +252,17 @@ class ProgressDisplay:
             self._live.start()
         return self
 
-    def stop(self) -> None:
-        """Draw the last state and stop (a final log line in log mode)."""
+    def stop(self, phase: str | None = None) -> None:
+        """Draw the last state and stop (a final log line in log mode).
+
+        :param phase: the final status to show, e.g. ``done``.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        if phase is not None:
+            with self._lock:
+                self.phase = phase
         if self._live is not None:
             self._live.refresh()
             self._live.stop()
@@ -261,5 +273,5 @@ class ProgressDisplay:
     def __enter__(self) -> ProgressDisplay:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.stop(None if exc_type is None else "stopped")

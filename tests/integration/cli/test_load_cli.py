@@ -276,7 +276,10 @@ def test_sigterm_stops_at_a_batch_boundary_and_the_resume_command_completes(
     assert started.wait(120), "no progress reported"
     assert proc.poll() is None, "the load finished before it could be interrupted"
     proc.send_signal(signal.SIGTERM)
-    stdout, _ = proc.communicate(timeout=120)
+    proc.wait(timeout=120)  # stdout holds only the final JSON line: no pipe can fill up
+    assert proc.stdout is not None
+    stdout = proc.stdout.read()
+    proc.stdout.close()
     reader_thread.join(10)
     stderr = "".join(stderr_lines)
     assert proc.returncode == 3, stderr
