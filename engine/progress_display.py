@@ -64,6 +64,11 @@ class ProgressDisplay:
         if mode == "auto":
             isatty = getattr(self.out, "isatty", None)
             mode = "rich" if isatty is not None and isatty() else "log"
+        if mode == "rich":
+            try:
+                import rich  # noqa: F401 (only whether it is installed)
+            except ImportError:  # not a declared dependency everywhere: log lines still work
+                mode = "log"
         self.mode = mode
         self.interval = interval
         self.phase = "connecting"
