@@ -1,0 +1,479 @@
+"""``make demo``: a real load, end to end, on this machine.
+
+1. start the Azure SQL emulator in a child process (state in a temporary directory) with
+   short-lived access tokens and sessions that end when their token expires;
+2. generate the demo's Parquet orders, or find them cached (``scripts/demo_data.py``);
+3. run ``azsql-bulk load`` with 4 workers and ``--auth managed-identity``, the token
+   coming from the emulator's managed-identity endpoint (only environment variables
+   point azure-identity there; no secret is on any command line);
+4. read the table back through a different client (pyodbc on Microsoft's ODBC driver,
+   a SQL login) and compare counts, exact sums, per-value counts of every text column,
+   time ranges and a sample of whole rows with what pyarrow computes from the Parquet;
+5. print a summary and stop the emulator (also on Ctrl-C or a failure).
+
+Exit status: 0 when the load succeeded and verified, 1 when it failed or did not verify,
+2 when the machine is not set up, 130 on Ctrl-C.
+
+    .venv/bin/python scripts/demo.py              # 2,000,000 rows
+    .venv/bin/python scripts/demo.py --rows 20000 --cache-dir /tmp/demo-cache
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import demo_data  # the sibling module, found through the line above
+
+TABLE = "dbo.orders"  # the queries below spell it out
+DEFAULT_ROWS = 2_000_000
+# Tokens live 30 s and a session ends when its token does, so any load longer than that
+# (the default one takes minutes) must renew: a worker reconnects with a fresh token at a
+# batch boundary once the token it logged in with has less than the margin left. The
+# margin outlasts a batch (a 10,000-row batch takes a few seconds here).
+TOKEN_LIFETIME = 30
+TOKEN_REFRESH_MARGIN = 10
+SAMPLE_ROWS = 500
+_TEXT_COLUMNS = ("customer_name", "country", "status", "note")
+# Variables that would steer azure-identity or the CLI away from the emulator.
+_FOREIGN_ENV_PREFIXES = ("AZURE_", "IDENTITY_", "MSI_", "AZSQL_BULK_")
+_KEPT_ENV = ("AZSQL_BULK_ODBC_DRIVER", "AZSQL_BULK_CACHE")
+SQL_SS_TIMESTAMPOFFSET = -155  # the ODBC type of datetimeoffset (msodbcsql.h)
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def step(number: int, text: str) -> None:
+    say(f"\n[{number}/5] {text}")
+
+
+class DemoError(Exception):
+    """The demo cannot go on; the message says why and what to do."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# -- 1. the emulator --------------------------------------------------------------------------
+
+def start_emulator(token_lifetime: int) -> Any:
+    """The emulator in a child process with short tokens, state in a temporary directory."""
+    from emulator.process import EmulatorProcess
+
+    emu = EmulatorProcess(args=["--token-lifetime", str(token_lifetime), "--expire-sessions"])
+    emu.start()
+    return emu
+
+
+def load_environment(emu: Any) -> dict[str, str]:
+    """This process's environment without Azure or azsql-bulk settings, plus the emulator's
+    managed-identity endpoint and its CA (for azure-identity's HTTPS calls)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(_FOREIGN_ENV_PREFIXES) or k in _KEPT_ENV}
+    env.update({k: str(v) for k, v in emu.env.items()})
+    env["SSL_CERT_FILE"] = env["REQUESTS_CA_BUNDLE"] = emu.ca_cert
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+# -- 3. the load, through the CLI -------------------------------------------------------------
+
+def cli_path() -> str:
+    """The ``azsql-bulk`` console script next to this Python, else the one on PATH."""
+    beside = Path(sys.executable).parent / "azsql-bulk"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("azsql-bulk")
+    if not found:
+        raise DemoError("the azsql-bulk command is not installed; run `make setup` first", 2)
+    return found
+
+
+def check_load_command(cli: str) -> None:
+    """Fail early, and say why, when this checkout's CLI has no ``load`` command."""
+    probe = subprocess.run([cli, "load", "--help"], capture_output=True, text=True,
+                           timeout=120, check=False)
+    if probe.returncode != 0:
+        raise DemoError("`azsql-bulk load` is not available in this checkout (`azsql-bulk load "
+                        f"--help` exited {probe.returncode}: "
+                        f"{(probe.stderr or probe.stdout).strip()[-300:]}); update the "
+                        "checkout and run `make setup`", 2)
+
+
+def load_command(cli: str, emu: Any, files: Sequence[Path], *, workers: int,
+                 rows_per_batch: int, token_refresh_margin: float) -> list[str]:
+    """The ``azsql-bulk load`` command line: facts only, no secret."""
+    return [cli, "load", *map(str, files),
+            "--server", f"{emu.tds_host},{emu.tds_port}", "--database", emu.database,
+            "--table", TABLE, "--auth", "managed-identity",
+            "--workers", str(workers), "--rows-per-batch", str(rows_per_batch),
+            "--mode", "append", "--token-refresh-margin", f"{token_refresh_margin:g}",
+            "--encrypt", "strict", "--server-certificate", emu.server_cert,
+            "--host-name-in-certificate", "localhost",
+            "--progress-interval", "5", "--json"]
+
+
+def run_load(command: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run the CLI, passing its output through; return the JSON object of its last line."""
+    say("  $ " + " ".join(_shown(command)))
+    lines: list[str] = []
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, bufsize=1)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if not line.lstrip().startswith("{"):
+                sys.stdout.write("  " + line)
+                sys.stdout.flush()
+        code = proc.wait()
+    except BaseException:
+        _stop_child(proc)
+        raise
+    last = next((ln for ln in reversed(lines) if ln.strip()), "")
+    try:
+        result: dict[str, Any] = json.loads(last)
+    except json.JSONDecodeError:
+        raise DemoError(f"azsql-bulk load exited {code} without a JSON result line "
+                        f"(last line: {last.strip()[:200]!r})") from None
+    if code != 0:
+        raise DemoError(f"azsql-bulk load exited {code}: "
+                        f"{result.get('error') or result.get('message') or result}")
+    return result
+
+
+def _shown(command: list[str]) -> list[str]:
+    """The command for display: long file lists shortened, paths relative when shorter."""
+    out = []
+    for part in command:
+        if part.endswith(".parquet"):
+            part = str(Path(part).parent / "*.parquet")
+            if out and out[-1] == part:
+                continue
+        out.append(part)
+    return out
+
+
+def _stop_child(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM (the CLI stops at a batch boundary), then SIGKILL if it lingers."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+# -- 4. verification, through another client ------------------------------------------------
+
+@dataclass
+class Check:
+    """One comparison of an expected value (from the Parquet) with the database's."""
+
+    name: str
+    expected: Any
+    actual: Any
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.expected == self.actual)
+
+
+def expected_facts(files: Sequence[Path], sample_every: int) -> dict[str, Any]:
+    """What the table must hold, computed with pyarrow.compute from the Parquet files."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table([str(f) for f in files])
+    uuids = table.column("order_uuid")
+    storage = pa.chunked_array([c.storage for c in uuids.chunks], pa.binary(16))
+    facts: dict[str, Any] = {
+        "rows": table.num_rows,
+        "distinct order_id": pc.count_distinct(table.column("order_id")).as_py(),
+        "sum(order_id)": pc.sum(table.column("order_id")).as_py(),
+        "distinct order_uuid": pc.count_distinct(storage).as_py(),
+        "sum(amount)": pc.sum(table.column("amount")).as_py(),
+        "count(discount)": pc.count(table.column("discount")).as_py(),
+        "sum(discount)": pc.sum(table.column("discount")).as_py(),
+        "sum(quantity)": pc.sum(pc.cast(table.column("quantity"), pa.int64())).as_py(),
+        "count(shipped_at)": pc.count(table.column("shipped_at")).as_py(),
+        "min/max(ordered_at)": tuple(_utc(v) for v in _min_max(table.column("ordered_at"))),
+        "min/max(shipped_at)": tuple(_utc(v) for v in _min_max(table.column("shipped_at"))),
+    }
+    for column in _TEXT_COLUMNS:
+        counts = pc.value_counts(table.column(column)).to_pylist()
+        nulls = table.column(column).null_count
+        facts[f"rows per {column}"] = _counts(
+            [(c["values"], c["counts"]) for c in counts if c["values"] is not None]
+            + ([(None, nulls)] if nulls else []))
+    picked = pa.array(table.column("order_id").to_numpy() % sample_every == 0)
+    sample = table.filter(picked).sort_by("order_id")
+    facts["sample rows"] = [_row(r) for r in sample.to_pylist()]
+    return facts
+
+
+def actual_facts(conn: Any, sample_every: int) -> dict[str, Any]:
+    """The same facts, read from the table through pyodbc."""
+    cur = conn.cursor()
+    (rows, distinct_id, sum_id, distinct_uuid, sum_amount, count_discount, sum_discount,
+     sum_quantity, count_shipped) = cur.execute(
+        "SELECT COUNT_BIG(*), COUNT(DISTINCT order_id), SUM(order_id), "
+        "COUNT(DISTINCT order_uuid), SUM(amount), COUNT(discount), SUM(discount), "
+        "SUM(CAST(quantity AS bigint)), COUNT(shipped_at) FROM dbo.orders").fetchone()
+    ordered = cur.execute("SELECT MIN(ordered_at), MAX(ordered_at) FROM dbo.orders").fetchone()
+    shipped = cur.execute("SELECT MIN(shipped_at), MAX(shipped_at) FROM dbo.orders").fetchone()
+    facts: dict[str, Any] = {
+        "rows": rows, "distinct order_id": distinct_id, "sum(order_id)": sum_id,
+        "distinct order_uuid": distinct_uuid, "sum(amount)": sum_amount,
+        "count(discount)": count_discount, "sum(discount)": sum_discount,
+        "sum(quantity)": sum_quantity, "count(shipped_at)": count_shipped,
+        "min/max(ordered_at)": tuple(_utc(v) for v in ordered),
+        "min/max(shipped_at)": tuple(_utc(v) for v in shipped),
+    }
+    for column in _TEXT_COLUMNS:
+        query = f"SELECT {column}, COUNT_BIG(*) FROM dbo.orders GROUP BY {column}"  # noqa: S608
+        got = cur.execute(query).fetchall()  # (the column names are this file's constants)
+        facts[f"rows per {column}"] = _counts([(r[0], r[1]) for r in got])
+    sample = cur.execute(
+        "SELECT order_id, order_uuid, customer_id, customer_name, country, status, quantity, "
+        "amount, discount, ordered_at, shipped_at, note FROM dbo.orders "
+        "WHERE order_id % ? = 0 ORDER BY order_id", sample_every).fetchall()
+    names = [d[0] for d in cur.description]
+    facts["sample rows"] = [_row(dict(zip(names, r, strict=True))) for r in sample]
+    return facts
+
+
+def _min_max(column: Any) -> tuple[Any, Any]:
+    import pyarrow.compute as pc
+
+    mm = pc.min_max(column).as_py()
+    return mm["min"], mm["max"]
+
+
+def _utc(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC)
+    return value
+
+
+def _counts(pairs: list[tuple[Any, int]]) -> dict[str, int]:
+    """Value -> rows, keyed by repr so None and '' stay apart and the dict sorts."""
+    return dict(sorted((repr(v), int(n)) for v, n in pairs))
+
+
+def _row(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A row in one canonical form for both sides (uuid as text, instants in UTC)."""
+    return tuple(str(v).lower() if k == "order_uuid" else _utc(v) for k, v in row.items())
+
+
+def _datetimeoffset(raw: bytes) -> dt.datetime:
+    """pyodbc output converter for datetimeoffset (SQL_SS_TIMESTAMPOFFSET_STRUCT)."""
+    year, month, day, hour, minute, second, fraction, tz_h, tz_m = struct.unpack("<6hI2h", raw)
+    zone = dt.timezone(dt.timedelta(hours=tz_h, minutes=tz_m))
+    return dt.datetime(year, month, day, hour, minute, second, fraction // 1000, zone)
+
+
+def reader_connection(emu: Any) -> Any:
+    """pyodbc on Microsoft's ODBC driver, with the emulator's SQL login: not the loader's
+    client (turbodbc through the token shim), not its authentication."""
+    import pyodbc
+
+    from engine import build_connection_string, find_driver
+
+    creds = emu.credentials
+    text = build_connection_string({
+        "Driver": str(find_driver().path), "Server": f"tcp:{emu.tds_host},{emu.tds_port}",
+        "Database": emu.database, "Encrypt": "strict", "ServerCertificate": emu.server_cert,
+        "HostNameInCertificate": "localhost", "LoginTimeout": 15,
+        "UID": creds.sql_login, "PWD": creds.sql_password})
+    conn = pyodbc.connect(text, autocommit=True)
+    conn.add_output_converter(SQL_SS_TIMESTAMPOFFSET, _datetimeoffset)
+    return conn
+
+
+def fingerprint(facts: dict[str, Any]) -> str:
+    """A short sha256 over all facts, to show that both sides agree at a glance."""
+    text = json.dumps(facts, default=str, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def verify(emu: Any, files: Sequence[Path], rows: int) -> tuple[list[Check], str, str]:
+    sample_every = max(1, rows // SAMPLE_ROWS)
+    expected = expected_facts(files, sample_every)
+    conn = reader_connection(emu)
+    try:
+        actual = actual_facts(conn, sample_every)
+    finally:
+        conn.close()
+    checks = [Check(name, expected[name], actual.get(name)) for name in expected]
+    return checks, fingerprint(expected), fingerprint(actual)
+
+
+def _brief(value: Any) -> str:
+    if isinstance(value, dict):
+        return f"{len(value)} distinct values, {sum(value.values()):,} rows"
+    if isinstance(value, list):
+        return f"{len(value)} rows"
+    if isinstance(value, tuple):
+        return " .. ".join(_brief(v) for v in value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="microseconds")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, Decimal):
+        return f"{value:,}"
+    return repr(value)
+
+
+def _first_difference(check: Check) -> str:
+    e, a = check.expected, check.actual
+    if isinstance(e, dict) and isinstance(a, dict):
+        for key in sorted(set(e) | set(a)):
+            if e.get(key) != a.get(key):
+                return f"{key}: expected {e.get(key)}, got {a.get(key)}"
+    if isinstance(e, list) and isinstance(a, list):
+        for x, y in zip(e, a, strict=False):
+            if x != y:
+                return f"expected {x}, got {y}"
+        return f"expected {len(e)} rows, got {len(a)}"
+    return f"expected {_brief(e)}, got {_brief(a)}"
+
+
+# -- the whole demo ---------------------------------------------------------------------------
+
+def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    cli = cli_path()
+    check_load_command(cli)
+    emu = None
+    try:
+        step(1, f"starting the Azure SQL emulator (tokens live {args.token_lifetime} s; "
+                "a session ends when its token expires)")
+        t0 = time.monotonic()
+        emu = start_emulator(args.token_lifetime)
+        say(f"  TDS on {emu.tds_host}:{emu.tds_port}, database {emu.database}, "
+            f"managed-identity endpoint {emu.env['IDENTITY_ENDPOINT']} "
+            f"({time.monotonic() - t0:.1f} s)")
+
+        step(2, f"dataset: {args.rows:,} orders as Parquet")
+        t0 = time.monotonic()
+        cache = Path(args.cache_dir) if args.cache_dir else demo_data.default_cache_dir()
+        files = demo_data.ensure_dataset(cache, args.rows, log=say)
+        size = sum(f.stat().st_size for f in files)
+        say(f"  {len(files)} files, {size / 1e6:.1f} MB in {files[0].parent} "
+            f"({time.monotonic() - t0:.1f} s)")
+
+        step(3, f"azsql-bulk load: {args.workers} workers, managed identity from the "
+                "emulator's endpoint")
+        command = load_command(cli, emu, files, workers=args.workers,
+                               rows_per_batch=args.rows_per_batch,
+                               token_refresh_margin=args.token_refresh_margin)
+        result = run_load(command, load_environment(emu))
+
+        step(4, "reading the table back with pyodbc (Microsoft's driver, a SQL login) and "
+                "comparing with the Parquet")
+        t0 = time.monotonic()
+        checks, want, got = verify(emu, files, args.rows)
+        renewals = int(result.get("token_renewals", 0))
+        if float(result.get("seconds", 0)) > args.token_lifetime:
+            # the load outlived the tokens its workers logged in with: they must have renewed
+            checks.append(Check("token renewals during the load > 0", True, renewals > 0))
+        else:
+            say(f"  (token renewals: {renewals}; the load was shorter than one "
+                f"{args.token_lifetime} s token, so none were needed)")
+        for check in checks:
+            mark = "OK  " if check.ok else "FAIL"
+            detail = _brief(check.actual) if check.ok else _first_difference(check)
+            say(f"  {mark} {check.name}: {detail}")
+        say(f"  fingerprint: Parquet {want}, table {got} ({time.monotonic() - t0:.1f} s)")
+        verified = all(c.ok for c in checks) and want == got
+    finally:
+        step(5, "stopping the emulator")
+        if emu is not None:
+            emu.close()
+
+    print_summary(result, args.rows, verified, time.monotonic() - started)
+    return 0 if verified else 1
+
+
+def print_summary(result: dict[str, Any], rows: int, verified: bool, wall: float) -> None:
+    mb = result.get("bytes", 0) / 1e6
+    lines = [
+        ("rows loaded", f"{result.get('rows', 0):,} of {rows:,}"),
+        ("data", f"{mb:,.1f} MB (Arrow)"),
+        ("load time", f"{result.get('seconds', 0):.1f} s"),
+        ("throughput", f"{result.get('rows_per_second', 0):,.0f} rows/s, "
+                       f"{result.get('mb_per_second', 0):.2f} MB/s"),
+        ("token renewals", f"{result.get('token_renewals', 0)}"),
+        ("retries", f"{result.get('retries', 0)} (reconnects {result.get('reconnects', 0)})"),
+        ("load id", str(result.get("load_id", "?"))),
+        ("demo wall time", f"{wall:.1f} s"),
+        ("verification", "OK" if verified else "FAILED"),
+    ]
+    say("\nsummary")
+    for name, value in lines:
+        say(f"  {name:<16}{value}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Load demo orders into the Azure SQL emulator with azsql-bulk, then "
+                    "verify them through another client.")
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS,
+                        help=f"orders to generate and load (default {DEFAULT_ROWS:,})")
+    parser.add_argument("--cache-dir", default=None,
+                        help=f"dataset cache (default {demo_data.default_cache_dir()})")
+    parser.add_argument("--workers", type=int, default=4, help="parallel connections (4)")
+    parser.add_argument("--rows-per-batch", type=int, default=10_000,
+                        help="rows per INSERT transaction (10000)")
+    parser.add_argument("--token-lifetime", type=int, default=TOKEN_LIFETIME,
+                        help=f"emulator access-token lifetime in seconds ({TOKEN_LIFETIME})")
+    parser.add_argument("--token-refresh-margin", type=float, default=TOKEN_REFRESH_MARGIN,
+                        help="the loader reconnects when its token has fewer seconds left "
+                             f"({TOKEN_REFRESH_MARGIN})")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.rows < 1:
+        say("demo: --rows must be at least 1")
+        return 2
+    # SIGTERM (e.g. from make being stopped) unwinds like Ctrl-C, so the emulator stops.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return run(args)
+    except DemoError as exc:
+        say(f"\ndemo FAILED: {exc}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        say("\ndemo interrupted; the emulator was stopped")
+        return 130
+
+
+def _raise_interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())
