@@ -1,0 +1,149 @@
+"""Peak client memory while streaming a Parquet file several times larger than the bound.
+
+Issue 6: "peak RSS stays below a documented bound while streaming a Parquet file several
+times larger than that bound". The Parquet file (the ``text`` dataset: unique unicode
+strings, so the file on disk is about as large as its Arrow data) is generated first,
+in its own process. Then, for each configuration, a fresh child process that only loads:
+
+1. imports pyarrow, turbodbc and the engine, logs in once (driver loaded, TLS set up),
+   and records its **baseline** RSS;
+2. samples its own RSS every 50 ms while ``engine.transfer(path, target,
+   TransferOptions(workers=W, rows_per_batch=R, max_memory_bytes=B))`` streams the file
+   into an emulator started with ``--sink discard``;
+3. reports ``ru_maxrss`` (the kernel's peak) and the samples.
+
+The bound checked is ``baseline + B + W x cast batch`` (a batch being sent is counted in
+``max_memory_bytes`` until it commits; the cast copy and turbodbc's bound buffers are per
+worker), where ``cast batch`` is measured here: the Arrow bytes of one cast batch plus
+turbodbc's fixed-width parameter buffers for it (text binds at 2 x (1.2 x longest + 1)
+bytes per value). The report gives every term, so the formula can be checked by reading.
+
+Run: ``.venv/bin/python benchmarks/engine_memory.py --rows 200000`` (prints JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import harness
+
+TABLE_PREFIX = "dbo.bench_memory"
+
+
+def child(args: argparse.Namespace) -> None:
+    """The loading process: baseline, then the transfer under a 50 ms RSS sampler."""
+    import bench_data  # noqa: F401  (same imports as the parent's tools)
+    import pyarrow.parquet as pq
+    import turbodbc  # noqa: F401
+
+    from engine import ConnectionFactory, Target, TransferOptions, transfer
+    from engine.schema import cast_batch, plan_table
+
+    info = json.loads(Path(args.facts).read_text())
+    target = Target(harness.connection_options(info), f"{TABLE_PREFIX}_{uuid.uuid4().hex[:8]}")
+    factory = ConnectionFactory(target.connection)
+    factory.connect().close()
+    baseline = harness.rss_mib()
+    baseline_peak = harness.peak_rss_mib()
+    first = next(pq.ParquetFile(args.path).iter_batches(batch_size=args.rows_per_batch))
+    plan = plan_table(first.schema, sample=first)
+    cast = cast_batch(plan, first)
+    # turbodbc binds text as fixed-width UTF-16 slots: 2 * (1.2 * longest + 1) bytes a value
+    import pyarrow.compute as pc
+    bound_buffers = sum(
+        int(2 * (1.2 * (pc.max(pc.utf8_length(col)).as_py() or 0) + 1)) * len(col)
+        if col.type in ("string", "large_string") else col.nbytes
+        for col in cast.columns)
+    cast_batch_mib = (cast.nbytes + bound_buffers) / 2**20
+    del first, cast
+    samples: list[tuple[float, float]] = []
+    stop = threading.Event()
+    started = time.monotonic()
+
+    def sample() -> None:
+        while not stop.wait(0.05):
+            samples.append((round(time.monotonic() - started, 2), round(harness.rss_mib(), 1)))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    options = TransferOptions(workers=args.workers, rows_per_batch=args.rows_per_batch,
+                              max_memory_bytes=args.bound)
+    with harness.Meter() as meter:
+        result = transfer(args.path, target, options, factory=factory)
+    stop.set()
+    sampler.join()
+    factory.close()
+    peak = harness.peak_rss_mib()
+    bound_mib = args.bound / 2**20
+    formula = baseline + bound_mib + args.workers * cast_batch_mib
+    step = max(1, len(samples) // 200)
+    print(json.dumps({
+        "workers": args.workers, "rows_per_batch": args.rows_per_batch,
+        "max_memory_mib": round(bound_mib, 1), "rows": result.rows,
+        "arrow_mib_loaded": round(result.bytes / 2**20, 1),
+        "baseline_rss_mib": round(baseline, 1), "baseline_peak_rss_mib": round(baseline_peak, 1),
+        "peak_rss_mib": round(peak, 1), "peak_over_baseline_mib": round(peak - baseline, 1),
+        "max_sampled_rss_mib": max((s[1] for s in samples), default=None),
+        "cast_batch_mib": round(cast_batch_mib, 1),
+        "bound_formula_mib": round(formula, 1), "within_bound": peak <= formula,
+        "wall_seconds": round(meter.wall, 3), "cpu_seconds": round(meter.cpu, 3),
+        "rows_per_second": round(result.rows / meter.wall),
+        "rss_samples": samples[::step],
+    }))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--rows-per-batch", type=int, default=2_000)
+    parser.add_argument("--row-group", type=int, default=10_000,
+                        help="Parquet row group rows (the reader decodes a row group's pages "
+                             "as it goes; keep it modest)")
+    parser.add_argument("--bound", type=int, default=32 * 2**20, help="max_memory_bytes")
+    parser.add_argument("--workers", type=int, nargs="+", default=[2, 4])
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--facts", help=argparse.SUPPRESS)
+    parser.add_argument("--path", help=argparse.SUPPRESS)
+    parser.add_argument("--workers-one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        args.workers = args.workers_one
+        child(args)
+        return
+    made = subprocess.run(
+        [sys.executable, str(harness.HERE / "bench_data.py"), "--dataset", "text",
+         "--rows", str(args.rows), "--row-group", str(args.row_group)],
+        capture_output=True, text=True, check=True)
+    path = made.stdout.strip().splitlines()[-1]
+    file_mib = Path(path).stat().st_size / 2**20
+    runs: list[dict[str, Any]] = []
+    with harness.emulator(["--sink", "discard"]) as emu, \
+            tempfile.TemporaryDirectory(prefix="azsql-bench-") as tmp:
+        facts_file = Path(tmp) / "facts.json"
+        facts_file.write_text(json.dumps(emu.info))
+        facts_file.chmod(0o600)
+        for workers in args.workers:
+            runs.append(harness.run_child("engine_memory.py", [
+                "--child", "--facts", str(facts_file), "--path", path,
+                "--workers-one", str(workers), "--rows-per-batch", str(args.rows_per_batch),
+                "--bound", str(args.bound)]))
+    print(json.dumps({
+        "benchmark": "engine_memory", "command": harness.command_line(),
+        "file": Path(path).name, "file_mib": round(file_mib, 1),
+        "max_memory_mib": round(args.bound / 2**20, 1),
+        "file_over_bound": round(file_mib / (args.bound / 2**20), 1),
+        "formula": "peak RSS <= baseline + max_memory_bytes + workers x cast batch",
+        "runs": runs, "machine": harness.machine()}))
+
+
+if __name__ == "__main__":
+    main()
