@@ -133,31 +133,86 @@ def load_command(cli: str, emu: Any, files: Sequence[Path], *, workers: int,
 
 
 def run_load(command: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """Run the CLI, passing its output through; return the JSON object of its last line."""
+    """Run the CLI, showing its progress; return the JSON object of its last stdout line.
+
+    On a terminal the CLI's stdout is a pseudo-terminal, so it draws its live display
+    (which it only does on a terminal); otherwise it writes progress lines to stderr.
+    """
     say("  $ " + " ".join(_shown(command)))
-    lines: list[str] = []
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, bufsize=1)
+    on_terminal = sys.stdout.isatty() and hasattr(os, "openpty")
+    proc, read_fd = _spawn_on_pty(command, env) if on_terminal else _spawn_piped(command, env)
+    captured = bytearray()
+    held = b""
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if not line.lstrip().startswith("{"):
-                sys.stdout.write("  " + line)
-                sys.stdout.flush()
+        while True:
+            try:
+                chunk = os.read(read_fd, 65536)
+            except OSError:  # EIO: the pseudo-terminal's last writer closed it
+                chunk = b""
+            if not chunk:
+                break
+            captured += chunk
+            held = _pass_through(held + chunk)
         code = proc.wait()
     except BaseException:
         _stop_child(proc)
         raise
-    last = next((ln for ln in reversed(lines) if ln.strip()), "")
+    finally:
+        os.close(read_fd)
+    lines = captured.decode("utf-8", "replace").replace("\r", "\n").splitlines()
+    last = next((ln.strip() for ln in reversed(lines) if ln.strip()), "")
     try:
         result: dict[str, Any] = json.loads(last)
     except json.JSONDecodeError:
         raise DemoError(f"azsql-bulk load exited {code} without a JSON result line "
-                        f"(last line: {last.strip()[:200]!r})") from None
+                        f"(last line: {last[:200]!r})") from None
     if code != 0:
         raise DemoError(f"azsql-bulk load exited {code}: "
                         f"{result.get('error') or result.get('message') or result}")
     return result
+
+
+def _spawn_piped(command: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    fd = os.dup(proc.stdout.fileno())  # read with os.read, like the pseudo-terminal
+    proc.stdout.close()
+    return proc, fd
+
+
+def _spawn_on_pty(command: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    import fcntl
+    import termios
+
+    primary, secondary = os.openpty()
+    try:  # the same size as this terminal, so the display fits
+        size = fcntl.ioctl(sys.stdout.fileno(), termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(secondary, termios.TIOCSWINSZ, size)
+    except OSError:
+        pass
+    try:
+        proc = subprocess.Popen(command, env=env, stdout=secondary)
+    except BaseException:
+        os.close(primary)
+        raise
+    finally:
+        os.close(secondary)
+    return proc, primary
+
+
+def _pass_through(data: bytes) -> bytes:
+    """Copy the CLI's output to ours, except its JSON result line; return what is held
+    back (the start of a line that may be that JSON line)."""
+    out = sys.stdout.buffer
+    *complete, rest = data.split(b"\n")
+    for line in complete:
+        if not line.lstrip(b"\r").startswith(b"{"):
+            out.write(line + b"\n")
+    if rest and not rest.lstrip(b"\r").startswith(b"{"):
+        out.write(rest)
+        rest = b""
+    out.flush()
+    return rest
 
 
 def _shown(command: list[str]) -> list[str]:
