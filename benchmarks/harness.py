@@ -1,7 +1,7 @@
 """What every benchmark here shares: the emulator, connection options, meters, the machine.
 
 The emulator always runs in a child process (``EmulatorProcess``), so the client
-figures (``time.process_time``, ``ru_maxrss``) are the client's own: the server's CPU
+figures (``time.process_time``, peak RSS from ``VmHWM``) are the client's own: the server's CPU
 is never counted against a client. Clients log in the way the engine does by default,
 with a managed-identity token the emulator issues (azure-identity over HTTPS).
 """
@@ -123,7 +123,19 @@ def figures(meter: Meter, rows: int, nbytes: int | None = None) -> dict[str, Any
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident set size so far (``ru_maxrss``), MiB."""
+    """This process's peak resident set size so far, MiB.
+
+    ``VmHWM`` (the high-water mark of this process's own memory map), not ``ru_maxrss``:
+    Linux carries a parent's RSS at fork into the child's ``ru_maxrss`` (seen here: every
+    child of a 211 MiB parent reported at least 211 MiB), which would put the
+    benchmark's own footprint under every tool's figure.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
