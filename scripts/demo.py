@@ -25,6 +25,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import struct
@@ -54,6 +55,8 @@ _TEXT_COLUMNS = ("customer_name", "country", "status", "note")
 # Variables that would steer azure-identity or the CLI away from the emulator.
 _FOREIGN_ENV_PREFIXES = ("AZURE_", "IDENTITY_", "MSI_", "AZSQL_BULK_")
 _KEPT_ENV = ("AZSQL_BULK_ODBC_DRIVER", "AZSQL_BULK_CACHE")
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")  # terminal control sequences (CSI)
+_ANSI_BYTES = re.compile(rb"(?:\x1b\[[0-?]*[ -/]*[@-~])*")
 SQL_SS_TIMESTAMPOFFSET = -155  # the ODBC type of datetimeoffset (msodbcsql.h)
 
 
@@ -159,17 +162,28 @@ def run_load(command: list[str], env: dict[str, str]) -> dict[str, Any]:
         raise
     finally:
         os.close(read_fd)
-    lines = captured.decode("utf-8", "replace").replace("\r", "\n").splitlines()
-    last = next((ln.strip() for ln in reversed(lines) if ln.strip()), "")
-    try:
-        result: dict[str, Any] = json.loads(last)
-    except json.JSONDecodeError:
+    result = _json_result(captured.decode("utf-8", "replace"))
+    if result is None:
+        tail = _ANSI.sub("", captured.decode("utf-8", "replace")).strip()[-300:]
         raise DemoError(f"azsql-bulk load exited {code} without a JSON result line "
-                        f"(last line: {last[:200]!r})") from None
+                        f"(its output ended: {tail!r})")
     if code != 0:
         raise DemoError(f"azsql-bulk load exited {code}: "
                         f"{result.get('error') or result.get('message') or result}")
     return result
+
+
+def _json_result(text: str) -> dict[str, Any] | None:
+    """The last line that is one JSON object (terminal control sequences removed)."""
+    for line in reversed(_ANSI.sub("", text).replace("\r", "\n").splitlines()):
+        if line.strip().startswith("{"):
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                return value
+    return None
 
 
 def _spawn_piped(command: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
@@ -191,7 +205,8 @@ def _spawn_on_pty(command: list[str], env: dict[str, str]) -> tuple[subprocess.P
     except OSError:
         pass
     try:
-        proc = subprocess.Popen(command, env=env, stdout=secondary)
+        # stderr too, so its lines keep their place between the display's redraws
+        proc = subprocess.Popen(command, env=env, stdout=secondary, stderr=secondary)
     except BaseException:
         os.close(primary)
         raise
@@ -206,13 +221,20 @@ def _pass_through(data: bytes) -> bytes:
     out = sys.stdout.buffer
     *complete, rest = data.split(b"\n")
     for line in complete:
-        if not line.lstrip(b"\r").startswith(b"{"):
+        if not _is_json_start(line):
             out.write(line + b"\n")
-    if rest and not rest.lstrip(b"\r").startswith(b"{"):
+        elif line.startswith(b"\x1b"):  # keep the control sequences (cursor shown again)
+            prefix = _ANSI_BYTES.match(line)
+            out.write(prefix.group(0) if prefix else b"")
+    if rest and not _is_json_start(rest):
         out.write(rest)
         rest = b""
     out.flush()
     return rest
+
+
+def _is_json_start(line: bytes) -> bool:
+    return _ANSI_BYTES.sub(b"", line).lstrip(b"\r").startswith(b"{")
 
 
 def _shown(command: list[str]) -> list[str]:
@@ -450,16 +472,17 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.monotonic()
         checks, want, got = verify(emu, files, args.rows)
         renewals = int(result.get("token_renewals", 0))
-        if float(result.get("seconds", 0)) > args.token_lifetime:
+        outlived = float(result.get("seconds", 0)) > args.token_lifetime
+        if outlived:
             # the load outlived the tokens its workers logged in with: they must have renewed
             checks.append(Check("token renewals during the load > 0", True, renewals > 0))
-        else:
-            say(f"  (token renewals: {renewals}; the load was shorter than one "
-                f"{args.token_lifetime} s token, so none were needed)")
         for check in checks:
             mark = "OK  " if check.ok else "FAIL"
             detail = _brief(check.actual) if check.ok else _first_difference(check)
             say(f"  {mark} {check.name}: {detail}")
+        if not outlived:
+            say(f"  --   token renewals: {renewals} (the load was shorter than one "
+                f"{args.token_lifetime} s token, so none were needed)")
         say(f"  fingerprint: Parquet {want}, table {got} ({time.monotonic() - t0:.1f} s)")
         verified = all(c.ok for c in checks) and want == got
     finally:
