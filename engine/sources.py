@@ -38,6 +38,7 @@ import pyarrow.ipc as paipc
 import pyarrow.parquet as pq
 
 from engine.errors import ConfigurationError, SourceError
+from engine.remote import RemoteFiles, StorageOptions, is_remote
 
 __all__ = ["Source", "SourceBatch", "SourceLocation", "open_source"]
 
@@ -172,7 +173,8 @@ def _slice_unit(source: str, unit: int | None, first_row: int | None,
 
 def open_source(source: Any, *, columns: Sequence[str] | None = None,
                 rename: Mapping[str, str] | None = None, csv_schema: pa.Schema | None = None,
-                rows_per_batch: int = DEFAULT_ROWS_PER_BATCH, fmt: str | None = None) -> Source:
+                rows_per_batch: int = DEFAULT_ROWS_PER_BATCH, fmt: str | None = None,
+                storage: StorageOptions | None = None) -> Source:
     """Open a pyarrow/polars object, a path, a directory or a glob as a :class:`Source`.
 
     :param source: pyarrow ``Table``, ``RecordBatchReader`` or ``dataset.Dataset``; polars
@@ -183,6 +185,8 @@ def open_source(source: Any, *, columns: Sequence[str] | None = None,
     :param csv_schema: explicit CSV column types (default: inferred by Arrow).
     :param rows_per_batch: rows per batch; the batch ids depend on it.
     :param fmt: ``parquet``, ``csv`` or ``ipc`` when file suffixes do not tell.
+    :param storage: identity, account and endpoint for ``abfs[s]://`` and ``az://`` URIs
+        (default: from the environment, see :class:`~engine.remote.StorageOptions`).
     :raises ConfigurationError: unknown columns, no files, an unknown format.
     :raises SourceError: a file that cannot be opened or read.
     """
@@ -199,7 +203,9 @@ def open_source(source: Any, *, columns: Sequence[str] | None = None,
         return _open_files(files, columns, rename, csv_schema, rows_per_batch,
                            fmt or _dataset_format(source))
     paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
-    return _open_files(_expand(paths), columns, rename, csv_schema, rows_per_batch, fmt)
+    remote = RemoteFiles(storage)  # abfs[s]:// and az:// objects, pinned to their ETags
+    return _open_files(_expand(paths, remote), columns, rename, csv_schema, rows_per_batch,
+                       fmt, remote)
 
 
 def _is_polars(obj: Any) -> bool:
@@ -215,11 +221,14 @@ def _dataset_format(ds: pads.Dataset) -> str:
     return "parquet"
 
 
-def _expand(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
+def _expand(paths: Sequence[str | os.PathLike[str]], remote: RemoteFiles | None = None
+            ) -> list[str]:
     files: list[str] = []
     for raw in paths:
         text = os.fspath(raw)
-        if any(ch in text for ch in "*?["):
+        if remote is not None and is_remote(text):
+            files.extend(remote.expand(text, set(_SUFFIXES)))
+        elif any(ch in text for ch in "*?["):
             matched = sorted(glob.glob(text, recursive=True))
             if not matched:
                 raise ConfigurationError(f"no files match {text!r}")
@@ -331,38 +340,49 @@ def _file_format(path: str, fmt: str | None) -> str:
 
 
 def _open_files(files: list[str], columns: Sequence[str] | None, rename: dict[str, str],
-                csv_schema: pa.Schema | None, rows_per_batch: int, fmt: str | None) -> Source:
+                csv_schema: pa.Schema | None, rows_per_batch: int, fmt: str | None,
+                remote: RemoteFiles | None = None) -> Source:
     if not files:
         raise ConfigurationError("the source matched no files")
     formats = {f: _file_format(f, fmt) for f in files}
     first = files[0]
-    schema = _file_schema(first, formats[first], csv_schema)
+    schema = _file_schema(first, formats[first], csv_schema, remote)
     names = _project(schema, columns, rename, first)
     total: int | None = 0
     identity = hashlib.sha256()
     for f in files:
-        st = os.stat(f)
-        identity.update(f"{os.path.abspath(f)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        if remote is not None and remote.owns(f):  # an object: URI, size and ETag
+            identity.update(f"{remote.identity(f)}\n".encode())
+        else:
+            st = os.stat(f)
+            identity.update(f"{os.path.abspath(f)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
         if total is not None:
-            rows = _file_rows(f, formats[f])
+            rows = _file_rows(f, formats[f], remote)
             total = None if rows is None else total + rows
     out_schema = _renamed(schema, names, rename)
     identity.update(out_schema.to_string().encode())
 
     def units() -> Iterator[tuple[str, int | None, int | None, Iterator[pa.RecordBatch]]]:
         for f in files:
-            yield from _file_units(f, formats[f], names, csv_schema, rows_per_batch)
+            yield from _file_units(f, formats[f], names, csv_schema, rows_per_batch, remote)
 
     return Source(out_schema, total, identity.hexdigest()[:32], files, rows_per_batch,
                   units, rename)
 
 
-def _file_schema(path: str, fmt: str, csv_schema: pa.Schema | None) -> pa.Schema:
+def _input(path: str, remote: RemoteFiles | None) -> Any:
+    """The path for a local file (Arrow opens it), a ranged reader for a remote object."""
+    return remote.open(path) if remote is not None and remote.owns(path) else path
+
+
+def _file_schema(path: str, fmt: str, csv_schema: pa.Schema | None,
+                 remote: RemoteFiles | None = None) -> pa.Schema:
+    src = _input(path, remote)
     try:
         if fmt == "parquet":
-            return pq.read_schema(path)
+            return pq.read_schema(src)
         if fmt == "ipc":
-            with pa.memory_map(path) as mm:
+            with (pa.memory_map(src) if isinstance(src, str) else src) as mm:
                 try:
                     return paipc.open_file(mm).schema
                 except pa.ArrowInvalid:
@@ -370,7 +390,7 @@ def _file_schema(path: str, fmt: str, csv_schema: pa.Schema | None) -> pa.Schema
                     return paipc.open_stream(mm).schema
         if csv_schema is not None:
             return csv_schema
-        with pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_SIZE)) \
+        with pacsv.open_csv(src, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_SIZE)) \
                 as reader:
             return reader.schema
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
@@ -378,12 +398,15 @@ def _file_schema(path: str, fmt: str, csv_schema: pa.Schema | None) -> pa.Schema
                           f"complete and really {fmt}") from None
 
 
-def _file_rows(path: str, fmt: str) -> int | None:
+def _file_rows(path: str, fmt: str, remote: RemoteFiles | None = None) -> int | None:
+    if fmt not in ("parquet", "ipc"):
+        return None
+    src = _input(path, remote)
     try:
         if fmt == "parquet":
-            return int(pq.ParquetFile(path).metadata.num_rows)
+            return int(pq.ParquetFile(src).metadata.num_rows)
         if fmt == "ipc":
-            with pa.memory_map(path) as mm:
+            with (pa.memory_map(src) if isinstance(src, str) else src) as mm:
                 try:
                     reader = paipc.open_file(mm)
                     return sum(reader.get_batch(i).num_rows
@@ -396,11 +419,14 @@ def _file_rows(path: str, fmt: str) -> int | None:
 
 
 def _file_units(path: str, fmt: str, names: list[str], csv_schema: pa.Schema | None,
-                rows_per_batch: int
+                rows_per_batch: int, remote: RemoteFiles | None = None
                 ) -> Iterator[tuple[str, int | None, int | None, Iterator[pa.RecordBatch]]]:
+    src = _input(path, remote)
+    if src is not path:  # ids name the object's URI and version: <uri>@<etag>
+        path = remote.label(path)  # type: ignore[union-attr]
     if fmt == "parquet":
         try:
-            pf = pq.ParquetFile(path)
+            pf = pq.ParquetFile(src, pre_buffer=not isinstance(src, str))
         except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
             raise SourceError(f"cannot open {path} as Parquet: {exc}") from None
         first = 0
@@ -410,7 +436,7 @@ def _file_units(path: str, fmt: str, names: list[str], csv_schema: pa.Schema | N
                                                    columns=names)
             first += rows
     elif fmt == "ipc":
-        mm = pa.memory_map(path)
+        mm = pa.memory_map(src) if isinstance(src, str) else src
         try:
             reader = paipc.open_file(mm)
         except pa.ArrowInvalid:
@@ -430,7 +456,7 @@ def _file_units(path: str, fmt: str, names: list[str], csv_schema: pa.Schema | N
                                  column_names=csv_schema.names if csv_schema else None,
                                  skip_rows=1 if csv_schema else 0)
         try:
-            reader = pacsv.open_csv(path, read_options=read, convert_options=convert)
+            reader = pacsv.open_csv(src, read_options=read, convert_options=convert)
         except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
             raise SourceError(f"cannot parse {path} as CSV: {exc}; fix the file or pass an "
                               "explicit csv_schema") from None
