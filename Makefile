@@ -6,7 +6,7 @@ EXTRAS := emulator,airflow,bench,dev
 # Re-install the Python packages only when their declaration changed.
 PIP_STAMP := $(VENV)/.azsql-bulk-installed
 
-.PHONY: setup test unit integration lint doctor clean demo
+.PHONY: setup test unit integration lint doctor clean bench demo
 
 setup:
 	@PYTHON=$(PYTHON) bash scripts/setup-system.sh
@@ -34,6 +34,9 @@ lint: setup
 
 doctor: setup
 	$(VENV)/bin/azsql-bulk doctor
+
+bench: setup
+	$(PY) benchmarks/run.py
 
 # A real load end to end: emulator, 2M-row Parquet dataset (cached), azsql-bulk load,
 # read-back verification. DEMO_ARGS passes options, e.g. make demo DEMO_ARGS="--rows 200000".

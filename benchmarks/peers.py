@@ -17,7 +17,9 @@ Tools (``--tools``):
 - ``pandas``: ``DataFrame.to_sql`` (SQLAlchemy ``mssql+pyodbc``, ``fast_executemany``,
   ``chunksize=R``) of the file read with ``pandas.read_parquet``;
 - ``mssql-python``: ``executemany`` of R rows, commit;
-- ``mssql-python-bulkcopy``: ``cursor.bulkcopy`` (TDS bulk load) of R rows at a time;
+- ``mssql-python-bulkcopy``: ``cursor.bulkcopy`` (TDS bulk load) of R rows at a time,
+  logged in with the emulator's SQL login: its bulk-copy connection does not carry the
+  ``attrs_before`` token (the token login fails with 18456 there);
 - ``python-tds``: ``cursor.copy_to(data=rows)`` (TDS bulk load) of R rows at a time.
 
 Each child reports wall seconds, client CPU seconds (``time.process_time``: user+sys of
@@ -148,9 +150,17 @@ def load(tool: str, info: dict[str, Any], path: str, table: str, rows_per_batch:
         import mssql_python
 
         bulk = tool.endswith("bulkcopy")
-        conn = mssql_python.connect(
-            _odbc_string(info, None), autocommit=bulk,
-            attrs_before={SQL_COPT_SS_ACCESS_TOKEN: _token_struct(_token(info))})
+        if bulk:
+            # mssql-python 1.16's bulkcopy opens its own connection from the connection
+            # string and does not carry attrs_before's token (seen: 18456 "no credentials
+            # were presented"), so it logs in with the emulator's SQL login instead
+            conn = mssql_python.connect(
+                _odbc_string(info, None) + f";UID={info['sql_login']};"
+                f"PWD={{{info['sql_password']}}}", autocommit=True)
+        else:
+            conn = mssql_python.connect(
+                _odbc_string(info, None), autocommit=False,
+                attrs_before={SQL_COPT_SS_ACCESS_TOKEN: _token_struct(_token(info))})
         cursor = conn.cursor()
         sent = 0
         for rows in _rows(path, rows_per_batch):
@@ -256,8 +266,8 @@ def compare(dataset: str, rows: int, tools: list[str], rows_per_batch: int,
             tempfile.TemporaryDirectory(prefix="azsql-bench-") as tmp:
         info = harness.facts(emu)
         facts_file = Path(tmp) / "facts.json"
-        facts_file.write_text(json.dumps(emu.info))
-        facts_file.chmod(0o600)
+        facts_file.touch(0o600)  # holds the emulator's test-only SQL login
+        facts_file.write_text(json.dumps(info))
         if fault:
             harness.control(info, "/faults", fault)
         for tool in tools:

@@ -72,7 +72,8 @@ def test_every_peer_loaded_every_row(suite):
     for r in peers["results"]:
         assert r["rows"] == 2000, r
         _positive(r["rows_per_second"], r["cpu_seconds_per_million_rows"], r["peak_rss_mib"],
-                  r["wire_bytes_per_row"], r["logins"], r["tokens"])
+                  r["wire_bytes_per_row"], r["logins"])
+        assert r["tokens"] >= 0  # mssql-python bulkcopy logs in with SQL auth: 0 tokens
 
 
 def test_scenarios_figures(suite):
