@@ -36,7 +36,16 @@ from engine.errors import (
 )
 from engine.journal import Journal, batch_key, default_load_id
 from engine.options import Target, TransferOptions
-from engine.transfer import Progress, TransferError, TransferResult, WorkerStats, transfer
+from engine.staging import DuplicateKeyError
+from engine.transfer import (
+    LoadAlreadyJournaled,
+    Progress,
+    TransferCancelled,
+    TransferError,
+    TransferResult,
+    WorkerStats,
+    transfer,
+)
 
 __all__ = [
     "AccessToken",
@@ -56,14 +65,17 @@ __all__ = [
     "Disposition",
     "DriverInfo",
     "DriverNotFoundError",
+    "DuplicateKeyError",
     "Encryption",
     "Journal",
+    "LoadAlreadyJournaled",
     "Progress",
     "RetryPolicy",
     "Secret",
     "StaticTokenProvider",
     "Target",
     "TokenProvider",
+    "TransferCancelled",
     "TransferError",
     "TransferOptions",
     "TransferResult",

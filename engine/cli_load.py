@@ -299,8 +299,10 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         return _fail(wants_json, EXIT_USAGE, "usage_error", f"{exc}", state)
     except ConfigurationError as exc:  # bad table name, missing file, schema mismatch...
+        from engine.transfer import LoadAlreadyJournaled
+
         message = str(exc)
-        if state.get("load_id") and "journaled" in message and not args.resume:
+        if isinstance(exc, LoadAlreadyJournaled) and not args.resume:
             message += (". From the command line: add --resume to skip the batches already "
                         "loaded (the printed command does), or give a new --load-id to load "
                         "the source again")

@@ -359,9 +359,13 @@ class ConnectionFactory:
         self.stats = ConnectStats()
         self.where = f"{options.server},{options.port}/{options.database}"
         if self._kind is CredentialKind.SQL:
-            log.warning("connections to %s use SQL authentication: meant for local SQL Server "
-                        "and the emulator only; use an Entra credential kind for Azure SQL",
-                        self.where)
+            # loud for a remote server (Azure SQL should use Entra tokens); quiet for the
+            # emulator and a local SQL Server, where it is the expected set-up
+            local = options.server.lower() in ("localhost", "127.0.0.1", "::1", "(local)", ".")
+            log.log(logging.INFO if local else logging.WARNING,
+                    "connections to %s use SQL authentication: meant for local SQL Server "
+                    "and the emulator only; use an Entra credential kind for Azure SQL",
+                    self.where)
 
     # -- driver ---------------------------------------------------------------------------
     def _driver(self) -> str:

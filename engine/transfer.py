@@ -66,8 +66,8 @@ from engine.staging import (
     staging_table_name,
 )
 
-__all__ = ["Progress", "TransferCancelled", "TransferError", "TransferResult", "WorkerStats",
-           "transfer"]
+__all__ = ["LoadAlreadyJournaled", "Progress", "TransferCancelled", "TransferError",
+           "TransferResult", "WorkerStats", "transfer"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ _COLUMNS_SQL = ("SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, NUMERI
                 "NUMERIC_SCALE, DATETIME_PRECISION, IS_NULLABLE, COLUMN_DEFAULT "
                 "FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? "
                 "ORDER BY ORDINAL_POSITION")
+_ALREADY_EXISTS = 2714  # "There is already an object named ... in the database."
 _POLL = 0.2  # seconds a blocked queue operation waits before looking at the stop flag
 
 
@@ -111,6 +112,20 @@ class TransferError(AzsqlBulkError):
     def native_error(self) -> int | None:
         """The server's error number, when a database error stopped the load."""
         return self.error.native_error if isinstance(self.error, DatabaseError) else None
+
+
+class LoadAlreadyJournaled(ConfigurationError):
+    """The load id already has journal rows and ``resume`` is False; nothing was sent.
+
+    :param message: the full message.
+    :param load_id: the load's id.
+    :param batches: how many batches it has journaled.
+    """
+
+    def __init__(self, message: str, *, load_id: str, batches: int) -> None:
+        super().__init__(message)
+        self.load_id = load_id
+        self.batches = batches
 
 
 class TransferCancelled(TransferError):
@@ -319,10 +334,11 @@ class _Load:
                      self.load_id, self.table)
             return self._result(created, skipped=len(done) - 1, applied=False)
         if done and not self.options.resume:
-            raise ConfigurationError(
+            raise LoadAlreadyJournaled(
                 f"load_id {self.load_id} already has {len(done)} batch(es) journaled for "
                 f"{self.table}; pass resume=True to skip them, another load_id to load the "
-                "source again, or delete the load's journal rows (engine.journal.forget_load_sql)")
+                "source again, or delete the load's journal rows (engine.journal.forget_load_sql)",
+                load_id=self.load_id, batches=len(done))
         log.info("loading %s into %s (mode %s%s): load_id %s, %d worker(s), %d row(s) per "
                  "batch, %d batch(es) already journaled", self.source.files or "<memory>",
                  self.table, self.options.mode,
@@ -386,10 +402,7 @@ class _Load:
                 elif not self.existing and self.options.mode != "replace":
                     # append and upsert need the target now; replace renames its stage in
                     phase = "create the target table"
-                    cursor.execute(create_table_sql(plan, self.target.table))
-                    conn.commit()
-                    created = True
-                    log.info("created table %s", self.table)
+                    created = self._create_target(conn, plan)
                 phase = "prepare the load journal"
                 self.journal.ensure(conn)
                 phase = "read the load journal"
@@ -406,6 +419,28 @@ class _Load:
             raise error
         finally:
             _close_quietly(conn)
+
+    def _create_target(self, conn: Connection, plan: TablePlan) -> bool:
+        """CREATE TABLE; a loader that loses the race to a parallel one (2714) validates
+        the table the other one created instead. True when this run created it."""
+        try:
+            conn.cursor().execute(create_table_sql(plan, self.target.table))
+            conn.commit()
+            log.info("created table %s", self.table)
+            return True
+        except Exception as exc:  # the ODBC client's error
+            error = database_error(exc, phase="create the target table",
+                                   where=f"table {self.table}")
+        _rollback_quietly(conn)
+        if error.native_error != _ALREADY_EXISTS:
+            raise error
+        log.info("table %s was created by a parallel load; validating it", self.table)
+        self.existing = self._columns(conn.cursor(), (self.target.schema_name,
+                                                      self.target.table_name))
+        validate_against(plan, self.existing, table=self.table)
+        if self.options.mode == "upsert":
+            self._check_target_keys()
+        return False
 
     def _check_target_keys(self) -> None:
         names = {c.name.casefold() for c in self.existing}

@@ -38,3 +38,15 @@ def emu_proc():
 
     with EmulatorProcess(args=__import__("os").environ.get("EMU_ARGS", "").split()) as emu:
         yield emu
+
+
+@pytest.fixture(autouse=True)
+def _engine_logger_restored():
+    """The CLI's main() configures the ``engine`` logger (its own handler, no propagation);
+    tests that call it in-process must not hide later tests' records from caplog."""
+    import logging
+
+    logger = logging.getLogger("engine")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]

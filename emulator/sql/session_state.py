@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 from sqlglot import exp
@@ -513,17 +513,18 @@ class SessionState:
                 self._plans.clear()
             self._plans[key] = cached
         plan, sources, names = cached
+        index = {n: i for i, n in enumerate(names)}
         source_rows = []
         for row in rows:
+            get: Callable[[str], object]
             if isinstance(row, Mapping):
-                values = {k.lstrip("@").lower(): v for k, v in row.items()}
-                source_rows.append([values.get(s[1]) if s[0] == "param" else s[1]
-                                    for s in sources])
+                get = {k.lstrip("@").lower(): v for k, v in row.items()}.get
             else:
-                index = {n: i for i, n in enumerate(names)}
-                source_rows.append([row[index[s[1]]] if s[0] == "param" else s[1]
-                                    for s in sources])
-        hints = [s[2] for s in sources]
+                get = _positional(row, index)
+            source_rows.append([get(s[1]) if s[0] == "param"
+                                else _text_value([get(n) for n in s[1]], s[2]) if s[0] == "text"
+                                else s[1] for s in sources])
+        hints = [s[2] if s[0] == "const" else None for s in sources]
         errors = self.atomic(lambda: dml.write_insert(self, plan, source_rows, hints,
                                                       per_row=per_row))
         return errors
@@ -548,19 +549,100 @@ class SessionState:
         if len(items) != len(plan.shaper.given):
             raise SqlError(213, "Column name or number of supplied values does not match table "
                                 "definition.")
-        sources: list[tuple[str, object, str | None]] = []
+        sources: list[tuple[str, Any, Any]] = []
         names: list[str] = []
         for item, column in zip(items, plan.shaper.given, strict=True):
             item = _same_type_cast_operand(item, column.type)
+            text = _text_parameters(item)
             if isinstance(item, exp.Parameter) and not isinstance(item.this, exp.Parameter):
                 name = item.name.lower()
                 if name not in names:
                     names.append(name)
                 sources.append(("param", name, None))
+            elif text is not None:
+                parts, length = text
+                names.extend(n for n in parts if n not in names)
+                sources.append(("text", parts, length))
             else:
                 value, hint = dml.python_literal(item, env)
                 sources.append(("const", value, hint))
         return plan, sources, names
+
+
+def _positional(row: Sequence[object], index: dict[str, int]) -> Callable[[str], object]:
+    return lambda name: row[index[name]]
+
+
+_TEXT_KINDS = (SqlKind.NVARCHAR, SqlKind.VARCHAR, SqlKind.NCHAR, SqlKind.CHAR)
+
+
+def _text_parameters(item: exp.Expr) -> tuple[list[str], int | None] | None:
+    """``CAST(@P AS nvarchar(n))``, or such casts joined with ``+`` (text sent in pieces):
+    the parameter names and the outer length (None for max), when the item is only that.
+
+    The values are joined and cut to the length as SQL Server's CAST does; a value that is
+    not text makes :func:`_text_value` raise, and the caller runs row by row instead.
+    """
+    length: int | None = None
+    node = item
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Cast) and not isinstance(node.this, exp.Parameter):
+        t = _string_cast_type(node)
+        if t is None:
+            return None
+        length = None if t.length in (None, -1) else t.length
+        node = node.this
+        while isinstance(node, exp.Paren):
+            node = node.this
+    parts: list[exp.Expr] = []
+    stack = [node]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, exp.Add):
+            stack.extend([cur.expression, cur.this])
+        else:
+            parts.append(cur)
+    names: list[str] = []
+    for part in parts:
+        if not isinstance(part, exp.Cast) or _string_cast_type(part) is None:
+            return None
+        operand = part.this
+        if not isinstance(operand, exp.Parameter) or isinstance(operand.this, exp.Parameter):
+            return None
+        t = _string_cast_type(part)
+        assert t is not None
+        if t.length not in (None, -1):
+            if len(parts) > 1:
+                return None  # pieces are always (max); anything else takes the general path
+            length = t.length if length is None else min(length, t.length)
+        names.append(operand.name.lower())
+    return names, length
+
+
+def _string_cast_type(node: exp.Cast) -> SqlType | None:
+    if node.args.get("format") is not None:
+        return None
+    try:
+        t = sqltype_from_datatype(node.to)
+    except (ValueError, KeyError, SqlError):
+        return None
+    return t if t.kind in _TEXT_KINDS and t.kind.value.startswith("n") else None
+
+
+def _text_value(values: list[object], length: int | None) -> object:
+    if any(v is None for v in values):
+        return None
+    if not all(isinstance(v, str) for v in values):
+        raise TypeError("a text cast of a non-text parameter")  # the general path decides
+    text = "".join(values)  # type: ignore[arg-type]
+    if length is not None and len(text) > length // 2:
+        units = 0
+        for i, ch in enumerate(text):
+            units += 2 if ord(ch) > 0xFFFF else 1
+            if units > length:
+                return text[:i]
+    return text
 
 
 def _same_type_cast_operand(item: exp.Expr, column_type: SqlType) -> exp.Expr:

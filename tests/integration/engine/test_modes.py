@@ -281,3 +281,26 @@ def test_long_text_travels_in_pieces_and_round_trips(sql_target, reader):
     assert result.rows == 200
     got = dict(reader.execute(f"SELECT id, doc FROM {target.table}").fetchall())
     assert got == dict(enumerate(values))
+
+
+def test_losing_the_create_table_race_validates_and_loads(sql_target, reader, monkeypatch):
+    """Parallel loads (e.g. mapped Airflow shards) into a missing table all try CREATE
+    TABLE; the losers get 2714 from the server and must carry on into the winner's table."""
+    import importlib
+
+    transfer_module = importlib.import_module("engine.transfer")  # the package exports the function
+
+    target = sql_target("race")
+    reader.execute(f"CREATE TABLE {target.table} (id bigint NULL, amount float NULL, "
+                   "name nvarchar(50) NULL)")  # the winner's table
+    real = transfer_module._Load._columns
+    calls = []
+
+    def missing_at_first(self, cursor, table):
+        calls.append(table)
+        return [] if len(calls) == 1 else real(self, cursor, table)  # the check ran too early
+
+    monkeypatch.setattr(transfer_module._Load, "_columns", missing_at_first)
+    result = transfer(rows_table(3_000), target, TransferOptions(workers=2, rows_per_batch=1_000))
+    assert not result.created_table and len(calls) == 2
+    check_exact(reader, target.table, 3_000)

@@ -180,9 +180,17 @@ def test_sql_kind_sends_uid_and_pwd_last(monkeypatch, caplog):
     connect = FakeConnect()
     options = ConnectionOptions("localhost", "db", credential=CredentialOptions(
         kind="sql", sql_user="sa"), trust_server_certificate=True)
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         made = ConnectionFactory(options, connect_fn=connect, odbc_driver="/shim.so")
-    assert "local SQL Server" in caplog.text and made.token_provider is None
+    # a local server: said at INFO; a remote one gets a WARNING
+    assert [r.levelno for r in caplog.records if "local SQL Server" in r.message] == [logging.INFO]
+    assert made.token_provider is None
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        ConnectionFactory(ConnectionOptions("db.example.net", "db", credential=CredentialOptions(
+            kind="sql", sql_user="sa")), connect_fn=connect, odbc_driver="/shim.so")
+    assert [r.levelno for r in caplog.records if "local SQL Server" in r.message] == [
+        logging.WARNING]
     conn = made.connect()
     pairs = parse_connection_string(connect.strings[0])
     assert pairs[-2:] == [("UID", "sa"), ("PWD", "Pa55;word}")]

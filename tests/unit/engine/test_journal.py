@@ -62,10 +62,11 @@ def test_load_id_length_is_checked(load_id):
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
-    ("mode", "replace", "not yet supported"),
-    ("mode", "upsert", "not yet supported"),
+    ("mode", "upsert", "needs keys"),
+    ("keys", ("id",), "only used by mode='upsert'"),
     ("mode", "overwrite", "mode must be one of"),
-    ("create", "replace_schema", "not yet supported"),
+    ("create", "replace_schema", "only goes with mode='replace'"),
+    ("max_memory_bytes", 0, "max_memory_bytes must be positive"),
     ("create", "sometimes", "create must be one of"),
     ("workers", 0, "workers must be at least 1"),
     ("rows_per_batch", 0, "rows_per_batch must be at least 1"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 
 import pytest
@@ -111,3 +112,21 @@ def test_metrics_count_only_committed_rows(engine, table) -> None:
     table.run("BEGIN TRAN; INSERT INTO t (k) VALUES (3); COMMIT; INSERT INTO t (k) VALUES (4)")
     m = engine.metrics()
     assert m == {"rows_inserted": {"appdb.dbo.t": 2}, "commits": 1, "rollbacks": 1}
+
+
+def test_execute_many_takes_text_casts_and_pieces_in_one_pass(db) -> None:
+    db.run("CREATE TABLE c (id int NOT NULL, at datetime2(3) NULL, doc nvarchar(max) NULL, "
+           "code nvarchar(5) NULL)")
+    sql = ("INSERT INTO c (id, at, doc, code) VALUES (@P1, CAST(@P2 AS nvarchar(23)), "
+           "(CAST(@P3 AS nvarchar(max)) + CAST(@P4 AS nvarchar(max))), "
+           "CAST(@P5 AS nvarchar(3)))")
+    errors = db.session.execute_many(sql, [
+        (1, "2024-01-02 03:04:05.678", "ab", "cd", "xyzzy"),
+        (2, None, "😀", "", "😀😀"),  # an astral character is two UTF-16 units
+        (3, "2024-01-02", None, "lost", None),  # NULL + text is NULL
+    ])
+    assert errors == [None, None, None]
+    assert db.rows("SELECT id, at, doc, code FROM c ORDER BY id") == [
+        (1, dt.datetime(2024, 1, 2, 3, 4, 5, 678000), "abcd", "xyz"),
+        (2, None, "😀", "😀"),
+        (3, dt.datetime(2024, 1, 2), None, None)]
