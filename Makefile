@@ -13,6 +13,7 @@ setup:
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(MAKE) --no-print-directory $(PIP_STAMP)
 	@bash scripts/build-turbodbc.sh $(PY)
+	@bash scripts/setup-azurite.sh
 
 $(PIP_STAMP): pyproject.toml CMakeLists.txt $(wildcard native/odbc_shim/*.[ch])
 	$(PY) -m pip install --quiet --upgrade pip

@@ -6,7 +6,7 @@
 #          (default ~/.cache/azsql-bulk); the test fixture looks there, or at $AZURITE.
 set -euo pipefail
 
-AZURITE_VERSION=3.37.0
+AZURITE_VERSION=3.35.0  # declares node >=10 (3.37 declares >=22; Debian 12 ships 18)
 CACHE_ROOT=${AZSQL_BULK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/azsql-bulk}
 PREFIX="$CACHE_ROOT/azurite-$AZURITE_VERSION"
 BIN="$PREFIX/node_modules/.bin/azurite"

@@ -6,6 +6,8 @@
 #   libboost-dev             headers turbodbc's C++ build needs
 #   build-essential, cmake, pkg-config  compilers and build tools (turbodbc, the native shim)
 #   curl, ca-certificates    fetching the pinned turbodbc sdist
+#   nodejs, npm              run Azurite, the storage emulator of the remote-source tests
+#                            (only when node or npm is missing; tested with Node.js 20)
 set -euo pipefail
 
 PACKAGES=(unixodbc unixodbc-dev libltdl7 libgssapi-krb5-2 libkrb5-3 libboost-dev
@@ -16,6 +18,10 @@ PY=${PYTHON:-python3.11}
 # self-built Python already has them.
 if ! "$PY" -c 'import ensurepip, venv, sysconfig, os; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' 2>/dev/null; then
     PACKAGES+=(python3-venv python3-dev)
+fi
+# A Node.js from elsewhere (nodesource, nvm) is fine; Debian's only when there is none.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    PACKAGES+=(nodejs npm)
 fi
 
 missing=()

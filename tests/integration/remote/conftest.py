@@ -12,10 +12,11 @@ Azure takes. No account key or SAS is used anywhere in these tests.
 from __future__ import annotations
 
 import datetime as dt
-import glob
 import ipaddress
 import os
 import queue
+import re
+import signal
 import subprocess
 import threading
 import time
@@ -39,14 +40,17 @@ def azurite_binary() -> str:
     """``$AZURITE`` (path to azurite-blob), else the copy setup-azurite.sh installed."""
     if os.environ.get("AZURITE"):
         return os.environ["AZURITE"]
+    script = (Path(__file__).parents[3] / "scripts" / "setup-azurite.sh").read_text()
+    version = re.search(r"^AZURITE_VERSION=(\S+)", script, re.MULTILINE)
+    assert version, "scripts/setup-azurite.sh pins no AZURITE_VERSION"
     root = os.environ.get("AZSQL_BULK_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "azsql-bulk")
-    found = sorted(glob.glob(os.path.join(root, "azurite-*", "node_modules", ".bin",
-                                          "azurite-blob")))
-    if not found:
-        pytest.fail(f"Azurite is not installed under {root}: run `make setup` "
+    binary = os.path.join(root, f"azurite-{version.group(1)}", "node_modules", ".bin",
+                          "azurite-blob")
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"Azurite is not installed at {binary}: run `make setup` "
                     "(scripts/setup-azurite.sh) or set $AZURITE to an azurite-blob binary")
-    return found[-1]
+    return binary
 
 
 def write_tls_files(directory: Path) -> tuple[Path, Path]:
@@ -126,9 +130,9 @@ def azurite(tmp_path_factory) -> Iterator[Azurite]:
         yield Azurite(f"https://127.0.0.1:{port}/{ACCOUNT}",
                       f"https://127.0.0.1:{port}/{{account}}", cert)
     finally:
-        proc.terminate()
+        proc.send_signal(signal.SIGINT)  # Azurite closes its servers on Ctrl-C
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
