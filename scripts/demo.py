@@ -83,7 +83,11 @@ def start_emulator(token_lifetime: int) -> Any:
     from emulator.process import EmulatorProcess
 
     emu = EmulatorProcess(args=["--token-lifetime", str(token_lifetime), "--expire-sessions"])
-    emu.start()
+    try:
+        emu.start()
+    except BaseException:
+        emu.close()  # removes the temporary state directory
+        raise
     return emu
 
 

@@ -7,6 +7,7 @@ dataset cache. Nothing is mocked and nothing is timed.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -59,6 +60,37 @@ def test_demo_loads_and_verifies_then_reuses_its_cached_dataset(tmp_path):
     assert summary(second.stdout)["rows loaded"] == f"{ROWS:,} of {ROWS:,}"
     assert "wrote orders-" not in second.stdout  # the dataset came from the cache
     assert sorted(cache.glob(f"v*-{ROWS}/*.parquet")) == files
+
+
+def test_the_dataset_is_the_same_bytes_every_time_with_every_promised_kind_of_value(tmp_path):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    spec = importlib.util.spec_from_file_location("demo_data", ROOT / "scripts" / "demo_data.py")
+    assert spec and spec.loader
+    demo_data = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo_data)
+    first = demo_data.ensure_dataset(tmp_path / "a", 10_000)
+    second = demo_data.ensure_dataset(tmp_path / "b", 10_000)
+    assert [f.read_bytes() for f in first] == [f.read_bytes() for f in second]
+    assert demo_data.ensure_dataset(tmp_path / "a", 10_000) == first  # found, not rebuilt
+    assert len(first) == 4 and all(pq.ParquetFile(f).metadata.num_row_groups > 1 for f in first)
+    table = pq.read_table([str(f) for f in first])
+    assert table.num_rows == 10_000
+    assert table.column("order_id").to_pylist() == list(range(1, 10_001))
+    assert table.schema.field("amount").type == pa.decimal128(18, 2)
+    assert table.schema.field("ordered_at").type.tz is not None
+    assert table.schema.field("order_uuid").type.extension_name == "arrow.uuid"
+    assert pc.count_distinct(pa.chunked_array(
+        [c.storage for c in table.column("order_uuid").chunks])).as_py() == 10_000
+    for column in ("discount", "shipped_at", "note"):
+        assert 0 < table.column(column).null_count < 10_000, column
+    names = "".join(table.column("customer_name").unique().to_pylist())
+    notes = "".join(v for v in table.column("note").unique().to_pylist() if v)
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in names)  # CJK
+    assert any(ch in "éèüöåøñ" for ch in names)  # accents
+    assert any(ord(ch) > 0xFFFF for ch in notes)  # emoji, beyond the BMP
 
 
 def test_demo_refuses_a_row_count_below_one(tmp_path):
