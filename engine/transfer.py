@@ -317,6 +317,7 @@ class _Load:
         self.plan: TablePlan | None = None
         self.sql = ""
         self.existing: list[ExistingColumn] = []
+        self.spare: Connection | None = None  # the set-up connection, handed to a worker
 
     # -- set-up -----------------------------------------------------------------------
     def run(self) -> TransferResult:
@@ -328,6 +329,15 @@ class _Load:
         self.sql = insert_sql(self.plan, self.stage_sql_name if self.staged
                               else self.target.table)
         created, done = self._prepare(self.plan)
+        try:
+            return self._load(created, done, first, stream)
+        finally:
+            if self.spare is not None:  # no worker took it (finished, refused, failed)
+                _close_quietly(self.spare)
+                self.spare = None
+
+    def _load(self, created: bool, done: set[str], first: SourceBatch | None,
+              stream: Iterator[SourceBatch]) -> TransferResult:
         finish_key = batch_key(FINISH_BATCH_ID)
         if self.staged and finish_key in done:
             log.info("load %s into %s finished in an earlier run; nothing to do",
@@ -346,6 +356,9 @@ class _Load:
                  self.options.workers, self.source.rows_per_batch, len(done))
         batches = itertools.chain([first] if first is not None else [], stream)
         self._run_threads(batches, done)
+        if self.spare is not None:  # no worker took it: free it before the apply step
+            _close_quietly(self.spare)
+            self.spare = None
         if self.failure is not None:
             raise self._wrap(self.failure)
         if self.cancelled:
@@ -411,6 +424,7 @@ class _Load:
                 if self.staged and batch_key(FINISH_BATCH_ID) not in done:
                     phase = "create the staging table"
                     self._ensure_stage(conn, plan, resumed=bool(done))
+                self.spare, conn = conn, None  # worker 0 starts with it: one login fewer
                 return created, done
             except AzsqlBulkError:
                 raise
@@ -418,7 +432,8 @@ class _Load:
                 error = database_error(exc, phase=phase, where=f"table {self.table}")
             raise error
         finally:
-            _close_quietly(conn)
+            if conn is not None:
+                _close_quietly(conn)
 
     def _create_target(self, conn: Connection, plan: TablePlan) -> bool:
         """CREATE TABLE; a loader that loses the race to a parallel one (2714) validates
@@ -664,7 +679,8 @@ class _Load:
         return False
 
     def _work(self, stats: WorkerStats, work: queue.Queue[SourceBatch | None]) -> None:
-        conn: Connection | None = None
+        with self.lock:
+            conn, self.spare = self.spare, None
         try:
             while not self._check_cancel():
                 try:
