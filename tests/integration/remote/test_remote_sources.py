@@ -208,16 +208,17 @@ def test_an_object_replaced_mid_load_stops_the_load_naming_it(
     client = service(azurite)
     client.create_container("changing")
     name = "d/part-0.parquet"
-    old = upload(client, "changing", name, parquet_bytes(rows_table(4_000), 1_000))
+    # larger than the footer read (64 KiB), which is fetched once and reused
+    old = upload(client, "changing", name, parquet_bytes(rows_table(40_000), 10_000))
     source = open_source(azurite.uri("changing", "d/"), storage=storage(azurite),
-                         rows_per_batch=1_000)
+                         rows_per_batch=10_000)
     replaced: list[str] = []
 
     def units():  # overwrite the object once its first row group has been read
         for n, unit in enumerate(source._units()):
             if n == 1:
                 replaced.append(upload(client, "changing", name,
-                                       parquet_bytes(rows_table(4_000, 100_000), 1_000)))
+                                       parquet_bytes(rows_table(40_000, 100_000), 10_000)))
             yield unit
 
     racing = Source(source.schema, source.total_rows, source.fingerprint, source.files,
@@ -225,11 +226,40 @@ def test_an_object_replaced_mid_load_stops_the_load_naming_it(
     table = f"dbo.remote_changed_{os.getpid()}"
     with pytest.raises(TransferError) as caught:
         transfer(racing, mi_target(emu_proc, table), TransferOptions(workers=1,
-                                                                     rows_per_batch=1_000))
+                                                                     rows_per_batch=10_000))
     error = caught.value
     assert isinstance(error.__cause__, ObjectChangedError)
     assert (f"abfss://changing@{ACCOUNT}/{name} changed while it was being loaded: it was "
             f"version {old} when the load started and is now {replaced[0]}") in str(error)
     # only the first row group, from the old version, was committed
-    assert error.rows_committed == 1_000
-    check_exact(reader, table, 1_000)
+    assert error.rows_committed == 10_000
+    check_exact(reader, table, 10_000)
+
+
+def test_reads_fetch_only_the_projected_columns_of_the_row_groups_read(
+        azurite, storage_env, monkeypatch):
+    import engine.remote as remote
+
+    client = service(azurite)
+    client.create_container("streaming")
+    table = rows_table(60_000)
+    data = parquet_bytes(table, 10_000)
+    upload(client, "streaming", "d/p.parquet", data)
+    fetched: list[int] = []
+    real = remote._BlobReader._download
+
+    def counting(self, offset, length):
+        fetched.append(length)
+        return real(self, offset, length)
+
+    monkeypatch.setattr(remote._BlobReader, "_download", counting)
+    source = open_source(azurite.uri("streaming", "d/p.parquet"), storage=storage(azurite),
+                         columns=["id"], rows_per_batch=10_000)
+    batches = source.batches()
+    first = next(batches)  # one row group of one column
+    assert first.data.column("id").to_pylist() == list(range(10_000))
+    # the footer read (64 KiB) and one of 18 column chunks (6 row groups x 3 columns)
+    assert sum(fetched) < 65_536 + len(data) // 9
+    rest = sum(b.data.num_rows for b in batches)
+    assert rest == 50_000
+    assert sum(fetched) < len(data) // 2  # "amount" and "name" never left storage
