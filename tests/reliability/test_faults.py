@@ -1,0 +1,110 @@
+"""Fault scenarios, fast versions (``scripts/soak.py`` runs the same ones 20+ times, larger).
+
+Every run ends with an exact comparison of the table against its source (rows expected,
+found, duplicated, lost, wrong values) and with a check that the fault really happened.
+Already covered elsewhere, not repeated here: the loader killed with SIGKILL then resumed
+(tests/integration/engine/test_volume.py), SIGTERM then the printed resume command
+(tests/integration/cli/test_load_cli.py), an Airflow retry resuming a failed try
+(tests/integration/airflow/test_dag_runs.py, test_operator_execute.py).
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from loads import AZURE_VARS, CA_VARS
+from reliability import scenarios
+from reliability.scenarios import Lab, RestartableEmulator
+
+from emulator.process import EmulatorProcess
+from engine.credentials import CredentialOptions
+
+pytest.importorskip("turbodbc")
+pytest.importorskip("pyodbc")
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
+
+
+def assert_exact(outcome: scenarios.Outcome) -> None:
+    assert outcome.exact, outcome
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_random_kill_sessions_during_a_4_worker_load(seed, lab):
+    outcome = scenarios.kill_sessions(lab, random.Random(seed), 30_000, workers=4,
+                                      rows_per_batch=1_000)
+    assert_exact(outcome)
+    assert outcome.notes["kill_events"] >= 1 and outcome.notes["sessions_killed"] >= 1
+
+
+@pytest.mark.parametrize("number", scenarios.TRANSIENT_NUMBERS)
+def test_injected_transient_error_is_replayed_exactly_once(number, lab):
+    outcome = scenarios.transient_error(lab, random.Random(number), 20_000, number)
+    assert_exact(outcome)
+    assert outcome.notes["not_fired"] == 0  # every injected error was answered to the loader
+    assert outcome.notes["retries"] >= 1
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_socket_closed_mid_packet_is_replayed_exactly_once(seed, lab):
+    outcome = scenarios.cut_mid_packet(lab, random.Random(seed), 20_000)
+    assert_exact(outcome)
+    assert outcome.notes["cuts"] == outcome.notes["armed"] >= 1
+    assert outcome.notes["retries"] >= 1
+
+
+@pytest.fixture(scope="module")
+def short_tokens():
+    """An emulator issuing 3-second tokens that ends sessions whose token expired."""
+    with EmulatorProcess(args=["--token-lifetime", "3", "--expire-sessions"]) as emu:
+        yield emu
+
+
+def test_3_second_tokens_with_expire_sessions_over_a_long_load(short_tokens, driver_path,
+                                                                 monkeypatch):
+    for name in (*CA_VARS, *AZURE_VARS):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in short_tokens.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SSL_CERT_FILE", short_tokens.ca_cert)
+    lab = Lab(short_tokens, driver_path, CredentialOptions(kind="managed-identity"))
+    try:
+        # about 9 s: three token lifetimes
+        outcome = scenarios.token_expiry(lab, random.Random(3), 16_000, seconds=9.0)
+    finally:
+        lab.close()
+    assert_exact(outcome)
+    assert outcome.notes["token_renewals"] >= 2 and outcome.notes["new_tokens"] >= 3
+
+
+@pytest.fixture(scope="module")
+def restartable(tmp_path_factory):
+    emu = RestartableEmulator(tmp_path_factory.mktemp("emu-state"))
+    emu.start()
+    yield emu
+    emu.close()
+
+
+@pytest.mark.parametrize("seed", [31, 32])
+def test_emulator_killed_and_restarted_mid_load_then_resumed(seed, restartable, driver_path,
+                                                             monkeypatch, tmp_path):
+    monkeypatch.setenv("AZSQL_BULK_SQL_PASSWORD", restartable.credentials.sql_password)
+    lab = Lab(restartable, driver_path)
+    try:
+        outcome = scenarios.emulator_restart(lab, random.Random(seed), 40_000, tmp_path)
+    finally:
+        lab.close()
+    assert_exact(outcome)
+    assert outcome.notes["crashed_after"] is not None  # the crash came mid-load
+    # the rerun skipped at least what was committed before the crash (it survived on disk)
+    assert outcome.notes["skipped_on_resume"] >= outcome.notes["crashed_after"]
+
+
+def test_throttled_server_with_8_workers_no_errors_and_flat_memory(lab):
+    outcome = scenarios.throttled(lab, random.Random(4), 24_000, bytes_per_second=400_000,
+                                  workers=8, rows_per_batch=250)
+    assert_exact(outcome)
+    notes = outcome.notes
+    assert notes["retries"] == 0 and notes["reconnects"] == 0
+    assert notes["throttled_seconds"] > 0  # the throttle held requests back
+    assert notes["rss_growth_mib"] < 32, notes  # 96 batches: a per-batch leak would show
