@@ -349,7 +349,9 @@ def _run(args: argparse.Namespace, state: dict[str, Any]) -> int:
     display = ProgressDisplay(table=target.qualified, workers=args.workers, load_id=load_id,
                               rows_per_batch=args.rows_per_batch,
                               mode="off" if args.progress == "off" else args.progress,
-                              interval=args.progress_interval)
+                              interval=args.progress_interval,
+                              # --json keeps stdout for the JSON line alone
+                              out=sys.stderr if args.json else None)
     state["display"] = display
     transfer_options = _transfer_options(
         args, load_id, display.update if display.mode != "off" else None)

@@ -257,14 +257,19 @@ class Connection:
 
     :param raw: the turbodbc connection.
     :param token_expires_at: epoch seconds, or None (SQL authentication).
+    :param logged_in_at: epoch seconds of the login (default: now).
     :param where: ``server,port/database`` for messages.
     :param attempts: connection attempts it took.
     """
 
     def __init__(self, raw: Any, *, token_expires_at: float | None, where: str,
-                 attempts: int = 1) -> None:
+                 attempts: int = 1, logged_in_at: float | None = None) -> None:
         self.turbodbc = raw
         self.token_expires_at = token_expires_at
+        login = time.time() if logged_in_at is None else logged_in_at
+        #: seconds the token had left when the connection logged in
+        self.lifetime_at_login = (None if token_expires_at is None
+                                  else max(0.0, token_expires_at - login))
         self.where = where
         self.attempts = attempts
         self.closed = False
@@ -281,11 +286,19 @@ class Connection:
     def should_recycle(self, margin: float = 300.0, now: float | None = None) -> bool:
         """True when the login token expires within ``margin`` seconds.
 
+        The margin is capped at half the token's lifetime as seen at login, so a token
+        shorter than the margin (e.g. a 60-second test token against the default 300 s)
+        still serves half its life instead of forcing a reconnect before every batch.
+
         :param margin: seconds of lifetime a batch needs.
         :param now: epoch seconds (default: now).
         """
         left = self.seconds_left(now)
-        return left is not None and left <= margin
+        if left is None:
+            return False
+        if self.lifetime_at_login is not None:
+            margin = min(margin, self.lifetime_at_login / 2)
+        return left <= margin
 
     def cursor(self) -> Any:
         """A new turbodbc cursor."""

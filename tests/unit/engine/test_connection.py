@@ -202,7 +202,8 @@ def test_sql_kind_sends_uid_and_pwd_last(monkeypatch, caplog):
 
 def test_connection_knows_its_token_expiry():
     raw = FakeRaw()
-    conn = Connection(raw, token_expires_at=10_000.0, where="srv,1433/db")
+    conn = Connection(raw, token_expires_at=10_000.0, where="srv,1433/db",
+                      logged_in_at=6_400.0)
     assert conn.seconds_left(now=9_000.0) == 1_000.0
     assert not conn.should_recycle(margin=300, now=9_000.0)
     assert conn.should_recycle(margin=300, now=9_800.0)
@@ -365,3 +366,10 @@ def test_factory_closes_only_a_provider_it_built(monkeypatch):
     ConnectionFactory(options, token_provider=shared, connect_fn=FakeConnect(),
                       odbc_driver="/shim.so").close()
     assert shared._cached is not None
+
+
+def test_a_token_shorter_than_the_margin_still_serves_half_its_life():
+    conn = Connection(object(), token_expires_at=1_060.0, where="srv,1433/db",
+                      logged_in_at=1_000.0)  # a 60-second token, default 300 s margin
+    assert not conn.should_recycle(margin=300, now=1_029.0)
+    assert conn.should_recycle(margin=300, now=1_030.0)
