@@ -6,7 +6,7 @@ EXTRAS := emulator,airflow,bench,dev
 # Re-install the Python packages only when their declaration changed.
 PIP_STAMP := $(VENV)/.azsql-bulk-installed
 
-.PHONY: setup test unit integration lint doctor clean bench demo
+.PHONY: setup test unit integration lint doctor clean bench demo soak
 
 setup:
 	@PYTHON=$(PYTHON) bash scripts/setup-system.sh
@@ -43,6 +43,11 @@ bench: setup
 # read-back verification. DEMO_ARGS passes options, e.g. make demo DEMO_ARGS="--rows 200000".
 demo: setup
 	$(PY) scripts/demo.py $(DEMO_ARGS)
+
+# The reliability scenarios, 20 runs each, larger (under 45 minutes on 2 cores); writes
+# tests/reliability/SOAK.md. SOAK_ARGS passes options, e.g. make soak SOAK_ARGS="--runs 3".
+soak: setup
+	$(PY) scripts/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
