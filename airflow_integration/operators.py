@@ -25,6 +25,7 @@ from airflow_integration.lineage import input_dataset, operator_lineage, output_
 from engine.errors import ConfigurationError
 from engine.journal import default_load_id
 from engine.options import Target, TransferOptions
+from engine.remote import storage_for
 from engine.sources import open_source
 from engine.transfer import TransferCancelled, TransferError, transfer
 
@@ -124,7 +125,8 @@ class AzureSqlBulkLoadOperator(BaseOperator):
             load_id = self.load_id or task_load_id(ti.dag_id, ti.task_id, ti.run_id,
                                                    map_index, target)
             options = self.transfer_options(load_id)
-            source = open_source(self.source, rows_per_batch=options.rows_per_batch)
+            source = open_source(self.source, rows_per_batch=options.rows_per_batch,
+                                 storage=storage_for(target.connection.credential))
         except ConfigurationError as exc:  # a retry cannot fix a bad setting
             raise AirflowFailException(str(exc)) from None
         c = target.connection

@@ -308,6 +308,18 @@ CONNECTION_OPTIONS: tuple[Opt, ...] = (
 )
 
 
+def credential_options(args: argparse.Namespace) -> Any:
+    """The :class:`~engine.credentials.CredentialOptions` of ``--auth`` and its options
+    (used for the database login and for reading ``abfss://`` sources)."""
+    from engine.credentials import CredentialOptions
+
+    return CredentialOptions(
+        kind=args.auth, client_id=args.client_id, tenant_id=args.tenant_id,
+        certificate_path=args.certificate, access_token_file=args.access_token_file,
+        sql_user=args.sql_user, cloud=args.cloud, authority_host=args.authority_host,
+        disable_instance_discovery=bool(args.authority_host))
+
+
 def connection_options(args: argparse.Namespace, *, warn: Callable[[str], None]) -> Any:
     """Build :class:`~engine.connection.ConnectionOptions` from resolved arguments.
 
@@ -317,7 +329,6 @@ def connection_options(args: argparse.Namespace, *, warn: Callable[[str], None])
     :raises ConfigurationError: settings that do not fit together.
     """
     from engine.connection import ConnectionOptions, RetryPolicy
-    from engine.credentials import CredentialOptions
 
     missing = [f"{flag} (or ${ENV_PREFIX}{flag[2:].upper()})"
                for flag, value in (("--server", args.server), ("--database", args.database))
@@ -340,11 +351,7 @@ def connection_options(args: argparse.Namespace, *, warn: Callable[[str], None])
     except ValueError:
         raise UsageError(f"--server {args.server!r}: the port after ',' must be a number, as "
                          "in myserver.database.windows.net,1433") from None
-    credential = CredentialOptions(
-        kind=args.auth, client_id=args.client_id, tenant_id=args.tenant_id,
-        certificate_path=args.certificate, access_token_file=args.access_token_file,
-        sql_user=args.sql_user, cloud=args.cloud, authority_host=args.authority_host,
-        disable_instance_discovery=bool(args.authority_host))
+    credential = credential_options(args)
     return ConnectionOptions(
         server=host, port=port, database=args.database, credential=credential,
         encrypt=args.encrypt, server_certificate=args.server_certificate,

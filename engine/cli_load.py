@@ -17,6 +17,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
@@ -36,6 +37,7 @@ from engine.cli import (
     add_options,
     byte_size,
     connection_options,
+    credential_options,
     non_negative_float,
     positive_int,
     resolve,
@@ -253,7 +255,8 @@ def _sources(args: argparse.Namespace) -> list[str]:
     if args.source:
         return list(args.source)
     env = os.environ.get("AZSQL_BULK_SOURCE", "")
-    found = [s for s in env.split(os.pathsep) if s.strip()]
+    # ':' separates sources, except the one in a URI's scheme (abfss://...)
+    found = [s for s in re.split(r":(?!//)", env) if s.strip()]
     if not found:
         raise UsageError("no SOURCE given: name Parquet, CSV or Arrow files, directories or "
                          "globs (or set $AZSQL_BULK_SOURCE)")
@@ -333,7 +336,10 @@ def _run(args: argparse.Namespace, state: dict[str, Any]) -> int:
         raise UsageError(f"bad --table: {exc}; write it as schema.table, quoting odd names "
                          "with brackets: [my schema].[my.table]") from None
     args.sources = _sources(args)
-    source = open_source(args.sources, rows_per_batch=args.rows_per_batch, fmt=args.format)
+    from engine.remote import storage_for
+
+    source = open_source(args.sources, rows_per_batch=args.rows_per_batch, fmt=args.format,
+                         storage=storage_for(credential_options(args)))
     if args.dry_run:
         return _dry_run(args, source)
     options = connection_options(args, warn=_say)
@@ -403,6 +409,10 @@ def _file_layout(path: str, fmt: str, rows_per_batch: int) -> tuple[int | None, 
 _NO_LOAD_ID = "(derived from the files and the target: give --server and --database to see it)"
 
 
+def _megabytes(size: int | None) -> str:
+    return "?" if size is None else f"{size / 1e6:,.1f}"
+
+
 def _dry_run(args: argparse.Namespace, source: Any) -> int:
     """Print what a load would do; no connection is made and nothing is written."""
     from engine.schema import create_table_sql, plan_table
@@ -411,16 +421,23 @@ def _dry_run(args: argparse.Namespace, source: Any) -> int:
     first = next(source.batches(), None)
     plan = plan_table(source.schema, overrides=dict(args.sql_type),
                       sample=first.data if first is not None else None)
+    from engine.remote import is_remote
+
     files = []
     for path in source.files:
         fmt = args.format or _SUFFIXES.get(Path(path).suffix.lower(), "parquet")
-        rows, batches, units = _file_layout(path, fmt, args.rows_per_batch)
-        if rows is None:  # CSV and IPC streams: count by reading (still writes nothing)
+        remote = is_remote(path)
+        if remote:  # objects in storage: count by streaming them (still writes nothing)
+            rows, batches, units = None, None, "object"
+        else:
+            rows, batches, units = _file_layout(path, fmt, args.rows_per_batch)
+        if rows is None:  # CSV and IPC streams, objects: count by reading
             counted = [b.data.num_rows for b in source.batches()
-                       if b.location.source == path]
+                       if b.location.source == path
+                       or (remote and b.location.source.startswith(path + "@"))]
             rows, batches = sum(counted), len(counted)
         files.append({"path": path, "format": fmt, "rows": rows, "batches": batches,
-                      "bytes": os.path.getsize(path), "units": units})
+                      "bytes": None if remote else os.path.getsize(path), "units": units})
     total_rows = sum(f["rows"] for f in files)
     total_batches = sum(f["batches"] for f in files)
     ddl = create_table_sql(plan, args.table)
@@ -439,7 +456,7 @@ def _dry_run(args: argparse.Namespace, source: Any) -> int:
              f"load id  {load_id or _NO_LOAD_ID}",
              f"resume   {'yes: batches already journaled are skipped' if args.resume else 'no'}",
              "", f"source   {len(files)} file(s), {total_rows:,} rows"]
-    lines += [f"  {f['path']}  {f['format']}, {f['rows']:,} rows, {f['bytes'] / 1e6:,.1f} MB, "
+    lines += [f"  {f['path']}  {f['format']}, {f['rows']:,} rows, {_megabytes(f['bytes'])} MB, "
               f"{f['units']}" for f in files]
     lines += ["", "columns  (Arrow type -> SQL type)"]
     width = max(len(c.name) for c in plan.columns)

@@ -46,8 +46,17 @@ import pyarrow as pa
 from engine.credentials import CredentialKind, CredentialOptions, build_credential
 from engine.errors import ConfigurationError, CredentialError, SourceError
 
-__all__ = ["SCHEMES", "ObjectChangedError", "ObjectUri", "RemoteFiles", "RemoteObject",
-           "StorageOptions", "is_remote", "parse_uri"]
+__all__ = [
+    "SCHEMES",
+    "ObjectChangedError",
+    "ObjectUri",
+    "RemoteFiles",
+    "RemoteObject",
+    "StorageOptions",
+    "is_remote",
+    "parse_uri",
+    "storage_for",
+]
 
 SCHEMES = ("abfs", "abfss", "az")
 STORAGE_SCOPE = "https://storage.azure.com/.default"  # the same in every Azure cloud
@@ -194,6 +203,27 @@ class StorageOptions:
             endpoint=self.endpoint or os.environ.get(ENV_ENDPOINT) or None,
             max_concurrency=self.max_concurrency,
             connection_verify=self.connection_verify)
+
+
+def storage_for(credential: CredentialOptions | None) -> StorageOptions | None:
+    """Storage options that read objects with the database login's identity.
+
+    :param credential: the login's credential options.
+    :returns: None for logins without an Entra identity (``sql``, ``access-token``) or
+        no credential, so storage falls back to its own settings (see
+        :class:`StorageOptions`).
+
+    >>> storage_for(CredentialOptions(kind="managed-identity")).credential.kind.value
+    'managed-identity'
+    >>> storage_for(CredentialOptions(kind="sql", sql_user="sa")) is None
+    True
+    """
+    if credential is None:
+        return None
+    kind = CredentialKind(credential.kind)
+    if kind in (CredentialKind.SQL, CredentialKind.ACCESS_TOKEN):
+        return None
+    return StorageOptions(credential=credential)
 
 
 def _credential_from_env() -> CredentialOptions:

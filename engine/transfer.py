@@ -44,6 +44,7 @@ from engine.connection import Connection, ConnectionFactory
 from engine.errors import AzsqlBulkError, ConfigurationError, DatabaseError, database_error
 from engine.journal import Journal, batch_key, default_load_id
 from engine.options import Target, TransferOptions
+from engine.remote import storage_for
 from engine.schema import (
     ExistingColumn,
     TablePlan,
@@ -275,8 +276,10 @@ def transfer(source: Any, target: Target, options: TransferOptions | None = None
     2
     """
     options = options or TransferOptions()
+    # abfss:// sources are read with the identity that logs in to the database
     src = source if isinstance(source, Source) else open_source(
-        source, rows_per_batch=options.rows_per_batch)
+        source, rows_per_batch=options.rows_per_batch,
+        storage=storage_for(target.connection.credential))
     own = factory is None
     shared = factory if factory is not None else ConnectionFactory(target.connection)
     try:
@@ -396,7 +399,8 @@ class _Load:
 
     def _prepare(self, plan: TablePlan) -> tuple[bool, set[str]]:
         """Check or create the table (and the stage), ensure the journal, read its keys."""
-        conn = self.factory.connect()
+        conn: Connection | None = self.factory.connect()
+        assert conn is not None
         try:
             phase = "check the target table"
             try:
@@ -424,7 +428,8 @@ class _Load:
                 if self.staged and batch_key(FINISH_BATCH_ID) not in done:
                     phase = "create the staging table"
                     self._ensure_stage(conn, plan, resumed=bool(done))
-                self.spare, conn = conn, None  # worker 0 starts with it: one login fewer
+                self.spare = conn  # worker 0 starts with it: one login fewer
+                conn = None
                 return created, done
             except AzsqlBulkError:
                 raise

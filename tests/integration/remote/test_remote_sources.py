@@ -157,6 +157,19 @@ def test_cli_loads_an_abfss_uri(azurite, hive_dataset, storage_env, emu_proc, re
     assert missing.returncode != 0
     assert f"abfss://sales@{ACCOUNT}/nothing/here.parquet does not exist" in missing.stderr
 
+    # --dry-run lists the objects with their rows (streamed, not downloaded to disk) and
+    # writes nothing; --auth given only as an argument is also storage's identity
+    env.pop("AZSQL_BULK_AUTH")
+    dry_table = f"dbo.remote_dry_{os.getpid()}"
+    dry = subprocess.run([cli, *args[:3], dry_table, *args[4:], "--auth", "managed-identity",
+                          "--dry-run"], env=env, capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "18,000 rows" in dry.stdout and "? MB" in dry.stdout
+    (exists,) = reader.execute("SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES "
+                               "WHERE TABLE_NAME = ?", dry_table.split(".")[1]).fetchone()
+    assert exists == 0
+
 
 def test_csv_and_arrow_ipc_objects_read_like_local_files(azurite, storage_env, tmp_path):
     client = service(azurite)
