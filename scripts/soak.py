@@ -95,6 +95,9 @@ class Row:
                    if "skipped_on_resume" in o.notes]
         if resumed:
             extra.append(f"resumes skipped {sum(resumed)} committed batches")
+        partial = [o.notes["partial_rows"] for o in self.outcomes if "partial_rows" in o.notes]
+        if partial:
+            extra.append(f"rows of uncommitted batches visible after the kill: {sum(partial)}")
         survived = [o for o in self.outcomes if o.notes.get("child_exit") == 0]
         if "restart" in self.name:
             extra.append(f"{len(survived)} loads rode out the restart, "
