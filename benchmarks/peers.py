@@ -23,9 +23,18 @@ Tools (``--tools``):
 - ``python-tds``: ``cursor.copy_to(data=rows)`` (TDS bulk load) of R rows at a time.
 
 Each child reports wall seconds, client CPU seconds (``time.process_time``: user+sys of
-that process, all threads), and peak RSS (``VmHWM``); the clock covers reading the file and
-converting it to what the tool takes (except ``turbodbc``). The emulator's ``/metrics``
-deltas give logins, distinct tokens, request bytes per row and its own busy seconds.
+that process, all threads), and peak RSS (``VmHWM``). Imports happen before the clock
+starts. The clock covers what a user of each tool runs for a load: fetching the token and
+logging in (part of every tool's load; azsql-bulk logs in once per worker), reading the
+file and converting it to what the tool takes (except ``turbodbc``, read and cast before
+the clock: our lower bound), sending and committing.
+
+Every tool runs ``--rounds`` times, in an order rotated each round (alternated A/B, so a
+slow phase of the shared machine does not land on one tool); each tool's ratio to
+azsql-bulk with one worker is computed per round (the two ran in the same round) and the
+median of those ratios is reported, with the medians of the figures themselves. The
+emulator's ``/metrics`` deltas give logins, distinct tokens, request bytes per row and
+its own busy seconds.
 
 The emulator's ``--sink discard`` drops parameter-array rows after parsing them, but TDS
 bulk loads (``bulkcopy``, ``copy_to``) are stored in DuckDB: those two tools pay the
@@ -220,8 +229,27 @@ def load_turbodbc(info: dict[str, Any], path: str, table: str,
     return meter, cast.num_rows
 
 
+def prepare(tool: str) -> None:
+    """Import what ``tool`` needs before the clock starts (imports are not part of a load)."""
+    import pyarrow.parquet  # noqa: F401  (every tool reads the file with it)
+
+    modules = {"pyodbc": ["pyodbc", "engine.driver", "azure.identity"],
+               "pandas": ["pandas", "pyodbc", "sqlalchemy", "sqlalchemy.dialects.mssql.pyodbc",
+                          "engine.driver", "azure.identity"],
+               "mssql-python": ["mssql_python", "azure.identity"],
+               "mssql-python-bulkcopy": ["mssql_python"],
+               "python-tds": ["pytds", "azure.identity"],
+               "turbodbc": ["turbodbc", "engine"]}
+    import importlib
+
+    for name in modules.get(tool, ["engine", "engine.transfer", "turbodbc", "azure.identity"]):
+        importlib.import_module(name)
+    importlib.import_module("engine.connection_string")
+
+
 def child(args: argparse.Namespace) -> None:
     info = json.loads(Path(args.facts).read_text())
+    prepare(args.tool)
     if args.tool == "turbodbc":
         meter, rows = load_turbodbc(info, args.path, args.table, args.rows_per_batch)
     else:
@@ -249,10 +277,61 @@ def create_table(info: dict[str, Any], path: str, table: str) -> None:
     factory.close()
 
 
-def compare(dataset: str, rows: int, tools: list[str], rows_per_batch: int,
-            emulator_args: list[str] | None = None, fault: dict[str, Any] | None = None
+def _run_once(tool: str, info: dict[str, Any], facts_file: Path, path: str,
+              rows_per_batch: int, arrow_bytes: int) -> dict[str, Any]:
+    """One load by ``tool`` in a fresh child process, with the emulator's view of it."""
+    table = f"dbo.bench_{tool.replace('-', '_')}_{uuid.uuid4().hex[:6]}"
+    create_table(info, path, table)
+    before = harness.metrics(info)
+    try:
+        run = harness.run_child("peers.py", [
+            "--child", "--tool", tool, "--facts", str(facts_file), "--path", path,
+            "--table", table, "--rows-per-batch", str(rows_per_batch)])
+    except RuntimeError as exc:
+        return {"tool": tool, "error": str(exc).splitlines()[-1][:300]}
+    after = harness.metrics(info)
+    meter = harness.Meter(wall=run["wall_seconds"], cpu=run["cpu_seconds"])
+    return {"tool": tool, **harness.figures(meter, run["rows"], arrow_bytes),
+            "peak_rss_mib": run["peak_rss_mib"],
+            **harness.server_delta(before, after, run["rows"])}
+
+
+def summarize(tool: str, runs: list[dict[str, Any]], base_runs: list[dict[str, Any]]
+              ) -> dict[str, Any]:
+    """Medians over rounds, and the median of each round's ratio to the base tool."""
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return {"tool": tool, "error": runs[0]["error"], "rounds": len(runs)}
+    med = harness.median
+    out: dict[str, Any] = {"tool": tool, "rounds": len(ok), "failed_rounds": len(runs) - len(ok),
+                           "rows": ok[0]["rows"]}
+    for key in ("rows_per_second", "mb_per_second", "cpu_seconds_per_million_rows",
+                "peak_rss_mib", "wire_bytes_per_row", "server_seconds", "wall_seconds",
+                "cpu_seconds"):
+        out[key] = round(med([r[key] for r in ok]), 3)
+    for key in ("logins", "tokens", "commits", "rpc_calls"):
+        out[key] = ok[-1][key]
+    # the same round's azsql-bulk w1 run: both ran minutes apart at most, on the same emulator
+    pairs = [(r, b) for r, b in zip(runs, base_runs, strict=True)
+             if "error" not in r and "error" not in b]
+    if pairs:
+        out["ratio_rows_per_second"] = round(med(
+            [r["rows_per_second"] / b["rows_per_second"] for r, b in pairs]), 3)
+        out["ratio_cpu"] = round(med(
+            [r["cpu_seconds_per_million_rows"] / b["cpu_seconds_per_million_rows"]
+             for r, b in pairs]), 3)
+        out["ratio_cpu_per_round"] = [round(r["cpu_seconds_per_million_rows"]
+                                            / b["cpu_seconds_per_million_rows"], 3)
+                                      for r, b in pairs]
+    out["per_round"] = [{k: r.get(k) for k in ("rows_per_second", "cpu_seconds_per_million_rows",
+                                               "peak_rss_mib", "error")} for r in runs]
+    return out
+
+
+def compare(dataset: str, rows: int, tools: list[str], rows_per_batch: int, rounds: int = 3,
+            base: str = "azsql-bulk-w1", emulator_args: list[str] | None = None
             ) -> dict[str, Any]:
-    """Run every tool once on one emulator; the JSON-able results."""
+    """Every tool, ``rounds`` times, order rotated each round, on one emulator."""
     made = subprocess.run([sys.executable, str(harness.HERE / "bench_data.py"), "--dataset",
                            dataset, "--rows", str(rows)], capture_output=True, text=True,
                           check=True)
@@ -261,35 +340,30 @@ def compare(dataset: str, rows: int, tools: list[str], rows_per_batch: int,
 
     meta = pq.ParquetFile(path).metadata
     arrow_bytes = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-    results = []
+    if base not in tools:
+        tools = [base, *tools]
+    runs: dict[str, list[dict[str, Any]]] = {t: [] for t in tools}
+    started = time.monotonic()
     with harness.emulator(emulator_args or ["--sink", "discard"]) as emu, \
             tempfile.TemporaryDirectory(prefix="azsql-bench-") as tmp:
         info = harness.facts(emu)
         facts_file = Path(tmp) / "facts.json"
         facts_file.touch(0o600)  # holds the emulator's test-only SQL login
         facts_file.write_text(json.dumps(info))
-        if fault:
-            harness.control(info, "/faults", fault)
-        for tool in tools:
-            table = f"dbo.bench_{tool.replace('-', '_')}_{uuid.uuid4().hex[:6]}"
-            create_table(info, path, table)
-            before = harness.metrics(info)
-            try:
-                run = harness.run_child("peers.py", [
-                    "--child", "--tool", tool, "--facts", str(facts_file), "--path", path,
-                    "--table", table, "--rows-per-batch", str(rows_per_batch)])
-            except RuntimeError as exc:
-                results.append({"tool": tool, "error": str(exc).splitlines()[-1][:300]})
-                continue
-            after = harness.metrics(info)
-            meter = harness.Meter(wall=run["wall_seconds"], cpu=run["cpu_seconds"])
-            results.append({"tool": tool, **harness.figures(meter, run["rows"], arrow_bytes),
-                            "peak_rss_mib": run["peak_rss_mib"],
-                            **harness.server_delta(before, after, run["rows"])})
-            time.sleep(0.2)
+        for k in range(rounds):
+            # round k starts k tools further on: no tool always runs first or after the
+            # same neighbour, so slow phases of the shared machine spread over all tools
+            order = tools[k % len(tools):] + tools[:k % len(tools)]
+            for tool in order:
+                runs[tool].append(_run_once(tool, info, facts_file, path, rows_per_batch,
+                                            arrow_bytes))
+                time.sleep(0.2)
+    results = [summarize(t, runs[t], runs[base]) for t in tools]
     return {"dataset": dataset, "rows": rows, "rows_per_batch": rows_per_batch,
-            "file": Path(path).name, "file_mib": round(Path(path).stat().st_size / 2**20, 1),
-            "arrow_bytes": arrow_bytes, "results": results}
+            "rounds": rounds, "base": base, "file": Path(path).name,
+            "file_mib": round(Path(path).stat().st_size / 2**20, 1),
+            "arrow_bytes": arrow_bytes, "seconds": round(time.monotonic() - started, 1),
+            "results": results}
 
 
 def main() -> None:
@@ -298,6 +372,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--rows-per-batch", type=int, default=10_000)
     parser.add_argument("--tools", nargs="+", default=list(TOOLS))
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="every tool once per round, order rotated; medians reported")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tool", help=argparse.SUPPRESS)
     parser.add_argument("--facts", help=argparse.SUPPRESS)
@@ -307,7 +383,7 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    report = compare(args.dataset, args.rows, args.tools, args.rows_per_batch)
+    report = compare(args.dataset, args.rows, args.tools, args.rows_per_batch, args.rounds)
     print(json.dumps({"benchmark": "peers", "command": harness.command_line(), **report,
                       "machine": harness.machine()}))
 

@@ -41,30 +41,54 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def peers_section(report: dict[str, Any]) -> str:
-    base = next((r for r in report["results"] if r["tool"] == "azsql-bulk-w1" and "error" not in r),
-                None)
     rows = []
     for r in report["results"]:
         if "error" in r:
-            rows.append([r["tool"], "failed: " + r["error"][:120]] + [None] * 10)
+            rows.append([r["tool"], "failed: " + r["error"][:160]] + [None] * 10)
             continue
-        ratio_rate = r["rows_per_second"] / base["rows_per_second"] if base else None
-        ratio_cpu = (r["cpu_seconds_per_million_rows"] / base["cpu_seconds_per_million_rows"]
-                     if base else None)
         rows.append([r["tool"], r["rows_per_second"], r["mb_per_second"],
-                     r["cpu_seconds_per_million_rows"], r["peak_rss_mib"],
-                     r["wire_bytes_per_row"], r["logins"], r["tokens"], r["server_seconds"],
-                     round(ratio_rate, 2) if ratio_rate else None,
-                     round(ratio_cpu, 2) if ratio_cpu else None])
-    header = ["tool", "rows/s", "MB/s (Arrow)", "client CPU s / M rows", "peak RSS MiB",
-              "request bytes / row", "logins", "tokens", "emulator busy s",
-              "rows/s ÷ azsql-bulk w1", "CPU ÷ azsql-bulk w1"]
+                     r["cpu_seconds_per_million_rows"], r.get("ratio_cpu"),
+                     r.get("ratio_rows_per_second"), r["peak_rss_mib"],
+                     r["wire_bytes_per_row"], r["logins"], r["tokens"], r["server_seconds"]])
+    header = ["tool", "rows/s", "MB/s (Arrow)", "client CPU s / M rows",
+              "**CPU ÷ azsql-bulk w1**", "rows/s ÷ azsql-bulk w1", "peak RSS MiB",
+              "request bytes / row", "logins", "tokens", "emulator busy s"]
     return (f"### {report['dataset']}: {report['rows']:,} rows ({report['file']}, "
-            f"{report['file_mib']} MiB Parquet)\n\n`{report['command']}`\n\n"
-            + _table(header, rows))
+            f"{report['file_mib']} MiB Parquet, {report['arrow_bytes'] / 2**20:,.1f} MiB "
+            f"Arrow), {report['rounds']} rounds, {report['seconds'] / 60:.1f} min\n\n"
+            f"`{report['command']}`\n\n" + _table(header, rows))
 
 
-def write_report(runs: dict[str, Any], command: str, seconds: float) -> str:
+def headline(runs: dict[str, Any]) -> str:
+    """One table: each tool's client-CPU ratio to azsql-bulk w1, per dataset."""
+    peer_runs = {k[6:]: v for k, v in runs.items() if k.startswith("peers-")}
+    tools: list[str] = []
+    for report in peer_runs.values():
+        tools += [r["tool"] for r in report["results"] if r["tool"] not in tools]
+    rows = []
+    for tool in tools:
+        row: list[Any] = [tool]
+        for report in peer_runs.values():
+            r = next((x for x in report["results"] if x["tool"] == tool), None)
+            if r is None:
+                row += [None, None]
+            elif "error" in r:
+                row += ["failed", "failed"]
+            else:
+                row += [r.get("ratio_cpu"), r.get("ratio_rows_per_second")]
+        rows.append(row)
+    header = ["tool"]
+    for name, report in peer_runs.items():
+        header += [f"CPU ÷ w1, {name} ({report['rows']:,})", f"rows/s ÷ w1, {name}"]
+    return ("## Headline: client CPU and rows/s of each tool relative to azsql-bulk with one "
+            "worker\n\nMedians of per-round ratios (each tool and azsql-bulk w1 ran in the "
+            "same round, on the same emulator and file). CPU below 1 means the tool spent less "
+            "client CPU per row than azsql-bulk; rows/s ratios measure the emulator as much as "
+            "the tool (see above).\n\n" + _table(header, rows) + "\n")
+
+
+def write_report(runs: dict[str, Any], command: str, seconds: float,
+                 charts: list[str], notes: list[str]) -> str:
     m = harness.machine()
     parts = [
         "# Benchmark results\n",
@@ -79,7 +103,13 @@ def write_report(runs: dict[str, Any], command: str, seconds: float) -> str:
         "parses parameter rows at roughly 17-60k rows/s per connection (see README.md), "
         "on the same 2 cores as the client. Rows/s therefore measures the emulator as much "
         "as the tool; client CPU seconds per million rows is the fair comparison.\n",
+        *notes,
     ]
+    if charts:
+        parts.append("Charts: " + ", ".join(f"[{c}]({c})" for c in charts) + ".\n\n"
+                     + "\n".join(f"![{c}]({c})" for c in charts) + "\n")
+    if any(k.startswith("peers-") for k in runs):
+        parts.append(headline(runs))
     if "overhead" in runs:
         o = runs["overhead"]
         r = o["results"]
@@ -113,7 +143,10 @@ def write_report(runs: dict[str, Any], command: str, seconds: float) -> str:
     peer_runs = [v for k, v in runs.items() if k.startswith("peers-")]
     if peer_runs:
         parts.append("## azsql-bulk against its peers\n\nRatios are to azsql-bulk with one "
-                     "worker (one connection, like every peer). Bulk-copy tools' rows are "
+                     "worker (one connection, like every peer), computed per round and then "
+                     "the median taken. Imports are outside the clock; token fetch and login "
+                     "are inside it for every tool (they are part of each tool's load). "
+                     "Bulk-copy tools' rows are "
                      "stored by the emulator (DuckDB); parameter-array rows are parsed and "
                      "discarded (`--sink discard`), so bulk-copy wall times are not "
                      "comparable, their CPU is.\n")
@@ -142,60 +175,103 @@ def write_report(runs: dict[str, Any], command: str, seconds: float) -> str:
                 f"{th['unthrottled']['rows_per_second']:,}); retries {th['retries']}, "
                 f"reconnects {th['reconnects']}; client RSS max {th['rss_mib_first_third_max']}"
                 f" MiB in the first third, {th['rss_mib_last_third_max']} MiB in the last.\n")
-    try:
-        import matplotlib  # noqa: F401
-        parts.append("Charts: not drawn yet by this version of run.py.\n")
-    except ImportError:
-        parts.append("Charts: none. matplotlib is not installed in the venv (it is not in "
-                     "the `bench` extra), so no PNGs were drawn.\n")
     return "\n".join(parts)
+
+
+def plan_runs(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
+    """(name, script, arguments) of every benchmark this invocation runs."""
+    quick = args.quick
+    rows = str(args.rows)
+    rounds = str(args.rounds)
+    batch = str(min(10_000, args.rows))
+    plan: list[tuple[str, str, list[str]]] = [
+        ("overhead", "engine_overhead.py", ["--rows", rows, "--rounds", rounds,
+                                            "--rows-per-batch", batch]),
+        ("sweep", "batch_size_sweep.py", ["--rows", rows, "--rounds", rounds] + (
+            ["--sizes", "500", "1000"] if quick else [])),
+        ("memory", "engine_memory.py", ["--rows", str(args.memory_rows), "--workers"] + (
+            ["2", "--rows-per-batch", "200", "--bound", "1000000", "--row-group", "500"]
+            if quick else ["2", "4", "--row-group", "5000", "--rows-per-batch", "2000",
+                           "--bound", str(32 * 2**20)])),
+    ]
+    for dataset in args.datasets:
+        n = args.peer_rows.get(dataset, args.rows)
+        plan.append((f"peers-{dataset}", "peers.py", [
+            "--dataset", dataset, "--rows", str(n), "--rounds", rounds,
+            "--rows-per-batch", str(min(10_000, n))]))
+    plan.append(("scenarios", "scenarios.py", [
+        "--rows", str(args.scenario_rows), "--rounds", rounds, "--workers", "2",
+        "--throttle-workers", "2" if quick else "8"]))
+    return plan
+
+
+def _peer_rows(text: str) -> dict[str, int]:
+    out = {}
+    for item in text.split(","):
+        name, _, n = item.partition("=")
+        out[name.strip()] = int(n)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=200_000,
-                        help="rows per dataset for the peers and overhead runs")
+                        help="rows of the overhead and sweep runs (and of peers not in "
+                             "--peer-rows)")
+    parser.add_argument("--peer-rows", type=_peer_rows,
+                        default=_peer_rows("narrow=500000,wide=100000,text=50000"),
+                        help="rows per dataset of the peer comparison, e.g. "
+                             "narrow=1000000,wide=200000,text=100000")
+    parser.add_argument("--memory-rows", type=int, default=200_000,
+                        help="rows of the text file streamed by engine_memory.py")
+    parser.add_argument("--scenario-rows", type=int, default=500_000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--datasets", nargs="+", default=["narrow", "wide", "text"])
     parser.add_argument("--quick", action="store_true",
-                        help="one round each, few sweep sizes, one memory config")
+                        help="a smoke run: --rows for every size, one round, few sweep sizes, "
+                             "one small memory config")
+    parser.add_argument("--no-charts", action="store_true")
     parser.add_argument("--output", default=str(OUT))
     args = parser.parse_args()
-    rows = str(args.rows)
-    rounds = "1" if args.quick else "3"
+    if args.quick:
+        args.rounds = 1
+        args.peer_rows = {}
+        args.memory_rows = args.scenario_rows = max(args.rows, 2000)
     started = time.monotonic()
-    plan: list[tuple[str, str, list[str]]] = [
-        ("overhead", "engine_overhead.py", ["--rows", rows, "--rounds", rounds,
-                                            "--rows-per-batch", str(min(10_000, args.rows))]),
-        ("sweep", "batch_size_sweep.py", ["--rows", rows, "--rounds", rounds] + (
-            ["--sizes", "500", "1000"] if args.quick else [])),
-        ("memory", "engine_memory.py", ["--rows", rows, "--workers"] + (
-            ["2"] if args.quick else ["2", "4"]) + (
-            ["--rows-per-batch", "200", "--bound", "1000000", "--row-group", "500"]
-            if args.quick else [])),
-    ]
-    plan += [(f"peers-{d}", "peers.py", ["--dataset", d, "--rows", rows, "--rows-per-batch",
-                                         str(min(10_000, args.rows))]) for d in args.datasets]
-    plan.append(("scenarios", "scenarios.py", ["--rows", str(max(args.rows, 2000)),
-                                               "--rounds", rounds]))
     runs: dict[str, Any] = {}
-    for name, script, script_args in plan:
+    for name, script, script_args in plan_runs(args):
         print(f"run.py: {script} {' '.join(script_args)}", flush=True)
+        t0 = time.monotonic()
         try:
             runs[name] = harness.run_child(script, script_args)
         except RuntimeError as exc:
             runs[name] = {"error": str(exc)[-2000:]}
             print(f"run.py: {script} failed: {str(exc)[-500:]}", flush=True)
+        runs[name]["run_seconds"] = round(time.monotonic() - t0, 1)
+        print(f"run.py: {name} took {runs[name]['run_seconds']} s", flush=True)
     ok = {k: v for k, v in runs.items() if "error" not in v}
-    text = write_report(ok, harness.command_line(), time.monotonic() - started)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_name(RAW.name if args.output == str(OUT) else out.stem + ".json").write_text(
+        json.dumps(runs, indent=1))
+    charts: list[str] = []
+    notes: list[str] = []
+    if not args.no_charts:
+        try:
+            import charts as charting
+
+            charts = charting.draw(ok, out.parent)
+        except ImportError as exc:
+            notes.append(f"Charts: none ({exc}); install the `bench` extra.\n")
+        except Exception as exc:  # a chart bug must not lose the figures measured
+            notes.append(f"Charts: drawing failed ({type(exc).__name__}: {exc}).\n")
+    text = write_report(ok, harness.command_line(), time.monotonic() - started, charts, notes)
     failed = [k for k in runs if k not in ok]
     if failed:
         text += "\nFailed runs (see results.json): " + ", ".join(failed) + "\n"
-    Path(args.output).write_text(text)
-    Path(args.output).with_name(RAW.name if args.output == str(OUT) else
-                                Path(args.output).stem + ".json").write_text(
-        json.dumps(runs, indent=1))
+    out.write_text(text)
     print(json.dumps({"report": args.output, "runs": sorted(runs), "failed": failed,
-                      "seconds": round(time.monotonic() - started, 1)}))
+                      "charts": charts, "seconds": round(time.monotonic() - started, 1)}))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ per million rows of each, their ratio, token renewals (the engine's count), logi
 distinct tokens (the emulator's). A 10-second token renews about every 7 s, so a load
 must run well over 7 s to renew at all: use ``--rows`` of 500,000 or more.
 
-``throttle``: one emulator; an unthrottled load measures the request byte rate, then
+``throttle``: one emulator, ``--throttle-workers`` (8) connections; an unthrottled load
+measures the request byte rate, then
 ``POST /faults {"kind": "throttle", "bytes_per_second": B}`` with B = half that rate (the
 issue's 50 MiB/s, General Purpose log governance, is far above what the emulator
 ingests at all, so the throttle is scaled to bind) and the same load runs again.
@@ -80,6 +81,7 @@ def tokens(source: pa.Table, rounds: int, workers: int) -> dict[str, Any]:
 
 
 def throttle(source: pa.Table, workers: int) -> dict[str, Any]:
+    """Unthrottled, then throttled at half that request byte rate, ``workers`` connections."""
     with harness.emulator(["--sink", "discard"]) as emu:
         info = harness.facts(emu)
         target = Target(harness.connection_options(info), "dbo.bench_throttle")
@@ -93,9 +95,11 @@ def throttle(source: pa.Table, workers: int) -> dict[str, Any]:
         samples: list[float] = []
         stop = threading.Event()
 
+        t0 = time.monotonic()
+
         def sample() -> None:
             while not stop.wait(0.1):
-                samples.append(harness.rss_mib())
+                samples.append((round(time.monotonic() - t0, 2), round(harness.rss_mib(), 1)))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -106,6 +110,8 @@ def throttle(source: pa.Table, workers: int) -> dict[str, Any]:
         sampler.join()
         pending = harness.control(info, "/faults", {"kind": "clear"})
     third = max(1, len(samples) // 3)
+    rss = [v for _, v in samples]
+    step = max(1, len(samples) // 300)
     return {
         "unthrottled": harness.figures(free, source.num_rows),
         "unthrottled_request_bytes_per_second": round(free_rate),
@@ -115,8 +121,10 @@ def throttle(source: pa.Table, workers: int) -> dict[str, Any]:
             (after["bytes_received"] - before["bytes_received"]) / slow.wall),
         "server_throttled_seconds": pending.get("throttled_seconds"),
         "retries": result.retries, "reconnects": result.reconnects,
-        "rss_mib_first_third_max": round(max(samples[:third], default=0), 1),
-        "rss_mib_last_third_max": round(max(samples[-third:], default=0), 1),
+        "workers": workers,
+        "rss_mib_first_third_max": round(max(rss[:third], default=0), 1),
+        "rss_mib_last_third_max": round(max(rss[-third:], default=0), 1),
+        "rss_samples": samples[::step],
     }
 
 
@@ -124,7 +132,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="workers of the token runs")
+    parser.add_argument("--throttle-workers", type=int, default=8)
     parser.add_argument("--scenarios", nargs="+", choices=("tokens", "throttle"),
                         default=["tokens", "throttle"])
     args = parser.parse_args()
@@ -135,7 +144,7 @@ def main() -> None:
     if "tokens" in args.scenarios:
         report["tokens"] = tokens(source, args.rounds, args.workers)
     if "throttle" in args.scenarios:
-        report["throttle"] = throttle(source, args.workers)
+        report["throttle"] = throttle(source, args.throttle_workers)
     report["seconds"] = round(time.monotonic() - started, 1)
     report["machine"] = harness.machine()
     print(json.dumps(report))
