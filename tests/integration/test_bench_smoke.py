@@ -38,7 +38,8 @@ def _positive(*values):
 
 def test_every_benchmark_ran(suite):
     _, runs = suite
-    assert sorted(runs) == ["memory", "overhead", "peers-narrow", "scenarios", "sweep"]
+    assert sorted(runs) == ["_meta", "memory", "overhead", "peers-narrow", "scenarios", "sweep"]
+    assert runs["_meta"]["seconds"] > 0
     assert [k for k, v in runs.items() if "error" in v] == []
 
 
@@ -65,6 +66,13 @@ def test_sweep_and_memory_figures(suite):
         assert r["peak_rss_mib"] >= r["baseline_rss_mib"]
 
 
+def test_charts_are_drawn_and_linked(suite):
+    text, _ = suite
+    for name in ("chart_rows_per_second.png", "chart_cpu_per_row.png", "chart_scaling.png",
+                 "chart_memory.png"):
+        assert f"]({name})" in text
+
+
 def test_every_peer_loaded_every_row(suite):
     peers = suite[1]["peers-narrow"]
     failed = {r["tool"]: r["error"] for r in peers["results"] if "error" in r}
@@ -88,5 +96,6 @@ def test_scenarios_figures(suite):
 def test_report_has_a_table_per_section(suite):
     text, _ = suite
     for heading in ("## Engine overhead", "## rows_per_batch sweep", "## Peak memory",
-                    "### narrow", "## Scenarios", "Machine:", "Command: `"):
+                    "### narrow", "## Scenarios", "## Headline", "## Not covered",
+                    "Machine:", "Command: `"):
         assert heading in text
