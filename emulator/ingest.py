@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from emulator.errors import SqlError
 from emulator.reply import Reply
 from emulator.tds.constants import ProcId
+from emulator.tds.requests import FastCall, call_values
 
 if TYPE_CHECKING:
     from emulator.sql.engine import SqlSession
@@ -24,21 +25,29 @@ if TYPE_CHECKING:
 _CMD_INSERT = 0xC3  # curcmd SQL Server puts on an INSERT's DONEINPROC (wire notes)
 
 
-def _is_execute(call: RpcCall) -> bool:
-    return call.proc_id == ProcId.SP_EXECUTE and bool(call.params)
+def _handle(call: RpcCall | FastCall) -> object:
+    """The sp_execute handle of a call, or a marker that matches nothing if it is not one."""
+    if isinstance(call, FastCall):
+        return call[0]
+    if call.proc_id == ProcId.SP_EXECUTE and call.params:
+        return call.params[0].value
+    return _NOT_EXECUTE
 
 
-def execute_runs(calls: Sequence[RpcCall]) -> list[tuple[int, int]]:
+_NOT_EXECUTE = object()
+
+
+def execute_runs(calls: Sequence[RpcCall | FastCall]) -> list[tuple[int, int]]:
     """Index ranges ``[start, end)`` of 2+ consecutive sp_execute calls on one handle."""
     runs = []
     i, n = 0, len(calls)
     while i < n:
-        if not _is_execute(calls[i]):
+        handle = _handle(calls[i])
+        if handle is _NOT_EXECUTE:
             i += 1
             continue
-        handle = calls[i].params[0].value
         j = i + 1
-        while j < n and _is_execute(calls[j]) and calls[j].params[0].value == handle:
+        while j < n and _handle(calls[j]) == handle:
             j += 1
         if j - i > 1:
             runs.append((i, j))
@@ -66,21 +75,27 @@ def execute_run(sql: SqlSession, stmt: str, names: list[str], calls: Sequence[Rp
     width = len(names)
     rows = []
     for call in calls:
-        params = call.params
-        if len(params) - 1 > width:
+        values = call_values(call)
+        if len(values) - 1 > width:
             raise SqlError(8144, "Procedure or function has too many arguments specified "
-                                 f"({len(params) - 1} values for {width} parameters).")
-        rows.append([p.value for p in params[1:]])
+                                 f"({len(values) - 1} values for {width} parameters).")
+        rows.append(values[1:])
     errors = sql.execute_many(stmt, rows)
-    nocount = sql.nocount
-    count = None if nocount else 1
-    for k, error in enumerate(errors):
-        more = not (last_call_is_last and k == len(errors) - 1)
-        if error is None:
-            reply.done(kind="inproc", more=True, count=count, curcmd=_CMD_INSERT)
-        else:
-            reply.error(error).done(kind="inproc", more=True, error=True, curcmd=_CMD_INSERT)
-        reply.return_status(0).done(kind="proc", more=more)
+    counted = not sql.nocount
+    n = len(errors)
+    k = 0
+    while k < n:
+        if errors[k] is None:  # a stretch of successes: their tokens in one go
+            j = k
+            while j < n and errors[j] is None:
+                j += 1
+            reply.inserted_rows(j - k, last_call_is_last=last_call_is_last and j == n,
+                                curcmd=_CMD_INSERT, rows_counted=counted)
+            k = j
+            continue
+        reply.error(errors[k]).done(kind="inproc", more=True, error=True, curcmd=_CMD_INSERT)
+        reply.return_status(0).done(kind="proc", more=not (last_call_is_last and k == n - 1))
+        k += 1
 
 
 def discard_run(names: list[str], calls: Sequence[RpcCall], reply: Reply, *,
@@ -88,10 +103,9 @@ def discard_run(names: list[str], calls: Sequence[RpcCall], reply: Reply, *,
     """``--sink discard``: the values were parsed with the request; check the arity, store
     nothing, and acknowledge every call as an inserted row."""
     width = len(names)
-    for k, call in enumerate(calls):
-        if len(call.params) - 1 > width:
+    for call in calls:
+        given = len(call_values(call)) - 1
+        if given > width:
             raise SqlError(8144, "Procedure or function has too many arguments specified "
-                                 f"({len(call.params) - 1} values for {width} parameters).")
-        reply.done(kind="inproc", more=True, count=1, curcmd=_CMD_INSERT)
-        reply.return_status(0).done(kind="proc",
-                                    more=not (last_call_is_last and k == len(calls) - 1))
+                                 f"({given} values for {width} parameters).")
+    reply.inserted_rows(len(calls), last_call_is_last=last_call_is_last, curcmd=_CMD_INSERT)

@@ -106,6 +106,24 @@ class Reply:
         self._parts.append(encode_returnstatus(value))
         return self
 
+    def inserted_rows(self, count: int, *, last_call_is_last: bool, curcmd: int,
+                      rows_counted: bool = True) -> Reply:
+        """``count`` successful one-row sp_execute calls: per call DONEINPROC (one row),
+        RETURNSTATUS 0 and DONEPROC with MORE, the last DONEPROC without MORE when the run
+        ends the message. The same tokens as :meth:`done` and :meth:`return_status` make,
+        built once and repeated."""
+        if count <= 0:
+            return self
+        one = (encode_done(Done(int(DoneStatus.MORE | (DoneStatus.COUNT if rows_counted
+                                                         else DoneStatus.FINAL)),
+                                curcmd, 1 if rows_counted else 0, TokenType.DONEINPROC))
+               + encode_returnstatus(0))
+        more = encode_done(Done(int(DoneStatus.MORE), 0, 0, TokenType.DONEPROC))
+        last = encode_done(Done(int(DoneStatus.FINAL), 0, 0, TokenType.DONEPROC))
+        self._parts.append((one + more) * (count - 1))
+        self._parts.append(one + (last if last_call_is_last else more))
+        return self
+
     def return_int(self, name: str, value: int, ordinal: int = 0) -> Reply:
         self._parts.append(encode_returnvalue(ReturnValue(ordinal, name, _INT_TYPE, value)))
         return self

@@ -14,6 +14,13 @@ from emulator.tds.primitives import b_varchar, checked, read_b_varchar
 from emulator.tds.typeinfo import TypeInfo, encode_type_info, read_type_info
 from emulator.tds.values import encode_value, read_value
 
+try:  # the native decoder of parameter arrays (native/tdsfast); optional
+    from emulator import _tdsfast as _native
+except ImportError:  # pragma: no cover - a source tree without the built extension
+    _native = None
+
+_SP_EXECUTE = 12
+
 __all__ = [
     "AllHeaders",
     "RpcCall",
@@ -248,6 +255,31 @@ class RpcCall:
     params: list[RpcParam] = field(default_factory=list)
 
 
+class FastCall(tuple):  # type: ignore[type-arg]
+    """An sp_execute call decoded natively (see :func:`decode_rpc`): a tuple of its
+    parameter values, the handle first. Reads like an :class:`RpcCall`; ``params`` is
+    built on demand from the run's shared metadata (class attributes of a per-run
+    subclass), so the parameter-array path never builds per-parameter objects."""
+
+    __slots__ = ()
+    name = ""
+    proc_id: int | None = 12
+    options = 0
+    param_meta: tuple[tuple[str, int, TypeInfo], ...] = ()
+
+    @property
+    def params(self) -> list[RpcParam]:
+        return [RpcParam(n, st, ti, v)
+                for (n, st, ti), v in zip(self.param_meta, self, strict=True)]
+
+
+def call_values(call: RpcCall | FastCall) -> tuple[Any, ...] | list[Any]:
+    """The parameter values of a call, without building parameter objects when it can."""
+    if isinstance(call, FastCall):
+        return call
+    return [p.value for p in call.params]
+
+
 class RpcRequest(list[RpcCall]):
     """The calls of one RPC request message, with its ALL_HEADERS as ``headers``."""
 
@@ -293,6 +325,7 @@ def decode_rpc(payload: bytes) -> RpcRequest:
     read_val = read_value
     encrypted = int(ParamStatus.ENCRYPTED)  # a plain int: IntFlag's & costs µs per parameter
     while True:
+        call_start = pos
         (name_len,) = u16(buf, pos)
         if name_len == 0xFFFF:
             proc_id, options = _PROC_ID.unpack_from(buf, pos)[1:]
@@ -307,7 +340,9 @@ def decode_rpc(payload: bytes) -> RpcRequest:
             (options,) = u16(buf, end)
             pos = end + 2
         params: list[RpcParam] = []
+        metas: list[bytes] = []
         while pos < n and buf[pos] not in _SEPARATORS:
+            meta_start = pos
             pname_end = pos + 1 + 2 * buf[pos]
             if pname_end >= n:
                 raise ProtocolError("RPC parameter name runs past the end of the request")
@@ -317,9 +352,19 @@ def decode_rpc(payload: bytes) -> RpcRequest:
             if status & encrypted:
                 raise ProtocolError("encrypted RPC parameters (Always Encrypted) are not supported")
             ti, pos = read_ti(buf, pname_end + 1)
+            metas.append(buf[meta_start:pos])
             value, pos = read_val(ti, buf, pos)
             params.append(RpcParam(pname, status, ti, value))
         calls.append(RpcCall(name, proc_id, options, params))
+        if proc_id == _SP_EXECUTE and params and _native is not None and pos < n:
+            # a parameter array: the calls that follow repeat this one's layout
+            rows, pos = _native.decode_run(buf, pos, buf[call_start:call_start + 6], metas,
+                                           [p.type_info.type for p in params])
+            if rows:
+                kind = type("FastCall", (FastCall,), {
+                    "__slots__": (), "options": options,
+                    "param_meta": tuple((p.name, p.status, p.type_info) for p in params)})
+                calls.extend(map(kind, rows))
         if pos >= n:
             break
         pos += 1  # batch flag

@@ -259,7 +259,10 @@ CASES = [
     ("varchar(max)", st.text(st.characters(codec="cp1252"), max_size=500), None),
     ("nvarchar(30)", st.text(max_size=15), None),
     ("nvarchar(max)", st.text(max_size=500), None),
-    ("nchar(40)", st.text(st.characters(max_codepoint=0xFFFF), max_size=40),
+    # BMP only (one UTF-16 unit per character, so 40 fit), and no lone surrogates: a high
+    # one followed by a low one would come back joined as one astral character
+    ("nchar(40)", st.text(st.characters(max_codepoint=0xFFFF, exclude_categories=("Cs",)),
+                          max_size=40),
      lambda v: v.ljust(40)),
     ("varbinary(50)", st.binary(max_size=50), None),
     ("varbinary(max)", st.binary(max_size=2000), None),
