@@ -12,7 +12,7 @@ from emulator.tds.constants import AllHeadersType, ParamStatus, TransactionReque
 from emulator.tds.packet import ProtocolError
 from emulator.tds.primitives import b_varchar, checked, read_b_varchar
 from emulator.tds.typeinfo import TypeInfo, encode_type_info, read_type_info
-from emulator.tds.values import encode_value, read_value
+from emulator.tds.values import encode_value, native_framing, read_value
 
 try:  # the native decoder of parameter arrays (native/tdsfast); optional
     from emulator import _tdsfast as _native
@@ -358,8 +358,13 @@ def decode_rpc(payload: bytes) -> RpcRequest:
         calls.append(RpcCall(name, proc_id, options, params))
         if proc_id == _SP_EXECUTE and params and _native is not None and pos < n:
             # a parameter array: the calls that follow repeat this one's layout
-            rows, pos = _native.decode_run(buf, pos, buf[call_start:call_start + 6], metas,
-                                           [p.type_info.type for p in params])
+            infos = [p.type_info for p in params]
+            framing = [native_framing(ti) for ti in infos]
+            rows = []
+            if False not in framing:
+                rows, pos = _native.decode_run(buf, pos, buf[call_start:call_start + 6],
+                                               metas, [ti.type for ti in infos], framing,
+                                               infos)
             if rows:
                 kind = type("FastCall", (FastCall,), {
                     "__slots__": (), "options": options,

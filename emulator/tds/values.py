@@ -509,6 +509,27 @@ _DECODERS.update({D.INTN: _decode_intn, D.FLTN: _decode_fltn, D.NVARCHAR: _decod
                   D.NULLTYPE: lambda ti, buf, pos: (None, pos)})
 
 
+_NATIVE_TYPES = frozenset({D.INTN, D.BITN, D.FLTN, D.NVARCHAR, D.NCHAR, D.BIGVARBIN,
+                           D.BIGBINARY})
+
+
+def native_framing(ti: TypeInfo) -> tuple[int, Callable[[TypeInfo, bytes], Any]] | bool | None:
+    """How the native parameter-array decoder (emulator._tdsfast) reads values of ``ti``:
+    None when it decodes them itself; ``(1, decode)`` or ``(2, decode)`` when it frames a
+    1- or 2-byte length-prefixed value and calls ``decode(ti, raw)`` (this module's own
+    decoder, so the value is the one :func:`read_value` makes); False when it cannot (PLP,
+    fixed-length and long types), which makes it leave the run to :func:`read_value`."""
+    t = ti.type
+    plp = ti.size == PLP_SIZE
+    if t in _NATIVE_TYPES and not plp:
+        return None
+    if t in _BYTELEN and t not in (D.INTN, D.FLTN):
+        return (1, _RAW[t][1])
+    if t in _USHORT and not plp:
+        return (2, _RAW[t][1])
+    return False
+
+
 def read_value(ti: TypeInfo, buf: bytes, pos: int) -> tuple[Any, int]:
     """Unchecked :func:`decode_value` for loops that map low-level errors once."""
     dec = _DECODERS.get(ti.type)

@@ -11,8 +11,12 @@
  *   INTN (0x26), BITN (0x68), FLTN (0x6D), NVARCHAR/NCHAR (0xE7/0xEF, not PLP),
  *   BIGVARBIN/BIGBINARY (0xA5/0xAD, not PLP)
  *
- * It stops at the first call that differs (another procedure, another layout, a type it
- * does not know) and returns how far it got; the Python decoder carries on from there.
+ * Values of the other length-prefixed types (decimals, dates and times, GUIDs, money,
+ * varchar) are framed here and handed, as raw bytes, to the Python decoder the caller
+ * passes for that parameter, so their conversion is the Python one by construction.
+ *
+ * It stops at the first call that differs (another procedure, another layout, a value it
+ * does not frame) and returns how far it got; the Python decoder carries on from there.
  * Values come back exactly as the Python decoder makes them (int, bool, float, str with
  * surrogatepass, bytes), so both paths are interchangeable.
  */
@@ -24,13 +28,44 @@
 enum { T_INTN = 0x26, T_BITN = 0x68, T_FLTN = 0x6D, T_NVARCHAR = 0xE7, T_NCHAR = 0xEF,
        T_BIGVARBIN = 0xA5, T_BIGBINARY = 0xAD };
 
+enum { K_NATIVE = 0, K_BYTELEN = 1, K_USHORT = 2 };
+
+static uint16_t u16le(const unsigned char *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
 typedef struct {
     const unsigned char *meta; /* name length .. end of TYPE_INFO */
     Py_ssize_t meta_len;
     int type;                  /* the TYPE_INFO's type byte */
+    int kind;                  /* K_NATIVE, or how a Python-decoded value is framed */
+    PyObject *decoder;         /* kind != K_NATIVE: decoder(info, raw) -> value (borrowed) */
+    PyObject *info;            /* its TypeInfo (borrowed) */
 } param_layout;
 
-static uint16_t u16le(const unsigned char *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+/* A length-prefixed value decoded by the caller's Python function; NULL without an
+ * exception set means "stop here" (a truncated value: the Python path reports it). */
+static PyObject *decode_framed(const param_layout *L, const unsigned char *buf, Py_ssize_t n,
+                               Py_ssize_t *pos) {
+    Py_ssize_t p = *pos, len;
+    if (L->kind == K_BYTELEN) {
+        if (p >= n) return NULL;
+        len = buf[p];
+        p += 1;
+        if (len == 0) { *pos = p; Py_RETURN_NONE; }
+    } else {
+        if (p + 2 > n) return NULL;
+        len = u16le(buf + p);
+        p += 2;
+        if (len == 0xFFFF) { *pos = p; Py_RETURN_NONE; }
+    }
+    if (p + len > n) return NULL;
+    PyObject *raw = PyBytes_FromStringAndSize((const char *)buf + p, len);
+    if (!raw) return NULL;
+    PyObject *value = PyObject_CallFunctionObjArgs(L->decoder, L->info, raw, NULL);
+    Py_DECREF(raw);
+    if (value) *pos = p + len;
+    return value;
+}
+
 
 static int64_t int_le(const unsigned char *p, int n) {
     uint64_t v = 0;
@@ -106,25 +141,30 @@ static int supported(int type) {
 }
 
 PyDoc_STRVAR(decode_run_doc,
-"decode_run(payload, pos, header, metas, types) -> (rows, end)\n\n"
+"decode_run(payload, pos, header, metas, types, decoders, infos) -> (rows, end)\n\n"
 "Decode the sp_execute calls that start at ``payload[pos]`` (at a batch separator)\n"
 "while each repeats ``header`` (the call's bytes from its name length to its option\n"
 "flags) and, per parameter, ``metas[i]`` (name length to the end of TYPE_INFO), for\n"
-"parameter types ``types[i]``. ``rows`` holds one tuple of values per call, its first\n"
-"value being the first parameter (the handle). ``end`` is where decoding stopped: at\n"
-"the separator before the first call not decoded, or at the end of the payload.");
+"parameter types ``types[i]``. ``decoders[i]`` is None for a type decoded here, or\n"
+"``(kind, decoder)``: kind 1 for a 1-byte length prefix, 2 for a 2-byte one, and\n"
+"``decoder(infos[i], raw)`` making the value. ``rows`` holds one tuple of values per\n"
+"call, its first value being the first parameter (the handle). ``end`` is where\n"
+"decoding stopped: at the separator before the first call not decoded, or at the end.");
 
 static PyObject *decode_run(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer view;
     Py_ssize_t pos;
-    PyObject *header_obj, *metas, *types;
-    if (!PyArg_ParseTuple(args, "y*nSOO", &view, &pos, &header_obj, &metas, &types))
+    PyObject *header_obj, *metas, *types, *decoders, *infos;
+    if (!PyArg_ParseTuple(args, "y*nSOOOO", &view, &pos, &header_obj, &metas, &types,
+                          &decoders, &infos))
         return NULL;
     PyObject *result = NULL, *rows = NULL;
     param_layout *layout = NULL;
     Py_ssize_t count = PySequence_Size(metas);
-    if (count < 0 || count != PySequence_Size(types) || count > 2100) {
+    if (count < 0 || count != PySequence_Size(types) || count > 2100 ||
+        !PyList_Check(decoders) || !PyList_Check(infos) ||
+        PyList_GET_SIZE(decoders) != count || PyList_GET_SIZE(infos) != count) {
         PyErr_SetString(PyExc_ValueError, "metas and types must be sequences of one length");
         goto done;
     }
@@ -145,6 +185,26 @@ static PyObject *decode_run(PyObject *self, PyObject *args) {
         Py_DECREF(m);
         Py_DECREF(t);
         if (PyErr_Occurred()) goto done;
+        PyObject *d = PyList_GET_ITEM(decoders, i); /* borrowed; the list outlives us */
+        if (d != Py_None) {
+            PyObject *kind_obj, *fn;
+            if (!PyTuple_Check(d) || PyTuple_GET_SIZE(d) != 2) {
+                PyErr_SetString(PyExc_TypeError, "decoders[i] must be None or (kind, fn)");
+                goto done;
+            }
+            kind_obj = PyTuple_GET_ITEM(d, 0);
+            fn = PyTuple_GET_ITEM(d, 1);
+            layout[i].kind = (int)PyLong_AsLong(kind_obj);
+            if (PyErr_Occurred()) goto done;
+            if (layout[i].kind != K_BYTELEN && layout[i].kind != K_USHORT) {
+                PyErr_SetString(PyExc_ValueError, "decoder kind must be 1 or 2");
+                goto done;
+            }
+            layout[i].decoder = fn;
+            layout[i].info = PyList_GET_ITEM(infos, i);
+            continue;
+        }
+        layout[i].kind = K_NATIVE;
         if (!supported(layout[i].type)) { /* nothing to do: the caller decodes */
             result = Py_BuildValue("(Nn)", PyList_New(0), pos);
             goto done;
@@ -172,7 +232,8 @@ static PyObject *decode_run(PyObject *self, PyObject *args) {
                 break;
             }
             p += L->meta_len;
-            PyObject *value = decode_value(L->type, buf, n, &p);
+            PyObject *value = L->kind == K_NATIVE ? decode_value(L->type, buf, n, &p)
+                                                  : decode_framed(L, buf, n, &p);
             if (!value) { ok = 0; break; }
             PyTuple_SET_ITEM(row, i, value);
         }

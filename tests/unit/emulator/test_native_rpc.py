@@ -21,7 +21,12 @@ COLL = bytes(DEFAULT_COLLATION)
 LAYOUT = [TypeInfo(0x26, 4), TypeInfo(0x26, 8), TypeInfo(0x26, 1), TypeInfo(0x26, 2),
           TypeInfo(0x68, 1), TypeInfo(0x6D, 8), TypeInfo(0x6D, 4),
           TypeInfo(0xE7, 80, collation=COLL), TypeInfo(0xEF, 40, collation=COLL),
-          TypeInfo(0xA5, 50)]
+          TypeInfo(0xA5, 50),
+          # framed natively, converted by the Python decoders
+          TypeInfo(0x6A, 17, 38, 10), TypeInfo(0x28, 3), TypeInfo(0x29, 5, scale=7),
+          TypeInfo(0x2A, 8, scale=7), TypeInfo(0x2A, 6, scale=2), TypeInfo(0x2B, 10, scale=7),
+          TypeInfo(0x24, 16), TypeInfo(0x6E, 8), TypeInfo(0x6F, 8),
+          TypeInfo(0xA7, 30, collation=COLL)]
 
 
 def value_for(ti: TypeInfo, rng: random.Random):
@@ -36,6 +41,25 @@ def value_for(ti: TypeInfo, rng: random.Random):
         return rng.random() < 0.5
     if kind == 0x6D:
         return 1.5 if ti.size == 4 else rng.uniform(-1e300, 1e300)
+    if kind == 0x6A:
+        return Decimal(rng.randrange(-10**28, 10**28)).scaleb(-10)
+    if kind == 0x28:
+        return dt.date(1, 1, 1) + dt.timedelta(days=rng.randrange(3_652_059))
+    if kind == 0x29:
+        return dt.time(rng.randrange(24), rng.randrange(60), rng.randrange(60),
+                       rng.randrange(1_000_000))
+    if kind in (0x2A, 0x2B, 0x6F):
+        value = dt.datetime(rng.randrange(1900, 2100), rng.randrange(1, 13),
+                            rng.randrange(1, 29), rng.randrange(24), rng.randrange(60),
+                            rng.randrange(60), rng.randrange(1_000_000) if kind != 0x6F else 0)
+        return value.replace(tzinfo=dt.timezone(dt.timedelta(minutes=330))) if kind == 0x2B \
+            else value
+    if kind == 0x24:
+        return __import__("uuid").UUID(int=rng.getrandbits(128))
+    if kind == 0x6E:
+        return Decimal(rng.randrange(-10**12, 10**12)).scaleb(-4)
+    if kind == 0xA7:
+        return "".join(rng.choice("abcé ") for _ in range(rng.randrange(12)))
     if kind in (0xE7, 0xEF):
         return "".join(rng.choice(["a", "é", "中", "😀", ""]) for _ in range(rng.randrange(8)))
     return bytes(rng.randrange(256) for _ in range(rng.randrange(10)))
@@ -66,12 +90,11 @@ def test_native_and_python_decoders_agree(seed, monkeypatch):
 def test_a_call_with_another_layout_or_type_is_left_to_python(monkeypatch):
     calls = calls_for(3, 1)
     calls += [RpcCall(proc_id=12, params=[RpcParam("", 0, TypeInfo(0x26, 4), 7),
-                                         RpcParam("", 0, TypeInfo(0x2A, 0, scale=7),
-                                                  dt.datetime(2024, 1, 2, 3, 4, 5))])]
+                                         RpcParam("", 0, TypeInfo(0xE7, 0xFFFF, collation=COLL),
+                                                  "nvarchar(max) is PLP")])]
     calls += calls_for(2, 2)
     calls += [RpcCall(proc_id=12, params=[RpcParam("", 0, TypeInfo(0x26, 4), 7),
-                                         RpcParam("", 0, TypeInfo(0x6A, 17, 38, 10),
-                                                  Decimal("1.5"))])]
+                                         RpcParam("", 0, TypeInfo(0x38, 4), 5)])]  # INT4
     calls += [RpcCall(name="sp_unprepare", params=[RpcParam("", 0, TypeInfo(0x26, 4), 7)])]
     payload = encode_rpc(calls)
     fast = decode_rpc(payload)
