@@ -93,7 +93,9 @@ def execute_run(sql: SqlSession, stmt: str, names: list[str], calls: Sequence[Rp
                                 curcmd=_CMD_INSERT, rows_counted=counted)
             k = j
             continue
-        reply.error(errors[k]).done(kind="inproc", more=True, error=True, curcmd=_CMD_INSERT)
+        error = errors[k]
+        assert error is not None
+        reply.error(error).done(kind="inproc", more=True, error=True, curcmd=_CMD_INSERT)
         reply.return_status(0).done(kind="proc", more=not (last_call_is_last and k == n - 1))
         k += 1
 

@@ -15,7 +15,7 @@ from emulator.tds.typeinfo import TypeInfo, encode_type_info, read_type_info
 from emulator.tds.values import encode_value, native_framing, read_value
 
 try:  # the native decoder of parameter arrays (native/tdsfast); optional
-    from emulator import _tdsfast as _native
+    from emulator import _tdsfast as _native  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - a source tree without the built extension
     _native = None
 
@@ -255,7 +255,7 @@ class RpcCall:
     params: list[RpcParam] = field(default_factory=list)
 
 
-class FastCall(tuple):  # type: ignore[type-arg]
+class FastCall(tuple):
     """An sp_execute call decoded natively (see :func:`decode_rpc`): a tuple of its
     parameter values, the handle first. Reads like an :class:`RpcCall`; ``params`` is
     built on demand from the run's shared metadata (class attributes of a per-run
