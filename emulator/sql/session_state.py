@@ -636,7 +636,8 @@ def _text_value(values: list[object], length: int | None) -> object:
     if not all(isinstance(v, str) for v in values):
         raise TypeError("a text cast of a non-text parameter")  # the general path decides
     text = "".join(values)  # type: ignore[arg-type]
-    if length is not None and len(text) > length // 2:
+    if (length is not None and len(text) > length // 2
+            and len(text.encode("utf-16-le", "surrogatepass")) > 2 * length):
         units = 0
         for i, ch in enumerate(text):
             units += 2 if ord(ch) > 0xFFFF else 1
