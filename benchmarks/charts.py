@@ -58,6 +58,10 @@ def _peer_bars(plt: Any, peers: list[dict[str, Any]], key: str, xlabel: str, tit
             if ratio_key and r.get(ratio_key) is not None and r["tool"] != report["base"]:
                 note += f"  (x{r[ratio_key]:.2f})"
             ax.text(r[key], y, " " + note, va="center", fontsize=7)
+        failed = [r["tool"] for r in report["results"] if "error" in r]
+        if failed:
+            ax.text(0.98, 0.02, "failed: " + ", ".join(_label(t) for t in failed),
+                    transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="red")
         ax.set_xlim(0, max(values) * 1.45)
         ax.set_title(f"{report['dataset']}: {report['rows']:,} rows, median of "
                      f"{report['rounds']}", fontsize=9)
@@ -73,7 +77,9 @@ def draw(runs: dict[str, Any], out_dir: Path) -> list[str]:
     """Every chart the runs have data for; returns the file names written."""
     plt = _plt()
     written: list[str] = []
-    peers = [v for k, v in sorted(runs.items()) if k.startswith("peers-") and "results" in v]
+    order = {"narrow": 0, "wide": 1, "text": 2}
+    peers = sorted((v for k, v in runs.items() if k.startswith("peers-") and "results" in v),
+                   key=lambda v: order.get(v["dataset"], 9))
     if peers:
         name = "chart_rows_per_second.png"
         _peer_bars(plt, peers, "rows_per_second", "wall rows/s (emulator-bound)",
@@ -102,9 +108,9 @@ def _scaling(plt: Any, peers: list[dict[str, Any]], path: Path) -> str:
         if not pts:
             continue
         workers = [w for w, _ in pts]
-        base = pts[0][1]["rows_per_second"]
-        left.plot(workers, [r["rows_per_second"] / base for _, r in pts], marker="o",
-                  label=report["dataset"])
+        # the median of per-round ratios to w1, as in the report's tables
+        left.plot(workers, [r.get("ratio_rows_per_second", 1.0) for _, r in pts], marker="o",
+                  label=f"{report['dataset']} ({report['rows']:,} rows)")
         right.plot(workers, [r["server_seconds"] / r["wall_seconds"] for _, r in pts],
                    marker="o", label=report["dataset"])
     ticks = [1, 2, 4, 8]
@@ -114,7 +120,7 @@ def _scaling(plt: Any, peers: list[dict[str, Any]], path: Path) -> str:
     left.set_xticks(ticks, [str(t) for t in ticks])
     left.set_yticks([0.5, 1, 2, 4, 8], ["0.5", "1", "2", "4", "8"])
     left.set_xlabel("workers (connections)")
-    left.set_ylabel("rows/s ÷ rows/s with 1 worker")
+    left.set_ylabel("rows/s ÷ azsql-bulk w1 (median of rounds)")
     left.set_title("azsql-bulk scaling by workers", fontsize=9)
     left.legend(fontsize=7)
     right.set_xscale("log", base=2)
