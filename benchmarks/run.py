@@ -104,10 +104,9 @@ def write_report(runs: dict[str, Any], command: str, seconds: float,
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + ".\n",
         "**The emulator bounds every wall-clock figure, and not equally for every tool.** "
         "It is a TDS server (Python, with a native decoder for `sp_execute` parameter "
-        "arrays) on the same 2 cores as the client. The parameter layouts turbodbc sends "
-        "(azsql-bulk, raw turbodbc) take its native fast path; the other tools' requests can "
-        "cost it more server time per row (column `emulator busy s`: compare it between "
-        "tools, and between runs it varies with the machine's other load), and bulk-copy "
+        "arrays) on the same 2 cores as the client, and it does not cost every tool the "
+        "same: compare `emulator busy s` between tools (this report does not establish why "
+        "it differs; between runs it also varies with the machine's other load). Bulk-copy "
         "rows are stored in DuckDB. So rows/s ratios between tools measure the emulator "
         "as much as the tools; client CPU seconds per million rows (user+sys of the client "
         "process only) is the fair comparison.\n",
