@@ -100,8 +100,10 @@ class Row:
             extra.append(f"rows of uncommitted batches visible after the kill: {sum(partial)}")
         survived = [o for o in self.outcomes if o.notes.get("child_exit") == 0]
         if "restart" in self.name:
-            extra.append(f"{len(survived)} loads rode out the restart, "
-                         f"{len(self.outcomes) - len(survived)} stopped and were resumed")
+            stopped = [o for o in self.outcomes if o.notes.get("child_exit") not in (0, None)]
+            extra.append(f"{len(survived)} loads rode out the restart, {len(stopped)} died with "
+                         f"it and were resumed ({sum(o.notes['resumed_rows'] for o in stopped):,} "
+                         "rows sent by the resumes)")
         growth = [o.notes["rss_growth_mib"] for o in self.outcomes if "rss_growth_mib" in o.notes]
         if growth:
             extra.append(f"RSS growth max {max(growth)} MiB")

@@ -413,12 +413,22 @@ def loader_sigkill(lab: Lab, rng: random.Random, rows: int, directory: Path) -> 
                    skipped_on_resume=result.batches_skipped, resumed_rows=result.rows)
 
 
-def emulator_restart(lab: Lab, rng: random.Random, rows: int, directory: Path) -> Outcome:
+def emulator_restart(lab: Lab, rng: random.Random, rows: int, directory: Path,
+                     down: str | None = None) -> Outcome:
     """The emulator (``lab.emu``, a :class:`RestartableEmulator`) is SIGKILLed mid-load and
-    started again over its state directory after a random pause; the loader child either
-    rides it out with its retries or stops resumable; then the load runs again (resume)."""
+    started again over its state directory; then the load runs again with its load_id.
+
+    :param down: ``brief`` (restarted after a random pause under 1.5 s: the loader child
+        rides it out with its retries) or ``with_loader`` (the loader is SIGKILLed too, as
+        when the whole host dies, so the rerun has work left); default: chosen at random.
+        Waiting for the loader to give up on its own is not a scenario here: with the server
+        down, each connect attempt lasts the driver's 15 s login timeout (Driver 18 ignores
+        ``LoginTimeout`` for SQL logins) and every batch replay starts a new connect budget,
+        so a loader with default options takes minutes to stop.
+    """
     emu = lab.emu
     assert isinstance(emu, RestartableEmulator)
+    down = down or rng.choice(["brief", "with_loader"])
     files = write_files(directory, rows)
     target = lab.target("rel_restart")
     load_id = f"rel-restart-{uuid.uuid4().hex}"
@@ -429,12 +439,18 @@ def emulator_restart(lab: Lab, rng: random.Random, rows: int, directory: Path) -
     time.sleep(rng.uniform(0, 0.05))
     lab.drop_reader()
     emu.crash()
-    time.sleep(rng.uniform(0, 1.5))
-    emu.start()
-    code, err = finish_child(child)
+    if down == "brief":
+        time.sleep(rng.uniform(0, 1.5))
+        emu.start()
+        code, err = finish_child(child)
+    else:
+        child.send_signal(signal.SIGKILL)
+        code, err = finish_child(child)
+        time.sleep(rng.uniform(0, 1.5))
+        emu.start()
     result = resume(lab, files, target, load_id)
     return outcome("emulator SIGKILL + restart", lab, target.table, rows, started, rng,
-                   crashed_after=seen, child_exit=code,
+                   down=down, crashed_after=seen, child_exit=code,
                    child_error=err.strip().splitlines()[-1][:200] if code and err else "",
                    skipped_on_resume=result.batches_skipped, resumed_rows=result.rows)
 

@@ -85,19 +85,25 @@ def restartable(tmp_path_factory):
     emu.close()
 
 
-@pytest.mark.parametrize("seed", [31, 32])
-def test_emulator_killed_and_restarted_mid_load_then_resumed(seed, restartable, driver_path,
-                                                             monkeypatch, tmp_path):
+@pytest.mark.parametrize(("seed", "down"), [(31, "brief"), (32, "with_loader")])
+def test_emulator_killed_and_restarted_mid_load_then_resumed(seed, down, restartable,
+                                                             driver_path, monkeypatch,
+                                                             tmp_path):
     monkeypatch.setenv("AZSQL_BULK_SQL_PASSWORD", restartable.credentials.sql_password)
     lab = Lab(restartable, driver_path)
     try:
-        outcome = scenarios.emulator_restart(lab, random.Random(seed), 40_000, tmp_path)
+        outcome = scenarios.emulator_restart(lab, random.Random(seed), 40_000, tmp_path,
+                                             down=down)
     finally:
         lab.close()
     assert_exact(outcome)
     assert outcome.notes["crashed_after"] is not None  # the crash came mid-load
     # the rerun skipped at least what was committed before the crash (it survived on disk)
     assert outcome.notes["skipped_on_resume"] >= outcome.notes["crashed_after"]
+    if down == "with_loader":  # the loader died too; the rerun sent the rest
+        assert outcome.notes["child_exit"] == -9 and outcome.notes["resumed_rows"] > 0
+    else:
+        assert outcome.notes["child_exit"] == 0  # the loader's retries outlasted the restart
 
 
 def test_throttled_server_with_8_workers_no_errors_and_flat_memory(lab):
