@@ -245,6 +245,8 @@ def _convert(arr: pa.Array, spec: BindSpec) -> pa.Array:
     if spec.binding is Binding.NATIVE and spec.arrow_type != pa.string():
         if pa.types.is_duration(t):
             return arr.cast(pa.int64())
+        if t == spec.arrow_type:
+            return arr  # already what turbodbc binds (int64, double, bool): no copy
         return arr.cast(spec.arrow_type)  # safe casts: overflow/lost digits raise
     return _to_text(arr, spec.target)
 
@@ -252,7 +254,7 @@ def _convert(arr: pa.Array, spec: BindSpec) -> pa.Array:
 def _to_text(arr: pa.Array, target: SqlType) -> pa.Array:
     t = arr.type
     if is_text_like(t):
-        return arr.cast(pa.string())
+        return arr if t == pa.string() else arr.cast(pa.string())
     if pa.types.is_decimal(t):
         return _decimal_text(arr)
     if is_uuid(t):

@@ -428,7 +428,11 @@ def split_long_text(plan: TablePlan, bound: pa.Table, *,
     pieces: dict[str, int] = {}
     for c, values in zip(plan.columns, bound.columns, strict=True):
         if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-            longest = pc.max(pc.utf8_length(values)).as_py() or 0
+            # bytes bound code points from above and come from the offsets alone: count
+            # code points only when some value has more than `piece` bytes
+            longest = pc.max(pc.binary_length(values)).as_py() or 0
+            if longest > piece:
+                longest = pc.max(pc.utf8_length(values)).as_py() or 0
             if longest > piece:
                 count = -(-longest // piece)
                 pieces[c.name] = count
