@@ -43,7 +43,13 @@ import harness
 import pyarrow as pa
 
 from engine import ConnectionFactory, Target, TransferOptions, transfer
-from engine.schema import cast_batch, create_table_sql, insert_sql, plan_table
+from engine.schema import (
+    cast_batch,
+    create_table_sql,
+    insert_sql,
+    native_timestamp_columns,
+    plan_table,
+)
 
 TABLE = "dbo.bench_overhead"
 
@@ -115,8 +121,10 @@ def main() -> None:
     args = parser.parse_args()
     source = bench_data.table(args.dataset, args.rows)
     plan = plan_table(source.schema, sample=source)
-    cast = cast_batch(plan, source)
-    sql = insert_sql(plan, TABLE)
+    # bound as the engine binds it: timestamps natively where turbodbc can take them
+    native = native_timestamp_columns(plan, source)
+    cast = cast_batch(plan, source, native=native)
+    sql = insert_sql(plan, TABLE, native=native)
     # the pre-cast table's text columns stand for datetime2 etc.: keep the target's types
     precast_types = {c.name: c.sql_type for c in plan.columns}
     runs: dict[str, list[harness.Meter]] = {"engine": [], "raw": [], "engine_precast": []}

@@ -211,12 +211,13 @@ def load_turbodbc(info: dict[str, Any], path: str, table: str,
     import pyarrow.parquet as pq
 
     from engine import ConnectionFactory
-    from engine.schema import cast_batch, insert_sql, plan_table
+    from engine.schema import cast_batch, insert_sql, native_timestamp_columns, plan_table
 
     data = pq.read_table(path)
     plan = plan_table(data.schema, sample=data.slice(0, rows_per_batch))
-    cast = cast_batch(plan, data)
-    sql = insert_sql(plan, table)
+    native = native_timestamp_columns(plan, data)  # bound as the engine binds it
+    cast = cast_batch(plan, data, native=native)
+    sql = insert_sql(plan, table, native=native)
     with harness.Meter() as meter:
         factory = ConnectionFactory(harness.connection_options(info))
         conn = factory.connect()

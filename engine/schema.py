@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.bind_casts import BindSpec, ValueCastError, bind_spec, cast_for_bind
+from engine.bind_casts import Binding, BindSpec, ValueCastError, bind_spec, cast_for_bind
 from engine.errors import ConfigurationError
 from engine.type_map import (
     MAX,
@@ -49,6 +49,7 @@ __all__ = [
     "cast_batch",
     "create_table_sql",
     "insert_sql",
+    "native_timestamp_columns",
     "plan_table",
     "quote_identifier",
     "split_long_text",
@@ -354,13 +355,16 @@ def create_table_sql(plan: TablePlan, table: str) -> str:
     return f"CREATE TABLE {_qualified(table)} (\n" + ",\n".join(lines) + "\n)"
 
 
-def insert_sql(plan: TablePlan, table: str, pieces: Mapping[str, int] | None = None) -> str:
+def insert_sql(plan: TablePlan, table: str, pieces: Mapping[str, int] | None = None,
+               native: frozenset[str] = frozenset()) -> str:
     """The parameterised INSERT for :func:`cast_batch`'s output, one marker per column.
 
     :param plan: from :func:`plan_table`.
     :param table: ``schema.table``.
     :param pieces: from :func:`split_long_text`: text columns sent in several parameters,
         joined again by the server with ``+``.
+    :param native: from :func:`native_timestamp_columns`: columns bound as themselves
+        (a bare ``?``) in this batch instead of as text.
 
     >>> import pyarrow as pa
     >>> insert_sql(plan_table(pa.schema([("d", pa.date32()), ("n", pa.int32())])), "t")
@@ -369,20 +373,61 @@ def insert_sql(plan: TablePlan, table: str, pieces: Mapping[str, int] | None = N
     cols = ", ".join(quote_identifier(c.name) for c in plan.columns)
     pieces = pieces or {}
     markers = ", ".join(
-        c.bind.marker.replace("?", "(" + " + ".join([_PIECE_MARKER] * pieces[c.name]) + ")", 1)
+        "?" if c.name in native
+        else c.bind.marker.replace("?", "(" + " + ".join([_PIECE_MARKER] * pieces[c.name]) + ")", 1)
         if c.name in pieces else c.bind.marker for c in plan.columns)
     # identifiers are bracket-quoted and markers are fixed text: nothing user-supplied is raw
     return f"INSERT INTO {_qualified(table)} ({cols}) VALUES ({markers})"  # noqa: S608
 
 
+# turbodbc converts timestamp[us] to SQL_TIMESTAMP_STRUCT with boost's Gregorian calendar,
+# which starts in 1400, and binds 6 fractional digits: inside these bounds (microseconds
+# since the Unix epoch) a naive microsecond timestamp binds as itself, exactly.
+_NATIVE_TS_LOW = -17_987_443_200_000_000  # 1400-01-01 00:00:00
+_NATIVE_TS_HIGH = 253_402_300_799_999_999  # 9999-12-31 23:59:59.999999
+
+
+def native_timestamp_columns(plan: TablePlan, batch: pa.Table | pa.RecordBatch) -> frozenset[str]:
+    """Timestamp columns of this batch that can bind as themselves instead of as text.
+
+    Text (``CAST(? AS nvarchar(n))``) is exact for every value; a naive ``timestamp[us]``
+    going into ``datetime2(6)`` or ``(7)`` binds natively when all its values lie in
+    1400-9999, which saves formatting every value as text (most of the engine's casting
+    cost). The choice is per batch, so one early date only sends its own batch as text.
+
+    >>> import datetime as dt, pyarrow as pa
+    >>> plan = plan_table(pa.schema([("t", pa.timestamp("us"))]))
+    >>> sorted(native_timestamp_columns(plan, pa.table({"t": pa.array([dt.datetime(2024, 1, 1)],
+    ...                                                               pa.timestamp("us"))})))
+    ['t']
+    >>> sorted(native_timestamp_columns(plan, pa.table({"t": pa.array([dt.datetime(1399, 1, 1)],
+    ...                                                               pa.timestamp("us"))})))
+    []
+    """
+    names = []
+    for c in plan.columns:
+        t, target = c.arrow_type, c.sql_type
+        if not (c.bind.binding is Binding.TEXT and pa.types.is_timestamp(t) and t.unit == "us"
+                and t.tz is None and target.name == "datetime2"
+                and (target.scale is None or target.scale >= 6)):
+            continue
+        values = batch.column(c.name)
+        bounds = pc.min_max(values.cast(pa.int64()))
+        low, high = bounds["min"].as_py(), bounds["max"].as_py()
+        if low is None or (low >= _NATIVE_TS_LOW and high <= _NATIVE_TS_HIGH):
+            names.append(c.name)
+    return frozenset(names)
+
+
 def cast_batch(plan: TablePlan, batch: pa.Table | pa.RecordBatch, *, nan_as_null: bool = False,
-               row_offset: int = 0) -> pa.Table:
+               row_offset: int = 0, native: frozenset[str] = frozenset()) -> pa.Table:
     """Cast one batch to the single-chunk table turbodbc's ``executemanycolumns`` binds.
 
     :param plan: from :func:`plan_table`.
     :param batch: source rows with the plan's columns (matched by name).
     :param nan_as_null: write NaN and ±Infinity as NULL instead of failing.
     :param row_offset: source row index of the batch's first row, for messages.
+    :param native: columns to pass as they are (see :func:`native_timestamp_columns`).
     :raises NonFiniteValueError: NaN/±Inf without ``nan_as_null`` (column and row named).
     :raises ValueCastError: a value the column's SQL type cannot hold.
 
@@ -391,10 +436,15 @@ def cast_batch(plan: TablePlan, batch: pa.Table | pa.RecordBatch, *, nan_as_null
     >>> cast_batch(plan, pa.table({"x": pa.array([1.5], pa.float32())})).schema.types
     [DataType(double)]
     """
-    arrays = [cast_for_bind(batch.column(c.name), c.bind, column=c.name,
-                            nan_as_null=nan_as_null, row_offset=row_offset)
+    arrays = [_combined(batch.column(c.name)) if c.name in native
+              else cast_for_bind(batch.column(c.name), c.bind, column=c.name,
+                                 nan_as_null=nan_as_null, row_offset=row_offset)
               for c in plan.columns]
     return pa.Table.from_arrays(arrays, names=plan.names)
+
+
+def _combined(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 # Driver 18 refuses (HY104) a wide-character parameter whose bound column size exceeds

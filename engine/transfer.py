@@ -51,6 +51,7 @@ from engine.schema import (
     cast_batch,
     create_table_sql,
     insert_sql,
+    native_timestamp_columns,
     plan_table,
     quote_identifier,
     split_long_text,
@@ -749,12 +750,14 @@ class _Load:
         assert self.plan is not None
         where = f"table {self.table}, batch {item.batch_id}, {item.location.describe()}"
         try:
+            native = native_timestamp_columns(self.plan, item.data)
             bound = cast_batch(self.plan, item.data, nan_as_null=self.options.nan_as_null,
-                               row_offset=item.location.first_row or 0)
+                               row_offset=item.location.first_row or 0, native=native)
             rows = bound.num_rows
             bound, pieces = split_long_text(self.plan, bound)
             sql = insert_sql(self.plan, self.stage_sql_name if self.staged
-                             else self.target.table, pieces) if pieces else self.sql
+                             else self.target.table, pieces, native) \
+                if pieces or native else self.sql
         except AzsqlBulkError as exc:
             raise self._stopped_at(item, exc) from exc
         key = batch_key(item.batch_id)

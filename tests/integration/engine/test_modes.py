@@ -304,3 +304,27 @@ def test_losing_the_create_table_race_validates_and_loads(sql_target, reader, mo
     result = transfer(rows_table(3_000), target, TransferOptions(workers=2, rows_per_batch=1_000))
     assert not result.created_table and len(calls) == 2
     check_exact(reader, target.table, 3_000)
+
+
+# -- timestamps bound natively or as text, per batch ------------------------------------------
+
+def test_timestamps_bind_natively_in_range_and_as_text_outside_exactly(sql_target, reader):
+    import datetime as dt
+
+    target = sql_target("tsnative")
+    base = dt.datetime(2024, 2, 29, 23, 59, 59, 999_999)
+    values = [base - dt.timedelta(microseconds=7 * i) for i in range(3_000)]
+    values[1_500] = dt.datetime(1300, 1, 1, 0, 0, 0, 1)  # before 1400: its batch goes as text
+    values[2_100] = None
+    values[2_999] = dt.datetime(9999, 12, 31, 23, 59, 59, 999_999)
+    source = pa.table({"id": pa.array(range(3_000), pa.int64()),
+                       "at": pa.array(values, pa.timestamp("us"))})
+    from engine.schema import native_timestamp_columns, plan_table
+
+    plan = plan_table(source.schema, sample=source.slice(0, 500))
+    kinds = [native_timestamp_columns(plan, source.slice(k, 500)) for k in range(0, 3_000, 500)]
+    assert kinds == [{"at"}, {"at"}, {"at"}, set(), {"at"}, {"at"}]  # batch 3 holds 1300
+    result = transfer(source, target, TransferOptions(workers=2, rows_per_batch=500))
+    assert result.rows == 3_000
+    got = dict(reader.execute(f"SELECT id, at FROM {target.table}").fetchall())
+    assert got == dict(enumerate(values))
