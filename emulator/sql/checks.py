@@ -20,7 +20,7 @@ from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 
 from emulator.errors import SqlError
 from emulator.sql import errors_map as em
-from emulator.sql.typemap import INT_RANGES, utf16_len
+from emulator.sql.typemap import INT_RANGES, utf16_len, utf16_prefix
 from emulator.sqltypes import MAX, SqlKind, SqlType
 
 Converter = Callable[[object, str | None], object]
@@ -311,16 +311,6 @@ def _text_of(value: object) -> str:
     return str(value)
 
 
-def _utf16_prefix(text: str, units: int) -> str:
-    out, used = [], 0
-    for ch in text:
-        used += 2 if ord(ch) > 0xFFFF else 1
-        if used > units:
-            break
-        out.append(ch)
-    return "".join(out)
-
-
 def _make_string(t: SqlType, column: str, table: str) -> Callable[[object, str | None], object]:
     limit = None if t.length == MAX else t.length
     unicode = t.kind in (SqlKind.NCHAR, SqlKind.NVARCHAR)
@@ -335,7 +325,7 @@ def _make_string(t: SqlType, column: str, table: str) -> Callable[[object, str |
                 # trailing blanks beyond the length are dropped silently (ANSI_PADDING)
                 stripped = text.rstrip(" ")
                 if measure(stripped) > limit:
-                    prefix = _utf16_prefix(text, limit) if unicode else text[:limit]
+                    prefix = utf16_prefix(text, limit) if unicode else text[:limit]
                     raise em.truncation(table, column, prefix)
                 text = stripped
                 size = measure(text)

@@ -33,7 +33,7 @@ from emulator.sql.translate import (
     translate_expressions,
     translate_query,
 )
-from emulator.sql.typemap import sqltype_from_datatype, sqltype_from_duck
+from emulator.sql.typemap import sqltype_from_datatype, sqltype_from_duck, utf16_len, utf16_prefix
 from emulator.sqltypes import ColumnInfo, SqlKind, SqlType
 
 if TYPE_CHECKING:
@@ -636,13 +636,8 @@ def _text_value(values: list[object], length: int | None) -> object:
     if not all(isinstance(v, str) for v in values):
         raise TypeError("a text cast of a non-text parameter")  # the general path decides
     text = "".join(values)  # type: ignore[arg-type]
-    if (length is not None and len(text) > length // 2
-            and len(text.encode("utf-16-le", "surrogatepass")) > 2 * length):
-        units = 0
-        for i, ch in enumerate(text):
-            units += 2 if ord(ch) > 0xFFFF else 1
-            if units > length:
-                return text[:i]
+    if length is not None and utf16_len(text) > length:
+        return utf16_prefix(text, length)
     return text
 
 

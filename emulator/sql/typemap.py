@@ -284,7 +284,22 @@ def utf16_len(s: str) -> int:
 
     :param s: the text.
     """
-    n = len(s)
     if s.isascii():
-        return n
-    return n + sum(1 for ch in s if ord(ch) > 0xFFFF)
+        return len(s)
+    return len(s.encode("utf-16-le", "surrogatepass")) // 2  # counted in C
+
+
+def utf16_prefix(text: str, units: int) -> str:
+    """The longest prefix of ``text`` that fits ``units`` UTF-16 code units (a character
+    outside the BMP is never split).
+
+    >>> utf16_prefix("a😀b", 2), utf16_prefix("a😀b", 3)
+    ('a', 'a😀')
+    """
+    out, used = [], 0
+    for ch in text:
+        used += 2 if ord(ch) > 0xFFFF else 1
+        if used > units:
+            break
+        out.append(ch)
+    return "".join(out)
