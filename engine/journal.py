@@ -119,6 +119,8 @@ class Journal:
     record_sql = (f"INSERT INTO {_QUALIFIED} ([load_id], [batch_key], [batch_id], [target], "  # noqa: S608
                   "[rows]) VALUES (?, ?, ?, ?, ?)")
     keys_sql = f"SELECT [batch_key] FROM {_QUALIFIED} WHERE [load_id] = ?"  # noqa: S608
+    rows_sql = (f"SELECT COALESCE(SUM([rows]), 0) FROM {_QUALIFIED} "  # noqa: S608
+                "WHERE [load_id] = ?")
     contains_sql = (f"SELECT COUNT(*) FROM {_QUALIFIED} "  # noqa: S608
                     "WHERE [load_id] = ? AND [batch_key] = ?")
 
@@ -175,6 +177,22 @@ class Journal:
         """
         cursor.execute(self.record_sql, [self.load_id, batch_key(batch_id), batch_id,
                                          self.target, rows])
+
+    def rows(self, cursor: Any) -> int:
+        """Rows journaled for this load, over all its batches.
+
+        :param cursor: a cursor.
+        """
+        cursor.execute(self.rows_sql, [self.load_id])
+        return int(cursor.fetchall()[0][0])
+
+    def forget(self, cursor: Any) -> None:
+        """Delete this load's journal rows (in the caller's open transaction), so running
+        it again loads every batch again (see :func:`forget_load_sql`).
+
+        :param cursor: a cursor.
+        """
+        cursor.execute(forget_load_sql(), [self.load_id])
 
     def __repr__(self) -> str:
         return f"<Journal load_id={self.load_id} target={self.target}>"

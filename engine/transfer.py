@@ -33,14 +33,13 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
-import random
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.connection import Connection, ConnectionFactory
+from engine.connection import Connection, ConnectionFactory, RetryPolicy
 from engine.errors import AzsqlBulkError, ConfigurationError, DatabaseError, database_error
 from engine.journal import Journal, batch_key, default_load_id
 from engine.options import Target, TransferOptions
@@ -322,6 +321,11 @@ class _Load:
         self.sql = ""
         self.existing: list[ExistingColumn] = []
         self.spare: Connection | None = None  # the set-up connection, handed to a worker
+        # backoff between replays of a batch (or of the staged apply): full jitter
+        self.retry = RetryPolicy(attempts=options.max_retries + 1,
+                                 base_delay=options.retry_base_delay,
+                                 max_delay=options.retry_max_delay)
+        self._statements: dict[tuple[tuple[tuple[str, int], ...], frozenset[str]], str] = {}
 
     # -- set-up -----------------------------------------------------------------------
     def run(self) -> TransferResult:
@@ -531,8 +535,7 @@ class _Load:
                     batches_committed=self.batches, resumable=True) from error
             attempt += 1
             self.stats[0].retries += 1
-            delay = min(self.options.retry_max_delay,
-                        self.options.retry_base_delay * 2.0 ** (attempt - 1)) * random.random()  # noqa: S311 (jitter)
+            delay = self.retry.backoff(attempt)
             log.warning("applying staging table %s failed transiently (attempt %d), retrying "
                         "in %.1f s: %s", self.stage, attempt, delay, error)
             time.sleep(delay)
@@ -542,7 +545,7 @@ class _Load:
         cursor = conn.cursor()
         target_sql = self.target.table
         columns = self.plan.names
-        total = sum(int(r[0]) for r in self._journal_rows(cursor))
+        total = self.journal.rows(cursor)
         created = False
         if self.options.mode == "upsert":
             self._check_stage_keys(conn)
@@ -566,11 +569,6 @@ class _Load:
                  self.table, self.options.mode, total)
         return created
 
-    def _journal_rows(self, cursor: Any) -> list[Any]:
-        cursor.execute("SELECT [rows] FROM [azsql_bulk].[load_journal] WHERE [load_id] = ?",
-                       [self.load_id])
-        return list(cursor.fetchall())
-
     def _check_stage_keys(self, conn: Connection) -> None:
         keys = self.options.keys
         cursor = conn.cursor()
@@ -592,8 +590,7 @@ class _Load:
         # source (a new load id) or a re-run starts clean instead of finding stale rows
         conn.rollback()
         cursor.execute(f"DROP TABLE {self.stage_sql_name}")
-        cursor.execute("DELETE FROM [azsql_bulk].[load_journal] WHERE [load_id] = ?",
-                       [self.load_id])
+        self.journal.forget(cursor)
         conn.commit()
         raise DuplicateKeyError(
             f"upsert into {self.table} refused: {problem}. A MERGE needs each key at most "
@@ -755,9 +752,7 @@ class _Load:
                                row_offset=item.location.first_row or 0, native=native)
             rows = bound.num_rows
             bound, pieces = split_long_text(self.plan, bound)
-            sql = insert_sql(self.plan, self.stage_sql_name if self.staged
-                             else self.target.table, pieces, native) \
-                if pieces or native else self.sql
+            sql = self._insert_for(pieces, native) if pieces or native else self.sql
         except AzsqlBulkError as exc:
             raise self._stopped_at(item, exc) from exc
         key = batch_key(item.batch_id)
@@ -804,13 +799,23 @@ class _Load:
                 raise self._stopped_at(item, error, attempts=attempt + 1)
             attempt += 1
             stats.retries += 1
-            delay = min(self.options.retry_max_delay,
-                        self.options.retry_base_delay * 2.0 ** (attempt - 1)) * random.random()  # noqa: S311 (jitter)
+            delay = self.retry.backoff(attempt)
             log.warning("worker %d: batch %s failed transiently (attempt %d of %d), replaying "
                         "in %.1f s: %s", stats.worker, item.batch_id, attempt,
                         self.options.max_retries + 1, delay, error)
             if self.stop.wait(delay):
                 raise _Stopped
+
+    def _insert_for(self, pieces: dict[str, int], native: frozenset[str]) -> str:
+        """The INSERT for a batch's shape (text pieces, native columns), built once per shape."""
+        assert self.plan is not None
+        key = (tuple(sorted(pieces.items())), native)
+        sql = self._statements.get(key)
+        if sql is None:
+            sql = insert_sql(self.plan, self.stage_sql_name if self.staged
+                             else self.target.table, pieces, native)
+            self._statements[key] = sql
+        return sql
 
     def _committed(self, item: SourceBatch, rows: int, stats: WorkerStats) -> None:
         stats.rows += rows
