@@ -24,6 +24,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(REPO / "tests"))
+from support import environment  # noqa: E402  (tests/support.py)
 
 
 @contextmanager
@@ -31,17 +33,8 @@ def emulator(args: Sequence[str] = ("--sink", "discard")) -> Iterator[Any]:
     """An emulator child process; its managed-identity variables are set in ``os.environ``."""
     from emulator.process import EmulatorProcess
 
-    with EmulatorProcess(args=list(args)) as emu:
-        saved = {k: os.environ.get(k) for k in emu.env}
-        os.environ.update(emu.env)
-        try:
-            yield emu
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    with EmulatorProcess(args=list(args)) as emu, environment(emu.env):
+        yield emu
 
 
 def facts(emu: Any) -> dict[str, Any]:

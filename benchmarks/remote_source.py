@@ -29,8 +29,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from azurite import running_azurite  # tests/azurite.py: the shared launcher
+from support import environment  # tests/support.py
 
 from emulator.process import EmulatorProcess
 from engine import CredentialOptions, Target, TransferOptions, transfer
@@ -48,20 +48,6 @@ from engine.sources import open_source
 
 PROJECTION = ["id", "i32", "f64"]
 MI = CredentialOptions(kind="managed-identity")
-
-
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def best(repeat: int, fn: Callable[[], int]) -> tuple[float, int]:

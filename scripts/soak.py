@@ -28,7 +28,8 @@ sys.path[:0] = [str(ROOT / "tests")]
 
 from loads import AZURE_VARS, CA_VARS  # noqa: E402
 from reliability import scenarios  # noqa: E402
-from reliability.scenarios import Lab, Outcome, RestartableEmulator, environment  # noqa: E402
+from reliability.scenarios import Lab, Outcome, RestartableEmulator  # noqa: E402
+from support import environment  # noqa: E402
 
 from emulator.process import EmulatorProcess  # noqa: E402
 from engine.credentials import CredentialOptions  # noqa: E402

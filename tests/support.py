@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from engine.connection_string import build_connection_string
 
@@ -47,3 +50,20 @@ def inject_fault(emu, **fault: object) -> dict:
     with urllib.request.urlopen(request, timeout=30) as response:
         answer: dict = json.loads(response.read())
     return answer
+
+
+@contextmanager
+def environment(values: dict[str, str], drop: tuple[str, ...] = ()) -> Iterator[None]:
+    """Set (and drop) environment variables for the block, then put them back."""
+    saved = {k: os.environ.get(k) for k in (*values, *drop)}
+    for k in drop:
+        os.environ.pop(k, None)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -22,7 +22,6 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,23 +143,6 @@ def pending_faults(emu: Any) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=30) as response:  # loopback, checked above
         answer: dict[str, Any] = json.loads(response.read())
     return answer
-
-
-@contextmanager
-def environment(values: dict[str, str], drop: tuple[str, ...] = ()) -> Iterator[None]:
-    """Set (and drop) environment variables for the block, then put them back."""
-    saved = {k: os.environ.get(k) for k in (*values, *drop)}
-    for k in drop:
-        os.environ.pop(k, None)
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def free_port() -> int:
@@ -512,5 +494,5 @@ def throttled(lab: Lab, rng: random.Random, rows: int, *, bytes_per_second: int,
 
 ScenarioFn = Callable[..., Outcome]
 __all__ = ["TRANSIENT_NUMBERS", "Lab", "Outcome", "RestartableEmulator", "TransferError",
-           "cut_mid_packet", "emulator_restart", "environment", "kill_sessions",
+           "cut_mid_packet", "emulator_restart", "kill_sessions",
            "loader_sigkill", "pending_faults", "throttled", "token_expiry", "transient_error"]

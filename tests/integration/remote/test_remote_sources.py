@@ -20,6 +20,7 @@ import pyarrow.ipc as paipc
 import pyarrow.parquet as pq
 import pytest
 from loads import check_exact, connection_options, journal_rows, rows_table
+from support import environment
 
 from engine import CredentialError, CredentialOptions, Target, TransferOptions, transfer
 from engine.errors import ConfigurationError
@@ -61,10 +62,7 @@ def hive_dataset(azurite, emu_proc, ca_bundle):
 
     The partition keys live in the paths only (as Spark and pyarrow write them).
     """
-    env = dict(emu_proc.env, REQUESTS_CA_BUNDLE=str(ca_bundle))
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environment(dict(emu_proc.env, REQUESTS_CA_BUNDLE=str(ca_bundle))):
         client = service(azurite)
         client.create_container("sales")
         etags = {}
@@ -73,12 +71,6 @@ def hive_dataset(azurite, emu_proc, ca_bundle):
             data = parquet_bytes(rows_table(ROWS_PER_FILE, i * ROWS_PER_FILE), 2_000)
             etags[name] = upload(client, "sales", name, data)
         upload(client, "sales", "sales/_SUCCESS", b"")  # what Spark leaves; not data
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return etags
 
 
