@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import json
 
-import pyarrow as pa
-import pytest
+# the same table shape and checks as the engine's load tests (tests/loads.py); AZURE_VARS
+# are the variables that would let azure-identity find an identity other than the one
+# under test
+from loads import AZURE_VARS, check_exact, rows_table
+from loads import journal_rows as journal
+
+__all__ = ["AZURE_VARS", "FILES", "ROWS_PER_FILE", "TOTAL_ROWS", "check_exact", "conn_json",
+           "identity_env", "journal", "rows_table"]
 
 FILES = 8
 ROWS_PER_FILE = 1_000
 TOTAL_ROWS = FILES * ROWS_PER_FILE
-# Variables that would let azure-identity find an identity other than the one under test.
-AZURE_VARS = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET",
-              "AZURE_AUTHORITY_HOST", "AZURE_FEDERATED_TOKEN_FILE", "IDENTITY_ENDPOINT",
-              "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET", "AZSQL_BULK_ACCESS_TOKEN")
-
-
-def rows_table(n: int, start: int = 0) -> pa.Table:
-    ids = list(range(start, start + n))
-    return pa.table({"id": pa.array(ids, pa.int64()),
-                     "amount": pa.array([i * 0.25 for i in ids], pa.float64()),
-                     "name": pa.array([f"row-{i:06d}" for i in ids], pa.string())})
 
 
 def identity_env(emu) -> dict[str, str]:
@@ -47,23 +42,3 @@ def conn_json(emu, auth: str, **extra: object) -> str:
                                 "authority_host": emu.authority_host,
                                 "disable_instance_discovery": True})
     return json.dumps(fields)
-
-
-def check_exact(conn, table: str, n: int) -> None:
-    """``table`` holds ids 0..n-1 exactly once, with their amounts and names."""
-    count, distinct, total, amount = conn.execute(
-        f"SELECT COUNT(*), COUNT(DISTINCT id), SUM(id), SUM(amount) FROM {table}").fetchone()
-    assert (count, distinct, total) == (n, n, n * (n - 1) // 2)
-    assert amount == pytest.approx(n * (n - 1) // 2 * 0.25, rel=0, abs=1e-6)
-    probes = [0, n // 2 + 1, n - 1]
-    got = conn.execute(f"SELECT id, amount, name FROM {table} WHERE id IN (?, ?, ?) "
-                       "ORDER BY id", *probes).fetchall()
-    assert [tuple(r) for r in got] == [(i, i * 0.25, f"row-{i:06d}") for i in probes]
-
-
-def journal(conn, load_id: str) -> tuple[int, int]:
-    """(batches, rows) journaled under ``load_id``."""
-    batches, rows = conn.execute("SELECT COUNT(*), COALESCE(SUM([rows]), 0) FROM "
-                                 "[azsql_bulk].[load_journal] WHERE load_id = ?",
-                                 load_id).fetchone()
-    return batches, rows

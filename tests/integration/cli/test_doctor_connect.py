@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from integration.cli.cli_env import SCRIPT, clean_env
 
 pytest.importorskip("turbodbc")
 pytestmark = pytest.mark.integration
 
-SCRIPT = str(Path(sys.executable).with_name("azsql-bulk"))
-_DROP = ("AZURE_", "AZSQL_BULK_", "IDENTITY_", "MSI_", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_DROP)}
-    env.update(extra)
-    return env
 
 
 def where(emu) -> list[str]:

@@ -7,12 +7,10 @@ compared exactly. Nothing here mocks the database.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import uuid
 from pathlib import Path
@@ -20,19 +18,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from integration.cli.cli_env import SCRIPT, clean_env
+from loads import check_exact
 
 pytest.importorskip("turbodbc")
 pyodbc = pytest.importorskip("pyodbc")
 pytestmark = pytest.mark.integration
 
-SCRIPT = str(Path(sys.executable).with_name("azsql-bulk"))
-_DROP = ("AZURE_", "AZSQL_BULK_", "IDENTITY_", "MSI_", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_DROP)}
-    env.update(extra)
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -88,17 +80,6 @@ def last_json(stdout: str) -> dict:
     assert lines, "nothing on stdout"
     parsed: dict = json.loads(lines[-1])
     return parsed
-
-
-def check_exact(conn, table: str, n: int) -> None:
-    count, distinct, total, amount = conn.execute(
-        f"SELECT COUNT(*), COUNT(DISTINCT id), SUM(id), SUM(amount) FROM {table}").fetchone()
-    assert (count, distinct, total) == (n, n, n * (n - 1) // 2)
-    assert amount == pytest.approx(n * (n - 1) // 2 * 0.25, rel=0, abs=1e-6)
-    probes = [0, n // 2 + 1, n - 1]
-    got = conn.execute(f"SELECT id, amount, name FROM {table} WHERE id IN (?, ?, ?) ORDER BY id",
-                       *probes).fetchall()
-    assert [tuple(r) for r in got] == [(i, i * 0.25, f"row-{i:06d}") for i in probes]
 
 
 def table_exists(conn, table: str) -> bool:
