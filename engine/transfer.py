@@ -389,6 +389,8 @@ class _Load:
             created, tuple(self.stats), self.options.mode, applied)
 
     def _check_keys(self, plan: TablePlan) -> None:
+        # keys must be source columns; validate_against then makes every source column
+        # (so every key) a column of an existing target
         names = {c.name.casefold() for c in plan.columns}
         missing = [k for k in self.options.keys if k.casefold() not in names]
         if missing:
@@ -415,8 +417,6 @@ class _Load:
                 created = False
                 if self.existing and self.options.create != "replace_schema":
                     validate_against(plan, self.existing, table=self.table)
-                    if self.options.mode == "upsert":
-                        self._check_target_keys()
                 elif not self.existing and self.options.create == "never":
                     raise ConfigurationError(
                         f"table {self.table} does not exist and create='never'; create it "
@@ -463,15 +463,7 @@ class _Load:
         self.existing = self._columns(conn.cursor(), (self.target.schema_name,
                                                       self.target.table_name))
         validate_against(plan, self.existing, table=self.table)
-        if self.options.mode == "upsert":
-            self._check_target_keys()
         return False
-
-    def _check_target_keys(self) -> None:
-        names = {c.name.casefold() for c in self.existing}
-        missing = [k for k in self.options.keys if k.casefold() not in names]
-        if missing:
-            raise ConfigurationError(f"upsert keys {missing} are not columns of {self.table}")
 
     def _ensure_stage(self, conn: Connection, plan: TablePlan, *, resumed: bool) -> None:
         cursor = conn.cursor()
