@@ -245,7 +245,12 @@ def turbodbc_connect(connection_string: str, turbodbc_options: Mapping[str, Any]
     # Bind text as wide (SQL_WVARCHAR) unless the caller says otherwise: the engine creates
     # nvarchar columns, and wide parameters keep the server from converting through a
     # code page. (Narrow UTF-8 also round-tripped against the emulator; not checked on Azure.)
-    made = turbodbc.make_options(**{"prefer_unicode": True, **turbodbc_options})
+    # Read results through a 1 MB buffer instead of turbodbc's 20 MB: turbodbc allocates
+    # and clears the buffer for every result set, which cost ~17 ms of CPU per catalog or
+    # journal query (measured: 0.4 ms with 1 MB); the engine reads only small results.
+    made = turbodbc.make_options(**{"prefer_unicode": True,
+                                    "read_buffer_size": turbodbc.Megabytes(1),
+                                    **turbodbc_options})
     return turbodbc.connect(connection_string=connection_string, turbodbc_options=made)
 
 

@@ -92,7 +92,8 @@ class Source:
     :param schema: the Arrow schema after projection and renaming.
     :param total_rows: rows in the source when known without reading it (Parquet and
         IPC metadata, in-memory tables), else None.
-    :param fingerprint: a digest of what identifies the source: paths, sizes and
+    :param _fingerprint: a digest, or a function computing it once when
+        :attr:`fingerprint` is first read, of what identifies the source: paths, sizes and
         modification times of files; the schema and the Arrow buffers of an in-memory
         table (the same values chunked differently digest differently); a random id for
         a stream (RecordBatchReader, LazyFrame), which cannot be read twice, so resuming
@@ -103,7 +104,7 @@ class Source:
 
     schema: pa.Schema
     total_rows: int | None
-    fingerprint: str
+    _fingerprint: str | Callable[[], str] = field(repr=False)
     files: list[str]
     rows_per_batch: int
     _units: Callable[[], Iterable[tuple[str, int | None, int | None,
@@ -112,6 +113,14 @@ class Source:
     #: a stream (RecordBatchReader, LazyFrame) can be read once; files and tables again
     replayable: bool = True
     _read: bool = field(default=False, repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """The digest (see above); an in-memory table is hashed on first use only, so a
+        load with an explicit ``load_id`` never reads the table twice."""
+        if callable(self._fingerprint):
+            self._fingerprint = self._fingerprint()
+        return self._fingerprint
 
     def batches(self) -> Iterator[SourceBatch]:
         """Stream the batches, each at most ``rows_per_batch`` rows, in a stable order.
@@ -296,15 +305,13 @@ def _open_memory(source: Any, columns: Sequence[str] | None, rename: dict[str, s
         stream = (b.select(names) for b in source)
     out_schema = _renamed(schema, names, rename)
     if table is not None:
-        digest = _table_digest(table, out_schema)
-    else:
-        digest = uuid.uuid4().hex  # a stream: nothing to recognise it by next time
-    if table is not None:
         fixed = table
-        return Source(out_schema, total, digest[:32], [], rows_per_batch,
-                      lambda: [("mem", None, 0, iter(fixed.to_batches()))], rename)
+        return Source(out_schema, total, lambda: _table_digest(fixed, out_schema)[:32], [],
+                      rows_per_batch, lambda: [("mem", None, 0, iter(fixed.to_batches()))],
+                      rename)
     assert stream is not None
     once: Iterator[pa.RecordBatch] = stream
+    digest = uuid.uuid4().hex  # a stream: nothing to recognise it by next time
     return Source(out_schema, total, digest[:32], [], rows_per_batch,
                   lambda: [("mem", None, 0, once)], rename, replayable=False)
 
