@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 from emulator.errors import SqlError
 from emulator.reply import Reply
 from emulator.tds.constants import ProcId
-from emulator.tds.requests import FastCall, call_values
+from emulator.tds.requests import FastCall, RpcCall, call_values
 
 if TYPE_CHECKING:
     from emulator.sql.engine import SqlSession
-    from emulator.tds.requests import RpcCall
+    from emulator.tds.columns import ColumnarRun
 
 _CMD_INSERT = 0xC3  # curcmd SQL Server puts on an INSERT's DONEINPROC (wire notes)
 
@@ -29,6 +29,8 @@ def _handle(call: RpcCall | FastCall) -> object:
     """The sp_execute handle of a call, or a marker that matches nothing if it is not one."""
     if isinstance(call, FastCall):
         return call[0]
+    if not isinstance(call, RpcCall):  # a ColumnarRun is handled on its own
+        return _NOT_EXECUTE
     if call.proc_id == ProcId.SP_EXECUTE and call.params:
         return call.params[0].value
     return _NOT_EXECUTE
@@ -42,17 +44,24 @@ def execute_runs(calls: Sequence[RpcCall | FastCall]) -> list[tuple[int, int]]:
     runs = []
     i, n = 0, len(calls)
     while i < n:
-        handle = _handle(calls[i])
-        if handle is _NOT_EXECUTE:
-            i += 1
-            continue
-        j = i + 1
-        while j < n and _handle(calls[j]) == handle:
-            j += 1
+        j = run_end(calls, i)
         if j - i > 1:
             runs.append((i, j))
         i = j
     return runs
+
+
+def run_end(calls: Sequence[object], i: int) -> int:
+    """The end of the run of sp_execute calls on one handle that starts at ``calls[i]``
+    (``i + 1`` when it is no sp_execute call or stands alone)."""
+    handle = _handle(calls[i])  # type: ignore[arg-type]
+    j = i + 1
+    if handle is _NOT_EXECUTE:
+        return j
+    n = len(calls)
+    while j < n and _handle(calls[j]) == handle:  # type: ignore[arg-type]
+        j += 1
+    return j
 
 
 def is_single_row_insert(stmt: str) -> bool:
@@ -111,3 +120,29 @@ def discard_run(names: list[str], calls: Sequence[RpcCall], reply: Reply, *,
             raise SqlError(8144, "Procedure or function has too many arguments specified "
                                  f"({given} values for {width} parameters).")
     reply.inserted_rows(len(calls), last_call_is_last=last_call_is_last, curcmd=_CMD_INSERT)
+
+
+def columnar_run(sql: SqlSession | None, stmt: str, names: list[str], run: ColumnarRun,
+                 reply: Reply, *, last_call_is_last: bool) -> bool:
+    """A parameter array decoded column-wise: one column-wise INSERT and the per-call
+    replies, or, with ``sql`` None (``--sink discard``), only the replies (the decoder
+    has validated every value). False, with nothing done, when the calls must go one by
+    one instead: another arity, or values the column-wise INSERT does not decide.
+
+    :param sql: the session's SQL session, or None to store nothing.
+    :param stmt: the prepared INSERT.
+    :param names: its declared parameter names, in order.
+    :param run: the calls.
+    :param reply: where the tokens go.
+    :param last_call_is_last: the run ends the RPC message.
+    """
+    if len(run.columns) - 1 > len(names) or not run.one_handle():
+        return False
+    counted = True
+    if sql is not None:
+        if not sql.insert_columns(stmt, run.columns[1:], run.count):
+            return False
+        counted = not sql.nocount
+    reply.inserted_rows(run.count, last_call_is_last=last_call_is_last, curcmd=_CMD_INSERT,
+                        rows_counted=counted)
+    return True

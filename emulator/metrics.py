@@ -23,6 +23,9 @@ class Metrics:
         self.protocol_errors = 0
         self.rows_discarded = 0
         self.busy_seconds = 0.0  # time spent handling requests after login, all sessions
+        # CPU seconds of the session threads reading, decrypting and reassembling requests
+        # and framing, encrypting and sending replies (outside busy_seconds), all sessions
+        self.io_seconds = 0.0
         self.tokens_seen: set[str] = set()  # uti/jti of tokens presented at login
 
     def add(self, name: str, amount: float = 1) -> None:
@@ -52,4 +55,5 @@ class Metrics:
                 "protocol_errors": self.protocol_errors,
                 "rows_discarded": self.rows_discarded,
                 "busy_seconds": round(self.busy_seconds, 6),
+                "io_seconds": round(self.io_seconds, 6),
             }

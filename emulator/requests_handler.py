@@ -15,6 +15,7 @@ from emulator.bulk_metadata import bulk_metadata_table
 from emulator.errors import SessionClosed, SqlError
 from emulator.faults import FATAL_SEVERITY
 from emulator.reply import Reply
+from emulator.tds.columns import ColumnarRun
 from emulator.tds.constants import EnvChangeType, PacketType, ProcId, TransactionRequest
 from emulator.tds.packet import ProtocolError
 from emulator.tds.requests import RpcCall, decode_rpc, decode_sql_batch, decode_tm_request
@@ -187,9 +188,10 @@ class RequestHandler:
 
     # -- RPC -----------------------------------------------------------------------------------
     def _rpc(self, payload: bytes, reply: Reply) -> None:
-        calls = decode_rpc(payload)
-        self.metrics.add("rpc_calls", len(calls))
-        injected = self.session.server.faults.take_rpc_error(len(calls), self.sql.database)
+        calls: list[Any] = decode_rpc(payload, columnar=True)
+        total = sum(len(c) if isinstance(c, ColumnarRun) else 1 for c in calls)
+        self.metrics.add("rpc_calls", total)
+        injected = self.session.server.faults.take_rpc_error(total, self.sql.database)
         if injected is not None:
             reply.error(injected).done(kind="proc", error=True)
             if injected.severity >= FATAL_SEVERITY:
@@ -198,16 +200,43 @@ class RequestHandler:
                 self.session.send(reply.payload())
                 raise SessionClosed(f"injected error {injected.number}")
             return
-        n = len(calls)
-        runs = dict(ingest.execute_runs(calls))
         i = 0
-        while i < n:
-            end = runs.get(i)
-            if end is not None and self._execute_run(calls[i:end], reply, last=end == n):
+        while i < len(calls):
+            call = calls[i]
+            if isinstance(call, ColumnarRun):
+                if self._columnar_run(call, reply, last=i == len(calls) - 1):
+                    i += 1
+                else:  # the same calls, decoded row-wise, take the paths below
+                    calls[i:i + 1] = call.expand()
+                continue
+            end = ingest.run_end(calls, i)
+            if end - i > 1 and self._execute_run(calls[i:end], reply, last=end == len(calls)):
                 i = end
                 continue
-            self._rpc_call(calls[i], reply, last=i == n - 1)
+            self._rpc_call(call, reply, last=i == len(calls) - 1)
             i += 1
+
+    def _columnar_run(self, run: ColumnarRun, reply: Reply, *, last: bool) -> bool:
+        """A parameter array decoded column-wise; False when it must go call by call."""
+        try:
+            stmt, names = self._lookup(run.handle)
+        except SqlError:
+            return False
+        if not ingest.is_single_row_insert(stmt):
+            return False
+        mark = len(reply)
+        discard = self.session.server.sink == "discard"
+        try:
+            done = ingest.columnar_run(None if discard else self.sql, stmt, names, run, reply,
+                                       last_call_is_last=last)
+        except SqlError:
+            # A statement-level failure (permissions, a missing table...): the row-wise
+            # path raises it again and answers each call as SQL Server does.
+            reply.truncate(mark)
+            return False
+        if done and discard:
+            self.metrics.add("rows_discarded", run.count)
+        return done
 
     def _execute_run(self, calls: list[RpcCall], reply: Reply, *, last: bool) -> bool:
         """A parameter array of one prepared INSERT; False when the fast path does not apply."""

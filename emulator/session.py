@@ -108,6 +108,13 @@ class Session(threading.Thread):
 
     # -- reading and writing -----------------------------------------------------------------
     def next_message(self) -> Message:
+        cpu = time.thread_time()  # not wall time: waiting for the client is not work
+        try:
+            return self._next_message()
+        finally:
+            self.server.metrics.add("io_seconds", time.thread_time() - cpu)
+
+    def _next_message(self) -> Message:
         while not self._pending:
             if self.token_expires is not None and self.server.expire_sessions:
                 remaining = self.token_expires - time.time()
@@ -125,9 +132,11 @@ class Session(threading.Thread):
         return self._pending.pop(0)
 
     def send(self, payload: bytes, packet_type: int = PacketType.TABULAR_RESULT) -> None:
+        cpu = time.thread_time()
         data = encode_message(packet_type, payload, self.packet_size, spid=self.spid)
         self.server.metrics.add("bytes_sent", len(data))
         self.transport.send(data)
+        self.server.metrics.add("io_seconds", time.thread_time() - cpu)
 
     # -- the state machine -------------------------------------------------------------------
     def _serve(self) -> None:

@@ -22,6 +22,7 @@ from emulator.sql import errors_map as em
 from emulator.sql.batch import Block, IfStatement, Node, Statement
 from emulator.sql.catalog import CatalogSnapshot, TableMeta
 from emulator.sql.checks import make_converter, make_reader
+from emulator.sql.column_insert import column_table
 from emulator.sql.merge import run_merge
 from emulator.sql.results import SessionUser, StatementResult
 from emulator.sql.translate import (
@@ -34,10 +35,12 @@ from emulator.sql.translate import (
     translate_query,
 )
 from emulator.sql.typemap import sqltype_from_datatype, sqltype_from_duck, utf16_len, utf16_prefix
+from emulator.sql.writes import append_table
 from emulator.sqltypes import ColumnInfo, SqlKind, SqlType
 
 if TYPE_CHECKING:
     from emulator.sql.engine import SqlEngine
+    from emulator.tds.columns import WireColumn
 
 T = TypeVar("T")
 _READ_ROLES = frozenset({"db_owner", "db_datareader"})
@@ -504,15 +507,7 @@ class SessionState:
         :param sql: the INSERT text.
         :param rows: parameter rows.
         """
-        key = (sql, self.database, self.engine.epoch, self._ddl_generation,
-               frozenset(self.identity_insert))
-        cached = self._plans.get(key)
-        if cached is None:
-            cached = self._plan_many(sql)
-            if len(self._plans) > 256:
-                self._plans.clear()
-            self._plans[key] = cached
-        plan, sources, names = cached
+        plan, sources, names = self._cached_plan(sql)
         index = {n: i for i, n in enumerate(names)}
         source_rows = []
         for row in rows:
@@ -528,6 +523,38 @@ class SessionState:
         errors = self.atomic(lambda: dml.write_insert(self, plan, source_rows, hints,
                                                       per_row=per_row))
         return errors
+
+    def insert_columns(self, sql: str, columns: Sequence[WireColumn], rows: int) -> bool:
+        """Run a parameter array's INSERT column-wise (``column_insert``) when every value
+        is decided there; False (nothing done) sends the caller row by row.
+
+        :param sql: the INSERT text.
+        :param columns: the parameters after the handle, decoded column-wise.
+        :param rows: how many calls.
+        """
+        plan, sources, names = self._cached_plan(sql)
+        data = column_table(plan.table, plan.shaper.given, sources, names, columns, rows)
+        if data is None:
+            return False
+        table = plan.table
+
+        def insert() -> None:
+            append_table(self.con, table, data)
+            self.count_inserted(table, rows)
+
+        self.atomic(insert)
+        return True
+
+    def _cached_plan(self, sql: str) -> tuple:
+        key = (sql, self.database, self.engine.epoch, self._ddl_generation,
+               frozenset(self.identity_insert))
+        cached = self._plans.get(key)
+        if cached is None:
+            cached = self._plan_many(sql)
+            if len(self._plans) > 256:
+                self._plans.clear()
+            self._plans[key] = cached
+        return cached
 
     def _plan_many(self, sql: str) -> tuple:
         nodes = self.engine.batches.get(sql)

@@ -150,7 +150,17 @@ def append_rows(con: duckdb.DuckDBPyConnection, table: TableMeta,
     """
     if not rows:
         return
-    data = arrow_columns(table.columns, rows, names=[f"c{i}" for i in range(len(table.columns))])
+    append_table(con, table, arrow_columns(table.columns, rows,
+                                           names=[f"c{i}" for i in range(len(table.columns))]))
+
+
+def append_table(con: duckdb.DuckDBPyConnection, table: TableMeta, data: pa.Table) -> None:
+    """Insert checked rows given as Arrow columns ``c0``, ``c1``... in table column order.
+
+    :param con: the session's connection.
+    :param table: the target.
+    :param data: one column per table column, typed as ``typemap.arrow_type`` says.
+    """
     select = ", ".join(_cast_from("r", c, f"c{i}") for i, c in enumerate(table.columns))
     with Registered(con, data) as reg:
         con.execute(f"INSERT INTO {table.duck_name} SELECT {select} FROM {reg} r").fetchall()

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.tds.columns import COLUMNAR_TYPES, ColumnarRun, WireColumn
 from emulator.tds.constants import AllHeadersType, ParamStatus, TransactionRequest
 from emulator.tds.packet import ProtocolError
 from emulator.tds.primitives import b_varchar, checked, read_b_varchar
-from emulator.tds.typeinfo import TypeInfo, encode_type_info, read_type_info
+from emulator.tds.typeinfo import PLP_SIZE, TypeInfo, encode_type_info, read_type_info
 from emulator.tds.values import encode_value, native_framing, read_value
 
 try:  # the native decoder of parameter arrays (native/tdsfast); optional
@@ -308,17 +309,45 @@ def encode_rpc(calls: Sequence[RpcCall], headers: AllHeaders | None = None) -> b
 
 
 @checked
-def decode_rpc(payload: bytes) -> RpcRequest:
+def decode_rpc(payload: bytes, *, columnar: bool = False) -> RpcRequest:
     """Decode an RPC request payload into its calls (``.headers`` holds ALL_HEADERS).
 
     >>> req = decode_rpc(encode_rpc([RpcCall(proc_id=12, params=[
     ...     RpcParam("", 0, TypeInfo(0x26, 4), 5)])]))
     >>> req[0].proc_id, req[0].params[0].value
     (12, 5)
+
+    :param columnar: decode parameter arrays column-wise where the native decoder can:
+        such a run of calls is then one :class:`~emulator.tds.columns.ColumnarRun` item.
     """
     buf = bytes(payload)
     headers, pos = _read_all_headers(buf, 0)
-    calls: list[RpcCall] = []
+    calls, pos = _read_calls(buf, pos, columnar)
+    return RpcRequest(calls, headers)
+
+
+def _expand_run(buf: bytes, start: int) -> list[Any]:
+    return _read_calls(buf, start, False)[0]
+
+
+def _columnar_run(buf: bytes, call_start: int, first: RpcCall, metas: list[bytes]
+                  ) -> ColumnarRun | None:
+    """The calls from ``first`` on, decoded column-wise, when there are 2 or more."""
+    infos = [p.type_info for p in first.params]
+    if any(ti.type not in COLUMNAR_TYPES or ti.size == PLP_SIZE for ti in infos):
+        return None
+    count, end, cols = _native.decode_columns(
+        buf, call_start, True, buf[call_start:call_start + 6], metas,
+        [ti.type for ti in infos], [ti.scale for ti in infos])
+    if count < 2:
+        return None
+    return ColumnarRun(first, count, [WireColumn(ti, *c) for ti, c in zip(infos, cols,
+                                                                           strict=True)],
+                       buf, call_start, end, _expand_run)
+
+
+def _read_calls(buf: bytes, pos: int, columnar: bool) -> tuple[list[Any], int]:
+    calls: list[Any] = []
     n = len(buf)
     u16 = _U16.unpack_from
     read_ti = read_type_info
@@ -355,8 +384,17 @@ def decode_rpc(payload: bytes) -> RpcRequest:
             metas.append(buf[meta_start:pos])
             value, pos = read_val(ti, buf, pos)
             params.append(RpcParam(pname, status, ti, value))
-        calls.append(RpcCall(name, proc_id, options, params))
-        if proc_id == _SP_EXECUTE and params and _native is not None and pos < n:
+        call = RpcCall(name, proc_id, options, params)
+        run = None
+        if columnar and proc_id == _SP_EXECUTE and params and _native is not None and pos < n:
+            run = _columnar_run(buf, call_start, call, metas)
+        if run is not None:
+            calls.append(run)
+            pos = run.end
+        else:
+            calls.append(call)
+        if run is None and proc_id == _SP_EXECUTE and params and _native is not None \
+                and pos < n:
             # a parameter array: the calls that follow repeat this one's layout
             infos = [p.type_info for p in params]
             framing = [native_framing(ti) for ti in infos]
@@ -377,4 +415,4 @@ def decode_rpc(payload: bytes) -> RpcRequest:
             break  # tolerate a trailing separator
     if pos > n:
         raise ProtocolError("RPC request truncated")
-    return RpcRequest(calls, headers)
+    return calls, pos

@@ -1,0 +1,180 @@
+"""A parameter array's INSERT decided column by column, without a Python object per value.
+
+The row-wise path (``dml.write_insert``) converts every value with ``checks``' converters.
+Here each target column gets one Arrow array straight from the wire buffers
+(:class:`~emulator.tds.columns.WireColumn`), and SQL Server's checks run over the whole
+column (NULL into NOT NULL, lengths, integer ranges, decimal rounding and overflow). The
+result must be exactly what the converters would produce, so this path only *accepts*:
+whenever a column has a value it cannot decide here, a wire/target type pair it does not
+take, or the table needs more than conversion (keys, defaults, identity), it returns None
+and the caller runs the rows one by one, where the right error reaches the right call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from emulator.sql.catalog import ColumnMeta, TableMeta
+from emulator.sql.typemap import INT_RANGES, arrow_type
+from emulator.sql.writes import unique_keys
+from emulator.sqltypes import MAX, SqlKind, SqlType
+from emulator.tds.columns import WireColumn
+from emulator.tds.constants import DataType as D
+
+try:  # the native helpers (native/tdsfast); optional like the decoder itself
+    from emulator import _tdsfast as _native  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - a source tree without the built extension
+    _native = None
+
+__all__ = ["column_table"]
+
+_DECIMALS = (SqlKind.DECIMAL, SqlKind.NUMERIC)
+_TEXT = (D.NVARCHAR, D.NCHAR)
+_DAY_US = 86_400_000_000
+_MAX_DATETIME_US = 253_402_300_799_999_999  # 9999-12-31 23:59:59.999999 since 1970
+
+
+def column_table(table: TableMeta, given: Sequence[ColumnMeta], sources: Sequence[tuple],
+                 names: Sequence[str], columns: Sequence[WireColumn], rows: int
+                 ) -> pa.Table | None:
+    """The rows to append, in table column order (``c0``, ``c1``...), or None.
+
+    :param table: the INSERT's target.
+    :param given: the columns the INSERT names, in VALUES order.
+    :param sources: per given column, where its value comes from (``session_state``'s plan).
+    :param names: the prepared statement's parameter names, in order.
+    :param columns: the run's parameters after the handle.
+    :param rows: how many calls.
+    """
+    if _native is None or unique_keys(table) or len(columns) > len(names):
+        return None
+    arrays: dict[str, pa.Array] = {}
+    for col, source in zip(given, sources, strict=True):
+        if col.identity:
+            return None
+        if source[0] == "param":
+            name = source[1]
+        elif source[0] == "text" and len(source[1]) == 1:
+            name = source[1][0]  # CAST(@P AS nvarchar(n)): text kept as it is, if it fits
+        else:
+            return None
+        index = names.index(name)
+        if index >= len(columns):
+            return None
+        wire = columns[index]
+        if source[0] == "text" and (wire.info.type not in _TEXT or (
+                source[2] is not None and wire.max_units > source[2])):
+            return None
+        converted = _convert(col, wire, rows)
+        if converted is None:
+            return None
+        arrays[col.name.lower()] = converted
+    out = []
+    for col in table.columns:
+        array = arrays.get(col.name.lower())
+        if array is None:  # not given: NULL, unless the row-wise path has more to do
+            if col.identity or col.default_sql or not col.nullable:
+                return None
+            array = pa.nulls(rows, arrow_type(col.type))
+        out.append(array)
+    return pa.table(out, names=[f"c{i}" for i in range(len(out))])
+
+
+def _convert(col: ColumnMeta, wire: WireColumn, rows: int) -> pa.Array | None:
+    if wire.nulls and not col.nullable:
+        return None  # 515 for some call
+    t, w = col.type, wire.info.type
+    kind = t.kind
+    if w in _TEXT:
+        return _from_text(t, wire, rows)
+    arr = wire.array(rows)
+    if w == D.INTN:
+        if kind in INT_RANGES:
+            lo, hi = INT_RANGES[kind]
+            return arr.cast(arrow_type(t)) if _within(arr, lo, hi) else None
+        if kind is SqlKind.FLOAT:
+            return pc.cast(arr, pa.float64(), safe=False)  # float(int): round to nearest
+        if kind in _DECIMALS:
+            limit = 10 ** ((t.precision or 18) - (t.scale or 0))
+            if not _within(arr, -limit + 1, limit - 1):
+                return None
+            return arr.cast(pa.decimal128(t.precision or 18, t.scale or 0))
+        return None
+    if w == D.BITN:
+        return arr.cast(pa.bool_()) if kind is SqlKind.BIT else None
+    if w == D.FLTN:
+        return arr if kind is SqlKind.FLOAT else None
+    if w in (D.DECIMALN, D.NUMERICN):
+        if kind not in _DECIMALS:
+            return None
+        precision, scale = t.precision or 18, t.scale or 0
+        data = _native.rescale_decimals(wire.values, wire.validity, wire.info.scale,
+                                        precision, scale)
+        return _decimal_array(data, wire, rows, precision, scale)
+    if w == D.DATEN:
+        return arr if kind is SqlKind.DATE else None
+    if w == D.DATETIME2N and kind is SqlKind.DATETIME2:
+        return _rounded(arr, wire, rows, t, pa.timestamp("us"), wrap=False)
+    if w == D.TIMEN and kind is SqlKind.TIME:
+        return _rounded(arr, wire, rows, t, pa.time64("us"), wrap=True)
+    return None
+
+
+def _within(arr: pa.Array, lo: int, hi: int) -> bool:
+    if arr.null_count == len(arr):
+        return True
+    bounds = pc.min_max(arr)
+    return bool(lo <= bounds["min"].as_py() and bounds["max"].as_py() <= hi)
+
+
+def _from_text(t: SqlType, wire: WireColumn, rows: int) -> pa.Array | None:
+    kind = t.kind
+    if kind is SqlKind.NVARCHAR:
+        if t.length != MAX and wire.max_units > (t.length or 0):
+            return None  # too long (or trailing blanks to drop): the converter decides
+        return wire.array(rows)
+    if kind is SqlKind.VARCHAR:
+        arr = wire.array(rows)
+        if t.length != MAX and wire.max_units > (t.length or 0) \
+                and not _within(pc.utf8_length(arr), 0, t.length or 0):
+            return None
+        return arr
+    if kind in _DECIMALS:
+        precision, scale = t.precision or 18, t.scale or 0
+        assert wire.offsets is not None
+        data = _native.text_decimals(wire.offsets, wire.values, wire.validity, precision, scale)
+        return _decimal_array(data, wire, rows, precision, scale)
+    return None
+
+
+def _decimal_array(data: bytes | None, wire: WireColumn, rows: int, precision: int,
+                   scale: int) -> pa.Array | None:
+    if data is None:
+        return None
+    validity = pa.py_buffer(wire.validity) if wire.nulls else None
+    return pa.Array.from_buffers(pa.decimal128(precision, scale), rows,
+                                 [validity, pa.py_buffer(data)], wire.nulls)
+
+
+def _rounded(arr: pa.Array, wire: WireColumn, rows: int, t: SqlType, arrow: Any, *,
+             wrap: bool) -> pa.Array | None:
+    """checks._round_fraction over a column of microsecond counts (time: within a day)."""
+    scale = 7 if t.scale is None else t.scale
+    if scale >= 6:
+        return arr
+    quantum = 10 ** (6 - scale)
+    us = np.frombuffer(wire.values, dtype=np.int64, count=rows)
+    fraction = us % 1_000_000  # the microsecond field (floor modulo, as datetime has it)
+    rounded = us - fraction + (fraction + quantum // 2) // quantum * quantum
+    if wrap:
+        rounded %= _DAY_US
+    elif rows and int(rounded.max()) > _MAX_DATETIME_US:
+        return None  # past 9999-12-31: the row-wise path reports it
+    validity = pa.py_buffer(wire.validity) if wire.nulls else None
+    return pa.Array.from_buffers(arrow, rows, [validity, pa.py_buffer(rounded.tobytes())],
+                                 wire.nulls)
