@@ -26,7 +26,7 @@ from engine.errors import ConfigurationError
 from engine.journal import default_load_id
 from engine.options import Target, TransferOptions
 from engine.remote import storage_for
-from engine.sources import open_source
+from engine.sources import DEFAULT_ROWS_PER_BATCH, open_source
 from engine.transfer import TransferCancelled, TransferError, transfer
 
 if TYPE_CHECKING:
@@ -73,6 +73,8 @@ class AzureSqlBulkLoadOperator(BaseOperator):
     :param max_retries: replays of one batch after transient errors before the attempt
         fails (an Airflow retry then resumes it).
     :param sql_types: per-column SQL type overrides, e.g. ``{"price": "decimal(18,2)"}``.
+    :param columns: the source columns to load, in order (default: all).
+    :param rename: source column name -> target column name.
     :param nan_as_null: write NaN and infinities as NULL instead of failing.
     """
 
@@ -82,10 +84,11 @@ class AzureSqlBulkLoadOperator(BaseOperator):
     def __init__(self, *, source: str | Sequence[str], table: str,
                  conn_id: str = AzureSqlBulkHook.default_conn_name, mode: str = "append",
                  keys: Sequence[str] | None = None, workers: int = 4,
-                 rows_per_batch: int = 10_000, create: str = "if_missing",
+                 rows_per_batch: int = DEFAULT_ROWS_PER_BATCH, create: str = "if_missing",
                  load_id: str | None = None, max_retries: int = 5,
                  sql_types: Mapping[str, str] | None = None, nan_as_null: bool = False,
-                 **kwargs: Any) -> None:
+                 columns: Sequence[str] | None = None,
+                 rename: Mapping[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.source = source
         self.table = table
@@ -98,6 +101,8 @@ class AzureSqlBulkLoadOperator(BaseOperator):
         self.load_id = load_id
         self.max_retries = max_retries
         self.sql_types = dict(sql_types or {})
+        self.columns = list(columns) if columns is not None else None
+        self.rename = dict(rename or {})
         self.nan_as_null = nan_as_null
         self._cancel = threading.Event()
         self._lineage: tuple[list[tuple[str, str]], tuple[str, str]] | None = None
@@ -113,7 +118,9 @@ class AzureSqlBulkLoadOperator(BaseOperator):
             workers=self.workers, rows_per_batch=self.rows_per_batch, mode=self.mode,
             keys=tuple(self.keys or ()), create=self.create, load_id=load_id, resume=True,
             max_retries=self.max_retries, sql_types=self.sql_types,
-            nan_as_null=self.nan_as_null)
+            nan_as_null=self.nan_as_null,
+            columns=tuple(self.columns) if self.columns is not None else None,
+            rename=self.rename)
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the load; the returned dict (``TransferResult.to_dict()``) goes to XCom."""
@@ -125,7 +132,8 @@ class AzureSqlBulkLoadOperator(BaseOperator):
             load_id = self.load_id or task_load_id(ti.dag_id, ti.task_id, ti.run_id,
                                                    map_index, target)
             options = self.transfer_options(load_id)
-            source = open_source(self.source, rows_per_batch=options.rows_per_batch,
+            source = open_source(self.source, columns=options.columns, rename=options.rename,
+                                 rows_per_batch=options.rows_per_batch,
                                  storage=storage_for(target.connection.credential))
         except ConfigurationError as exc:  # a retry cannot fix a bad setting
             raise AirflowFailException(str(exc)) from None

@@ -59,6 +59,14 @@ def _sql_type(text: str) -> tuple[str, str]:
     return column.strip(), sql.strip()
 
 
+def _rename(text: str) -> tuple[str, str]:
+    old, sep, new = text.partition("=")
+    if not sep or not old.strip() or not new.strip():
+        raise ValueError(f"expected SOURCE=TARGET column names such as ts=order_time, "
+                         f"not {text!r}")
+    return old.strip(), new.strip()
+
+
 LOAD_OPTIONS: tuple[Opt, ...] = (
     Opt("--table", "target table, schema.table (brackets allowed: [my schema].[t])",
         metavar="SCHEMA.TABLE"),
@@ -72,11 +80,17 @@ LOAD_OPTIONS: tuple[Opt, ...] = (
         choices=("if-missing", "never", "replace-schema"), default="if-missing"),
     Opt("--sql-type", "SQL type of a column, e.g. price=decimal(18,2) (repeatable)",
         type=_sql_type, action="append", metavar="COL=TYPE"),
+    Opt("--column", "a source column to load, in load order (repeatable; default: all)",
+        action="append", metavar="COL"),
+    Opt("--rename", "load source column SRC into target column DST (repeatable)",
+        type=_rename, action="append", metavar="SRC=DST"),
     Opt("--format", "source format when file suffixes do not tell",
         choices=("parquet", "csv", "ipc")),
     Opt("--workers", "parallel connections", type=positive_int, default=4, metavar="N"),
+    # the default is engine.sources.DEFAULT_ROWS_PER_BATCH, written out so that --help and
+    # argument errors do not import pyarrow (a unit test keeps the two equal)
     Opt("--rows-per-batch", "rows per INSERT transaction; a resumed load must use the value "
-        "it started with", type=positive_int, default=10_000, metavar="N"),
+        "it started with", type=positive_int, default=50_000, metavar="N"),
     Opt("--max-memory", "ceiling on batches read ahead and in flight, e.g. 512MiB",
         type=byte_size, metavar="SIZE"),
     Opt("--load-id", "the load's journal id (default: derived from the source files and the "
@@ -338,8 +352,9 @@ def _run(args: argparse.Namespace, state: dict[str, Any]) -> int:
     args.sources = _sources(args)
     from engine.remote import storage_for
 
-    source = open_source(args.sources, rows_per_batch=args.rows_per_batch, fmt=args.format,
-                         storage=storage_for(credential_options(args)))
+    source = open_source(args.sources, columns=list(args.column) if args.column else None,
+                         rename=dict(args.rename or ()), rows_per_batch=args.rows_per_batch,
+                         fmt=args.format, storage=storage_for(credential_options(args)))
     if args.dry_run:
         return _dry_run(args, source)
     options = connection_options(args, warn=_say)

@@ -42,7 +42,9 @@ from engine.remote import RemoteFiles, StorageOptions, is_remote
 
 __all__ = ["Source", "SourceBatch", "SourceLocation", "open_source"]
 
-DEFAULT_ROWS_PER_BATCH = 10_000
+# rows per INSERT transaction unless the caller says otherwise; chosen by benchmark
+# (benchmarks/README.md: batch_size_sweep.py and engine_overhead.py)
+DEFAULT_ROWS_PER_BATCH = 50_000
 CSV_BLOCK_SIZE = 8 << 20  # fixed, so CSV row offsets and ids repeat exactly between runs
 _SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv",
              ".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc", ".arrows": "ipc"}
@@ -268,6 +270,13 @@ def _project(schema: pa.Schema, columns: Sequence[str] | None, rename: Mapping[s
                 + ([f"renamed columns not loaded: {unknown_renames}"] if unknown_renames
                    else []))
             + f"; the source has {schema.names}")
+    final = [rename.get(n, n) for n in names]
+    folded = [n.casefold() for n in final]
+    clashes = sorted({n for n in final if folded.count(n.casefold()) > 1})
+    if clashes:
+        raise ConfigurationError(
+            f"{where}: after renaming, {clashes} name more than one loaded column (SQL Server "
+            "column names ignore case); rename or leave out one of them")
     return names
 
 

@@ -256,7 +256,7 @@ def transfer(source: Any, target: Target, options: TransferOptions | None = None
     :param source: a :class:`~engine.sources.Source` from
         :func:`~engine.sources.open_source`, or anything it opens (pyarrow Table or
         RecordBatchReader, polars frames, paths and globs), opened with the options'
-        ``rows_per_batch``.
+        ``rows_per_batch``, ``columns`` and ``rename``.
     :param target: the database and ``schema.table``.
     :param options: how to load (default :class:`TransferOptions`).
     :param factory: a connection factory to share (default: one built from
@@ -276,10 +276,16 @@ def transfer(source: Any, target: Target, options: TransferOptions | None = None
     2
     """
     options = options or TransferOptions()
-    # abfss:// sources are read with the identity that logs in to the database
-    src = source if isinstance(source, Source) else open_source(
-        source, rows_per_batch=options.rows_per_batch,
-        storage=storage_for(target.connection.credential))
+    if isinstance(source, Source):
+        if options.columns is not None or options.rename:
+            raise ConfigurationError(
+                "columns and rename are applied when the source is opened: pass them to "
+                "open_source() for an opened Source, or pass the table/path to transfer()")
+        src = source
+    else:  # abfss:// sources are read with the identity that logs in to the database
+        src = open_source(source, columns=options.columns, rename=options.rename,
+                          rows_per_batch=options.rows_per_batch,
+                          storage=storage_for(target.connection.credential))
     own = factory is None
     shared = factory if factory is not None else ConnectionFactory(target.connection)
     try:

@@ -132,6 +132,25 @@ def test_load_with_json_is_exact_and_shows_no_secret(tmp_path, emu_proc, sql_env
     check_exact(reader, table, total)
 
 
+def test_column_and_rename_options_shape_the_table(tmp_path, sql_env, conn_args, reader):
+    total = write_parquet(tmp_path / "data", files=1, rows_per_file=2_000)
+    table = table_name("cols")
+    proc = run_cli(["load", str(tmp_path / "data"), "--table", table, "--column", "id",
+                    "--column", "name", "--rename", "name=label", "--json", *conn_args],
+                   sql_env)
+    assert proc.returncode == 0, proc.stderr
+    assert last_json(proc.stdout)["rows"] == total
+    names = [r[0] for r in reader.execute(
+        "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = ? "
+        "ORDER BY ORDINAL_POSITION", table.split(".")[1]).fetchall()]
+    assert names == ["id", "label"]
+    got = reader.execute(f"SELECT COUNT(*), SUM(id), MAX(label) FROM {table}").fetchone()
+    assert tuple(got) == (total, sum(range(total)), f"row-{total - 1:06d}")
+    bad = run_cli(["load", str(tmp_path / "data"), "--table", table, "--rename", "name",
+                   *conn_args], sql_env)
+    assert bad.returncode == 2 and "--rename" in bad.stderr and "SOURCE=TARGET" in bad.stderr
+
+
 def test_load_with_managed_identity_from_the_environment(tmp_path, emu_proc, reader):
     total = write_parquet(tmp_path / "data", files=1, rows_per_file=8_000)
     table = table_name("mi")

@@ -39,6 +39,31 @@ def test_append_50k_rows_with_4_workers(sql_target, reader):
     json.dumps(result.to_dict())
 
 
+def test_columns_are_projected_and_renamed(sql_target, reader):
+    target = sql_target("projected")
+    source = rows_table(3_000).append_column("unwanted", pa.array(["x"] * 3_000))
+    # order given by `columns`, not the source's; `ident` is the renamed `id`
+    options = TransferOptions(workers=2, rows_per_batch=1_000, columns=("name", "id", "amount"),
+                              rename={"id": "ident"}, sql_types={"name": "nvarchar(20)"})
+    result = transfer(source, target, options)
+    assert (result.rows, result.batches) == (3_000, 3)
+    described = reader.execute(
+        "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_MAXIMUM_LENGTH FROM INFORMATION_SCHEMA.COLUMNS "
+        "WHERE TABLE_NAME = ? ORDER BY ORDINAL_POSITION", target.table_name).fetchall()
+    assert [tuple(r) for r in described] == [("name", "nvarchar", 20), ("ident", "bigint", None),
+                                             ("amount", "float", None)]
+    got = reader.execute(f"SELECT COUNT(*), SUM(ident), MIN(name), MAX(name) "
+                         f"FROM {target.table}").fetchone()
+    assert tuple(got) == (3_000, sum(range(3_000)), "row-000000", "row-002999")
+
+
+def test_an_unknown_projected_column_is_refused_before_connecting(sql_target):
+    target = sql_target("projected_bad")
+    with pytest.raises(Exception, match="nope") as info:
+        transfer(rows_table(10), target, TransferOptions(columns=("id", "nope")))
+    assert "id" in str(info.value)
+
+
 def test_resume_with_the_same_load_id_sends_nothing(sql_target, reader):
     target = sql_target("resume")
     source = rows_table(20_000)

@@ -60,8 +60,11 @@ def test_transfer_options_follow_the_arguments():
     op = AzureSqlBulkLoadOperator(task_id="load", source="x.parquet", table="dbo.t",
                                   mode="upsert", keys=["order_id"], workers=2,
                                   rows_per_batch=500, max_retries=1,
-                                  sql_types={"price": "decimal(18,2)"})
+                                  sql_types={"price": "decimal(18,2)"},
+                                  columns=["order_id", "price"], rename={"price": "amount"})
     options = op.transfer_options("abc")
+    assert options.columns == ("order_id", "price") and dict(options.rename) == {
+        "price": "amount"}
     assert (options.mode, options.keys, options.workers, options.rows_per_batch) == (
         "upsert", ("order_id",), 2, 500)
     assert options.load_id == "abc" and options.resume and options.max_retries == 1

@@ -71,16 +71,27 @@ def test_load_id_length_is_checked(load_id):
     ("workers", 0, "workers must be at least 1"),
     ("rows_per_batch", 0, "rows_per_batch must be at least 1"),
     ("max_retries", -1, "max_retries"),
+    ("columns", (), "columns is empty"),
+    ("columns", ("a", "b", "a"), "names a column twice"),
+    ("rename", {"a": " "}, "non-empty names"),
+    ("rename", {"a": "x", "b": "X"}, r"same name: \['X', 'x'\]"),
 ])
 def test_options_are_checked(field, value, message):
     with pytest.raises(ConfigurationError, match=message):
         TransferOptions(**{field: value})
 
 
+def test_columns_and_rename_are_normalised_and_frozen():
+    options = TransferOptions(columns=["b", "a"], rename={"a": "z"})
+    assert options.columns == ("b", "a") and dict(options.rename) == {"a": "z"}
+    with pytest.raises(TypeError):
+        options.rename["b"] = "y"  # type: ignore[index]
+
+
 def test_option_defaults():
     options = TransferOptions()
     assert (options.workers, options.rows_per_batch, options.mode, options.create) == (
-        4, 10_000, "append", "if_missing")
+        4, 50_000, "append", "if_missing")
     assert options.resume and options.token_refresh_margin == 300 and options.max_retries == 5
     assert not options.nan_as_null and options.load_id is None
 

@@ -195,3 +195,10 @@ def test_streams_get_a_fresh_fingerprint_every_time():
         return pa.RecordBatchReader.from_batches(pa.schema([("id", pa.int64())]),
                                                  iter([pa.record_batch({"id": [1]})]))
     assert open_source(reader()).fingerprint != open_source(reader()).fingerprint
+
+
+def test_a_rename_onto_a_loaded_column_is_refused():
+    table = pa.table({"a": [1], "B": [2]})
+    with pytest.raises(ConfigurationError, match=r"\['b', 'B'\]|\['B', 'b'\]"):
+        open_source(table, rename={"a": "b"})
+    assert open_source(table, columns=["a"], rename={"a": "b"}).schema.names == ["b"]
