@@ -50,6 +50,7 @@ from engine.schema import (
     native_timestamp_columns,
     plan_table,
 )
+from engine.sources import DEFAULT_ROWS_PER_BATCH
 
 TABLE = "dbo.bench_overhead"
 
@@ -114,7 +115,7 @@ def profile_engine(source: pa.Table, target: Target, rows_per_batch: int) -> str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--rows-per-batch", type=int, default=10_000)
+    parser.add_argument("--rows-per-batch", type=int, default=DEFAULT_ROWS_PER_BATCH)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--dataset", choices=bench_data.DATASETS, default="narrow")
     parser.add_argument("--profile", action="store_true")

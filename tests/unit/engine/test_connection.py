@@ -110,15 +110,15 @@ class Clock:
         return self.now
 
 
-def factory(connect, provider=None, retry=None, **options):
+def factory(connect, provider=None, retry=None, probe=None, **options):
     clock = Clock()
     opts = ConnectionOptions(server="srv.database.windows.net", database="appdb",
                              retry=retry or RetryPolicy(attempts=5, total_seconds=60,
                                                         base_delay=1, max_delay=8),
                              **options)
     made = ConnectionFactory(opts, token_provider=provider or FakeProvider(), connect_fn=connect,
-                             odbc_driver="/opt/shim/libazsql_odbc_shim.so", sleep=Sleeper(clock),
-                             clock=clock, rng=lambda: 0.5)
+                             odbc_driver="/opt/shim/libazsql_odbc_shim.so", probe=probe,
+                             sleep=Sleeper(clock), clock=clock, rng=lambda: 0.5)
     return made
 
 
@@ -373,3 +373,70 @@ def test_a_token_shorter_than_the_margin_still_serves_half_its_life():
                       logged_in_at=1_000.0)  # a 60-second token, default 300 s margin
     assert not conn.should_recycle(margin=300, now=1_029.0)
     assert conn.should_recycle(margin=300, now=1_030.0)
+
+
+# -- the TCP probe before each login ---------------------------------------------------------
+
+class Probe:
+    """Raises the queued errors, then lets the login go ahead; records its calls."""
+
+    def __init__(self, *errors: OSError) -> None:
+        self.errors = list(errors)
+        self.calls: list[tuple[str, int, float]] = []
+
+    def __call__(self, host, port, timeout):
+        self.calls.append((host, port, timeout))
+        if self.errors:
+            raise self.errors.pop(0)
+
+
+def test_a_refused_port_is_retried_without_a_login_attempt():
+    connect, probe = FakeConnect(), Probe(ConnectionRefusedError(111, "Connection refused"),
+                                          TimeoutError())
+    made = factory(connect, probe=probe)
+    conn = made.connect()
+    assert conn.attempts == 3 and len(connect.strings) == 1  # the driver ran once
+    assert probe.calls == [("srv.database.windows.net", 1433, 15.0)] * 3
+    assert made.stats.retries == 2
+
+
+def test_a_port_that_stays_refused_exhausts_the_policy_naming_the_cause():
+    refused = [ConnectionRefusedError(111, "Connection refused") for _ in range(5)]
+    connect = FakeConnect()
+    with pytest.raises(ConnectError) as info:
+        factory(connect, probe=Probe(*refused)).connect()
+    assert connect.strings == []
+    assert info.value.disposition is Disposition.TRANSIENT
+    assert "after 5 attempt(s)" in str(info.value)
+    assert "TCP connect to srv.database.windows.net,1433 failed before login: Connection " \
+           "refused" in str(info.value)
+
+
+def test_a_name_that_does_not_resolve_is_terminal_at_once():
+    import socket
+
+    connect = FakeConnect()
+    with pytest.raises(ConnectError) as info:
+        factory(connect, probe=Probe(socket.gaierror(-2, "Name or service not known"))).connect()
+    assert connect.strings == [] and info.value.disposition is Disposition.TERMINAL
+    assert "does not resolve" in str(info.value) and "database.windows.net" in str(info.value)
+
+
+def test_tcp_probe_against_real_sockets():
+    import socket
+
+    from engine.connection import tcp_probe
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(1)
+        port = listening.getsockname()[1]
+        tcp_probe("127.0.0.1", port, 5.0)  # accepted: no error
+    with pytest.raises(ConnectionRefusedError):  # nothing listens there any more
+        tcp_probe("127.0.0.1", port, 5.0)
+
+
+def test_no_probe_with_a_custom_connect_function():
+    made = ConnectionFactory(ConnectionOptions("srv", "db"), token_provider=FakeProvider(),
+                             connect_fn=FakeConnect(), odbc_driver="/x.so")
+    assert made._probe is None
