@@ -15,7 +15,7 @@ setup:
 	@bash scripts/build-turbodbc.sh $(PY)
 	@bash scripts/setup-azurite.sh
 
-$(PIP_STAMP): pyproject.toml CMakeLists.txt $(wildcard native/odbc_shim/*.[ch] native/tdsfast/*.c)
+$(PIP_STAMP): pyproject.toml CMakeLists.txt $(wildcard native/odbc_shim/*.[ch] native/tdsfast/*.c native/fastcast/*.c)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	@touch $@
