@@ -22,6 +22,7 @@ class Metrics:
         self.rollbacks = 0
         self.protocol_errors = 0
         self.rows_discarded = 0
+        self.columnar_rows = 0  # parameter-array rows inserted column-wise (column_insert)
         self.busy_seconds = 0.0  # time spent handling requests after login, all sessions
         # CPU seconds of the session threads reading, decrypting and reassembling requests
         # and framing, encrypting and sending replies (outside busy_seconds), all sessions
@@ -54,6 +55,7 @@ class Metrics:
                 "rollbacks": self.rollbacks,
                 "protocol_errors": self.protocol_errors,
                 "rows_discarded": self.rows_discarded,
+                "columnar_rows": self.columnar_rows,
                 "busy_seconds": round(self.busy_seconds, 6),
                 "io_seconds": round(self.io_seconds, 6),
             }

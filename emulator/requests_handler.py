@@ -234,8 +234,8 @@ class RequestHandler:
             # path raises it again and answers each call as SQL Server does.
             reply.truncate(mark)
             return False
-        if done and discard:
-            self.metrics.add("rows_discarded", run.count)
+        if done:
+            self.metrics.add("rows_discarded" if discard else "columnar_rows", run.count)
         return done
 
     def _execute_run(self, calls: list[RpcCall], reply: Reply, *, last: bool) -> bool:

@@ -23,7 +23,7 @@ from emulator.sql.catalog import ColumnMeta, TableMeta
 from emulator.sql.typemap import INT_RANGES, arrow_type
 from emulator.sql.writes import unique_keys
 from emulator.sqltypes import MAX, SqlKind, SqlType
-from emulator.tds.columns import WireColumn
+from emulator.tds.columns import TEXT_TYPES, WireColumn
 from emulator.tds.constants import DataType as D
 
 try:  # the native helpers (native/tdsfast); optional like the decoder itself
@@ -34,7 +34,6 @@ except ImportError:  # pragma: no cover - a source tree without the built extens
 __all__ = ["column_table"]
 
 _DECIMALS = (SqlKind.DECIMAL, SqlKind.NUMERIC)
-_TEXT = (D.NVARCHAR, D.NCHAR)
 _DAY_US = 86_400_000_000
 _MAX_DATETIME_US = 253_402_300_799_999_999  # 9999-12-31 23:59:59.999999 since 1970
 
@@ -67,7 +66,7 @@ def column_table(table: TableMeta, given: Sequence[ColumnMeta], sources: Sequenc
         if index >= len(columns):
             return None
         wire = columns[index]
-        if source[0] == "text" and (wire.info.type not in _TEXT or (
+        if source[0] == "text" and (wire.info.type not in TEXT_TYPES or (
                 source[2] is not None and wire.max_units > source[2])):
             return None
         converted = _convert(col, wire, rows)
@@ -90,7 +89,7 @@ def _convert(col: ColumnMeta, wire: WireColumn, rows: int) -> pa.Array | None:
         return None  # 515 for some call
     t, w = col.type, wire.info.type
     kind = t.kind
-    if w in _TEXT:
+    if w in TEXT_TYPES:
         return _from_text(t, wire, rows)
     arr = wire.array(rows)
     if w == D.INTN:
@@ -100,10 +99,12 @@ def _convert(col: ColumnMeta, wire: WireColumn, rows: int) -> pa.Array | None:
         if kind is SqlKind.FLOAT:
             return pc.cast(arr, pa.float64(), safe=False)  # float(int): round to nearest
         if kind in _DECIMALS:
-            limit = 10 ** ((t.precision or 18) - (t.scale or 0))
-            if not _within(arr, -limit + 1, limit - 1):
-                return None
-            return arr.cast(pa.decimal128(t.precision or 18, t.scale or 0))
+            precision, scale = t.precision or 18, t.scale or 0
+            values = np.frombuffer(wire.values, dtype=np.int64, count=rows)
+            wide = np.empty((rows, 2), dtype=np.int64)  # 128-bit two's complement
+            wide[:, 0], wide[:, 1] = values, values >> 63
+            data = _native.rescale_decimals(wide.tobytes(), wire.validity, 0, precision, scale)
+            return _decimal_array(data, wire, rows, precision, scale)
         return None
     if w == D.BITN:
         return arr.cast(pa.bool_()) if kind is SqlKind.BIT else None

@@ -19,11 +19,14 @@ import pyarrow as pa
 from emulator.tds.constants import DataType as D
 from emulator.tds.typeinfo import TypeInfo
 
-__all__ = ["COLUMNAR_TYPES", "ColumnarRun", "WireColumn"]
+__all__ = ["COLUMNAR_TYPES", "TEXT_TYPES", "ColumnarRun", "WireColumn"]
 
 # Wire types decode_columns takes (not as PLP); see native/tdsfast/tdsfast.c.
-COLUMNAR_TYPES = frozenset({D.INTN, D.BITN, D.FLTN, D.NVARCHAR, D.NCHAR, D.DECIMALN,
-                            D.NUMERICN, D.DATEN, D.TIMEN, D.DATETIME2N})
+COLUMNAR_TYPES = frozenset({D.INTN, D.BITN, D.FLTN, D.NVARCHAR, D.NCHAR, D.BIGVARCHR,
+                            D.BIGCHAR, D.DECIMALN, D.NUMERICN, D.DATEN, D.TIMEN,
+                            D.DATETIME2N})
+# Text types: Arrow strings. varchar/char are taken as ASCII only (see tdsfast.c).
+TEXT_TYPES = frozenset({D.NVARCHAR, D.NCHAR, D.BIGVARCHR, D.BIGCHAR})
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,8 @@ class WireColumn:
     :param validity: Arrow validity bitmap (bit set = not NULL).
     :param nulls: how many values are NULL.
     :param offsets: text only: int32 offsets into ``values``.
-    :param units: text only: int32 UTF-16 length of each value.
-    :param max_units: text only: the largest UTF-16 length.
+    :param units: text only: int32 UTF-16 length of each value (varchar: its length).
+    :param max_units: text only: the largest such length.
     """
 
     info: TypeInfo
@@ -54,7 +57,7 @@ class WireColumn:
         """
         t = self.info.type
         validity = pa.py_buffer(self.validity) if self.nulls else None
-        if t in (D.NVARCHAR, D.NCHAR):
+        if t in TEXT_TYPES:
             assert self.offsets is not None
             return pa.Array.from_buffers(pa.string(), rows, [
                 validity, pa.py_buffer(self.offsets), pa.py_buffer(self.values)], self.nulls)

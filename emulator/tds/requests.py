@@ -3,11 +3,13 @@ transaction manager requests (2.2.6.9)."""
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.tds.collation import collation_codec
 from emulator.tds.columns import COLUMNAR_TYPES, ColumnarRun, WireColumn
 from emulator.tds.constants import AllHeadersType, ParamStatus, TransactionRequest
 from emulator.tds.packet import ProtocolError
@@ -336,6 +338,9 @@ def _columnar_run(buf: bytes, call_start: int, first: RpcCall, metas: list[bytes
     infos = [p.type_info for p in first.params]
     if any(ti.type not in COLUMNAR_TYPES or ti.size == PLP_SIZE for ti in infos):
         return None
+    if any(ti.type in _CODE_PAGE_TEXT and not _ascii_safe(collation_codec(ti.collation))
+           for ti in infos):
+        return None
     count, end, cols = _native.decode_columns(
         buf, call_start, True, buf[call_start:call_start + 6], metas,
         [ti.type for ti in infos], [ti.scale for ti in infos])
@@ -344,6 +349,19 @@ def _columnar_run(buf: bytes, call_start: int, first: RpcCall, metas: list[bytes
     return ColumnarRun(first, count, [WireColumn(ti, *c) for ti, c in zip(infos, cols,
                                                                            strict=True)],
                        buf, call_start, end, _expand_run)
+
+
+_CODE_PAGE_TEXT = frozenset({0xA7, 0xAF})  # BIGVARCHR, BIGCHAR
+_ASCII = bytes(range(128))
+
+
+@functools.cache
+def _ascii_safe(codec: str) -> bool:
+    """True when the code page reads ASCII bytes as ASCII (decode_columns keeps them)."""
+    try:
+        return str(_ASCII, codec, "replace") == _ASCII.decode("ascii")
+    except LookupError:
+        return False
 
 
 def _read_calls(buf: bytes, pos: int, columnar: bool) -> tuple[list[Any], int]:

@@ -265,7 +265,8 @@ done:
  *   DATEN -> int32 days since 1970-01-01, TIMEN -> int64 microseconds since midnight,
  *   DATETIME2N -> int64 microseconds since 1970-01-01 (a 7th digit is truncated, as
  *   temporal.decode_time does), NVARCHAR/NCHAR -> UTF-8 data + int32 offsets + each
- *   value's UTF-16 length.
+ *   value's UTF-16 length; BIGVARCHR/BIGCHAR -> the same, for ASCII text only (the
+ *   caller makes sure the collation's code page maps ASCII bytes to themselves).
  *
  * A NULL writes a zero value and a 0 validity bit. The walk stops at the first call that
  * differs from the layout or holds a value it does not take exactly (a lone surrogate, a
@@ -273,7 +274,7 @@ done:
  * --------------------------------------------------------------------------------------- */
 
 enum { T_DATEN = 0x28, T_TIMEN = 0x29, T_DATETIME2N = 0x2A, T_DECIMALN = 0x6A,
-       T_NUMERICN = 0x6C };
+       T_NUMERICN = 0x6C, T_BIGVARCHR = 0xA7, T_BIGCHAR = 0xAF };
 
 static const int TIME_SIZES[8] = {3, 3, 3, 4, 4, 5, 5, 5};
 static const int64_t POW10[8] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000};
@@ -322,7 +323,7 @@ typedef struct {
 
 static int columnar_type(int type) {
     return type == T_INTN || type == T_BITN || type == T_FLTN || type == T_NVARCHAR ||
-           type == T_NCHAR || type == T_DECIMALN || type == T_NUMERICN || type == T_DATEN ||
+           type == T_NCHAR || type == T_BIGVARCHR || type == T_BIGCHAR || type == T_DECIMALN || type == T_NUMERICN || type == T_DATEN ||
            type == T_TIMEN || type == T_DATETIME2N;
 }
 
@@ -367,23 +368,33 @@ static int column_value(column *c, Py_ssize_t row, const unsigned char *buf, Py_
     int is_null = 0;
     if (p >= n) return 0;
     switch (c->type) {
+    case T_BIGVARCHR:
+    case T_BIGCHAR:
     case T_NVARCHAR:
     case T_NCHAR: {
         if (p + 2 > n) return 0;
         uint16_t len = u16le(buf + p);
         p += 2;
         int32_t units = 0;
+        int wide = c->type == T_NVARCHAR || c->type == T_NCHAR;
         if (len == 0xFFFF) {
             is_null = 1;
-        } else {
+        } else if (wide) {
             if (len % 2 || p + len > n) return 0;
             int r = put_utf16(c, buf + p, len / 2);
             if (r == -2) return -1;
             if (r < 0) return 0;
-            if (c->values.len > INT32_MAX) return 0;
             units = len / 2;
             p += len;
+        } else {
+            if (p + len > n) return 0;
+            for (Py_ssize_t i = 0; i < len; i++)
+                if (buf[p + i] >= 0x80) return 0; /* code-page text: Python decodes it */
+            if (gb_put(&c->values, buf + p, len) < 0) return -1;
+            units = len;
+            p += len;
         }
+        if (c->values.len > INT32_MAX) return 0;
         int32_t off = (int32_t)c->values.len;
         if (gb_put(&c->offsets, &off, 4) < 0 || gb_put(&c->units, &units, 4) < 0) return -1;
         if (units > c->max_units) c->max_units = units;
@@ -545,7 +556,8 @@ static PyObject *decode_columns(PyObject *self, PyObject *args) {
             result = Py_BuildValue("(n n [])", (Py_ssize_t)0, pos);
             goto done;
         }
-        if ((columns[i].type == T_NVARCHAR || columns[i].type == T_NCHAR) &&
+        if ((columns[i].type == T_NVARCHAR || columns[i].type == T_NCHAR ||
+             columns[i].type == T_BIGVARCHR || columns[i].type == T_BIGCHAR) &&
             gb_put(&columns[i].offsets, &(int32_t){0}, 4) < 0)
             goto done;
     }
@@ -608,7 +620,8 @@ static PyObject *decode_columns(PyObject *self, PyObject *args) {
         c->validity.len = bitmap;
         if (bitmap && rows % 8) /* bits past the last row are zero, as Arrow expects */
             c->validity.data[bitmap - 1] &= (char)((1 << (rows % 8)) - 1);
-        int text = c->type == T_NVARCHAR || c->type == T_NCHAR;
+        int text = c->type == T_NVARCHAR || c->type == T_NCHAR || c->type == T_BIGVARCHR ||
+                   c->type == T_BIGCHAR;
         PyObject *item = text
             ? Py_BuildValue("(NNnNNi)", gb_bytes(&c->values), gb_bytes(&c->validity), c->nulls,
                             gb_bytes(&c->offsets), gb_bytes(&c->units), (int)c->max_units)
