@@ -356,6 +356,30 @@ _MAX_DATETIME_SECONDS = 253402300799  # 9999-12-31 23:59:59 since the Unix epoch
 
 
 def _timestamp_text(arr: pa.Array, scale: int) -> pa.Array:
+    if _fastcast is not None:
+        text = _timestamp_text_native(arr, scale)
+        if text is not None:
+            return text
+    return _timestamp_text_compute(arr, scale)
+
+
+def _timestamp_text_native(arr: pa.Array, scale: int) -> pa.Array | None:
+    """:func:`_timestamp_text` in one pass (engine._fastcast); None when some value lies
+    outside years 1-9999, which the compute path handles."""
+    validity, data = arr.buffers()
+    made = _fastcast.timestamp_text(data, validity, arr.offset, len(arr),
+                                    _UNIT_DIGITS[arr.type.unit], scale, arr.type.tz is not None)
+    if made is None:
+        return None
+    if validity is not None and arr.offset:  # the bitmap must start at the first value
+        validity = pc.is_valid(arr).buffers()[1]
+    offsets, chars = made
+    return pa.Array.from_buffers(pa.string(), len(arr),
+                                 [validity, pa.py_buffer(offsets), pa.py_buffer(chars)],
+                                 null_count=arr.null_count)
+
+
+def _timestamp_text_compute(arr: pa.Array, scale: int) -> pa.Array:
     t = arr.type
     aware = t.tz is not None
     naive = arr.cast(pa.timestamp(t.unit))  # UTC wall time for tz-aware columns

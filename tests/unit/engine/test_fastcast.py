@@ -74,3 +74,56 @@ def test_bad_arguments_are_refused():
         bind_casts._fastcast.decimal128_text(data, 0, 2, 0)
     with pytest.raises(ValueError, match="out of range"):
         bind_casts._fastcast.decimal128_text(data, 0, 1, 39)
+
+
+# -- timestamps -------------------------------------------------------------------------
+
+_DIGITS = {"s": 0, "ms": 3, "us": 6, "ns": 9}
+_YEAR_1 = -62135596800  # seconds
+_YEAR_10000 = 253402300800
+
+
+@st.composite
+def timestamp_arrays(draw):
+    unit = draw(st.sampled_from(["s", "ms", "us", "ns"]))
+    per_second = 10 ** _DIGITS[unit]
+    low = max(_YEAR_1 * per_second, -(2 ** 63))
+    high = min(_YEAR_10000 * per_second - 1, 2 ** 63 - 1 - 10 ** 9)  # rounding must not overflow
+    edge = st.sampled_from([low, high, 0, -1, 1, high - per_second // 2, low + 1])
+    ticks = draw(st.lists(st.one_of(st.none(), st.integers(low, high), edge), max_size=50))
+    tz = draw(st.sampled_from([None, "UTC", "+05:30"]))
+    arr = pa.array(ticks, pa.int64()).cast(pa.timestamp(unit, tz))
+    start = draw(st.integers(0, len(ticks)))
+    return arr.slice(start, draw(st.integers(0, len(ticks) - start))), draw(st.integers(0, 7))
+
+
+@settings(max_examples=400, deadline=None)
+@given(timestamp_arrays())
+def test_native_timestamp_text_equals_the_compute_path(case):
+    arr, scale = case
+    native = bind_casts._timestamp_text_native(arr, scale)
+    assert native is not None
+    native.validate(full=True)
+    assert native.to_pylist() == bind_casts._timestamp_text_compute(arr, scale).to_pylist()
+
+
+def test_a_timestamp_before_year_1_goes_to_the_compute_path():
+    arr = pa.array([_YEAR_1 - 1, 0], pa.int64()).cast(pa.timestamp("s"))
+    assert bind_casts._timestamp_text_native(arr, 0) is None
+    assert bind_casts._timestamp_text(arr, 0).to_pylist() == \
+        bind_casts._timestamp_text_compute(arr, 0).to_pylist()
+
+
+def test_rounding_at_the_top_is_capped_and_offsets_are_utc():
+    top = pa.array([_YEAR_10000 * 10 ** 6 - 1, 1_700_000_000_123_456], pa.int64())
+    naive = bind_casts._timestamp_text_native(top.cast(pa.timestamp("us")), 3)
+    assert naive.to_pylist() == ["9999-12-31 23:59:59.999", "2023-11-14 22:13:20.123"]
+    aware = bind_casts._timestamp_text_native(top.cast(pa.timestamp("us", "Asia/Tokyo")), 0)
+    assert aware.to_pylist() == ["9999-12-31 23:59:59 +00:00", "2023-11-14 22:13:20 +00:00"]
+
+
+def test_rounding_that_would_overflow_goes_to_the_compute_path_which_refuses_it():
+    arr = pa.array([2 ** 63 - 1], pa.int64()).cast(pa.timestamp("ns"))
+    assert bind_casts._timestamp_text_native(arr, 0) is None
+    with pytest.raises(pa.ArrowInvalid):
+        bind_casts._timestamp_text(arr, 0)
