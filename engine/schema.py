@@ -338,11 +338,15 @@ def plan_table(schema: pa.Schema, *, overrides: Mapping[str, str | SqlType] | No
     return TablePlan(tuple(columns))
 
 
-def create_table_sql(plan: TablePlan, table: str) -> str:
+def create_table_sql(plan: TablePlan, table: str,
+                     like: Iterable[ExistingColumn] | None = None) -> str:
     """``CREATE TABLE`` for the plan, identifiers bracket-quoted.
 
     :param plan: from :func:`plan_table`.
     :param table: ``schema.table`` (or ``table`` for dbo).
+    :param like: an existing table's columns: a plan column with the same name (any case)
+        takes that column's type and nullability instead of the plan's, which is sized
+        from a sample (a staging table must hold whatever its target holds).
 
     >>> import pyarrow as pa
     >>> print(create_table_sql(plan_table(pa.schema([("a]b", pa.bool_())])), "x.y"))
@@ -350,8 +354,13 @@ def create_table_sql(plan: TablePlan, table: str) -> str:
         [a]]b] bit NULL
     )
     """
-    lines = [f"    {quote_identifier(c.name)} {c.sql_type.sql()} "
-             f"{'NULL' if c.nullable else 'NOT NULL'}" for c in plan.columns]
+    existing = {c.name.lower(): c for c in like or ()}
+    lines = []
+    for c in plan.columns:
+        twin = existing.get(c.name.lower())
+        sql_type, nullable = (twin.sql_type, twin.nullable) if twin else (c.sql_type, c.nullable)
+        lines.append(f"    {quote_identifier(c.name)} {sql_type.sql()} "
+                     f"{'NULL' if nullable else 'NOT NULL'}")
     return f"CREATE TABLE {_qualified(table)} (\n" + ",\n".join(lines) + "\n)"
 
 

@@ -485,7 +485,10 @@ class _Load:
                     f"{self.stage}, which no longer exists, so they cannot be applied; "
                     "delete the load's journal rows (engine.journal.forget_load_sql) and "
                     "load again")
-            cursor.execute(create_table_sql(plan, self.stage_sql_name))
+            # into an existing target: its column types, not the sampled ones (a later
+            # batch may hold longer text than the first; the target takes it)
+            like = self.existing if self.options.create != "replace_schema" else None
+            cursor.execute(create_table_sql(plan, self.stage_sql_name, like=like))
             log.info("created staging table %s", self.stage)
         conn.commit()
 

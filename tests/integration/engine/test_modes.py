@@ -328,3 +328,26 @@ def test_timestamps_bind_natively_in_range_and_as_text_outside_exactly(sql_targe
     assert result.rows == 3_000
     got = dict(reader.execute(f"SELECT id, at FROM {target.table}").fetchall())
     assert got == dict(enumerate(values))
+
+
+# -- text longer than the first batch's -------------------------------------------------
+
+def _late_long_names(n: int, at: int, length: int) -> pa.Table:
+    table = rows_table(n)
+    names = table.column("name").to_pylist()
+    names[at] = "é" * length  # the plan is sized from the first batch only
+    return table.set_column(2, "name", pa.array(names, pa.string()))
+
+
+@pytest.mark.parametrize("mode", ["replace", "upsert"])
+def test_staging_into_an_existing_table_takes_its_column_sizes(sql_target, reader, mode):
+    target = sql_target(f"stwide{mode[:3]}")
+    reader.execute(f"CREATE TABLE {target.table} (id bigint NOT NULL PRIMARY KEY, "
+                   "amount float NULL, name nvarchar(500) NULL)")
+    source = _late_long_names(3_000, at=2_500, length=300)
+    result = transfer(source, target, TransferOptions(
+        mode=mode, keys=("id",) if mode == "upsert" else (), workers=2, rows_per_batch=1_000))
+    assert result.rows == 3_000 and result.applied
+    names = dict(reader.execute(f"SELECT id, name FROM {target.table}").fetchall())
+    assert names == dict(zip(source.column("id").to_pylist(),
+                             source.column("name").to_pylist(), strict=True))

@@ -6,6 +6,7 @@ import pyarrow as pa
 import pytest
 
 from engine.schema import (
+    ExistingColumn,
     SchemaMismatchError,
     create_table_sql,
     insert_sql,
@@ -51,3 +52,15 @@ def test_validation_accepts_a_compatible_table_case_insensitively():
     plan = plan_table(sample.schema, sample=sample)
     validate_against(plan, [("id", "bigint", None, 19, 0, None, "YES"),
                             ("NAME", "nvarchar", -1, None, None, None, "YES")])
+
+
+def test_create_table_like_an_existing_table_takes_its_types_and_nullability():
+    plan = plan_table(pa.schema([("id", pa.int64()), ("name", pa.string()),
+                                 ("extra", pa.float64())]),
+                      sample=pa.table({"id": [1], "name": ["ab"], "extra": [0.5]}))
+    like = [ExistingColumn("ID", "bigint", is_nullable="NO"),
+            ExistingColumn("Name", "nvarchar", char_max_length=500, is_nullable="YES")]
+    sql = create_table_sql(plan, "dbo.stage", like=like)
+    assert "[id] bigint NOT NULL" in sql and "[name] nvarchar(500) NULL" in sql
+    assert "[extra] float NULL" in sql  # no twin: the plan's own type
+    assert "nvarchar(500)" not in create_table_sql(plan, "dbo.stage")  # sampled size
