@@ -189,8 +189,8 @@ class _Splitter:
                     case -= 1
                 elif tt == TokenType.SEMICOLON or (w in ("GO", "ELSE") and case == 0):
                     break
-                elif case == 0 and w in _STARTERS and not self.continues(
-                        w, head, main, prev, seen_query, seen_set):
+                elif case == 0 and w in _STARTERS and not self._alter_column(head, w, j) \
+                        and not self.continues(w, head, main, prev, seen_query, seen_set):
                     break
                 if w in ("SELECT", "VALUES"):
                     seen_query = True
@@ -204,6 +204,11 @@ class _Splitter:
         if depth > 0:
             raise self.error_near(j)
         return j
+
+    def _alter_column(self, head: str, w: str, j: int) -> bool:
+        """``ALTER TABLE t ALTER COLUMN c ...``: the second ALTER starts no statement."""
+        return (head == w == "ALTER" and j + 1 < self.n
+                and _word(self.toks[j + 1]) == "COLUMN")
 
     @staticmethod
     def continues(w: str, head: str, main: str, prev: str, seen_query: bool,

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from typing import Protocol
@@ -16,7 +17,13 @@ from emulator.sql import catalog as cat
 from emulator.sql import errors_map as em
 from emulator.sql.catalog import ColumnMeta, KeyMeta, TableMeta, quote
 from emulator.sql.translate import Env, lookup, resolve_table, split_name, written_name
-from emulator.sql.typemap import duck_type, is_integer, sqltype_from_datatype
+from emulator.sql.typemap import (
+    duck_type,
+    is_integer,
+    sqltype_from_datatype,
+    utf16_len,
+    utf16_prefix,
+)
 from emulator.sqltypes import SqlKind, SqlType
 
 
@@ -330,7 +337,7 @@ def drop_index(ctx: DdlContext, drop: exp.Drop) -> None:
 
 
 def alter_table(ctx: DdlContext, alter: exp.Alter) -> None:
-    """ALTER TABLE ... ADD column(s) / DROP COLUMN.
+    """ALTER TABLE ... ADD column(s) / DROP COLUMN / ALTER COLUMN.
 
     :param ctx: the session.
     :param alter: the parsed statement.
@@ -369,9 +376,61 @@ def alter_table(ctx: DdlContext, alter: exp.Alter) -> None:
                                 f"{quote(dropped.name)}").fetchall()
                 ctx.con.execute(f"DELETE FROM {c}._emu.columns WHERE object_id = ? AND name = ?",
                                 [table.object_id, dropped.name]).fetchall()
+        elif isinstance(action, exp.AlterColumn) and action.args.get("dtype") is not None:
+            _alter_column(ctx, table, action)
         else:
             raise em.unsupported(f"ALTER TABLE {action.key.upper()}")
     ctx.catalog_changed()
+
+
+_SIZED = (SqlKind.NVARCHAR, SqlKind.VARCHAR, SqlKind.NCHAR, SqlKind.CHAR, SqlKind.VARBINARY,
+          SqlKind.BINARY)
+
+
+def _alter_column(ctx: DdlContext, table: TableMeta, action: exp.AlterColumn) -> None:
+    """``ALTER COLUMN c type [NULL | NOT NULL]`` when the stored representation stays (a
+    length or nullability change, e.g. nvarchar(64) -> nvarchar(256)); as in SQL Server,
+    without NULL/NOT NULL the column becomes NULL-able, and stored values must fit."""
+    name = action.this.name
+    index = next((i for i, c in enumerate(table.columns) if c.name.lower() == name.lower()), None)
+    if index is None:
+        raise SqlError(4924, f"ALTER TABLE ALTER COLUMN failed because column '{name}' does not "
+                             f"exist in table '{table.name}'.")
+    old = table.columns[index]
+    new_type = sqltype_from_datatype(action.args["dtype"])
+    allow_null = action.args.get("allow_null")
+    nullable = True if allow_null is None else bool(allow_null)
+    key = next((k for k in table.keys if old.name in k.columns), None)
+    if key is not None and (new_type != old.type or nullable != old.nullable):
+        raise SqlError(5074, f"The object '{key.name}' is dependent on column '{old.name}'.")
+    if old.identity or duck_type(new_type) != duck_type(old.type):
+        raise em.unsupported("ALTER COLUMN that changes an IDENTITY column or how values are "
+                             f"stored ({old.type.sql()} -> {new_type.sql()})")
+    ref = quote(old.name)
+    if not nullable and old.nullable:
+        (nulls,) = ctx.con.execute(f"SELECT count(*) FROM {table.duck_name} WHERE {ref} IS NULL"
+                                   ).fetchall()[0]
+        if nulls:
+            raise em.null_not_allowed(old.name, table.full_name, "UPDATE")
+    limit = new_type.length
+    if (new_type.kind in _SIZED and limit not in (None, -1)
+            and (old.type.length in (None, -1) or limit < old.type.length)):
+        for (value,) in ctx.con.execute(f"SELECT {ref} FROM {table.duck_name} "
+                                        f"WHERE {ref} IS NOT NULL").fetchall():
+            size = (len(value) if isinstance(value, bytes | bytearray)
+                    else utf16_len(value) if new_type.kind.value.startswith("n")
+                    else len(value.encode()))
+            if size > limit:
+                shown = (value[:limit].hex() if isinstance(value, bytes | bytearray)
+                         else utf16_prefix(value, limit))
+                raise em.truncation(table.full_name, old.name, shown)
+    changed = dataclasses.replace(old, type=new_type, nullable=nullable)
+    c = quote(table.database)
+    ctx.con.execute(f"DELETE FROM {c}._emu.columns WHERE object_id = ? AND name = ?",
+                    [table.object_id, old.name]).fetchall()
+    ctx.con.execute(f"INSERT INTO {c}._emu.columns VALUES ({', '.join(['?'] * 19)})",
+                    list(cat._column_row(table.object_id, changed))).fetchall()
+    table.columns[index] = changed
 
 
 def sp_rename(ctx: DdlContext, args: Sequence[object]) -> None:

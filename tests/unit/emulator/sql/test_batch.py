@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlglot import exp
 
 from emulator.errors import SqlError
 from emulator.sql.batch import Block, IfStatement, Statement, split_batch
@@ -25,6 +26,14 @@ def test_merge_clauses_stay_in_one_statement() -> None:
     nodes = split_batch("MERGE INTO t AS tgt USING s ON (tgt.k = s.k) WHEN MATCHED THEN UPDATE "
                         "SET v = s.v WHEN NOT MATCHED THEN INSERT (k, v) VALUES (s.k, s.v);")
     assert len(nodes) == 1
+
+
+def test_alter_column_stays_in_its_alter_table_statement() -> None:
+    nodes = split_batch("ALTER TABLE t ALTER COLUMN c nvarchar(64) NOT NULL\n"
+                        "ALTER TABLE t ADD d int ALTER TABLE u DROP COLUMN e")
+    assert [n.head for n in nodes] == ["ALTER", "ALTER", "ALTER"]
+    assert isinstance(nodes[0].ast.args["actions"][0], exp.AlterColumn)
+    assert len(nodes[1].ast.args["actions"]) == 1  # ADD d; the next ALTER TABLE is its own
 
 
 @pytest.mark.parametrize(("sql", "near"), [("select a from", "from"), ("SELECT (1", "1"),
