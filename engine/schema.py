@@ -266,6 +266,33 @@ def _qualified(table: str) -> str:
     return f"{quote_identifier(schema)}.{quote_identifier(name)}"
 
 
+def longest_over(values: pa.ChunkedArray | pa.Array, t: pa.DataType, limit: int) -> int | None:
+    """The longest value's length (UTF-16 units for text, bytes for binary) when it is over
+    ``limit``, else None.
+
+    Cheap when nothing is over: the byte length of text (from the offsets alone) bounds its
+    UTF-16 length from above, so text is measured exactly only past that bound.
+
+    :param values: one batch's column.
+    :param t: its Arrow type (as planned).
+    :param limit: the column's length.
+
+    >>> import pyarrow as pa
+    >>> longest_over(pa.array(["ab", "é" * 5]), pa.string(), 4), longest_over(
+    ...     pa.array(["abc"]), pa.string(), 4)
+    (5, None)
+    """
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    storage = arr.storage if isinstance(arr.type, pa.BaseExtensionType) else arr
+    if (pa.types.is_string(storage.type) or pa.types.is_large_string(storage.type)
+            or pa.types.is_binary(storage.type) or pa.types.is_large_binary(storage.type)):
+        bound = pc.max(pc.binary_length(storage)).as_py()
+        if bound is None or bound <= limit:
+            return None
+    length = _measure(arr, t)
+    return length if length is not None and length > limit else None
+
+
 def _measure(values: pa.ChunkedArray | pa.Array, t: pa.DataType) -> int | None:
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     if isinstance(arr.type, pa.BaseExtensionType):

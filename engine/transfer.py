@@ -39,6 +39,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from engine.connection import Connection, ConnectionFactory, RetryPolicy
 from engine.errors import AzsqlBulkError, ConfigurationError, DatabaseError, database_error
 from engine.journal import Journal, batch_key, default_load_id
@@ -50,6 +52,7 @@ from engine.schema import (
     cast_batch,
     create_table_sql,
     insert_sql,
+    longest_over,
     native_timestamp_columns,
     plan_table,
     quote_identifier,
@@ -66,6 +69,7 @@ from engine.staging import (
     null_keys_sql,
     staging_table_name,
 )
+from engine.type_map import MAX, SqlType, binary_length_bucket, text_length_bucket
 
 __all__ = ["LoadAlreadyJournaled", "Progress", "TransferCancelled", "TransferError",
            "TransferResult", "WorkerStats", "transfer"]
@@ -203,6 +207,8 @@ class TransferResult:
     :param mode: the load's mode.
     :param applied: for ``replace`` and ``upsert``: whether this run applied the staging
         table to the target (False when an earlier run had already finished the load).
+    :param widened_columns: columns of a table this load created that a later batch's
+        longer values widened: name -> the type they have now (e.g. ``nvarchar(256)``).
     """
 
     table: str
@@ -219,6 +225,7 @@ class TransferResult:
     workers: tuple[WorkerStats, ...] = field(default=())
     mode: str = "append"
     applied: bool = False
+    widened_columns: dict[str, str] = field(default_factory=dict)
 
     @property
     def rows_per_second(self) -> float:
@@ -332,6 +339,12 @@ class _Load:
                                  base_delay=options.retry_base_delay,
                                  max_delay=options.retry_max_delay)
         self._statements: dict[tuple[tuple[tuple[str, int], ...], frozenset[str]], str] = {}
+        # sized text/binary columns of a table this load created (the target, or a staging
+        # table that becomes it): name -> (current type, nullable). A batch holding a longer
+        # value widens the column first (the table was sized from the first batch only).
+        self.widths: dict[str, tuple[SqlType, bool]] = {}
+        self.widen_lock = threading.Lock()
+        self.widened: dict[str, str] = {}  # column -> its type after widening
 
     # -- set-up -----------------------------------------------------------------------
     def run(self) -> TransferResult:
@@ -392,7 +405,7 @@ class _Load:
             self.table, self.load_id, self.rows, self.bytes, time.monotonic() - self.started,
             self.batches, skipped, sum(s.retries for s in self.stats),
             sum(s.reconnects for s in self.stats), sum(s.token_renewals for s in self.stats),
-            created, tuple(self.stats), self.options.mode, applied)
+            created, tuple(self.stats), self.options.mode, applied, dict(self.widened))
 
     def _check_keys(self, plan: TablePlan) -> None:
         # keys must be source columns; validate_against then makes every source column
@@ -431,6 +444,8 @@ class _Load:
                     # append and upsert need the target now; replace renames its stage in
                     phase = "create the target table"
                     created = self._create_target(conn, plan)
+                    if created and not self.staged:
+                        self._may_widen(plan, None)
                 phase = "prepare the load journal"
                 self.journal.ensure(conn)
                 phase = "read the load journal"
@@ -475,9 +490,14 @@ class _Load:
         cursor = conn.cursor()
         schema, name = self.stage.split(".", 1)
         stage_columns = self._columns(cursor, (schema, name))
+        # into an existing target: its column types, not the sampled ones (a later
+        # batch may hold longer text than the first; the target takes it)
+        like = self.existing if self.options.create != "replace_schema" else None
         if stage_columns:
             validate_against(plan, stage_columns, table=self.stage)
             log.info("resuming into staging table %s", self.stage)
+            if not like:  # the stage becomes the target: it may grow (from where it is)
+                self._may_widen(plan, stage_columns)
         else:
             if resumed:
                 raise ConfigurationError(
@@ -485,11 +505,10 @@ class _Load:
                     f"{self.stage}, which no longer exists, so they cannot be applied; "
                     "delete the load's journal rows (engine.journal.forget_load_sql) and "
                     "load again")
-            # into an existing target: its column types, not the sampled ones (a later
-            # batch may hold longer text than the first; the target takes it)
-            like = self.existing if self.options.create != "replace_schema" else None
             cursor.execute(create_table_sql(plan, self.stage_sql_name, like=like))
             log.info("created staging table %s", self.stage)
+            if not like:
+                self._may_widen(plan, None)
         conn.commit()
 
     # -- the staged modes' final transaction -------------------------------------------
@@ -741,6 +760,58 @@ class _Load:
             table=self.table, batch_id=None, location=None, error=None, load_id=self.load_id,
             rows_committed=rows, batches_committed=batches, resumable=True)
 
+    # -- widening columns of a table this load created ---------------------------------
+    def _may_widen(self, plan: TablePlan, existing: list[ExistingColumn] | None) -> None:
+        """Let the sized nvarchar/varbinary columns grow (not the ones given in sql_types)."""
+        by_name = {c.name.lower(): c for c in existing or ()}
+        for c in plan.columns:
+            twin = by_name.get(c.name.lower())
+            sql_type, nullable = (twin.sql_type, twin.nullable) if twin else (c.sql_type,
+                                                                              c.nullable)
+            if (not c.overridden and sql_type.name in ("nvarchar", "varbinary")
+                    and sql_type.length not in (None, MAX)):
+                self.widths[c.name] = (sql_type, nullable)
+
+    def _too_long(self, data: pa.Table | pa.RecordBatch) -> dict[str, int]:
+        """Columns of this batch holding a value longer than the column: name -> length."""
+        assert self.plan is not None
+        found = {}
+        for name, (sql_type, _) in list(self.widths.items()):
+            if sql_type.length in (None, MAX):
+                continue
+            length = longest_over(data.column(name), self.plan.column(name).arrow_type,
+                                  sql_type.length)
+            if length is not None:
+                found[name] = length
+        return found
+
+    def _widen(self, conn: Connection, needed: dict[str, int], item: SourceBatch) -> None:
+        """ALTER the columns to the next size that holds the batch's values (committed on
+        their own, before the batch's transaction). Idempotent: a column another worker
+        already widened enough is left alone."""
+        table = (self.stage_sql_name if self.staged else
+                 f"{quote_identifier(self.target.schema_name)}."
+                 f"{quote_identifier(self.target.table_name)}")
+        with self.widen_lock:
+            for name, length in needed.items():
+                sql_type, nullable = self.widths[name]
+                if sql_type.length in (None, MAX) or length <= (sql_type.length or 0):
+                    continue
+                bucket = (text_length_bucket(length) if sql_type.name == "nvarchar"
+                          else binary_length_bucket(length))
+                wider = SqlType(sql_type.name, length=bucket)
+                conn.cursor().execute(
+                    f"ALTER TABLE {table} ALTER COLUMN {quote_identifier(name)} "
+                    f"{wider.sql()} {'NULL' if nullable else 'NOT NULL'}")
+                conn.commit()
+                self.widths[name] = (wider, nullable)
+                self.widened[name] = wider.sql()
+                log.warning("widened column %s of %s from %s to %s: batch %s (%s) holds a "
+                            "value of %d %s, and the table was sized from the first batch",
+                            name, self.stage if self.staged else self.table, sql_type.sql(),
+                            wider.sql(), item.batch_id, item.location.describe(), length,
+                            "characters" if sql_type.name == "nvarchar" else "bytes")
+
     # -- one batch --------------------------------------------------------------------
     def _load_batch(self, conn: Connection | None, item: SourceBatch,
                     stats: WorkerStats) -> Connection | None:
@@ -748,6 +819,7 @@ class _Load:
         assert self.plan is not None
         where = f"table {self.table}, batch {item.batch_id}, {item.location.describe()}"
         try:
+            too_long = self._too_long(item.data) if self.widths else {}
             native = native_timestamp_columns(self.plan, item.data)
             bound = cast_batch(self.plan, item.data, nan_as_null=self.options.nan_as_null,
                                row_offset=item.location.first_row or 0, native=native)
@@ -774,6 +846,8 @@ class _Load:
                     conn = None
                     conn = self.factory.connect()
                     stats.token_renewals += 1
+                if too_long:
+                    self._widen(conn, too_long, item)
                 cursor = conn.cursor()
                 if attempt and self.journal.contains(cursor, key):
                     # the failed attempt's commit landed after all

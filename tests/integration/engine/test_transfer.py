@@ -149,18 +149,49 @@ def test_not_null_violation_stops_the_load_naming_table_batch_and_rows(sql_targe
     check_exact(reader, target.table, 6_000)
 
 
-def test_value_longer_than_the_sampled_column_is_terminal(sql_target, reader):
-    target = sql_target("toolong")
-    source = rows_table(3_000)
+def _with_long_names(n: int, longs: dict[int, str]) -> pa.Table:
+    source = rows_table(n)
     names = source.column("name").to_pylist()
-    names[2_500] = "x" * 300  # the table is sized from the first batch
-    source = source.set_column(2, "name", pa.array(names, pa.string()))
+    for at, text in longs.items():
+        names[at] = text  # a created table is sized from the first batch
+    return source.set_column(2, "name", pa.array(names, pa.string()))
+
+
+def column_type(conn, table: str, column: str) -> tuple:
+    schema, name = table.split(".")
+    return tuple(conn.execute(
+        "SELECT DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, IS_NULLABLE FROM INFORMATION_SCHEMA.COLUMNS "
+        "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ?",
+        schema, name, column).fetchone())
+
+
+@pytest.mark.parametrize("mode", ["append", "replace"])
+def test_a_created_table_widens_a_column_for_longer_values(sql_target, reader, mode):
+    target = sql_target(f"widen{mode[:3]}")
+    # 300 'é' need nvarchar(1024) (sized 16 from the first batch); 2,000 emoji are 4,000
+    # UTF-16 units and travel in pieces; both batches are in the middle of the load
+    source = _with_long_names(4_000, {1_500: "é" * 300, 2_700: "😀" * 2_000})
+    result = transfer(source, target, TransferOptions(mode=mode, workers=2, rows_per_batch=500))
+    assert result.rows == 4_000 and result.created_table
+    assert result.widened_columns == {"name": "nvarchar(4000)"}  # whichever batch came first
+    assert column_type(reader, target.table, "name") == ("nvarchar", 4000, "YES")
+    names = dict(reader.execute(f"SELECT id, name FROM {target.table}").fetchall())
+    assert names == dict(zip(source.column("id").to_pylist(),
+                             source.column("name").to_pylist(), strict=True))
+
+
+def test_a_value_longer_than_an_existing_column_is_terminal(sql_target, reader):
+    target = sql_target("toolong")
+    reader.execute(f"CREATE TABLE {target.table} (id bigint NOT NULL, amount float NULL, "
+                   "name nvarchar(20) NULL)")
+    source = _with_long_names(3_000, {2_500: "x" * 300})
     with pytest.raises(TransferError) as info:
         transfer(source, target, TransferOptions(workers=1, rows_per_batch=1_000))
     assert info.value.native_error == 2628 and info.value.batch_id == "mem:2000"
     assert target.qualified in str(info.value) and "rows 2000-2999" in str(info.value)
     (count,) = reader.execute(f"SELECT COUNT(*) FROM {target.table}").fetchone()
     assert count == 2_000
+    assert column_type(reader, target.table, "name") == ("nvarchar", 20, "YES")  # not ours
 
 
 def test_missing_table_with_create_never_is_a_configuration_error(sql_target):
