@@ -310,6 +310,8 @@ class Translator:
             return literal_node(self.env.functions.get("SUSER_SNAME"))
         if isinstance(node, exp.CurrentSchema):
             return literal_node("dbo")
+        if isinstance(node, exp.Length):
+            return self._len(node)
         if isinstance(node, exp.Anonymous):
             return self._function(node)
         if isinstance(node, exp.Add) and any(self.inference.is_stringish(side, self.scope_of(node))
@@ -364,10 +366,37 @@ class Translator:
         if name in self.env.functions:
             return literal_node(self.env.functions[name])
         if name == "DATALENGTH":
-            return exp.Anonymous(this="octet_length", expressions=[
-                exp.Anonymous(this="encode", expressions=[
-                    exp.cast(self._moved(node.expressions[0]), "VARCHAR")])])
+            return self._datalength(node)
         return node
+
+    def _len(self, node: exp.Length) -> exp.Expr:
+        """LEN(x): UTF-16 code units (how SQL Server counts nvarchar), trailing blanks not
+        counted. (The T-SQL parser wraps x in a CAST AS TEXT, which is not T-SQL's varchar
+        cast with its 30-character default: it is dropped here.)"""
+        arg = node.this
+        if isinstance(arg, exp.Cast) and arg.to.this == exp.DataType.Type.TEXT:
+            arg = arg.this
+        t, _ = self.inference.expr(arg, self.scope_of(node))
+        if t is not None and t.kind in (SqlKind.BINARY, SqlKind.VARBINARY):  # one per byte
+            return exp.Anonymous(this="octet_length", expressions=[self._moved(arg)])
+        text = exp.Anonymous(this="rtrim", expressions=[
+            exp.cast(self._moved(arg), "VARCHAR"), exp.Literal.string(" ")])
+        return _utf16_units(text)
+
+    def _datalength(self, node: exp.Anonymous) -> exp.Expr:
+        """DATALENGTH(x): bytes as SQL Server stores them: 2 per UTF-16 unit for nchar and
+        nvarchar, the bytes of binary and varbinary, UTF-8 bytes for char and varchar (the
+        emulator's code page), and the text's bytes for anything else."""
+        arg = node.expressions[0]
+        t, _ = self.inference.expr(arg, self.scope_of(node))
+        value = self._moved(arg)
+        if t is not None and t.kind in (SqlKind.BINARY, SqlKind.VARBINARY):
+            return exp.Anonymous(this="octet_length", expressions=[value])
+        if t is not None and t.kind in (SqlKind.NCHAR, SqlKind.NVARCHAR):
+            return exp.Mul(this=_utf16_units(exp.cast(value, "VARCHAR")),
+                           expression=exp.Literal.number(2))
+        return exp.Anonymous(this="octet_length", expressions=[
+            exp.Anonymous(this="encode", expressions=[exp.cast(value, "VARCHAR")])])
 
     def rewrite(self, node: exp.Expr) -> exp.Expr:
         """Apply the T-SQL -> DuckDB rewrites to a resolved tree, bottom-up.
@@ -375,6 +404,17 @@ class Translator:
         :param node: the tree.
         """
         return node.transform(self._rewrite, copy=False)
+
+
+def _utf16_units(text: exp.Expr) -> exp.Expr:
+    """UTF-16 code units of a DuckDB VARCHAR: its code points plus one per character
+    outside the Basic Multilingual Plane (stored as a surrogate pair)."""
+    astral = exp.Anonymous(this="regexp_replace", expressions=[
+        text.copy(), exp.Literal.string("[^\\x{10000}-\\x{10FFFF}]"), exp.Literal.string(""),
+        exp.Literal.string("g")])
+    return exp.Paren(this=exp.Add(
+        this=exp.Anonymous(this="length", expressions=[text]),
+        expression=exp.Anonymous(this="length", expressions=[astral])))
 
 
 def translate_query(node: exp.Expr, env: Env) -> Translation:

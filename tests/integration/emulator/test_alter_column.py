@@ -1,4 +1,5 @@
-"""ALTER TABLE ... ALTER COLUMN through pyodbc and Microsoft's driver (lengths, nullability)."""
+"""ALTER TABLE ... ALTER COLUMN (lengths, nullability), and LEN/DATALENGTH over the results,
+through pyodbc and Microsoft's driver."""
 
 from __future__ import annotations
 
@@ -70,3 +71,17 @@ def test_key_columns_and_unknown_columns_are_refused(conn, table):
         conn.execute(f"ALTER TABLE {table} ALTER COLUMN id bigint NOT NULL")
     with pytest.raises(pyodbc.Error, match="4924"):
         conn.execute(f"ALTER TABLE {table} ALTER COLUMN nope int")
+
+
+def test_len_and_datalength_count_as_sql_server_does(conn, table):
+    conn.execute(f"ALTER TABLE {table} ALTER COLUMN s nvarchar(500) NOT NULL")
+    conn.execute(f"ALTER TABLE {table} ALTER COLUMN b varbinary(max) NULL")
+    conn.execute(f"INSERT INTO {table} VALUES (2, ?, ?), (3, ?, NULL)",
+                 "é" * 300, b"\x07" * 5000, "a😀b  ")
+    rows = conn.execute(f"SELECT id, LEN(s), DATALENGTH(s), DATALENGTH(b), LEN(b) FROM {table} "
+                        "ORDER BY id").fetchall()
+    # UTF-16 units; trailing blanks not counted by LEN; 2 bytes per unit; bytes of varbinary
+    assert [tuple(r) for r in rows] == [(1, 10, 20, 4, 4), (2, 300, 600, 5000, 5000),
+                                        (3, 4, 12, None, None)]
+    assert tuple(conn.execute("SELECT LEN(N'x  '), DATALENGTH(N'ab'), LEN(12345), "
+                              "DATALENGTH('abc')").fetchone()) == (1, 4, 5, 3)
