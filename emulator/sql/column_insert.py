@@ -91,23 +91,32 @@ def _convert(col: ColumnMeta, wire: WireColumn, rows: int) -> pa.Array | None:
     kind = t.kind
     if w in TEXT_TYPES:
         return _from_text(t, wire, rows)
-    arr = wire.array(rows)
     if w == D.INTN:
+        # numpy rather than pyarrow.compute: no kernel dispatch per call; NULLs hold 0,
+        # which every integer range contains
+        values = np.frombuffer(wire.values, dtype=np.int64, count=rows)
         if kind in INT_RANGES:
             lo, hi = INT_RANGES[kind]
-            return arr.cast(arrow_type(t)) if _within(arr, lo, hi) else None
-        if kind is SqlKind.FLOAT:
-            return pc.cast(arr, pa.float64(), safe=False)  # float(int): round to nearest
+            if rows and not (lo <= int(values.min()) and int(values.max()) <= hi):
+                return None
+            return _fixed(arrow_type(t), values.astype(_NUMPY_INT[kind], copy=False), wire,
+                          rows)
+        if kind is SqlKind.FLOAT:  # float(int): round to nearest, as the C conversion does
+            return _fixed(pa.float64(), values.astype(np.float64), wire, rows)
         if kind in _DECIMALS:
             precision, scale = t.precision or 18, t.scale or 0
-            values = np.frombuffer(wire.values, dtype=np.int64, count=rows)
             wide = np.empty((rows, 2), dtype=np.int64)  # 128-bit two's complement
             wide[:, 0], wide[:, 1] = values, values >> 63
             data = _native.rescale_decimals(wide.tobytes(), wire.validity, 0, precision, scale)
             return _decimal_array(data, wire, rows, precision, scale)
         return None
     if w == D.BITN:
-        return arr.cast(pa.bool_()) if kind is SqlKind.BIT else None
+        if kind is not SqlKind.BIT:
+            return None
+        bits = np.packbits(np.frombuffer(wire.values, dtype=np.bool_, count=rows),
+                           bitorder="little")
+        return _fixed(pa.bool_(), bits, wire, rows)
+    arr = wire.array(rows)
     if w == D.FLTN:
         return arr if kind is SqlKind.FLOAT else None
     if w in (D.DECIMALN, D.NUMERICN):
@@ -124,6 +133,15 @@ def _convert(col: ColumnMeta, wire: WireColumn, rows: int) -> pa.Array | None:
     if w == D.TIMEN and kind is SqlKind.TIME:
         return _rounded(arr, wire, rows, t, pa.time64("us"), wrap=True)
     return None
+
+
+_NUMPY_INT = {SqlKind.TINYINT: np.uint8, SqlKind.SMALLINT: np.int16, SqlKind.INT: np.int32,
+              SqlKind.BIGINT: np.int64}
+
+
+def _fixed(arrow: pa.DataType, values: np.ndarray, wire: WireColumn, rows: int) -> pa.Array:
+    validity = pa.py_buffer(wire.validity) if wire.nulls else None
+    return pa.Array.from_buffers(arrow, rows, [validity, pa.py_buffer(values)], wire.nulls)
 
 
 def _within(arr: pa.Array, lo: int, hi: int) -> bool:

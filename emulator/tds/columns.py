@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from emulator.tds.constants import DataType as D
@@ -107,11 +108,8 @@ class ColumnarRun:
         col = self.columns[0]
         if col.nulls or col.info.type != D.INTN:
             return False
-        arr = col.array(self.count)
-        import pyarrow.compute as pc
-
-        bounds = pc.min_max(arr)
-        return bool(bounds["min"].as_py() == bounds["max"].as_py() == self.handle)
+        handles = np.frombuffer(col.values, dtype=np.int64, count=self.count)
+        return bool(handles.min() == handles.max() == self.handle)
 
     def arrays(self) -> list[pa.Array]:
         """Each parameter's values as an Arrow array (the handle first)."""

@@ -27,6 +27,7 @@ MAX_PACKET_SIZE = 32767  # largest negotiable packet size (2.2.6.4)
 DEFAULT_MAX_MESSAGE_SIZE = 256 * 1024 * 1024  # a bound so one client cannot exhaust memory
 
 _HEADER = struct.Struct(">BBHHBB")
+_TYPE_STATUS_LENGTH = struct.Struct(">BBH")
 _VALID_TYPES = frozenset(int(t) for t in PacketType)
 _EOM = int(PacketStatus.EOM)
 _IGNORE = int(PacketStatus.IGNORE)
@@ -166,48 +167,62 @@ class MessageAssembler:
 
     def feed(self, data: bytes) -> list[Message]:
         """Add received bytes; return every message completed by them, in order."""
+        # Hot path (a parameter array is ~280 packets): headers are read in place, only
+        # a bad one goes through decode_header for its error, and each body is copied
+        # once out of ``data`` (no copy into the buffer while nothing is left over).
         buf = self._buf
-        buf += data
+        if buf:
+            buf += data
+            src: bytes | bytearray = buf
+        else:
+            src = data
         out: list[Message] = []
         pos = 0
-        n = len(buf)
+        n = len(src)
+        unpack = _TYPE_STATUS_LENGTH.unpack_from
+        limit = self.max_packet_size
+        view = memoryview(src)
         try:
             while n - pos >= HEADER_SIZE:
-                h = decode_header(bytes(buf[pos:pos + HEADER_SIZE]),
-                                  max_length=self.max_packet_size)
-                if n - pos < h.length:
+                ptype, status, length = unpack(src, pos)
+                if ptype not in _VALID_TYPES or not HEADER_SIZE <= length <= limit:
+                    decode_header(bytes(src[pos:pos + HEADER_SIZE]), max_length=limit)
+                if n - pos < length:
                     break
-                body = bytes(buf[pos + HEADER_SIZE:pos + h.length])
-                pos += h.length
-                msg = self._add_packet(h, body)
+                msg = self._add_body(ptype, status, bytes(view[pos + HEADER_SIZE:pos + length]))
+                pos += length
                 if msg is not None:
                     out.append(msg)
         finally:
-            del buf[:pos]
+            view.release()
+            if src is buf:
+                del buf[:pos]
+            elif pos < n:
+                buf += src[pos:]
         return out
 
-    def _add_packet(self, h: PacketHeader, body: bytes) -> Message | None:
-        if h.type == _ATTENTION and self._type != _ATTENTION:
+    def _add_body(self, ptype: int, status: int, body: bytes) -> Message | None:
+        if ptype == _ATTENTION and self._type != _ATTENTION:
             # Attention is a signal, not data: deliver it at once, keep any partial message.
-            return Message(h.type, h.status | _EOM, body)
+            return Message(ptype, status | _EOM, body)
         if self._type is None:
-            self._type = h.type
+            self._type = ptype
             self._status = 0
-        elif h.type != self._type:
-            raise ProtocolError(f"packet of type 0x{h.type:02x} inside a message of type "
+        elif ptype != self._type:
+            raise ProtocolError(f"packet of type 0x{ptype:02x} inside a message of type "
                                 f"0x{self._type:02x}")
         self._size += len(body)
         if self._size > self.max_message_size:
             raise ProtocolError(f"message exceeds {self.max_message_size} bytes")
         self._parts.append(body)
-        self._status |= h.status
-        if not h.status & _EOM:
+        self._status |= status
+        if not status & _EOM:
             return None
         payload = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
         msg = Message(self._type, self._status, payload)
         self._parts = []
         self._size = 0
         self._type = None
-        if h.status & _IGNORE:
+        if status & _IGNORE:
             return None
         return msg

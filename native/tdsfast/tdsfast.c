@@ -332,8 +332,23 @@ static int columnar_type(int type) {
 static int put_utf16(column *c, const unsigned char *s, Py_ssize_t units) {
     if (gb_reserve(&c->values, units * 3) < 0) return -2;
     unsigned char *out = (unsigned char *)c->values.data + c->values.len;
-    Py_ssize_t k = 0;
-    for (Py_ssize_t i = 0; i < units; i++) {
+    Py_ssize_t k = 0, i = 0;
+    /* ASCII runs four units at a time: the common case of names, codes and numbers
+     * (the mask reads the units in place, so little-endian hosts only) */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (i + 4 <= units) {
+        uint64_t w;
+        memcpy(&w, s + 2 * i, 8);
+        if (w & UINT64_C(0xFF80FF80FF80FF80)) break;
+        out[k] = s[2 * i];
+        out[k + 1] = s[2 * i + 2];
+        out[k + 2] = s[2 * i + 4];
+        out[k + 3] = s[2 * i + 6];
+        k += 4;
+        i += 4;
+    }
+#endif
+    for (; i < units; i++) {
         uint32_t u = u16le(s + 2 * i);
         if (u < 0x80) { out[k++] = (unsigned char)u; continue; }
         if (u < 0x800) {
