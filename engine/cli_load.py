@@ -431,7 +431,7 @@ def _megabytes(size: int | None) -> str:
 def _dry_run(args: argparse.Namespace, source: Any) -> int:
     """Print what a load would do; no connection is made and nothing is written."""
     from engine.schema import create_table_sql, plan_table
-    from engine.sources import _SUFFIXES
+    from engine.sources import file_format
 
     first = next(source.batches(), None)
     plan = plan_table(source.schema, overrides=dict(args.sql_type),
@@ -439,17 +439,21 @@ def _dry_run(args: argparse.Namespace, source: Any) -> int:
     from engine.remote import is_remote
 
     files = []
+    read: dict[str, list[int]] | None = None  # rows per batch of each file, read once
     for path in source.files:
-        fmt = args.format or _SUFFIXES.get(Path(path).suffix.lower(), "parquet")
+        fmt = file_format(path, args.format)
         remote = is_remote(path)
         if remote:  # objects in storage: count by streaming them (still writes nothing)
             rows, batches, units = None, None, "object"
         else:
             rows, batches, units = _file_layout(path, fmt, args.rows_per_batch)
-        if rows is None:  # CSV and IPC streams, objects: count by reading
-            counted = [b.data.num_rows for b in source.batches()
-                       if b.location.source == path
-                       or (remote and b.location.source.startswith(path + "@"))]
+        if rows is None:  # CSV and IPC streams, objects: count by reading (all in one pass)
+            if read is None:
+                read = {}
+                for b in source.batches():
+                    read.setdefault(b.location.source, []).append(b.data.num_rows)
+            counted = [n for where, sizes in read.items() for n in sizes
+                       if where == path or (remote and where.startswith(path + "@"))]
             rows, batches = sum(counted), len(counted)
         files.append({"path": path, "format": fmt, "rows": rows, "batches": batches,
                       "bytes": None if remote else os.path.getsize(path), "units": units})

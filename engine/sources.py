@@ -343,7 +343,16 @@ def _table_digest(table: pa.Table, schema: pa.Schema) -> str:
     return h.hexdigest()
 
 
-def _file_format(path: str, fmt: str | None) -> str:
+def file_format(path: str, fmt: str | None = None) -> str:
+    """``parquet``, ``csv`` or ``ipc``: ``fmt`` when given, else from the path's suffix.
+
+    :param path: a file path or URI.
+    :param fmt: an explicit format, checked.
+    :raises ConfigurationError: an unknown format or suffix.
+
+    >>> file_format("a/b.PQ"), file_format("x.data", "csv")
+    ('parquet', 'csv')
+    """
     if fmt:
         if fmt not in ("parquet", "csv", "ipc"):
             raise ConfigurationError(f"format must be parquet, csv or ipc, not {fmt!r}")
@@ -360,7 +369,7 @@ def _open_files(files: list[str], columns: Sequence[str] | None, rename: dict[st
                 remote: RemoteFiles | None = None) -> Source:
     if not files:
         raise ConfigurationError("the source matched no files")
-    formats = {f: _file_format(f, fmt) for f in files}
+    formats = {f: file_format(f, fmt) for f in files}
     first = files[0]
     schema = _file_schema(first, formats[first], csv_schema, remote)
     names = _project(schema, columns, rename, first)

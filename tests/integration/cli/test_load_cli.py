@@ -201,6 +201,22 @@ def test_dry_run_connects_to_nothing(tmp_path, sql_env):
     assert "1 file(s), 100 rows" in proc.stdout
 
 
+def test_dry_run_counts_csv_files_by_reading_them(tmp_path, sql_env):
+    import pyarrow.csv as pacsv
+
+    (tmp_path / "csv").mkdir()
+    for f, n in enumerate((2_500, 700)):
+        pacsv.write_csv(pa.table({"id": list(range(n)), "v": [f"x{i}" for i in range(n)]}),
+                        tmp_path / "csv" / f"part-{f}.csv")
+    proc = run_cli(["load", str(tmp_path / "csv"), "--table", "dbo.x", "--rows-per-batch",
+                    "1000", "--dry-run", "--json"], sql_env)
+    assert proc.returncode == 0, proc.stderr
+    plan = last_json(proc.stdout)
+    assert [(f["format"], f["rows"], f["batches"]) for f in plan["files"]] == [
+        ("csv", 2_500, 3), ("csv", 700, 1)]
+    assert (plan["rows"], plan["batches"]) == (3_200, 4)
+
+
 # -- refusals and errors --------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("secret_args", "home"), [
