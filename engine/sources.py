@@ -25,6 +25,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 import pyarrow.ipc as paipc
@@ -443,6 +445,51 @@ def _file_rows(path: str, fmt: str, remote: RemoteFiles | None = None) -> int | 
     return None
 
 
+# pyarrow's message for a value that does not convert names the column, not the row
+_CSV_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to [^:]+: "
+                             r"invalid value '(.*)'$", re.DOTALL)
+
+
+def _csv_batches(reader: pacsv.CSVStreamingReader, path: str, src: Any,
+                 read: pacsv.ReadOptions) -> Iterator[pa.RecordBatch]:
+    rows = 0
+    try:
+        for batch in reader:
+            rows += batch.num_rows
+            yield batch
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+        raise SourceError(f"cannot read {path} as CSV after row {rows}: {exc}"
+                          f"{_csv_row(src, exc, read)}; fix the file or pass an explicit "
+                          "csv_schema (batches before this point were read normally)") from None
+
+
+def _csv_row(src: Any, exc: Exception, read: pacsv.ReadOptions) -> str:
+    """Where a value that failed to convert is (its column, row and line), found by
+    reading that one column again as text; empty when that cannot be told."""
+    match = _CSV_CONVERSION.search(str(exc))
+    if match is None or not isinstance(src, str):
+        return ""
+    index, value = int(match.group(1)), match.group(2)
+    try:
+        names = pacsv.open_csv(src, read_options=read).schema.names
+        name = names[index]
+        text = pacsv.open_csv(src, read_options=read, convert_options=pacsv.ConvertOptions(
+            include_columns=[name], column_types={name: pa.string()},
+            strings_can_be_null=False))
+        row = 0
+        for batch in text:
+            found = pc.index(batch.column(0), value).as_py()
+            if found >= 0:
+                row += found
+                header = 0 if read.column_names and not read.skip_rows else 1
+                return (f" (column {name!r}, data row {row}, line {row + 1 + header} when "
+                        "no value spans lines)")
+            row += batch.num_rows
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError, IndexError):
+        return ""
+    return ""
+
+
 def _file_units(path: str, fmt: str, names: list[str], csv_schema: pa.Schema | None,
                 rows_per_batch: int, remote: RemoteFiles | None = None
                 ) -> Iterator[tuple[str, int | None, int | None, Iterator[pa.RecordBatch]]]:
@@ -483,6 +530,6 @@ def _file_units(path: str, fmt: str, names: list[str], csv_schema: pa.Schema | N
         try:
             reader = pacsv.open_csv(src, read_options=read, convert_options=convert)
         except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
-            raise SourceError(f"cannot parse {path} as CSV: {exc}; fix the file or pass an "
-                              "explicit csv_schema") from None
-        yield path, None, 0, iter(reader)
+            raise SourceError(f"cannot parse {path} as CSV: {exc}{_csv_row(src, exc, read)}; "
+                              "fix the file or pass an explicit csv_schema") from None
+        yield path, None, 0, _csv_batches(reader, path, src, read)

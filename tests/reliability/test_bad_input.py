@@ -180,9 +180,8 @@ def test_csv_row_that_does_not_parse_names_the_file_and_keeps_whole_batches(sql_
                                                  load_id=load_id))
     text = str(info.value)
     assert "people.csv" in text and "not-a-number" in text, text
-    # Known gap: Arrow reports the column and the value of a conversion error, not its row,
-    # and the engine does not add one (the failing block starts at row 0 of this file).
-    assert "column #0" in text, text
+    # Arrow names the column and the value; the engine finds the row by reading that column
+    assert "column 'id', data row 4321, line 4323" in text, text
     _, rows = journaled(reader, load_id)
     exists = reader.execute("SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES WHERE "
                             "TABLE_NAME = ?", target.table_name).fetchone()[0]

@@ -202,3 +202,21 @@ def test_a_rename_onto_a_loaded_column_is_refused():
     with pytest.raises(ConfigurationError, match=r"\['b', 'B'\]|\['B', 'b'\]"):
         open_source(table, rename={"a": "b"})
     assert open_source(table, columns=["a"], rename={"a": "b"}).schema.names == ["b"]
+
+
+@pytest.mark.parametrize("bad_row", [5, 3_000])  # in the first block, and in a later one
+def test_a_csv_value_that_does_not_convert_is_located(tmp_path, monkeypatch, bad_row):
+    from engine import sources
+
+    monkeypatch.setattr(sources, "CSV_BLOCK_SIZE", 4096)  # many blocks in a small file
+    path = tmp_path / "orders.csv"
+    lines = ["id,amount"] + [f"{i},{i * 0.5}" for i in range(4_000)]
+    lines[bad_row + 1] = f"{bad_row},12..5"
+    path.write_text("\n".join(lines) + "\n")
+    schema = pa.schema([("id", pa.int64()), ("amount", pa.float64())])
+    with pytest.raises(SourceError) as info:
+        for _ in open_source(str(path), csv_schema=schema, rows_per_batch=1_000).batches():
+            pass
+    message = str(info.value)
+    assert str(path) in message and "invalid value '12..5'" in message
+    assert f"column 'amount', data row {bad_row}, line {bad_row + 2}" in message
