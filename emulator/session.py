@@ -20,7 +20,7 @@ from emulator.tds.constants import Encryption, PacketType
 from emulator.tds.login7 import FedAuthFeature, Login7, decode_fedauth_feature, decode_login7
 from emulator.tds.packet import MessageAssembler, ProtocolError, encode_message
 from emulator.tds.prelogin import Prelogin, decode_prelogin, encode_prelogin, encode_version
-from emulator.transport import PlainTransport, StrictTls, TunnelledTls
+from emulator.transport import PlainTransport, TlsSocketTransport, TunnelledTls
 
 if TYPE_CHECKING:
     from emulator.server import TdsServer
@@ -168,11 +168,11 @@ class Session(threading.Thread):
             handler.handle(self.next_message())
 
     def _start_strict(self) -> None:
-        tls = StrictTls(self.sock, self.server.strict_context)
-        self.transport = tls  # closes the socket from now on, even if the handshake fails
-        tls.handshake()
+        tls = self.server.strict_context.wrap_socket(self.sock, server_side=True)
         if tls.selected_alpn_protocol() != "tds/8.0":
             raise ProtocolError("strict TLS without ALPN tds/8.0")
+        self.sock = tls
+        self.transport = TlsSocketTransport(tls)
         self.encryption = "strict"
         msg = self.next_message()
         if msg.type != PacketType.PRELOGIN:

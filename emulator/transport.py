@@ -16,7 +16,6 @@ from emulator.tds.packet import HEADER_SIZE, ProtocolError
 
 _HEADER = struct.Struct(">BBHHBB")
 _RECV = 65536
-_RECV_TLS = 1 << 18  # raw TLS bytes per socket read (records are decrypted from memory)
 
 
 class PlainTransport:
@@ -42,6 +41,23 @@ class PlainTransport:
         self.sock.close()
 
 
+class TlsSocketTransport(PlainTransport):
+    """TLS from the first byte (TDS 8.0 strict): an ``ssl.SSLSocket``."""
+
+    encrypted = True
+
+    def __init__(self, sock: ssl.SSLSocket) -> None:
+        super().__init__(sock)
+
+    def close(self) -> None:
+        try:
+            self.sock.settimeout(0.5)
+            self.sock.unwrap()  # type: ignore[attr-defined]
+        except (OSError, ValueError, ssl.SSLError):
+            pass
+        super().close()
+
+
 class TunnelledTls(PlainTransport):
     """TLS whose handshake rode inside PRELOGIN packets, then runs bare on the socket.
 
@@ -58,8 +74,6 @@ class TunnelledTls(PlainTransport):
         self._out = ssl.MemoryBIO()
         self._tls = context.wrap_bio(self._in, self._out, server_side=True)
         self._raw = bytearray()  # bytes read from the socket, not yet consumed
-        self._chunk: bytearray | None = None  # the buffer socket reads go to, once reading
-        self._view = memoryview(b"")
 
     # -- handshake inside PRELOGIN packets -------------------------------------------------
     def _read_packet(self) -> tuple[int, bytes]:
@@ -110,34 +124,20 @@ class TunnelledTls(PlainTransport):
 
     # -- after the handshake: bare TLS records ---------------------------------------------
     def recv(self) -> bytes:
-        # Every record already received is decrypted in one call (a 2 MB parameter array
-        # is ~280 records): the socket is read only when none is complete, in big reads.
-        got: list[bytes] = []
         while True:
             try:
-                data = self._tls.read(_RECV)
+                return self._tls.read(_RECV)
             except ssl.SSLWantReadError:
-                if got:
-                    return b"".join(got)
                 if self._raw:
                     self._in.write(bytes(self._raw))
                     self._raw.clear()
                     continue
-                if self._chunk is None:
-                    self._chunk = bytearray(_RECV_TLS)
-                    self._view = memoryview(self._chunk)
-                size = self.sock.recv_into(self._chunk)
-                if not size:
+                chunk = self.sock.recv(_RECV)
+                if not chunk:
                     return b""
-                self._in.write(self._view[:size])
-                continue
+                self._in.write(chunk)
             except ssl.SSLZeroReturnError:
-                return b"".join(got)
-            if not data:
-                return b"".join(got)
-            got.append(data)
-            if not self._in.pending and not self._raw:
-                return b"".join(got)  # nothing left to decrypt: no SSLWantReadError to raise
+                return b""
 
     def send(self, data: bytes) -> None:
         self._tls.write(data)
@@ -150,52 +150,6 @@ class TunnelledTls(PlainTransport):
         left = bytes(self._raw)
         self._raw.clear()
         return left
-
-
-class StrictTls(TunnelledTls):
-    """TLS from the first byte (TDS 8.0 strict), through memory BIOs like
-    :class:`TunnelledTls` (big socket reads, records decrypted from memory) rather than an
-    ``ssl.SSLSocket``, which reads each record with its own system calls.
-
-    :param sock: the TCP socket, its first byte a TLS ClientHello.
-    :param context: the server-side context (ALPN ``tds/8.0``).
-    """
-
-    def handshake(self) -> None:
-        """Run the server side of the handshake on bare TLS records."""
-        while True:
-            try:
-                self._tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                self._flush()
-                chunk = self.sock.recv(_RECV)
-                if not chunk:
-                    raise ConnectionError("client closed the connection during the TLS "
-                                          "handshake") from None
-                self._in.write(chunk)
-        self._flush()
-
-    def selected_alpn_protocol(self) -> str | None:
-        """The protocol the client and server agreed on by ALPN."""
-        return self._tls.selected_alpn_protocol()
-
-    def _flush(self) -> None:
-        data = self._out.read()
-        if data:
-            self.sock.sendall(data)
-
-    def close(self) -> None:
-        try:  # close_notify, as an SSLSocket's unwrap() sends it
-            self._tls.unwrap()
-        except (ssl.SSLError, OSError, ValueError):
-            pass
-        try:
-            self.sock.settimeout(0.5)
-            self._flush()
-        except OSError:
-            pass
-        super().close()
 
 
 def server_context(cert_file: str, key_file: str, *, alpn: str | None,
