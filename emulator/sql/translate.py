@@ -294,11 +294,27 @@ class Translator:
                 if style.name == "1":
                     value = exp.Substring(this=value, start=exp.Literal.number(3))
                 value = exp.Anonymous(this="unhex", expressions=[value])
+            if is_string(target) and (style is None or (isinstance(style, exp.Literal)
+                                                        and style.name in _PLAIN_STYLES)):
+                shown = self._temporal_text(node.expression, node)
+                if shown is not None:
+                    return self._cast(exp.Cast(this=shown, to=node.this), target, moved=True)
             return self._cast(cast_cls(this=value, to=node.this), target, moved=True)
         if isinstance(node, exp.Cast | exp.TryCast) and "emu_done" not in node.meta:
             to = node.args.get("to")
             if isinstance(to, exp.DataType) and to.this not in (exp.DataType.Type.USERDEFINED,):
-                return self._cast(node, self._target(to))
+                target = self._target(to)
+                if is_string(target):
+                    shown = self._temporal_text(node.this, node)
+                    if shown is not None:
+                        node.set("this", shown)
+                        return self._cast(node, target, moved=True)
+                return self._cast(node, target)
+        if isinstance(node, exp.TimeStrToTime):
+            t, _ = self.inference.expr(node.this, self.scope_of(node))
+            if t is not None and t.kind is SqlKind.DATETIMEOFFSET:  # DATEDIFF & co: the instant
+                return exp.Anonymous(this="struct_extract", expressions=[
+                    self._moved(node.this), exp.Literal.string("dto_utc")])
         if isinstance(node, exp.CurrentTimestamp):
             return exp.Var(this=_NOW)
         if isinstance(node, exp.CurrentTimestampLTZ):
@@ -333,6 +349,27 @@ class Translator:
         inside them reached DuckDB unbound.
         """
         return self.rewrite(child)
+
+    def _temporal_text(self, value: exp.Expr, owner: exp.Expr) -> exp.Expr | None:
+        """SQL Server's text of a datetime2, datetimeoffset or time value (style 0/121
+        shape: every fraction digit of the type's scale, the offset as +hh:mm), or None
+        for other types. Values are stored to the microsecond: a 7th digit is 0."""
+        t, _ = self.inference.expr(value, self.scope_of(owner))
+        if t is None or t.kind not in (SqlKind.DATETIME2, SqlKind.DATETIMEOFFSET, SqlKind.TIME):
+            return None
+        scale = 7 if t.scale is None else t.scale
+        if t.kind is SqlKind.DATETIMEOFFSET:
+            template = _DTO_TEXT
+        elif t.kind is SqlKind.TIME:
+            template = _TIME_TEXT
+        else:
+            template = _DATETIME2_TEXT
+        fraction = "''" if scale == 0 else _FRACTION.format(scale=scale, micros="{micros}")
+        sql = template.format(fraction=fraction).replace("{micros}", _MICROS[t.kind])
+        tree = _parse_duck(sql)
+        moved = self._moved(value)
+        return tree.transform(lambda n: moved.copy() if isinstance(n, exp.Column)
+                              and n.name == "__v" else n)
 
     def _target(self, dt_node: exp.Expr) -> SqlType:
         try:
@@ -404,6 +441,34 @@ class Translator:
         :param node: the tree.
         """
         return node.transform(self._rewrite, copy=False)
+
+
+# DuckDB text of temporal values as SQL Server writes them; __v is the value. Fractions
+# are cut (not rounded) from the stored microseconds, as the stored value already has the
+# column's scale.
+_PLAIN_STYLES = frozenset({"0", "20", "21", "120", "121"})  # 'yyyy-mm-dd hh:mi:ss[.f]'
+_FRACTION = ("'.' || lpad(CAST(CAST(floor(({micros}) * 10 / pow(10, 7 - {scale})) AS BIGINT) "
+             "AS VARCHAR), {scale}, '0')")
+_MICROS = {
+    SqlKind.DATETIME2: "((epoch_us(__v) % 1000000) + 1000000) % 1000000",
+    SqlKind.DATETIMEOFFSET: "((epoch_us(struct_extract(__v, 'dto_utc')) % 1000000) + 1000000)"
+                            " % 1000000",
+    SqlKind.TIME: "date_part('microseconds', __v) % 1000000",
+}
+_DATETIME2_TEXT = "strftime(__v, '%Y-%m-%d %H:%M:%S') || {fraction}"
+_TIME_TEXT = "strftime(DATE '2000-01-01' + __v, '%H:%M:%S') || {fraction}"
+_OFFSET = "struct_extract(__v, 'dto_offset')"
+_DTO_TEXT = (f"strftime(struct_extract(__v, 'dto_utc') + to_minutes(CAST({_OFFSET} AS BIGINT)), "
+             "'%Y-%m-%d %H:%M:%S') || {fraction} || ' ' || "
+             f"CASE WHEN {_OFFSET} < 0 THEN '-' ELSE '+' END || "
+             f"lpad(CAST(abs({_OFFSET}) // 60 AS VARCHAR), 2, '0') || ':' || "
+             f"lpad(CAST(abs({_OFFSET}) % 60 AS VARCHAR), 2, '0')")
+
+
+def _parse_duck(sql: str) -> exp.Expr:
+    import sqlglot
+
+    return sqlglot.parse_one(sql, read="duckdb")
 
 
 def _utf16_units(text: exp.Expr) -> exp.Expr:
