@@ -91,7 +91,8 @@ LOAD_OPTIONS: tuple[Opt, ...] = (
     # argument errors do not import pyarrow (a unit test keeps the two equal)
     Opt("--rows-per-batch", "rows per INSERT transaction; a resumed load must use the value "
         "it started with", type=positive_int, default=50_000, metavar="N"),
-    Opt("--max-memory", "ceiling on batches read ahead and in flight, e.g. 512MiB",
+    Opt("--max-memory", "ceiling on the Arrow bytes of batches read ahead and in flight "
+        "(default 512MiB), e.g. 2GiB",
         type=byte_size, metavar="SIZE"),
     Opt("--load-id", "the load's journal id (default: derived from the source files and the "
         "target, so re-running the same command resumes it)", metavar="ID"),

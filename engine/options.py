@@ -69,6 +69,11 @@ class Target:
         return f"{c.server},{c.port}/{c.database}/{self.qualified}"
 
 
+# With 50,000-row batches of wide text rows, 2 x workers batches read ahead can reach
+# gigabytes; the default ceiling keeps a default load inside a small Airflow worker.
+DEFAULT_MAX_MEMORY_BYTES = 512 * 2**20
+
+
 @dataclass(frozen=True)
 class TransferOptions:
     """How to load. Defaults are meant for Azure SQL Database.
@@ -103,8 +108,9 @@ class TransferOptions:
     :param retry_max_delay: largest single backoff, in seconds.
     :param nan_as_null: write NaN and ±Inf as NULL instead of failing.
     :param max_memory_bytes: a ceiling on the Arrow bytes of the batches read ahead and
-        in flight (default: ``2 * workers`` batches read ahead, whatever their size). A
-        single batch larger than the ceiling is still loaded, alone.
+        in flight (default 512 MiB; at most ``2 * workers`` batches are read ahead in any
+        case; None: no byte ceiling). A single batch larger than the ceiling is still
+        loaded, alone.
     :param progress: called with a :class:`engine.transfer.Progress` after every
         committed batch, from worker threads (keep it quick and thread-safe).
     """
@@ -124,7 +130,7 @@ class TransferOptions:
     retry_base_delay: float = 0.5
     retry_max_delay: float = 30.0
     nan_as_null: bool = False
-    max_memory_bytes: int | None = None
+    max_memory_bytes: int | None = DEFAULT_MAX_MEMORY_BYTES
     progress: Callable[[Progress], Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:

@@ -94,6 +94,7 @@ def test_option_defaults():
         4, 50_000, "append", "if_missing")
     assert options.resume and options.token_refresh_margin == 300 and options.max_retries == 5
     assert not options.nan_as_null and options.load_id is None
+    assert options.max_memory_bytes == 512 * 2**20
 
 
 def test_target_names():
