@@ -234,6 +234,13 @@ class RequestHandler:
             # path raises it again and answers each call as SQL Server does.
             reply.truncate(mark)
             return False
+        except Exception:
+            # A shape the column-wise planner does not handle: the row-wise path decides
+            # (the column-wise INSERT is one statement, the last step, so nothing is stored).
+            log.warning("session %d: column-wise parameter array failed for %.200s; running "
+                        "row by row", self.session.spid, stmt, exc_info=True)
+            reply.truncate(mark)
+            return False
         if done:
             self.metrics.add("rows_discarded" if discard else "columnar_rows", run.count)
         return done
