@@ -10,6 +10,8 @@
 
 #define KEY_ACCESS_TOKEN "accesstoken"
 #define KEY_SHIM_DRIVER "shimdriver"
+#define KEY_LOGIN_TIMEOUT "logintimeout"
+#define MAX_LOGIN_TIMEOUT 65535L
 /* Longest keyword an error message may repeat; longer "keywords" are likely garbage
  * (or a token pasted without a key) and are not echoed. */
 #define MAX_NAMED_KEYWORD 32
@@ -232,10 +234,35 @@ static enum shim_connstr_status keep_driver(const uint16_t *t, const struct pair
     return out->shim_driver != NULL ? SHIM_CS_OK : SHIM_CS_NO_MEMORY;
 }
 
+/* A LoginTimeout value: decimal digits (blanks around them allowed), else -1. */
+static long timeout_seconds(const uint16_t *t, const struct pair *p)
+{
+    long v = -1;
+    size_t i = p->value.start, end = p->value.end;
+    while (i < end && is_blank(t[i])) {
+        i++;
+    }
+    while (end > i && is_blank(t[end - 1])) {
+        end--;
+    }
+    for (; i < end; i++) {
+        if (t[i] < '0' || t[i] > '9') {
+            return -1;
+        }
+        v = (v < 0 ? 0 : v) * 10 + (long)(t[i] - '0');
+        if (v > MAX_LOGIN_TIMEOUT) {
+            return -1;
+        }
+    }
+    return v;
+}
+
 enum shim_connstr_status shim_connstr_split(const uint16_t *text, size_t len,
                                             struct shim_connstr_result *out)
 {
     memset(out, 0, sizeof *out);
+    out->login_timeout = -1;
+    bool seen_timeout = false;
     /* Kept elements are re-joined with one ';' each, so the rest is never longer. */
     uint16_t *rest = malloc((len + 1) * sizeof *rest);
     if (rest == NULL) {
@@ -265,6 +292,10 @@ enum shim_connstr_status shim_connstr_split(const uint16_t *text, size_t len,
                 st = keep_driver(text, &p, out);
             }
         } else if (st == SHIM_CS_OK) {
+            if (key_is(text, p.key, KEY_LOGIN_TIMEOUT) && !seen_timeout) {
+                seen_timeout = true; /* the first value counts, as for every keyword */
+                out->login_timeout = p.braced ? -1 : timeout_seconds(text, &p);
+            }
             if (rest_len > 0) {
                 rest[rest_len++] = ';';
             }
@@ -287,7 +318,7 @@ enum shim_connstr_status shim_connstr_split(const uint16_t *text, size_t len,
     }
     if (!removed) {
         free(rest);
-        return SHIM_CS_OK;
+        return SHIM_CS_OK; /* login_timeout stays as read */
     }
     rest[rest_len] = 0;
     out->rest = rest;

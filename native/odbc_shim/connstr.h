@@ -32,13 +32,17 @@ struct shim_connstr_result {
     size_t token_size; /* bytes, including the 4-byte length */
     /* ShimDriver= value as UTF-8, NUL-terminated; NULL when absent. */
     char *shim_driver;
+    /* LoginTimeout= in seconds (0-65535), or -1 when absent or not a number. Microsoft's
+     * driver ignores the keyword in a connection string; the shim sets it as the
+     * connection's SQL_ATTR_LOGIN_TIMEOUT. The keyword stays in `rest`. */
+    long login_timeout;
     /* The keyword a syntax error was found in (ASCII, truncated), for messages. */
     char bad_keyword[64];
 };
 
 /*
  * Split `text` (`len` code units, no NUL needed) into what the real driver gets and what
- * the shim keeps. Keywords match case-insensitively; values may be braced, with "}}" for a
+ * the shim keeps (LoginTimeout= is read, and kept). Keywords match case-insensitively; values may be braced, with "}}" for a
  * literal "}". When a keyword repeats, the first value counts (as ODBC specifies for
  * SQLDriverConnect) and every occurrence is removed.
  */

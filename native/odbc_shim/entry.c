@@ -161,6 +161,16 @@ SQLRETURN SQL_API SQLDriverConnectW(SQLHDBC h, SQLHWND hwnd, SQLWCHAR *in, SQLSM
                       cs.bad_keyword, shim_connstr_describe(st));
         return fail(h, &d);
     }
+    if (cs.login_timeout >= 0) {
+        /* Driver 18 ignores LoginTimeout= in the string but honours the attribute */
+        SQLRETURN rc = api->SQLSetConnectAttrW(h, SQL_ATTR_LOGIN_TIMEOUT,
+                                               (SQLPOINTER)(uintptr_t)cs.login_timeout,
+                                               SQL_IS_UINTEGER);
+        if (!SQL_SUCCEEDED(rc)) {
+            shim_connstr_result_free(&cs); /* the driver's own diagnostic explains */
+            return rc;
+        }
+    }
     if (cs.rest == NULL) { /* neither AccessToken= nor ShimDriver=: pass it on untouched */
         return api->SQLDriverConnectW(h, hwnd, in, in_len, out, out_max, out_len, completion);
     }

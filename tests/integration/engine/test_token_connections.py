@@ -315,3 +315,49 @@ def test_token_never_appears_in_logs_or_errors(emu, env, caplog):
         for text in (caplog.text, all_text(error), *shown, repr(error.diagnostics)):
             assert secret not in text and signature not in text
     assert "AccessToken=***" in caplog.text  # the connection string was logged, redacted
+
+
+# -- a server that accepts TCP and then says nothing -------------------------------------
+
+def test_a_silent_server_fails_the_login_as_a_timeout(monkeypatch):
+    """The TCP probe passes (the port accepts), so the driver's login runs and times out
+    after ``login_timeout`` (the shim sets SQL_ATTR_LOGIN_TIMEOUT from LoginTimeout=, which
+    Driver 18 ignores in a connection string). How long it takes is in the issue notes,
+    not asserted here."""
+    import socket
+    import threading
+
+    monkeypatch.setenv("AZSQL_TEST_SQL_PASSWORD", "unused")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])  # never answers PRELOGIN
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    options = ConnectionOptions(
+        "127.0.0.1", "db", port=listener.getsockname()[1], login_timeout=2,
+        retry=RetryPolicy(attempts=1),
+        credential=CredentialOptions(kind="sql", sql_user="u",
+                                     sql_password_env="AZSQL_TEST_SQL_PASSWORD"))
+    try:
+        with ConnectionFactory(options) as factory, pytest.raises(ConnectError) as info:
+            factory.connect()
+    finally:
+        stop.set()
+        thread.join()
+        for s in held:
+            s.close()
+        listener.close()
+    assert held, "the driver never reached the listener"
+    assert any(d.sqlstate == "HYT00" for d in info.value.diagnostics), info.value
+    assert info.value.transient and "Login timeout expired" in str(info.value)

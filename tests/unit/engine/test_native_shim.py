@@ -64,6 +64,7 @@ class _Result(ctypes.Structure):
         ("token", ctypes.POINTER(ctypes.c_ubyte)),
         ("token_size", ctypes.c_size_t),
         ("shim_driver", ctypes.c_char_p),
+        ("login_timeout", ctypes.c_long),
         ("bad_keyword", ctypes.c_char * 64),
     ]
 
@@ -104,6 +105,7 @@ class Split:
             assert res.rest[res.rest_len] == 0, "rest must be NUL-terminated"
         self.token = ctypes.string_at(res.token, res.token_size) if res.token else None
         self.shim_driver = res.shim_driver.decode() if res.shim_driver else None
+        self.login_timeout = res.login_timeout
         self.bad_keyword = res.bad_keyword.decode()
         lib.shim_connstr_result_free(ctypes.byref(res))
         assert not res.rest and not res.token and res.token_size == 0
@@ -307,3 +309,18 @@ def test_prepare_environment_refuses_a_missing_driver(monkeypatch, tmp_path):
     with pytest.raises(DriverNotFoundError, match="find_driver"):
         prepare_environment(tmp_path / "gone.so")
     assert ENV_SHIM_TARGET not in os.environ
+
+
+@pytest.mark.parametrize(("text", "seconds", "rest"), [
+    ("Server=x;LoginTimeout=30", 30, None),  # read, and the string passes on unchanged
+    (f"LOGINTIMEOUT = 7 ;AccessToken={JWT};Server=x", 7, "LOGINTIMEOUT = 7 ;Server=x"),
+    ("LoginTimeout=5;LoginTimeout=9", 5, None),  # the first value counts
+    ("LoginTimeout=0", 0, None),
+    ("LoginTimeout=abc", -1, None),
+    ("LoginTimeout={12}", -1, None),
+    ("LoginTimeout=99999999999999999999", -1, None),
+    ("Server=x", -1, None),
+])
+def test_login_timeout_is_read_and_kept(split, text, seconds, rest):
+    got = split(text)
+    assert got.status == OK and got.login_timeout == seconds and got.rest == rest
