@@ -287,19 +287,22 @@ typedef struct {
     Py_ssize_t len, cap;
 } growbuf;
 
-static int gb_reserve(growbuf *b, Py_ssize_t extra) {
-    if (b->len + extra <= b->cap) return 0;
+static int gb_grow(growbuf *b, Py_ssize_t extra) {
     Py_ssize_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra) cap *= 2;
     char *data = PyMem_Realloc(b->data, (size_t)cap);
     if (!data) { PyErr_NoMemory(); return -1; }
-    memset(data + b->cap, 0, (size_t)(cap - b->cap));
     b->data = data;
     b->cap = cap;
     return 0;
 }
 
-static int gb_put(growbuf *b, const void *src, Py_ssize_t n) {
+/* Room for ``extra`` more bytes (not zeroed: every byte below ``len`` gets written). */
+static inline int gb_reserve(growbuf *b, Py_ssize_t extra) {
+    return b->len + extra <= b->cap ? 0 : gb_grow(b, extra);
+}
+
+static inline int gb_put(growbuf *b, const void *src, Py_ssize_t n) {
     if (gb_reserve(b, n) < 0) return -1;
     memcpy(b->data + b->len, src, (size_t)n);
     b->len += n;
@@ -503,8 +506,10 @@ static int column_value(column *c, Py_ssize_t row, const unsigned char *buf, Py_
         break;
     }
     }
-    if (gb_reserve(&c->validity, row / 8 + 1 - c->validity.len) < 0) return -1;
-    if (c->validity.len < row / 8 + 1) c->validity.len = row / 8 + 1;
+    if (c->validity.len <= row / 8) { /* rows come one by one: a new byte, zeroed */
+        if (gb_reserve(&c->validity, 1) < 0) return -1;
+        c->validity.data[c->validity.len++] = 0;
+    }
     if (is_null) {
         c->validity.data[row / 8] &= (char)~(1 << (row % 8));
         c->nulls++;
@@ -630,9 +635,7 @@ static PyObject *decode_columns(PyObject *self, PyObject *args) {
     for (Py_ssize_t i = 0; i < count; i++) {
         column *c = &columns[i];
         Py_ssize_t bitmap = (rows + 7) / 8;
-        if (c->validity.len > bitmap) c->validity.len = bitmap;
-        if (gb_reserve(&c->validity, bitmap - c->validity.len) < 0) goto done;
-        c->validity.len = bitmap;
+        if (c->validity.len > bitmap) c->validity.len = bitmap; /* an undone call's byte */
         if (bitmap && rows % 8) /* bits past the last row are zero, as Arrow expects */
             c->validity.data[bitmap - 1] &= (char)((1 << (rows % 8)) - 1);
         int text = c->type == T_NVARCHAR || c->type == T_NCHAR || c->type == T_BIGVARCHR ||
