@@ -434,7 +434,9 @@ def _dry_run(args: argparse.Namespace, source: Any) -> int:
     from engine.schema import create_table_sql, plan_table
     from engine.sources import file_format
 
-    first = next(source.batches(), None)
+    sample = source.batches()
+    first = next(sample, None)
+    sample.close()  # let go of the reader now: see _Load.run
     plan = plan_table(source.schema, overrides=dict(args.sql_type),
                       sample=first.data if first is not None else None)
     from engine.remote import is_remote

@@ -27,7 +27,7 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,7 +126,7 @@ class Source:
             self._fingerprint = self._fingerprint()
         return self._fingerprint
 
-    def batches(self) -> Iterator[SourceBatch]:
+    def batches(self) -> Generator[SourceBatch, None, None]:
         """Stream the batches, each at most ``rows_per_batch`` rows, in a stable order.
 
         :raises ConfigurationError: a one-shot stream read a second time.

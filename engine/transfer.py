@@ -349,19 +349,24 @@ class _Load:
     # -- set-up -----------------------------------------------------------------------
     def run(self) -> TransferResult:
         stream = self.source.batches()
-        first = next(stream, None)
-        self.plan = plan_table(self.source.schema, overrides=self.options.sql_types,
-                               sample=first.data if first is not None else None)
-        self._check_keys(self.plan)
-        self.sql = insert_sql(self.plan, self.stage_sql_name if self.staged
-                              else self.target.table)
-        created, done = self._prepare(self.plan)
         try:
+            first = next(stream, None)
+            self.plan = plan_table(self.source.schema, overrides=self.options.sql_types,
+                                   sample=first.data if first is not None else None)
+            self._check_keys(self.plan)
+            self.sql = insert_sql(self.plan, self.stage_sql_name if self.staged
+                                  else self.target.table)
+            created, done = self._prepare(self.plan)
             return self._load(created, done, first, stream)
         finally:
             if self.spare is not None:  # no worker took it (finished, refused, failed)
                 _close_quietly(self.spare)
                 self.spare = None
+            # a load that stopped early leaves the source half read: close its readers now
+            # (the reader thread has been joined). Left to the interpreter's exit, a remote
+            # Parquet reader's I/O threads calling back into Python can abort the process
+            # ("terminate called without an active exception", seen once in a CLI dry run).
+            stream.close()
 
     def _load(self, created: bool, done: set[str], first: SourceBatch | None,
               stream: Iterator[SourceBatch]) -> TransferResult:
