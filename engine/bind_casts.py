@@ -218,13 +218,44 @@ def cast_for_bind(array: pa.Array | pa.ChunkedArray, spec: BindSpec, *, column: 
             arr = arr.dictionary_decode()
         result = _convert(arr, spec)
     except pa.ArrowInvalid as exc:
+        bad = _first_bad(arr, spec)
+        where = (f"row {row_offset + bad[0]}, value {_shown(bad[1])}" if bad is not None
+                 else f"rows from {row_offset}")
         raise ValueCastError(
             f"column {column!r}: a value of Arrow type {spec.source} does not fit SQL type "
-            f"{spec.target.sql()} (rows from {row_offset}): {exc}. Choose a wider SQL type "
+            f"{spec.target.sql()} ({where}): {exc}. Choose a wider SQL type "
             "(override) or fix the source data") from None
     if result.type != spec.arrow_type:
         result = result.cast(spec.arrow_type)
     return result
+
+
+def _first_bad(arr: pa.Array, spec: BindSpec) -> tuple[int, object] | None:
+    """The first row whose value alone fails the conversion, found by halving (only on
+    the error path: about log2(n) conversions of ever smaller slices); None when no single
+    value fails alone."""
+    def fails(start: int, length: int) -> bool:
+        try:
+            _convert(arr.slice(start, length), spec)
+        except pa.ArrowInvalid:
+            return True
+        return False
+
+    lo, hi = 0, len(arr)
+    while hi - lo > 1:  # arr[lo:hi] fails; keep the half holding the first failure
+        mid = (lo + hi) // 2
+        if fails(lo, mid - lo):
+            hi = mid
+        else:
+            lo = mid
+    if hi - lo != 1 or not fails(lo, 1):
+        return None
+    return lo, arr[lo].as_py()
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _finite(arr: pa.Array, column: str, nan_as_null: bool, row_offset: int) -> pa.Array:

@@ -194,6 +194,21 @@ def test_a_value_longer_than_an_existing_column_is_terminal(sql_target, reader):
     assert column_type(reader, target.table, "name") == ("nvarchar", 20, "YES")  # not ours
 
 
+def test_a_value_the_column_cannot_hold_is_named_with_its_row(sql_target, reader):
+    target = sql_target("uint64")
+    values = list(range(3_000))
+    values[1_234] = 2**63 + 7  # over bigint: found on the client, before sending
+    source = pa.table({"id": pa.array(values, pa.uint64())})
+    with pytest.raises(TransferError) as info:
+        transfer(source, target, TransferOptions(workers=1, rows_per_batch=1_000,
+                                                 sql_types={"id": "bigint"}))
+    text = str(info.value)
+    assert info.value.batch_id == "mem:1000" and target.qualified in text
+    assert f"row 1234, value {2**63 + 7}" in text and "column 'id'" in text
+    (count,) = reader.execute(f"SELECT COUNT(*) FROM {target.table}").fetchone()
+    assert count == 1_000  # the batch before it is committed, nothing of this one
+
+
 def test_missing_table_with_create_never_is_a_configuration_error(sql_target):
     target = sql_target("absent")
     with pytest.raises(Exception, match="does not exist and create='never'"):
