@@ -27,7 +27,7 @@ def test_the_first_uint64_over_bigint_is_named(values, data):
         values[i] = 2**63 + i
     text = error_of(pa.array(values, pa.uint64()), SqlType("bigint"), row_offset=500)
     first = min(bad)
-    assert f"column 'c'" in text and f"(row {500 + first}, value {2**63 + first})" in text
+    assert "column 'c'" in text and f"(row {500 + first}, value {2**63 + first})" in text
 
 
 def test_a_decimal_that_would_lose_digits_is_named_in_a_slice():
