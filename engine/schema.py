@@ -266,6 +266,15 @@ def _qualified(table: str) -> str:
     return f"{quote_identifier(schema)}.{quote_identifier(name)}"
 
 
+def utf16_lengths(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Each text value's length in UTF-16 code units (how nvarchar(n) counts).
+
+    >>> utf16_lengths(pa.array(["ab", "😀", None])).to_pylist()
+    [2, 2, None]
+    """
+    return pc.add(pc.utf8_length(text), pc.count_substring_regex(text, _ASTRAL))
+
+
 def longest_over(values: pa.ChunkedArray | pa.Array, t: pa.DataType, limit: int) -> int | None:
     """The longest value's length (UTF-16 units for text, bytes for binary) when it is over
     ``limit``, else None.

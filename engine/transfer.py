@@ -33,6 +33,7 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -40,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine.connection import Connection, ConnectionFactory, RetryPolicy
 from engine.errors import AzsqlBulkError, ConfigurationError, DatabaseError, database_error
@@ -57,6 +59,7 @@ from engine.schema import (
     plan_table,
     quote_identifier,
     split_long_text,
+    utf16_lengths,
     validate_against,
 )
 from engine.sources import Source, SourceBatch, open_source
@@ -917,14 +920,61 @@ class _Load:
                                 sum(s.token_renewals for s in self.stats), self.phase)
         self.options.progress(snapshot)
 
+    def _culprit(self, item: SourceBatch, error: BaseException) -> str:
+        """For a NULL refused by a NOT NULL column (515) or text too long for its column
+        (2628): where the first such value is in the source (the server names only the
+        column), else empty."""
+        number = error.native_error if isinstance(error, DatabaseError) else None
+        found = _COLUMN_IN_MESSAGE.search(str(error)) if number in (_NOT_NULL,
+                                                                   _TRUNCATED) else None
+        if found is None:
+            return ""
+        name = found.group(1).replace("''", "'")
+        match = next((n for n in item.data.schema.names if n.casefold() == name.casefold()),
+                     None)
+        if match is None:
+            return ""
+        values = item.data.column(match)
+        if number == _NOT_NULL:
+            flags, what = pc.is_null(values), "the first NULL"
+        else:
+            limit = self._text_length(match)
+            if limit is None or not (pa.types.is_string(values.type)
+                                     or pa.types.is_large_string(values.type)):
+                return ""
+            flags = pc.fill_null(pc.greater(utf16_lengths(values), limit), False)
+            what = f"the first value longer than {limit} characters"
+        index = pc.index(flags, True).as_py()
+        if index is None or index < 0:
+            return ""
+        return f"; {what} in column {match!r} is at {item.location.describe(index)}"
+
+    def _text_length(self, name: str) -> int | None:
+        """The nvarchar length of the column a batch went into (None for max or unknown)."""
+        folded = name.casefold()
+        if folded in {k.casefold() for k in self.widths}:
+            sql_type = next(t for k, (t, _) in self.widths.items() if k.casefold() == folded)
+        else:
+            existing = [c.sql_type for c in self.existing if c.name.casefold() == folded]
+            planned = [c.sql_type for c in (self.plan.columns if self.plan else ())
+                       if c.name.casefold() == folded]
+            candidates = existing or planned
+            if not candidates:
+                return None
+            sql_type = candidates[0]
+        if sql_type.name not in ("nvarchar", "nchar") or sql_type.length in (None, MAX):
+            return None
+        return sql_type.length
+
     def _stopped_at(self, item: SourceBatch, error: BaseException,
                     attempts: int = 1) -> TransferError:
         with self.lock:
             rows, batches = self.rows, self.batches
         retried = (f" (still failing after {attempts} attempts; raise max_retries if the "
                    "database is expected back)") if attempts > 1 else ""
+        culprit = self._culprit(item, error)
         message = (f"loading {self.table} stopped at batch {item.batch_id} "
-                   f"({item.location.describe()}): {error}{retried}. Batches committed "
+                   f"({item.location.describe()}): {error}{culprit}{retried}. Batches committed "
                    f"before the stop stay, journaled under load_id {self.load_id} (this run: "
                    f"{batches} batch(es), {rows} row(s)); nothing of the failed batch was "
                    "kept. Fix the cause and run the load again with the same load_id to "
@@ -933,6 +983,10 @@ class _Load:
                              location=item.location.describe(), error=error,
                              load_id=self.load_id, rows_committed=rows,
                              batches_committed=batches, resumable=True)
+
+
+_NOT_NULL, _TRUNCATED = 515, 2628
+_COLUMN_IN_MESSAGE = re.compile(r"column '((?:[^']|'')+)'")
 
 
 def _quoted(target: Target) -> str:

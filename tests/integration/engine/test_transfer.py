@@ -133,6 +133,7 @@ def test_not_null_violation_stops_the_load_naming_table_batch_and_rows(sql_targe
     text = str(error)
     assert error.native_error == 515 and error.batch_id == "mem:4000"
     assert target.qualified in text and "batch mem:4000" in text and "rows 4000-4999" in text
+    assert "the first NULL in column 'id' is at mem, row 4321" in text  # the server says column
     assert "same load_id to resume" in text
     # committed batches stay, whole; the failed one left nothing
     batches, rows = journal_rows(reader, "notnull-load")
@@ -189,6 +190,8 @@ def test_a_value_longer_than_an_existing_column_is_terminal(sql_target, reader):
         transfer(source, target, TransferOptions(workers=1, rows_per_batch=1_000))
     assert info.value.native_error == 2628 and info.value.batch_id == "mem:2000"
     assert target.qualified in str(info.value) and "rows 2000-2999" in str(info.value)
+    assert ("the first value longer than 20 characters in column 'name' is at mem, row 2500"
+            in str(info.value))
     (count,) = reader.execute(f"SELECT COUNT(*) FROM {target.table}").fetchone()
     assert count == 2_000
     assert column_type(reader, target.table, "name") == ("nvarchar", 20, "YES")  # not ours
