@@ -6,8 +6,9 @@ Here each target column gets one Arrow array straight from the wire buffers
 column (NULL into NOT NULL, lengths, integer ranges, decimal rounding and overflow). The
 result must be exactly what the converters would produce, so this path only *accepts*:
 whenever a column has a value it cannot decide here, a wire/target type pair it does not
-take, or the table needs more than conversion (keys, defaults, identity), it returns None
-and the caller runs the rows one by one, where the right error reaches the right call.
+take, a key value that repeats, or the table needs more than conversion (defaults,
+identity), it returns None and the caller runs the rows one by one, where the right error
+reaches the right call.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from emulator.sql.catalog import ColumnMeta, TableMeta
+from emulator.sql.catalog import ColumnMeta, TableMeta, quote
 from emulator.sql.typemap import INT_RANGES, arrow_type
-from emulator.sql.writes import unique_keys
+from emulator.sql.writes import Registered, unique_keys
 from emulator.sqltypes import MAX, SqlKind, SqlType
 from emulator.tds.columns import TEXT_TYPES, WireColumn
 from emulator.tds.constants import DataType as D
@@ -38,11 +40,12 @@ _DAY_US = 86_400_000_000
 _MAX_DATETIME_US = 253_402_300_799_999_999  # 9999-12-31 23:59:59.999999 since 1970
 
 
-def column_table(table: TableMeta, given: Sequence[ColumnMeta], sources: Sequence[tuple],
-                 names: Sequence[str], columns: Sequence[WireColumn], rows: int
-                 ) -> pa.Table | None:
+def column_table(con: duckdb.DuckDBPyConnection, table: TableMeta,
+                 given: Sequence[ColumnMeta], sources: Sequence[tuple], names: Sequence[str],
+                 columns: Sequence[WireColumn], rows: int) -> pa.Table | None:
     """The rows to append, in table column order (``c0``, ``c1``...), or None.
 
+    :param con: the session's connection (to look for keys already stored).
     :param table: the INSERT's target.
     :param given: the columns the INSERT names, in VALUES order.
     :param sources: per given column, where its value comes from (``session_state``'s plan).
@@ -50,7 +53,7 @@ def column_table(table: TableMeta, given: Sequence[ColumnMeta], sources: Sequenc
     :param columns: the run's parameters after the handle.
     :param rows: how many calls.
     """
-    if _native is None or unique_keys(table) or len(columns) > len(names):
+    if _native is None or len(columns) > len(names):
         return None
     arrays: dict[str, pa.Array] = {}
     for col, source in zip(given, sources, strict=True):
@@ -81,7 +84,37 @@ def column_table(table: TableMeta, given: Sequence[ColumnMeta], sources: Sequenc
                 return None
             array = pa.nulls(rows, arrow_type(col.type))
         out.append(array)
+    if not _keys_are_new(con, table, out, rows):
+        return None
     return pa.table(out, names=[f"c{i}" for i in range(len(out))])
+
+
+# Key columns compared here exactly as the row-wise path compares them (find_duplicates:
+# Python equality in the run, DuckDB's IS NOT DISTINCT FROM against stored rows). Floats
+# (-0.0 and 0.0 hash apart in Arrow), uniqueidentifier and datetimeoffset are left to it.
+_KEY_KINDS_LEFT_ROW_WISE = frozenset({SqlKind.FLOAT, SqlKind.REAL, SqlKind.UNIQUEIDENTIFIER,
+                                      SqlKind.DATETIMEOFFSET})
+
+
+def _keys_are_new(con: duckdb.DuckDBPyConnection, table: TableMeta, arrays: list[pa.Array],
+                  rows: int) -> bool:
+    """True when no PRIMARY KEY/UNIQUE key repeats within the run or a stored row (a run
+    with a duplicate goes row by row, where the right calls get 2627/2601)."""
+    positions = {c.name.lower(): i for i, c in enumerate(table.columns)}
+    for key in unique_keys(table):
+        idx = [positions[c.lower()] for c in key.columns]
+        if any(table.columns[i].type.kind in _KEY_KINDS_LEFT_ROW_WISE for i in idx):
+            return False
+        keys = pa.table([arrays[i] for i in idx], names=[f"k{j}" for j in range(len(idx))])
+        if keys.group_by(keys.column_names).aggregate([]).num_rows != rows:
+            return False  # NULLs group together, as None == None in the row-wise check
+        cond = " AND ".join(f"t.{quote(table.columns[i].name)} IS NOT DISTINCT FROM n.k{j}"
+                            for j, i in enumerate(idx))
+        with Registered(con, keys) as reg:
+            if con.execute(f"SELECT 1 FROM {reg} n JOIN {table.duck_name} t ON {cond} "  # noqa: S608
+                           "LIMIT 1").fetchall():
+                return False
+    return True
 
 
 def _convert(col: ColumnMeta, wire: WireColumn, rows: int) -> pa.Array | None:

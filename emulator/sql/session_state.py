@@ -533,7 +533,8 @@ class SessionState:
         :param rows: how many calls.
         """
         plan, sources, names = self._cached_plan(sql)
-        data = column_table(plan.table, plan.shaper.given, sources, names, columns, rows)
+        data = column_table(self.con, plan.table, plan.shaper.given, sources, names, columns,
+                            rows)
         if data is None:
             return False
         table = plan.table

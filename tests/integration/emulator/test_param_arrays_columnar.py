@@ -138,3 +138,23 @@ def test_pyodbc_fast_executemany_goes_column_wise(emu_proc, driver_path):
             "SELECT * FROM dbo.col_pyodbc ORDER BY k").fetchall()]
     assert back == rows
     assert emu_proc.metrics()["columnar_rows"] - before == len(rows)
+
+
+def test_primary_key_tables_go_column_wise_until_a_key_repeats(emu_proc, driver_path):
+    conn = turbo(emu_proc, driver_path)
+    try:
+        cur = conn.cursor()
+        cur.execute("CREATE TABLE dbo.col_pk (k bigint PRIMARY KEY, s nvarchar(10))")
+        before = emu_proc.metrics()["columnar_rows"]
+        cur.executemanycolumns("INSERT INTO dbo.col_pk VALUES (?, ?)", pa.table({
+            "k": pa.array(range(100), pa.int64()), "s": pa.array([f"r{i}" for i in range(100)])}))
+        assert emu_proc.metrics()["columnar_rows"] - before == 100
+        with pytest.raises(Exception) as info:  # 42 is stored already
+            cur.executemanycolumns("INSERT INTO dbo.col_pk VALUES (?, ?)", pa.table({
+                "k": pa.array([100, 42, 101], pa.int64()), "s": pa.array(["a", "b", "c"])}))
+        assert "native error code: 2627" in str(info.value)
+        assert emu_proc.metrics()["columnar_rows"] - before == 100
+        cur.execute("SELECT COUNT(*), MAX(k) FROM dbo.col_pk")
+        assert list(cur.fetchone()) == [102, 101]
+    finally:
+        conn.close()

@@ -223,8 +223,8 @@ def test_null_into_not_null_is_declined():
 
 
 @pytest.mark.parametrize("ddl", [
-    "k int PRIMARY KEY, v int", "k int UNIQUE, v int", "k int, v int DEFAULT 5",
-    "k int, v int NOT NULL", "id int IDENTITY(1,1), k int, v int"])
+    "k int, v int DEFAULT 5", "k int, v int NOT NULL", "id int IDENTITY(1,1), k int, v int",
+    "k int, v float PRIMARY KEY"])
 def test_tables_needing_more_than_conversion_are_declined(ddl):
     run, _rows = make_run([CASES[1]], 3, random.Random(1), 0.0, 0.0)
     engine = SqlEngine()
@@ -251,6 +251,104 @@ def test_missing_nullable_columns_are_null_and_rows_are_counted():
         assert stored(session) == sorted((None, r[0], None) for r in rows)
         result = session.execute("SELECT COUNT(*) FROM dbo.t")[-1]
         assert result.rows == [(5,)]
+    finally:
+        session.close()
+        engine.close()
+
+
+KEY_CASES = [
+    ("int", INT8, ints(0, 6, [0])),
+    ("nvarchar(4)", NVARCHAR, text(2, "ab")),
+    ("decimal(9,2)", NVARCHAR, lambda rng, bad: rng.choice(["1", "1.0", "1.001", "2.5", "-0"])),
+    ("datetime2(0)", TypeInfo(0x2A, 8, scale=7),
+     lambda rng, bad: dt.datetime(2024, 1, 1, 0, 0, rng.randrange(3), rng.randrange(1_000_000))),
+    ("date", TypeInfo(0x28, 3), lambda rng, bad: dt.date(2000, 1, 1 + rng.randrange(4))),
+    ("bit", TypeInfo(0x68, 1), lambda rng, bad: rng.random() < 0.5),
+]
+
+
+def keyed(seed: int) -> tuple[list, str, list, list]:
+    """A random keyed table: (cases, DDL, rows already stored, the run's rows)."""
+    rng = random.Random(seed)
+    cases = rng.sample(KEY_CASES, rng.randrange(1, 4))
+    cols = [f"c{i} {c[0]}" for i, c in enumerate(cases)] + ["extra int"]
+    key = ", ".join(f"c{i}" for i in range(rng.randrange(1, len(cases) + 1)))
+    if rng.random() < 0.5:
+        ddl = ", ".join(cols) + f", PRIMARY KEY ({key})"
+        nulls = 0.0
+    else:
+        ddl = ", ".join(cols) + f", CONSTRAINT uq UNIQUE ({key})"
+        nulls = 0.15
+    def row():
+        return [None if rng.random() < nulls else maker(rng, False) for _t, _ti, maker in cases]
+    return cases, ddl, [row() for _ in range(rng.randrange(3))], [row() for _ in range(
+        rng.randrange(2, 6))]
+
+
+def test_keyed_runs_are_both_accepted_and_declined():
+    outcomes = {check_keyed(seed) for seed in range(60)}
+    assert outcomes == {True, False}
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_keys_are_checked_as_row_by_row(seed):
+    check_keyed(seed)
+
+
+def check_keyed(seed: int) -> bool:
+    cases, ddl, before, rows = keyed(seed)
+    calls = [RpcCall(proc_id=12, params=[RpcParam("", 0, INT4, 1)] + [
+        RpcParam("", 0, ti, v) for (_t, ti, _m), v in zip(cases, r, strict=True)]) for r in rows]
+    (run,) = decode_rpc(encode_rpc(calls), columnar=True)
+    names = ", ".join(f"c{i}" for i in range(len(cases)))
+    markers = ", ".join(f"@P{i + 1}" for i in range(len(cases)))
+    sql = f"INSERT INTO dbo.t ({names}) VALUES ({markers})"
+    out = []
+    for columnar in (True, False):
+        engine = SqlEngine()
+        session = engine.open_session("appdb", OWNER)
+        try:
+            (created,) = session.execute(f"CREATE TABLE dbo.t ({ddl})")
+            assert created.error is None
+            session.execute_many(sql, before)
+            stored_before = stored(session)
+            if columnar:
+                out.append(session.insert_columns(sql, run.columns[1:], run.count))
+            else:
+                out.append(session.execute_many(sql, [list(r) for r in rows]))
+            out.append((stored_before, stored(session)))
+        finally:
+            session.close()
+            engine.close()
+    accepted, (kept, column_rows), errors, (_, row_rows) = out
+    if accepted:
+        assert errors == [None] * len(rows)
+        assert column_rows == row_rows
+    else:
+        assert column_rows == kept
+        assert any(e is not None and e.number in (2627, 2601) for e in errors)
+    return bool(accepted)
+
+
+def test_a_key_repeated_in_the_run_or_stored_is_declined():
+    engine = SqlEngine()
+    session = engine.open_session("appdb", OWNER)
+    try:
+        session.execute("CREATE TABLE dbo.t (k int PRIMARY KEY, v nvarchar(5))")
+        sql = "INSERT INTO dbo.t VALUES (@P1, @P2)"
+
+        def run_of(keys):
+            calls = [RpcCall(proc_id=12, params=[RpcParam("", 0, INT4, 1), RpcParam("", 0, INT8, k),
+                                                 RpcParam("", 0, NVARCHAR, "x")]) for k in keys]
+            (run,) = decode_rpc(encode_rpc(calls), columnar=True)
+            return run
+
+        for keys in ([1, 2, 1], [3, 4]):
+            run = run_of(keys)
+            assert session.insert_columns(sql, run.columns[1:], run.count) is (keys == [3, 4])
+        run = run_of([5, 3])  # 3 is stored now
+        assert not session.insert_columns(sql, run.columns[1:], run.count)
+        assert stored(session) == [(3, "x"), (4, "x")]
     finally:
         session.close()
         engine.close()
