@@ -113,6 +113,9 @@ def parse_datetime_text(text: str) -> tuple[dt.datetime, int | None, bool, bool]
     return base, offset, m.group(1) is not None, m.group(4) is not None
 
 
+_SAFE_DAY = dt.date(1900, 1, 1)
+
+
 def _round_fraction(value: dt.datetime, scale: int) -> dt.datetime:
     if scale >= 6:
         return value
@@ -159,8 +162,8 @@ def _make_temporal(t: SqlType) -> Callable[[object, str | None], object]:
         local, offset = _to_datetime(value, hint, t)
         if kind is SqlKind.DATE:
             return local.date()
-        if kind is SqlKind.TIME:
-            return _round_fraction(local, scale).time()
+        if kind is SqlKind.TIME:  # only the time of day counts: round on a safe date
+            return _round_fraction(dt.datetime.combine(_SAFE_DAY, local.time()), scale).time()
         if kind is SqlKind.DATETIME:
             if local < DATETIME_MIN:
                 raise SqlError(242, f"The conversion of a {source_name(value, hint)} data type "
@@ -170,11 +173,17 @@ def _make_temporal(t: SqlType) -> Callable[[object, str | None], object]:
             return (local + dt.timedelta(seconds=30)).replace(second=0, microsecond=0) \
                 if local.second * 1_000_000 + local.microsecond >= 29_998_000 \
                 else local.replace(second=0, microsecond=0)
+        try:
+            rounded = _round_fraction(local, scale)
+        except OverflowError:  # 9999-12-31 23:59:59.9... rounded up past the last day
+            raise SqlError(242, f"The conversion of a {source_name(value, hint)} data type to "
+                                f"a {kind.value} data type resulted in an out-of-range value."
+                           ) from None
         if kind is SqlKind.DATETIME2:
-            return _round_fraction(local, scale)
+            return rounded
         # datetimeoffset: keep the instant (as UTC) and the offset separately
         offset = offset or 0
-        local = _round_fraction(local, scale)
+        local = rounded
         return {"dto_utc": local - dt.timedelta(minutes=offset), "dto_offset": offset}
 
     return convert

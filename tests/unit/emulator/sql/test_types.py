@@ -142,3 +142,20 @@ def test_decimal_38_extremes_from_text_parameters(db, session):
 ])
 def test_convert_to_binary_styles(db, expr: str, expected: bytes) -> None:
     assert db.rows(f"SELECT {expr}") == [(expected,)]
+
+
+@pytest.mark.parametrize("type_text", ["datetime2(0)", "datetimeoffset(3)"])
+def test_rounding_past_the_last_day_is_242_not_a_crash(type_text):
+    from emulator.errors import SqlError
+
+    convert = make_converter(SqlType.parse(type_text), "c", "db.dbo.t")
+    with pytest.raises(SqlError) as info:
+        convert(dt.datetime(9999, 12, 31, 23, 59, 59, 999_999), None)
+    assert info.value.number == 242 and "out-of-range value" in info.value.message
+    assert convert(dt.datetime(9999, 12, 31, 23, 59, 59), None) is not None  # still fits
+
+
+def test_time_rounding_on_the_last_day_wraps_like_any_other_day():
+    convert = make_converter(SqlType.parse("time(0)"), "c", "db.dbo.t")
+    assert convert(dt.datetime(9999, 12, 31, 23, 59, 59, 999_999), None) == dt.time(0, 0)
+    assert convert(dt.datetime(2024, 5, 6, 12, 0, 0, 600_000), None) == dt.time(12, 0, 1)
