@@ -780,11 +780,28 @@ class _Load:
                     and sql_type.length not in (None, MAX)):
                 self.widths[c.name] = (sql_type, nullable)
 
-    def _too_long(self, data: pa.Table | pa.RecordBatch) -> dict[str, int]:
+    def _needs_widening(self, error: DatabaseError, item: SourceBatch,
+                        done: set[str]) -> dict[str, int]:
+        """After a failed batch: the widenable columns holding a value longer than the
+        column, measured on this error path only, so a load that never needs it pays nothing.
+        The server says 2628 naming the column (8152 on older compatibility levels, naming
+        none); turbodbc cannot always read the diagnostic (a long truncated value in it gives
+        HY000 "Obtaining diagnostic record ... failed"), so any terminal failure is checked."""
+        if not self.widths or error.transient:
+            return {}
+        names = list(self.widths)
+        found = _COLUMN_IN_MESSAGE.search(str(error))
+        if error.native_error == _TRUNCATED and found is not None:
+            wanted = found.group(1).replace("''", "'").casefold()
+            names = [n for n in names if n.casefold() == wanted]
+        return self._too_long(item.data, [n for n in names if n not in done])
+
+    def _too_long(self, data: pa.Table | pa.RecordBatch, names: list[str]) -> dict[str, int]:
         """Columns of this batch holding a value longer than the column: name -> length."""
         assert self.plan is not None
         found = {}
-        for name, (sql_type, _) in list(self.widths.items()):
+        for name in names:
+            sql_type, _ = self.widths[name]
             if sql_type.length in (None, MAX):
                 continue
             length = longest_over(data.column(name), self.plan.column(name).arrow_type,
@@ -827,7 +844,6 @@ class _Load:
         assert self.plan is not None
         where = f"table {self.table}, batch {item.batch_id}, {item.location.describe()}"
         try:
-            too_long = self._too_long(item.data) if self.widths else {}
             native = native_timestamp_columns(self.plan, item.data)
             bound = cast_batch(self.plan, item.data, nan_as_null=self.options.nan_as_null,
                                row_offset=item.location.first_row or 0, native=native)
@@ -838,6 +854,7 @@ class _Load:
             raise self._stopped_at(item, exc) from exc
         key = batch_key(item.batch_id)
         attempt = 0
+        widened: set[str] = set()  # columns this batch already widened
         while True:
             if self.stop.is_set():
                 raise _Stopped
@@ -854,8 +871,6 @@ class _Load:
                     conn = None
                     conn = self.factory.connect()
                     stats.token_renewals += 1
-                if too_long:
-                    self._widen(conn, too_long, item)
                 cursor = conn.cursor()
                 if attempt and self.journal.contains(cursor, key):
                     # the failed attempt's commit landed after all
@@ -874,6 +889,15 @@ class _Load:
                 raise
             except Exception as exc:  # the ODBC client's error
                 error = database_error(exc, phase="insert", where=where)
+            needed = self._needs_widening(error, item, widened) if conn is not None else {}
+            if needed and conn is not None:  # a column this load created is too short
+                _rollback_quietly(conn)  # nothing of the batch stays; replay it once widened
+                try:
+                    self._widen(conn, needed, item)
+                    widened.update(needed)
+                    continue
+                except Exception as exc:  # the ODBC client's error
+                    error = database_error(exc, phase="widen a column", where=where)
             if conn is not None:
                 _rollback_quietly(conn)
                 _close_quietly(conn)
