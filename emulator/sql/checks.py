@@ -5,9 +5,11 @@ value, arrow-odbc style; each converter raises the error SQL Server would raise 
 2628, 8115, 220, 245, 8114, 241, 8169, 257) and otherwise returns the value in the
 form the DuckDB storage expects (see ``typemap``).
 
-Fractional seconds: DuckDB stores microseconds, so a 7th fractional digit (100 ns) is
-rounded to the nearest microsecond; datetime is rounded to SQL Server's 1/300 s ticks
-and smalldatetime to the minute.
+Fractional seconds: values carry 100 ns (a 7th digit travels as ``hns`` on
+``temporal.PreciseDatetime``/``PreciseTime``) and are rounded half-up to the column's
+scale; datetime(7)/time(7)/datetimeoffset are stored as structs with a 100 ns field
+(``typemap.DT2_DUCK``; :func:`to_storage`/:func:`from_storage`). datetime is rounded to
+SQL Server's 1/300 s ticks and smalldatetime to the minute.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 
 from emulator.errors import SqlError
 from emulator.sql import errors_map as em
-from emulator.sql.typemap import INT_RANGES, utf16_len, utf16_prefix
+from emulator.sql.typemap import INT_RANGES, stores_100ns, utf16_len, utf16_prefix
 from emulator.sqltypes import MAX, SqlKind, SqlType
+from emulator.tds.temporal import hns_of, precise_text, with_hns
 
 Converter = Callable[[object, str | None], object]
 
@@ -79,8 +82,8 @@ def parse_datetime_text(text: str) -> tuple[dt.datetime, int | None, bool, bool]
     """Parse SQL Server date/time text.
 
     :param text: e.g. ``2024-01-31 12:00:00.1234567 +02:00``.
-    :returns: (naive local datetime rounded to microseconds, offset minutes or None,
-        has_date, has_time).
+    :returns: (naive local datetime rounded to 100 ns (a 7th digit as ``hns``), offset
+        minutes or None, has_date, has_time).
     :raises SqlError: 241 when the text is no date or time.
     """
     m = _DT_TEXT.match(text)
@@ -93,13 +96,14 @@ def parse_datetime_text(text: str) -> tuple[dt.datetime, int | None, bool, bool]
     except ValueError:
         raise em.datetime_conversion() from None
     if frac:
-        # 100 ns and finer digits round to the microseconds DuckDB can hold
-        micros = int((Decimal("0." + frac) * 1_000_000).quantize(Decimal(1), ROUND_HALF_UP))
-        if micros == 1_000_000 and (base.hour, base.minute, base.second) == (23, 59, 59):
-            # Rounding .9999995+ up would carry into the next day (or past 9999-12-31):
+        # digits past the 7th (100 ns) round half-up
+        units = int((Decimal("0." + frac) * 10_000_000).quantize(Decimal(1), ROUND_HALF_UP))
+        if units == 10_000_000 and (base.hour, base.minute, base.second) == (23, 59, 59):
+            # Rounding .99999995+ up would carry into the next day (or past 9999-12-31):
             # a time(7) of 23:59:59.9999999 would read back as 00:00:00. Stay 100 ns short.
-            micros = 999_999
-        base += dt.timedelta(microseconds=micros)
+            units = 9_999_999
+        micros, hns = divmod(units, 10)
+        base = with_hns(base + dt.timedelta(microseconds=micros), hns)
     offset = None
     if tz:
         if tz.upper() == "Z":
@@ -117,12 +121,17 @@ _SAFE_DAY = dt.date(1900, 1, 1)
 
 
 def _round_fraction(value: dt.datetime, scale: int) -> dt.datetime:
-    if scale >= 6:
+    """Round half-up to ``scale`` fractional digits, from 100 ns (the result carries
+    a 100 ns digit only at scale 7)."""
+    hns = hns_of(value)
+    if scale >= 7 or (scale == 6 and not hns):
         return value
-    quantum = 10 ** (6 - scale)
-    micros = value.microsecond
-    rounded = (micros + quantum // 2) // quantum * quantum
-    return value.replace(microsecond=0) + dt.timedelta(microseconds=rounded)
+    quantum = 10 ** (7 - scale)
+    units = value.microsecond * 10 + hns
+    rounded = (units + quantum // 2) // quantum * quantum
+    whole = dt.datetime(value.year, value.month, value.day, value.hour, value.minute,
+                        value.second, 0, value.tzinfo)
+    return whole + dt.timedelta(microseconds=rounded // 10)
 
 
 def round_datetime(value: dt.datetime) -> dt.datetime:
@@ -138,16 +147,21 @@ def round_datetime(value: dt.datetime) -> dt.datetime:
 
 
 def _to_datetime(value: object, hint: str | None, t: SqlType) -> tuple[dt.datetime, int | None]:
-    """A naive local datetime plus the offset in minutes (None when the value has none)."""
+    """A naive local datetime plus the offset in minutes (None when the value has none);
+    a 100 ns digit is kept."""
+    if isinstance(value, dict):
+        value = from_storage(value)
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
             off = value.utcoffset()
-            return value.replace(tzinfo=None), int(off.total_seconds() // 60) if off else 0
+            naive = with_hns(value.replace(tzinfo=None), hns_of(value))
+            return naive, int(off.total_seconds() // 60) if off else 0
         return value, None
     if isinstance(value, dt.date):
         return dt.datetime.combine(value, _MIDNIGHT), None
     if isinstance(value, dt.time):
-        return dt.datetime.combine(dt.date(1900, 1, 1), value.replace(tzinfo=None)), None
+        day = dt.datetime.combine(dt.date(1900, 1, 1), value.replace(tzinfo=None))
+        return with_hns(day, hns_of(value)), None
     if isinstance(value, str):
         base, offset, _, _ = parse_datetime_text(value)
         return base, offset
@@ -163,7 +177,9 @@ def _make_temporal(t: SqlType) -> Callable[[object, str | None], object]:
         if kind is SqlKind.DATE:
             return local.date()
         if kind is SqlKind.TIME:  # only the time of day counts: round on a safe date
-            return _round_fraction(dt.datetime.combine(_SAFE_DAY, local.time()), scale).time()
+            day = with_hns(dt.datetime.combine(_SAFE_DAY, local.time()), hns_of(local))
+            rounded_day = _round_fraction(day, scale)
+            return to_storage(t, with_hns(rounded_day.time(), hns_of(rounded_day)))
         if kind is SqlKind.DATETIME:
             if local < DATETIME_MIN:
                 raise SqlError(242, f"The conversion of a {source_name(value, hint)} data type "
@@ -180,13 +196,54 @@ def _make_temporal(t: SqlType) -> Callable[[object, str | None], object]:
                                 f"a {kind.value} data type resulted in an out-of-range value."
                            ) from None
         if kind is SqlKind.DATETIME2:
-            return rounded
-        # datetimeoffset: keep the instant (as UTC) and the offset separately
+            return to_storage(t, rounded)
+        # datetimeoffset: keep the instant (as UTC), its 100 ns digit and the offset
         offset = offset or 0
-        local = rounded
-        return {"dto_utc": local - dt.timedelta(minutes=offset), "dto_offset": offset}
+        return {"dto_utc": _plain(rounded) - dt.timedelta(minutes=offset),
+                "dto_hns": hns_of(rounded), "dto_offset": offset}
 
     return convert
+
+
+def _plain(value: dt.datetime) -> dt.datetime:
+    if type(value) is dt.datetime:
+        return value
+    return dt.datetime(value.year, value.month, value.day, value.hour, value.minute,
+                       value.second, value.microsecond, value.tzinfo)
+
+
+def to_storage(t: SqlType, value: dt.datetime | dt.time) -> object:
+    """A converted datetime2/time value in the form DuckDB stores it: a struct (dict) of
+    the microseconds and the 100 ns digit for datetime2(7)/time(7), the value otherwise.
+
+    :param t: the column type.
+    :param value: the value rounded to the column's scale.
+    """
+    if not stores_100ns(t):
+        return value
+    if t.kind is SqlKind.TIME:
+        plain = dt.time(value.hour, value.minute, value.second, value.microsecond)
+        return {"t7": plain, "t7_hns": hns_of(value)}
+    return {"dt2": _plain(value), "dt2_hns": hns_of(value)}  # type: ignore[arg-type]
+
+
+def from_storage(value: object) -> object:
+    """The Python value of a stored struct (datetime2(7), time(7), datetimeoffset): a
+    datetime or time carrying its 100 ns digit; other values unchanged.
+
+    :param value: a DuckDB result value.
+    """
+    if not isinstance(value, dict):
+        return value
+    if "dt2" in value:
+        base = value["dt2"]
+        return None if base is None else with_hns(base, value.get("dt2_hns") or 0)
+    if "t7" in value:
+        base = value["t7"]
+        return None if base is None else with_hns(base, value.get("t7_hns") or 0)
+    if "dto_utc" in value:
+        return _dto_value(value)
+    return value
 
 
 def _make_integer(t: SqlType) -> Callable[[object, str | None], object]:
@@ -313,6 +370,10 @@ def _text_of(value: object) -> str:
     if isinstance(value, float):
         text = repr(value)
         return text[:-2] if text.endswith(".0") else text
+    if isinstance(value, dict):
+        value = from_storage(value)
+    if isinstance(value, dt.datetime | dt.time) and hns_of(value):
+        return precise_text(value)
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
     if isinstance(value, bytes | bytearray | memoryview):
@@ -430,7 +491,8 @@ def _dto_value(value: object) -> dt.datetime | None:
         if utc is None:
             return None
         zone = dt.timezone(dt.timedelta(minutes=offset))
-        return (utc + dt.timedelta(minutes=offset)).replace(tzinfo=zone)
+        local = (utc + dt.timedelta(minutes=offset)).replace(tzinfo=zone)
+        return with_hns(local, value.get("dto_hns") or 0)
     if isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     return value  # type: ignore[return-value]
@@ -470,6 +532,15 @@ def make_reader(t: SqlType) -> Callable[[object], object] | None:
         return lambda v: uuid.UUID(v) if isinstance(v, str) else v
     if kind is SqlKind.DATE:
         return lambda v: v.date() if isinstance(v, dt.datetime) else v
+    if kind in (SqlKind.DATETIME2, SqlKind.TIME) and stores_100ns(t):
+        return _read_precise
     if kind in (SqlKind.DATETIME, SqlKind.DATETIME2, SqlKind.SMALLDATETIME):
         return lambda v: v.replace(tzinfo=None) if isinstance(v, dt.datetime) else v
     return None
+
+
+def _read_precise(value: object) -> object:
+    value = from_storage(value)
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return with_hns(value.replace(tzinfo=None), hns_of(value))
+    return value

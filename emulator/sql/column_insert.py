@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from emulator.sql.catalog import ColumnMeta, TableMeta, quote
-from emulator.sql.typemap import INT_RANGES, arrow_type
+from emulator.sql.typemap import INT_RANGES, arrow_type, stores_100ns
 from emulator.sql.writes import Registered, unique_keys
 from emulator.sqltypes import MAX, SqlKind, SqlType
 from emulator.tds.columns import TEXT_TYPES, WireColumn
@@ -36,8 +36,8 @@ except ImportError:  # pragma: no cover - a source tree without the built extens
 __all__ = ["column_table"]
 
 _DECIMALS = (SqlKind.DECIMAL, SqlKind.NUMERIC)
-_DAY_US = 86_400_000_000
-_MAX_DATETIME_US = 253_402_300_799_999_999  # 9999-12-31 23:59:59.999999 since 1970
+_DAY_HNS = 864_000_000_000  # 100 ns units in a day
+_MAX_DATETIME_HNS = 2_534_023_007_999_999_999  # 9999-12-31 23:59:59.9999999 since 1970
 
 
 def column_table(con: duckdb.DuckDBPyConnection, table: TableMeta,
@@ -103,7 +103,8 @@ def _keys_are_new(con: duckdb.DuckDBPyConnection, table: TableMeta, arrays: list
     positions = {c.name.lower(): i for i, c in enumerate(table.columns)}
     for key in unique_keys(table):
         idx = [positions[c.lower()] for c in key.columns]
-        if any(table.columns[i].type.kind in _KEY_KINDS_LEFT_ROW_WISE for i in idx):
+        if any(table.columns[i].type.kind in _KEY_KINDS_LEFT_ROW_WISE
+               or pa.types.is_struct(arrays[i].type) for i in idx):
             return False
         keys = pa.table([arrays[i] for i in idx], names=[f"k{j}" for j in range(len(idx))])
         if keys.group_by(keys.column_names).aggregate([]).num_rows != rows:
@@ -162,9 +163,9 @@ def _convert(col: ColumnMeta, wire: WireColumn, rows: int) -> pa.Array | None:
     if w == D.DATEN:
         return arr if kind is SqlKind.DATE else None
     if w == D.DATETIME2N and kind is SqlKind.DATETIME2:
-        return _rounded(arr, wire, rows, t, pa.timestamp("us"), wrap=False)
+        return _temporal(wire, rows, t, pa.timestamp("us"), wrap=False)
     if w == D.TIMEN and kind is SqlKind.TIME:
-        return _rounded(arr, wire, rows, t, pa.time64("us"), wrap=True)
+        return _temporal(wire, rows, t, pa.time64("us"), wrap=True)
     return None
 
 
@@ -213,20 +214,30 @@ def _decimal_array(data: bytes | None, wire: WireColumn, rows: int, precision: i
                                  [validity, pa.py_buffer(data)], wire.nulls)
 
 
-def _rounded(arr: pa.Array, wire: WireColumn, rows: int, t: SqlType, arrow: Any, *,
-             wrap: bool) -> pa.Array | None:
-    """checks._round_fraction over a column of microsecond counts (time: within a day)."""
+def _temporal(wire: WireColumn, rows: int, t: SqlType, arrow: Any, *,
+              wrap: bool) -> pa.Array | None:
+    """checks' temporal converter over a column of 100 ns units (time: within a day):
+    rounded half-up to the column's scale, then stored as microseconds, plus the 100 ns
+    digit for datetime2(7)/time(7) (typemap.DT2_DUCK)."""
     scale = 7 if t.scale is None else t.scale
-    if scale >= 6:
-        return arr
-    quantum = 10 ** (6 - scale)
-    us = np.frombuffer(wire.values, dtype=np.int64, count=rows)
-    fraction = us % 1_000_000  # the microsecond field (floor modulo, as datetime has it)
-    rounded = us - fraction + (fraction + quantum // 2) // quantum * quantum
-    if wrap:
-        rounded %= _DAY_US
-    elif rows and int(rounded.max()) > _MAX_DATETIME_US:
-        return None  # past 9999-12-31: the row-wise path reports it
+    units = wire.hundred_ns(rows)
+    if scale < 7:
+        quantum = 10 ** (7 - scale)
+        units = (units + quantum // 2) // quantum * quantum  # floor division: half-up
+        if wrap:
+            units = units % _DAY_HNS
+        elif rows and int(units.max()) > _MAX_DATETIME_HNS:
+            return None  # past 9999-12-31: the row-wise path reports it
+    micros, hns = np.divmod(units, 10)
     validity = pa.py_buffer(wire.validity) if wire.nulls else None
-    return pa.Array.from_buffers(arrow, rows, [validity, pa.py_buffer(rounded.tobytes())],
-                                 wire.nulls)
+    if not stores_100ns(t):
+        return pa.Array.from_buffers(arrow, rows, [validity, pa.py_buffer(micros.tobytes())],
+                                     wire.nulls)
+    fields = [pa.Array.from_buffers(arrow, rows, [None, pa.py_buffer(micros.tobytes())]),
+              pa.Array.from_buffers(pa.uint8(), rows,
+                                    [None, pa.py_buffer(hns.astype(np.uint8).tobytes())])]
+    mask = None
+    if wire.nulls:
+        valid = pa.Array.from_buffers(pa.bool_(), rows, [None, validity])
+        mask = pc.invert(valid)
+    return pa.StructArray.from_arrays(fields, fields=list(arrow_type(t)), mask=mask)

@@ -16,6 +16,7 @@ from emulator.errors import SqlError
 from emulator.sql import catalog as cat
 from emulator.sql import errors_map as em
 from emulator.sql.catalog import ColumnMeta, KeyMeta, TableMeta, quote
+from emulator.sql.checks import from_storage
 from emulator.sql.translate import Env, lookup, resolve_table, split_name, written_name
 from emulator.sql.typemap import (
     duck_type,
@@ -165,7 +166,10 @@ def create_table(ctx: DdlContext, create: exp.Create) -> None:
             for c in columns]
     for key in key_metas:
         word = "PRIMARY KEY" if key.kind == "PK" else "UNIQUE"
-        if key.kind == "PK" or all(not table.column(c).nullable for c in key.columns):  # type: ignore[union-attr]
+        key_cols = [table.column(c) for c in key.columns]
+        if any(duck_type(c.type).startswith("STRUCT") for c in key_cols):  # type: ignore[union-attr]
+            continue  # DuckDB cannot index a struct: the write checks alone enforce the key
+        if key.kind == "PK" or all(not c.nullable for c in key_cols):  # type: ignore[union-attr]
             # nullable UNIQUE columns: SQL Server allows one NULL, DuckDB many; checks.py decides
             defs.append(f"{word} ({', '.join(quote(c) for c in key.columns)})")
     ctx.con.execute(f"CREATE TABLE {table.duck_name} ({', '.join(defs)})").fetchall()
@@ -303,13 +307,14 @@ def create_index(ctx: DdlContext, create: exp.Create) -> None:
         seen: set[tuple] = set()
         pos = [table.columns.index(table.column(c)) for c in cols]  # type: ignore[arg-type]
         for r in rows:
-            k = tuple(r[p] for p in pos)
+            k = tuple(tuple(r[p].values()) if isinstance(r[p], dict) else r[p] for p in pos)
             if k in seen:
+                shown = ", ".join(em.quote_value(from_storage(r[p])) for p in pos)
                 raise SqlError(1505, f"The CREATE UNIQUE INDEX statement terminated because a "
                                      f"duplicate key was found for the object name "
                                      f"'{table.two_part}' and the index name '{index.name}'. "
                                      f"The duplicate key value is "
-                                     f"({', '.join(em.quote_value(v) for v in k)}).")
+                                     f"({shown}).")
             seen.add(k)
     cat.save_key(ctx.con, table, key)
     ctx.catalog_changed()

@@ -13,7 +13,13 @@ from emulator.errors import SqlError
 from emulator.sql import errors_map as em
 from emulator.sql.catalog import DEFAULT_SCHEMA, CatalogSnapshot, TableMeta
 from emulator.sql.result_types import Source, TypeInference, value_type
-from emulator.sql.typemap import duck_type, is_string, sqltype_from_datatype
+from emulator.sql.typemap import (
+    MICROS_FIELD,
+    duck_type,
+    is_string,
+    sqltype_from_datatype,
+    stores_100ns,
+)
 from emulator.sqltypes import MAX, ColumnInfo, SqlKind, SqlType
 
 _NOW = "CAST(now() AS TIMESTAMP)"  # connections run with TimeZone=UTC, like Azure SQL
@@ -156,8 +162,29 @@ def duck_cast_type(t: SqlType) -> exp.DataType:
 
     :param t: the T-SQL target type.
     """
-    text = "TIMESTAMPTZ" if t.kind is SqlKind.DATETIMEOFFSET else duck_type(t)
+    if t.kind is SqlKind.DATETIMEOFFSET:
+        text = "TIMESTAMPTZ"
+    elif stores_100ns(t):  # a computed value: microseconds (see typemap.DT2_DUCK)
+        text = "TIME" if t.kind is SqlKind.TIME else "TIMESTAMP"
+    else:
+        text = duck_type(t)
     return exp.DataType.build(text, dialect="duckdb")
+
+
+def struct_stored(t: SqlType | None) -> bool:
+    """True for the types DuckDB stores as a struct with a 100 ns field: datetime2(7),
+    time(7) and datetimeoffset.
+
+    :param t: an inferred type.
+    """
+    return t is not None and (stores_100ns(t) or t.kind is SqlKind.DATETIMEOFFSET)
+
+
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ,
+                exp.NullSafeNEQ)
+# Where a stored struct can stay a struct: it is moved, compared with its like, sorted,
+# grouped or counted, never computed with (see Translator._lowered).
+_STRUCT_PARENTS = (exp.Ordered, exp.Group, exp.Count, exp.Is, exp.Distinct)
 
 
 class Translator:
@@ -269,7 +296,53 @@ class Translator:
                         return exp.Literal.number(key.object_id)
         return exp.Null()
 
+    def _storage_type(self, node: exp.Expr) -> SqlType | None:
+        """The type of a column reference stored as a struct with a 100 ns field, else None."""
+        if not isinstance(node, exp.Column) or not isinstance(node.this, exp.Identifier):
+            return None
+        t, _ = self.inference.expr(node, self.scope_of(node))
+        return t if struct_stored(t) else None
+
+    def _keeps_struct(self, node: exp.Expr, t: SqlType) -> bool:
+        """True where a struct-stored column may stay a struct: a projection (SELECT list,
+        INSERT ... SELECT, a subquery's output), ORDER/GROUP BY, COUNT, IS NULL, MIN/MAX in
+        such a place, or a comparison with another column of the same stored type.
+        Anywhere else it is computed with, and becomes its microsecond field."""
+        child: exp.Expr = node
+        parent = node.parent
+        while isinstance(parent, exp.Paren):
+            child, parent = parent, parent.parent
+        if isinstance(parent, exp.Alias):
+            child, parent = parent, parent.parent
+            return isinstance(parent, exp.Select) and child in parent.expressions
+        if isinstance(parent, exp.Select):
+            return child in parent.expressions
+        if isinstance(parent, exp.Max | exp.Min):
+            return self._keeps_struct(parent, t)
+        if isinstance(parent, _STRUCT_PARENTS):
+            return True
+        if isinstance(parent, exp.Window):
+            return any(child is p for p in parent.args.get("partition_by") or [])
+        if isinstance(parent, _COMPARISONS) and isinstance(node, exp.Column):
+            other = parent.expression if child is parent.this else parent.this
+            while isinstance(other, exp.Paren):
+                other = other.this
+            u = self._storage_type(other)
+            return u is not None and u.kind is t.kind
+        return False
+
+    def _lowered(self, node: exp.Column, t: SqlType) -> exp.Expr:
+        """The column's microsecond field (what a computation sees of it)."""
+        return exp.Anonymous(this="struct_extract", expressions=[
+            node, exp.Literal.string(MICROS_FIELD[t.kind])])
+
     def _rewrite(self, node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Column):
+            t = self._storage_type(node)
+            if t is not None and "emu_raw" not in node.meta and not self._keeps_struct(node, t):
+                node.meta["emu_raw"] = True
+                return self._lowered(node, t)
+            return node
         if isinstance(node, exp.Parameter):
             inner = node.this
             if isinstance(inner, exp.Parameter):
@@ -310,11 +383,6 @@ class Translator:
                         node.set("this", shown)
                         return self._cast(node, target, moved=True)
                 return self._cast(node, target)
-        if isinstance(node, exp.TimeStrToTime):
-            t, _ = self.inference.expr(node.this, self.scope_of(node))
-            if t is not None and t.kind is SqlKind.DATETIMEOFFSET:  # DATEDIFF & co: the instant
-                return exp.Anonymous(this="struct_extract", expressions=[
-                    self._moved(node.this), exp.Literal.string("dto_utc")])
         if isinstance(node, exp.CurrentTimestamp):
             return exp.Var(this=_NOW)
         if isinstance(node, exp.CurrentTimestampLTZ):
@@ -353,21 +421,33 @@ class Translator:
     def _temporal_text(self, value: exp.Expr, owner: exp.Expr) -> exp.Expr | None:
         """SQL Server's text of a datetime2, datetimeoffset or time value (style 0/121
         shape: every fraction digit of the type's scale, the offset as +hh:mm), or None
-        for other types. Values are stored to the microsecond: a 7th digit is 0."""
+        for other types. A stored datetime2(7)/time(7)/datetimeoffset column gives its 100 ns
+        digit too; a computed value has microseconds (a 7th digit of 0)."""
         t, _ = self.inference.expr(value, self.scope_of(owner))
         if t is None or t.kind not in (SqlKind.DATETIME2, SqlKind.DATETIMEOFFSET, SqlKind.TIME):
             return None
         scale = 7 if t.scale is None else t.scale
+        raw = struct_stored(t) and isinstance(value, exp.Column)
         if t.kind is SqlKind.DATETIMEOFFSET:
             template = _DTO_TEXT
         elif t.kind is SqlKind.TIME:
             template = _TIME_TEXT
         else:
             template = _DATETIME2_TEXT
-        fraction = "''" if scale == 0 else _FRACTION.format(scale=scale, micros="{micros}")
-        sql = template.format(fraction=fraction).replace("{micros}", _MICROS[t.kind])
+        if raw and t.kind is not SqlKind.DATETIMEOFFSET:  # the struct's microsecond field
+            template = template.replace("__v", f"struct_extract(__v, '{MICROS_FIELD[t.kind]}')")
+        hns = f"struct_extract(__v, '{MICROS_FIELD[t.kind].split('_')[0]}_hns')" \
+            if raw else "0"
+        fraction = "''" if scale == 0 else _FRACTION.format(scale=scale, micros="{micros}",
+                                                             hns=hns)
+        micros = _MICROS[t.kind]
+        if raw and t.kind is not SqlKind.DATETIMEOFFSET:
+            micros = micros.replace("__v", f"struct_extract(__v, '{MICROS_FIELD[t.kind]}')")
+        sql = template.format(fraction=fraction).replace("{micros}", micros)
         tree = _parse_duck(sql)
-        moved = self._moved(value)
+        if raw:
+            value.meta["emu_raw"] = True
+        moved = value if raw else self._moved(value)
         return tree.transform(lambda n: moved.copy() if isinstance(n, exp.Column)
                               and n.name == "__v" else n)
 
@@ -447,8 +527,8 @@ class Translator:
 # are cut (not rounded) from the stored microseconds, as the stored value already has the
 # column's scale.
 _PLAIN_STYLES = frozenset({"0", "20", "21", "120", "121"})  # 'yyyy-mm-dd hh:mi:ss[.f]'
-_FRACTION = ("'.' || lpad(CAST(CAST(floor(({micros}) * 10 / pow(10, 7 - {scale})) AS BIGINT) "
-             "AS VARCHAR), {scale}, '0')")
+_FRACTION = ("'.' || lpad(CAST(CAST(floor((({micros}) * 10 + {hns}) / pow(10, 7 - {scale})) "
+             "AS BIGINT) AS VARCHAR), {scale}, '0')")
 _MICROS = {
     SqlKind.DATETIME2: "((epoch_us(__v) % 1000000) + 1000000) % 1000000",
     SqlKind.DATETIMEOFFSET: "((epoch_us(struct_extract(__v, 'dto_utc')) % 1000000) + 1000000)"

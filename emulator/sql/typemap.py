@@ -15,8 +15,21 @@ DType = exp.DataType.Type
 # datetimeoffset is stored as this struct: the UTC instant plus the offset in minutes,
 # because DuckDB's TIMESTAMPTZ keeps only the instant. The struct's field names make
 # the column recognisable in any DuckDB result description.
-DTO_DUCK = "STRUCT(dto_utc TIMESTAMP, dto_offset SMALLINT)"
-DTO_ARROW = pa.struct([("dto_utc", pa.timestamp("us")), ("dto_offset", pa.int16())])
+# DuckDB's TIMESTAMP and TIME count microseconds (TIMESTAMP_NS covers only 1677-2262), so
+# the types with a 100 ns digit (datetime2(7), time(7), datetimeoffset) keep it in a
+# second field, ``*_hns`` (0-9); the microsecond field holds the value cut to
+# microseconds. DuckDB compares structs field by field, so ordering and equality are
+# exact. See ``checks.to_storage``/``from_storage`` and ``translate`` (expressions that
+# compute with such a column see its microsecond field).
+DTO_DUCK = "STRUCT(dto_utc TIMESTAMP, dto_hns UTINYINT, dto_offset SMALLINT)"
+DTO_ARROW = pa.struct([("dto_utc", pa.timestamp("us")), ("dto_hns", pa.uint8()),
+                       ("dto_offset", pa.int16())])
+DT2_DUCK = "STRUCT(dt2 TIMESTAMP, dt2_hns UTINYINT)"
+DT2_ARROW = pa.struct([("dt2", pa.timestamp("us")), ("dt2_hns", pa.uint8())])
+TIME7_DUCK = "STRUCT(t7 TIME, t7_hns UTINYINT)"
+TIME7_ARROW = pa.struct([("t7", pa.time64("us")), ("t7_hns", pa.uint8())])
+# the microsecond field of each struct, for expressions
+MICROS_FIELD = {SqlKind.DATETIME2: "dt2", SqlKind.TIME: "t7", SqlKind.DATETIMEOFFSET: "dto_utc"}
 
 _STRING_KINDS = frozenset({SqlKind.CHAR, SqlKind.VARCHAR, SqlKind.NCHAR, SqlKind.NVARCHAR})
 _UNICODE_KINDS = frozenset({SqlKind.NCHAR, SqlKind.NVARCHAR})
@@ -130,11 +143,22 @@ def sqltype_from_datatype(dt: exp.DataType) -> SqlType:
     return SqlType.parse(f"{name}({','.join(args)})")
 
 
+def stores_100ns(t: SqlType) -> bool:
+    """True for datetime2(7) and time(7), stored as a struct with a 100 ns field (see
+    DT2_DUCK; datetimeoffset is always a struct).
+
+    :param t: the declared type.
+    """
+    return t.kind in (SqlKind.DATETIME2, SqlKind.TIME) and t.scale in (None, 7)
+
+
 def duck_type(t: SqlType) -> str:
     """The DuckDB column type that stores values of a SQL Server type.
 
     :param t: the declared type.
     """
+    if stores_100ns(t):
+        return DT2_DUCK if t.kind is SqlKind.DATETIME2 else TIME7_DUCK
     if t.kind in (SqlKind.DECIMAL, SqlKind.NUMERIC):
         return f"DECIMAL({t.precision},{t.scale})"
     if is_string(t):
@@ -149,6 +173,8 @@ def arrow_type(t: SqlType) -> pa.DataType:
 
     :param t: the declared type.
     """
+    if stores_100ns(t):
+        return DT2_ARROW if t.kind is SqlKind.DATETIME2 else TIME7_ARROW
     if t.kind in (SqlKind.DECIMAL, SqlKind.NUMERIC):
         return pa.decimal128(t.precision, t.scale)
     if is_string(t):
@@ -272,6 +298,10 @@ def sqltype_from_duck(duck: str, values: list[object] | None = None) -> SqlType:
         return SqlType(SqlKind.DECIMAL, precision=int(m.group(1)), scale=int(m.group(2)))
     if duck == DTO_DUCK.upper():
         return SqlType(SqlKind.DATETIMEOFFSET, scale=7)
+    if duck == DT2_DUCK.upper():
+        return SqlType(SqlKind.DATETIME2, scale=7)
+    if duck == TIME7_DUCK.upper():
+        return SqlType(SqlKind.TIME, scale=7)
     if duck == "VARCHAR":
         longest = max((utf16_len(v) for v in values or () if isinstance(v, str)), default=0)
         return SqlType(SqlKind.NVARCHAR, MAX if longest > 4000 else 4000)

@@ -19,7 +19,7 @@ import pyarrow as pa
 from emulator.errors import SqlError
 from emulator.sql import errors_map as em
 from emulator.sql.catalog import ColumnMeta, TableMeta, quote
-from emulator.sql.checks import Converter, make_converter
+from emulator.sql.checks import Converter, from_storage, make_converter
 from emulator.sql.typemap import arrow_type
 from emulator.sqltypes import SqlKind
 
@@ -77,7 +77,7 @@ def _norm(value: object) -> object:
 def _shown(value: object) -> object:
     if isinstance(value, dict) and "dto_utc" in value:
         return value["dto_utc"]
-    return value
+    return from_storage(value)
 
 
 def unique_keys(table: TableMeta) -> list:

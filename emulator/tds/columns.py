@@ -65,8 +65,19 @@ class WireColumn:
         arrow_type = _WIRE_ARROW.get(t)
         if arrow_type is None:  # decimals: 128-bit units at the wire scale
             arrow_type = pa.decimal128(38, self.info.scale)
-        return pa.Array.from_buffers(arrow_type, rows, [validity, pa.py_buffer(self.values)],
+        values = self.values
+        if t in (D.TIMEN, D.DATETIME2N):  # 100 ns units: Arrow's are microseconds (cut)
+            values = (self.hundred_ns(rows) // 10).tobytes()
+        return pa.Array.from_buffers(arrow_type, rows, [validity, pa.py_buffer(values)],
                                      self.nulls)
+
+    def hundred_ns(self, rows: int) -> np.ndarray:
+        """time / datetime2 only: the exact values as int64 100 ns units (since midnight /
+        since 1970-01-01), 0 for NULL.
+
+        :param rows: the run's call count.
+        """
+        return np.frombuffer(self.values, dtype=np.int64, count=rows)
 
 
 _WIRE_ARROW: dict[int, pa.DataType] = {

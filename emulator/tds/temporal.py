@@ -1,19 +1,23 @@
 """Raw (length-less) codecs for the date and time types (2.2.5.5.1.7 - 2.2.5.5.1.8).
 
-Times are carried in ticks of 10**-scale seconds. Python only has microseconds, so
-encoding rounds half-up to the column's scale (as SQL Server converts), and decoding
-scale 7 truncates the 100 ns digit; :func:`decode_time_ticks` / :func:`encode_time_ticks`
-give the exact ticks.
+Times are carried in ticks of 10**-scale seconds. Python only has microseconds, so a
+scale-7 value's 100 ns digit travels beside them: decoding gives a
+:class:`PreciseDatetime` / :class:`PreciseTime` (a datetime/time that also holds
+``hns``, the digit below its microseconds) and encoding reads that digit back with
+:func:`hns_of`. Encoding rounds half-up to the column's scale, as SQL Server converts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import struct
+from typing import Any, overload
 
 from emulator.tds.packet import ProtocolError
 
 __all__ = [
+    "PreciseDatetime",
+    "PreciseTime",
     "decode_date",
     "decode_datetime",
     "decode_datetime2",
@@ -28,7 +32,10 @@ __all__ = [
     "encode_smalldatetime",
     "encode_time",
     "encode_time_ticks",
+    "hns_of",
+    "precise_text",
     "time_size",
+    "with_hns",
 ]
 
 _DAY_US = 86_400_000_000
@@ -42,6 +49,135 @@ _MAX_ORDINAL = dt.date.max.toordinal()
 _TZ_CACHE: dict[int, dt.timezone] = {}
 _SIZES = (3, 3, 3, 4, 4, 5, 5, 5)
 _POW10 = tuple(10 ** i for i in range(8))
+
+
+class _HundredNs:
+    """Equality, order and hash that count the 100 ns digit (mixed into the subclasses of
+    datetime and time below; the base class compares the rest)."""
+
+    __slots__ = ()
+    _base: Any = object  # datetime or time: what compares the rest
+
+    def _cmp(self, other: object) -> Any:
+        base = self._base
+        if not isinstance(other, base):
+            return NotImplemented
+        if base.__eq__(self, other):
+            a, b = hns_of(self), hns_of(other)
+            return (a > b) - (a < b)
+        return -1 if base.__lt__(self, other) else 1
+
+    def __eq__(self, other: object) -> Any:
+        c = self._cmp(other)
+        return c if c is NotImplemented else c == 0
+
+    def __ne__(self, other: object) -> Any:
+        c = self._cmp(other)
+        return c if c is NotImplemented else c != 0
+
+    def __lt__(self, other: object) -> Any:
+        c = self._cmp(other)
+        return c if c is NotImplemented else c < 0
+
+    def __le__(self, other: object) -> Any:
+        c = self._cmp(other)
+        return c if c is NotImplemented else c <= 0
+
+    def __gt__(self, other: object) -> Any:
+        c = self._cmp(other)
+        return c if c is NotImplemented else c > 0
+
+    def __ge__(self, other: object) -> Any:
+        c = self._cmp(other)
+        return c if c is NotImplemented else c >= 0
+
+    def __hash__(self) -> int:
+        base: int = self._base.__hash__(self)
+        hns = hns_of(self)
+        return hash((base, hns)) if hns else base
+
+    def __str__(self) -> str:
+        return precise_text(self)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"{self._base.__repr__(self)} + {hns_of(self)}00ns"
+
+
+class PreciseDatetime(_HundredNs, dt.datetime):
+    """A datetime that also keeps ``hns``: the 100 ns digit below its microseconds (0-9).
+
+    Python's datetime stops at microseconds while datetime2(7) and datetimeoffset(7)
+    count 100 ns. Equality, order and hash count the digit. Arithmetic and ``replace()``
+    on this class give an instance without it; read it only through :func:`hns_of`,
+    which then gives 0.
+    """
+
+    __slots__ = ("hns",)
+    hns: int
+    _base = dt.datetime
+
+
+class PreciseTime(_HundredNs, dt.time):
+    """A time of day that also keeps ``hns`` (see :class:`PreciseDatetime`)."""
+
+    __slots__ = ("hns",)
+    hns: int
+    _base = dt.time
+
+
+def hns_of(value: object) -> int:
+    """The 100 ns digit a value carries below its microseconds (0 for plain values).
+
+    :param value: a datetime, time, or anything else.
+    """
+    return getattr(value, "hns", 0)
+
+
+@overload
+def with_hns(value: dt.datetime, hns: int) -> dt.datetime: ...
+@overload
+def with_hns(value: dt.time, hns: int) -> dt.time: ...
+def with_hns(value: dt.datetime | dt.time, hns: int) -> dt.datetime | dt.time:
+    """``value`` (microseconds) plus a 100 ns digit; the plain value when the digit is 0.
+
+    :param value: a datetime or time (its own digit, if any, is replaced).
+    :param hns: 0-9.
+    """
+    if not hns:
+        if type(value) is PreciseDatetime:
+            return dt.datetime(value.year, value.month, value.day, value.hour, value.minute,
+                               value.second, value.microsecond, value.tzinfo, fold=value.fold)
+        if type(value) is PreciseTime:
+            return dt.time(value.hour, value.minute, value.second, value.microsecond,
+                           value.tzinfo, fold=value.fold)
+        return value
+    if not 0 < hns < 10:
+        raise ValueError(f"100 ns digit {hns} not in 0..9")
+    out: PreciseDatetime | PreciseTime
+    if isinstance(value, dt.datetime):
+        out = PreciseDatetime(value.year, value.month, value.day, value.hour, value.minute,
+                              value.second, value.microsecond, value.tzinfo, fold=value.fold)
+    else:
+        out = PreciseTime(value.hour, value.minute, value.second, value.microsecond,
+                          value.tzinfo, fold=value.fold)
+    out.hns = hns
+    return out
+
+
+def precise_text(value: dt.datetime | dt.time) -> str:
+    """ISO text with seven fractional digits when the value carries a 100 ns digit
+    (``str()`` of a plain datetime otherwise).
+
+    :param value: a datetime or time.
+    """
+    hns = hns_of(value)
+    if isinstance(value, dt.datetime):
+        text = dt.datetime.isoformat(value, sep=" ", timespec="microseconds" if hns else "auto")
+        head = 26  # 'YYYY-MM-DD HH:MM:SS.ffffff'
+    else:
+        text = dt.time.isoformat(value, timespec="microseconds" if hns else "auto")
+        head = 15  # 'HH:MM:SS.ffffff'
+    return f"{text[:head]}{hns}{text[head:]}" if hns else text
 
 
 def time_size(scale: int) -> int:
@@ -75,13 +211,6 @@ def decode_date(raw: bytes) -> dt.date:
 
 # --- time ---------------------------------------------------------------------------------
 
-def _us_to_ticks(us: int, scale: int) -> int:
-    if scale >= 6:
-        return us * _POW10[scale - 6]
-    div = _POW10[6 - scale]
-    return (us + div // 2) // div
-
-
 def _ticks_to_us(ticks: int, scale: int) -> int:
     if scale <= 6:
         return ticks * _POW10[6 - scale]
@@ -90,6 +219,14 @@ def _ticks_to_us(ticks: int, scale: int) -> int:
 
 def _time_us(t: dt.time) -> int:
     return ((t.hour * 60 + t.minute) * 60 + t.second) * 1_000_000 + t.microsecond
+
+
+def _time_ticks(t: dt.time, hns: int, scale: int) -> int:
+    """Ticks of 10**-scale s since midnight, rounded half-up from 100 ns units (not
+    wrapped: a round-up can reach 24:00)."""
+    units = _time_us(t) * 10 + hns
+    div = _POW10[7 - scale]
+    return (units + div // 2) // div
 
 
 def _us_time(us: int) -> dt.time:
@@ -120,20 +257,25 @@ def decode_time_ticks(raw: bytes, scale: int) -> int:
 def encode_time(t: dt.time, scale: int = 7) -> bytes:
     """Encode a time, rounding half-up to the scale (a round-up to 24:00 wraps to 00:00)."""
     _check_scale(scale)
-    ticks = _us_to_ticks(_time_us(t), scale) % (86_400 * _POW10[scale])
+    ticks = _time_ticks(t, hns_of(t), scale) % (86_400 * _POW10[scale])
     return ticks.to_bytes(_SIZES[scale], "little")
 
 
 def decode_time(raw: bytes, scale: int = 7) -> dt.time:
-    """Decode a time; scale 7 loses its 100 ns digit (truncated)."""
-    return _us_time(_ticks_to_us(decode_time_ticks(raw, scale), scale))
+    """Decode a time (scale 7: a :class:`PreciseTime` when the 100 ns digit is not 0)."""
+    ticks = decode_time_ticks(raw, scale)
+    if scale == 7:
+        us, hns = divmod(ticks, 10)
+        return with_hns(_us_time(us), hns)
+    return _us_time(_ticks_to_us(ticks, scale))
 
 
 # --- datetime2 / datetimeoffset -----------------------------------------------------------
 
-def _split(value: dt.datetime, scale: int) -> tuple[int, int]:
-    """(ordinal day, ticks) of a naive datetime rounded to the scale, carrying into the day."""
-    ticks = _us_to_ticks(_time_us(value.time()), scale)
+def _split(value: dt.datetime, scale: int, hns: int) -> tuple[int, int]:
+    """(ordinal day, ticks) of a naive datetime and its 100 ns digit rounded to the scale,
+    carrying into the day."""
+    ticks = _time_ticks(value.time(), hns, scale)
     day = value.toordinal()
     if ticks >= 86_400 * _POW10[scale]:
         ticks -= 86_400 * _POW10[scale]
@@ -154,19 +296,21 @@ def _as_datetime(value: dt.date) -> dt.datetime:
 def encode_datetime2(value: dt.datetime, scale: int = 7) -> bytes:
     """Encode a naive datetime (an aware one keeps its local wall time) as time + date."""
     _check_scale(scale)
-    day, ticks = _split(_as_datetime(value).replace(tzinfo=None), scale)
+    value = _as_datetime(value)
+    day, ticks = _split(value.replace(tzinfo=None), scale, hns_of(value))
     return ticks.to_bytes(_SIZES[scale], "little") + (day - 1).to_bytes(3, "little")
 
 
 def decode_datetime2(raw: bytes, scale: int = 7) -> dt.datetime:
-    """Reverse :func:`encode_datetime2` (naive result)."""
+    """Reverse :func:`encode_datetime2` (naive result; scale 7: a :class:`PreciseDatetime`
+    when the 100 ns digit is not 0)."""
     if not 0 <= scale <= 7:
         raise ProtocolError(f"bad datetime2 scale {scale}")
     n = _SIZES[scale]
     if len(raw) != n + 3:
         raise ProtocolError(f"datetime2({scale}) value must be {n + 3} bytes, got {len(raw)}")
     t = decode_time(raw[:n], scale)
-    return dt.datetime.combine(decode_date(raw[n:]), t)
+    return with_hns(dt.datetime.combine(decode_date(raw[n:]), t), hns_of(t))
 
 
 def _tz(minutes: int) -> dt.timezone:
@@ -187,10 +331,10 @@ def encode_datetimeoffset(value: dt.datetime, scale: int = 7) -> bytes:
         raise ValueError(f"UTC offset {offset} is not whole minutes within +-14:00")
     naive = value.replace(tzinfo=None)
     try:
-        utc = naive - offset
+        utc = with_hns(naive - offset, hns_of(value))
     except OverflowError:
         raise ValueError(f"{value} is out of range in UTC") from None
-    day, ticks = _split(utc, scale)
+    day, ticks = _split(utc, scale, hns_of(utc))
     return (ticks.to_bytes(_SIZES[scale], "little") + (day - 1).to_bytes(3, "little")
             + _I16.pack(minutes))
 
@@ -202,12 +346,14 @@ def decode_datetimeoffset(raw: bytes, scale: int = 7) -> dt.datetime:
     n = _SIZES[scale]
     if len(raw) != n + 5:
         raise ProtocolError(f"datetimeoffset({scale}) value must be {n + 5} bytes, got {len(raw)}")
-    utc = dt.datetime.combine(decode_date(raw[n:n + 3]), decode_time(raw[:n], scale))
+    t = decode_time(raw[:n], scale)
+    utc = dt.datetime.combine(decode_date(raw[n:n + 3]), t)
     (minutes,) = _I16.unpack_from(raw, n + 3)
     if not -840 <= minutes <= 840:
         raise ProtocolError(f"datetimeoffset offset {minutes} minutes is out of range")
     try:
-        return (utc + dt.timedelta(minutes=minutes)).replace(tzinfo=_tz(minutes))
+        local = (utc + dt.timedelta(minutes=minutes)).replace(tzinfo=_tz(minutes))
+        return with_hns(local, hns_of(t))
     except OverflowError:
         raise ProtocolError("datetimeoffset not representable in Python") from None
 

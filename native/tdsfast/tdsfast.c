@@ -262,9 +262,9 @@ done:
  *
  *   INTN -> int64, BITN -> uint8 (0/1), FLTN -> double (real widened, as in Python),
  *   DECIMALN/NUMERICN -> 128-bit two's complement at the wire scale,
- *   DATEN -> int32 days since 1970-01-01, TIMEN -> int64 microseconds since midnight,
- *   DATETIME2N -> int64 microseconds since 1970-01-01 (a 7th digit is truncated, as
- *   temporal.decode_time does), NVARCHAR/NCHAR -> UTF-8 data + int32 offsets + each
+ *   DATEN -> int32 days since 1970-01-01, TIMEN -> int64 100 ns units since midnight,
+ *   DATETIME2N -> int64 100 ns units since 1970-01-01 (every scale: exact),
+ *   NVARCHAR/NCHAR -> UTF-8 data + int32 offsets + each
  *   value's UTF-16 length; BIGVARCHR/BIGCHAR -> the same, for ASCII text only (the
  *   caller makes sure the collation's code page maps ASCII bytes to themselves).
  *
@@ -280,7 +280,7 @@ static const int TIME_SIZES[8] = {3, 3, 3, 4, 4, 5, 5, 5};
 static const int64_t POW10[8] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000};
 #define DAYS_TO_1970 719162 /* days from 0001-01-01 to 1970-01-01 */
 #define MAX_DAYS 3652059    /* date.max's day count + 1: the first day past 9999-12-31 */
-#define DAY_US INT64_C(86400000000)
+#define DAY_HNS INT64_C(864000000000) /* 100 ns units in a day */
 
 typedef struct {
     char *data;
@@ -489,13 +489,13 @@ static int column_value(column *c, Py_ssize_t row, const unsigned char *buf, Py_
                 int64_t ticks = 0;
                 for (int i = tlen - 1; i >= 0; i--) ticks = (ticks << 8) | v[i];
                 if (ticks >= INT64_C(86400) * POW10[c->scale]) return 0;
-                int64_t us = c->scale <= 6 ? ticks * POW10[6 - c->scale] : ticks / 10;
+                int64_t hns = ticks * POW10[7 - c->scale];
                 if (c->type == T_DATETIME2N) {
                     int64_t days = v[tlen] | (v[tlen + 1] << 8) | (v[tlen + 2] << 16);
                     if (days >= MAX_DAYS) return 0;
-                    us += (days - DAYS_TO_1970) * DAY_US;
+                    hns += (days - DAYS_TO_1970) * DAY_HNS;
                 }
-                memcpy(out, &us, 8);
+                memcpy(out, &hns, 8);
                 break;
             }
             default:

@@ -25,8 +25,8 @@ What turbodbc 5.3.0 ``executemanycolumns`` sends through Microsoft's ODBC Driver
   the process when other columns are present, so they are not used here. Strings are
   bound as nvarchar(n) with n grown from the longest value; a 3300-character value
   already failed with HY104 "Invalid precision value" in the driver (1000 worked).
-- The emulator stores datetime2/time/datetimeoffset at microsecond precision (DuckDB
-  TIMESTAMP/TIME), so the 100 ns digit is not kept; the values here are whole microseconds.
+- Python's datetime (what pyodbc and turbodbc bind) stops at microseconds; the 100 ns
+  digit the emulator keeps is tested in ``test_hundred_nanoseconds.py``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Schema plan round trip: CREATE TABLE from a plan, insert with turbodbc, read back with pyodbc.
 
-The emulator runs in a child process (turbodbc holds the GIL). It stores datetime2 and
-time to the microsecond only (a documented emulator limit), so 100 ns values are checked
-to that precision here; the text sent carries all seven digits (unit-tested).
+The emulator runs in a child process (turbodbc holds the GIL). datetime2, time and
+datetimeoffset are read back through output converters of the driver's structs, whose
+fraction is in nanoseconds (pyodbc's own datetime would cut the 100 ns digit).
 """
 
 from __future__ import annotations
@@ -78,15 +78,14 @@ EXPECTED = {
     "s": ["😀 中文 ✓", "", None], "ls": ["x" * 5000, "y", None], "dict": ["a", "bb", None],
     "guid": [str(U).upper(), None, None],
     "d": [dt.date(1, 1, 1), dt.date(9999, 12, 31), None],
-    # time(7)/datetime2(7) hold 100 ns; the emulator keeps microseconds
-    "t": [dt.time(0), dt.time(23, 59, 59, 999999), None],
-    "ts_us": [dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31, 23, 59, 59, 999999), None],
-    # ts_ns: the engine rounds ...123456789 ns to the column's 100 ns (.1234568); the
-    # emulator stores microseconds, rounding to .123457 (Azure SQL keeps .1234568, which
-    # pyodbc reads back truncated to .123456)
-    "ts_ns": [dt.datetime(2023, 11, 14, 22, 13, 20, 123457), dt.datetime(1970, 1, 1), None],
+    # time(7)/datetime2(7) hold 100 ns (read back as text of the driver's nanoseconds)
+    "t": ["00:00:00.000000000", "23:59:59.999999900", None],
+    "ts_us": ["0001-01-01 00:00:00.000000000", "9999-12-31 23:59:59.999999000", None],
+    # ts_ns: the engine rounds ...123456789 ns to the column's 100 ns (.1234568), and
+    # -1 ns to the epoch
+    "ts_ns": ["2023-11-14 22:13:20.123456800", "1970-01-01 00:00:00.000000000", None],
     # the instant survives (read back in the offset the engine sent: UTC)
-    "ts_tz": [dt.datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=dt.UTC), None, None],
+    "ts_tz": ["2024-01-02 03:04:05.123456000 +00:00", None, None],
     "dur": [-5, 2**63 - 1, None], "lst": ["[1,2]", "[]", None],
     "st": ['{"a":1,"b":"x"}', None, '{"a":null,"b":"😀"}'], "nul": [None, None, None],
 }
@@ -117,19 +116,41 @@ def _load(conn_string, table, plan, source):
         conn.close()
 
 
-SQL_SS_TIMESTAMPOFFSET = -155  # Microsoft's driver's type for datetimeoffset
+SQL_TYPE_TIMESTAMP = 93  # datetime2 (and datetime)
+SQL_SS_TIME2 = -154  # Microsoft's driver's types for time and datetimeoffset
+SQL_SS_TIMESTAMPOFFSET = -155
 
 
-def _datetimeoffset(raw: bytes) -> dt.datetime:
-    """SQL_SS_TIMESTAMPOFFSET_STRUCT -> an aware datetime (microseconds, truncated)."""
-    year, month, day, hour, minute, second, fraction, tz_h, tz_m = struct.unpack("<6hI2h", raw)
-    offset = dt.timedelta(hours=tz_h, minutes=tz_m)
-    return dt.datetime(year, month, day, hour, minute, second, fraction // 1000,
-                       dt.timezone(offset))
+def _timestamp(raw: bytes | None) -> str | None:
+    """SQL_TIMESTAMP_STRUCT -> 'YYYY-MM-DD hh:mm:ss.fffffffff' (nanoseconds)."""
+    if raw is None:
+        return None
+    year, month, day, hour, minute, second, ns = struct.unpack("<h5HI", raw)
+    return f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}.{ns:09d}"
+
+
+def _time(raw: bytes | None) -> str | None:
+    """SQL_SS_TIME2_STRUCT -> 'hh:mm:ss.fffffffff'."""
+    if raw is None:
+        return None
+    hour, minute, second, ns = struct.unpack("<3HxxI", raw)
+    return f"{hour:02d}:{minute:02d}:{second:02d}.{ns:09d}"
+
+
+def _datetimeoffset(raw: bytes | None) -> str | None:
+    """SQL_SS_TIMESTAMPOFFSET_STRUCT -> '... +hh:mm'."""
+    if raw is None:
+        return None
+    year, month, day, hour, minute, second, ns, tz_h, tz_m = struct.unpack("<6hI2h", raw)
+    sign = "-" if tz_h < 0 or tz_m < 0 else "+"
+    return (f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}.{ns:09d} "
+            f"{sign}{abs(tz_h):02d}:{abs(tz_m):02d}")
 
 
 def _read(conn_string, table, columns):
     with pyodbc.connect(conn_string, autocommit=True) as conn:
+        conn.add_output_converter(SQL_TYPE_TIMESTAMP, _timestamp)
+        conn.add_output_converter(SQL_SS_TIME2, _time)
         conn.add_output_converter(SQL_SS_TIMESTAMPOFFSET, _datetimeoffset)
         select = ", ".join(f"[{c}]" for c in columns)
         rows = conn.execute(f"SELECT {select} FROM {table}").fetchall()
@@ -176,7 +197,7 @@ def test_overrides_and_rounding_to_the_column_scale(conn_string):
     _load(conn_string, "dbo.roundtrip_over", plan, source)
     rows, _ = _read(conn_string, "dbo.roundtrip_over", ["price", "at", "n"])
     assert sorted((tuple(r) for r in rows), key=lambda r: r[0] is None) == [
-        (Decimal("1234567890123456.5"), dt.datetime(2024, 1, 1, 0, 0, 1), Decimal(2**31 - 1)),
+        (Decimal("1234567890123456.5"), "2024-01-01 00:00:01.000000000", Decimal(2**31 - 1)),
         (None, None, None)]
 
 

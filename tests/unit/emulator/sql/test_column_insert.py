@@ -15,6 +15,7 @@ from emulator.sql import SessionUser, SqlEngine
 from emulator.tds.collation import DEFAULT_COLLATION
 from emulator.tds.columns import ColumnarRun
 from emulator.tds.requests import RpcCall, RpcParam, decode_rpc, encode_rpc
+from emulator.tds.temporal import with_hns
 from emulator.tds.typeinfo import TypeInfo
 
 pytest.importorskip("emulator._tdsfast")
@@ -79,19 +80,27 @@ def dates(rng, bad):
                        dt.date(1, 1, 1) + dt.timedelta(days=rng.randrange(3_652_059))])
 
 
+def hundred_ns(rng):
+    """A 100 ns digit (sent only by scale-7 TYPE_INFOs; 5 is the rounding tie)."""
+    return rng.choice([0, 5, 9, rng.randrange(10)])
+
+
 def times(rng, bad):
-    return dt.time(rng.choice([23, rng.randrange(24)]), rng.choice([59, rng.randrange(60)]),
-                   rng.choice([59, rng.randrange(60)]),
-                   rng.choice([999_999, 999_500, 500, rng.randrange(1_000_000)]))
+    return with_hns(dt.time(rng.choice([23, rng.randrange(24)]),
+                            rng.choice([59, rng.randrange(60)]),
+                            rng.choice([59, rng.randrange(60)]),
+                            rng.choice([999_999, 999_500, 500, rng.randrange(1_000_000)])),
+                    hundred_ns(rng))
 
 
 def datetimes(rng, bad):
     if bad:
-        return dt.datetime(9999, 12, 31, 23, 59, 59, 999_999)
-    return rng.choice([dt.datetime(1, 1, 1), dt.datetime(1969, 12, 31, 23, 59, 59, 999_995),
-                       dt.datetime(rng.randrange(1, 10000), rng.randrange(1, 13),
-                                   rng.randrange(1, 29), rng.randrange(24), rng.randrange(60),
-                                   rng.randrange(60), rng.randrange(1_000_000))])
+        return dt.datetime(9999, 12, 31, 23, 59, 59, 999_999)  # 100 ns more: no wire scale 6
+    return with_hns(rng.choice([
+        dt.datetime(1, 1, 1), dt.datetime(1969, 12, 31, 23, 59, 59, 999_995),
+        dt.datetime(rng.randrange(1, 10000), rng.randrange(1, 13), rng.randrange(1, 29),
+                    rng.randrange(24), rng.randrange(60), rng.randrange(60),
+                    rng.randrange(1_000_000))]), hundred_ns(rng))
 
 
 # (column type, marker, wire TYPE_INFO, value maker); markers: "?" a bare parameter,

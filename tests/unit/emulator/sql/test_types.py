@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from emulator.sql.checks import make_converter, round_datetime
 from emulator.sqltypes import SqlType
+from emulator.tds.temporal import hns_of, with_hns
 
 NON_BMP = "a\U0001F600é"
 CASES = [
@@ -72,11 +73,33 @@ def test_round_trip_through_parameters(db) -> None:
     assert db.rows("SELECT * FROM p") == [values]
 
 
-def test_hundred_nanoseconds_round_to_microseconds(db) -> None:
-    db.run("CREATE TABLE tt (t time(7), d datetime2(7))")
-    db.run("INSERT INTO tt VALUES ('10:00:00.1234567', '2024-01-01 00:00:00.9999996')")
-    assert db.rows("SELECT t, d FROM tt") == [
-        (dt.time(10, 0, 0, 123457), dt.datetime(2024, 1, 1, 0, 0, 1))]
+def test_hundred_nanoseconds_are_kept_at_scale_7(db) -> None:
+    db.run("CREATE TABLE tt (t time(7), d datetime2(7), o datetimeoffset(7), "
+           "d6 datetime2(6), t6 time(6))")
+    db.run("INSERT INTO tt VALUES ('10:00:00.1234567', '2024-01-01 00:00:00.9999996', "
+           "'2024-01-01 00:00:00.0000001 +02:00', '2024-01-01 00:00:00.9999996', "
+           "'23:59:59.9999996')")
+    ((t, d, o, d6, t6),) = db.rows("SELECT t, d, o, d6, t6 FROM tt")
+    assert (t, hns_of(t)) == (with_hns(dt.time(10, 0, 0, 123456), 7), 7)
+    assert (d, hns_of(d)) == (with_hns(dt.datetime(2024, 1, 1, 0, 0, 0, 999999), 6), 6)
+    assert d != dt.datetime(2024, 1, 1, 0, 0, 0, 999999)
+    assert (str(o), hns_of(o)) == ("2024-01-01 00:00:00.0000001+02:00", 1)
+    # scale 6 rounds the 100 ns digit half-up (time wraps past midnight)
+    assert (d6, hns_of(d6)) == (dt.datetime(2024, 1, 1, 0, 0, 1), 0)
+    assert t6 == dt.time(0)
+    # the stored digit decides equality, order and the text SQL Server shows
+    db.run("INSERT INTO tt (d) VALUES ('2024-01-01 00:00:00.9999995')")
+    assert db.rows("SELECT COUNT(*) FROM tt a JOIN tt b ON a.d = b.d") == [(2,)]
+    assert [str(r[0]) for r in db.rows("SELECT CONVERT(nvarchar(30), d, 121) FROM tt "
+                                       "ORDER BY d")] == ["2024-01-01 00:00:00.9999995",
+                                                          "2024-01-01 00:00:00.9999996"]
+    assert db.rows("SELECT CAST(t AS varchar(20)) FROM tt WHERE t IS NOT NULL") == [
+        ("10:00:00.1234567",)]
+    assert [str(v) for (v,) in db.rows("SELECT MAX(d) FROM tt")] == [
+        "2024-01-01 00:00:00.9999996"]
+    # computing with the value sees its microseconds
+    assert db.rows("SELECT DATEADD(day, 1, d) FROM tt WHERE d6 IS NOT NULL") == [
+        (dt.datetime(2024, 1, 2, 0, 0, 0, 999999),)]
 
 
 def test_datetime_rounds_to_ticks() -> None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from emulator.sqltypes import SqlType
 from emulator.tds.constants import DataType
 from emulator.tds.packet import ProtocolError
-from emulator.tds.temporal import encode_datetime, encode_smalldatetime
+from emulator.tds.temporal import encode_datetime, encode_smalldatetime, hns_of, with_hns
 from emulator.tds.types import (
     DEFAULT_COLLATION,
     PLP_SIZE,
@@ -194,7 +194,9 @@ def test_time_scales_and_exact_ticks() -> None:
     info = TypeInfo(DataType.TIMEN, scale=7)
     raw = encode_time_ticks(863_999_999_999, 7)
     assert decode_time_ticks(raw, 7) == 863_999_999_999
-    assert decode_value(info, b"\x05" + raw, 0)[0] == dt.time(23, 59, 59, 999999)
+    got = decode_value(info, b"\x05" + raw, 0)[0]
+    assert got == with_hns(dt.time(23, 59, 59, 999999), 9) and hns_of(got) == 9
+    assert got != dt.time(23, 59, 59, 999999)  # equality counts the 100 ns digit
     t0 = SqlType.parse("time(0)")
     assert encode_value(t0, dt.time(1, 2, 3, 500000)) == b"\x03" + (3724).to_bytes(3, "little")
     assert encode_value(SqlType.parse("time(3)"), dt.time(0, 0, 0, 1500))[1:] == \
