@@ -332,9 +332,14 @@ class Translator:
         return False
 
     def _lowered(self, node: exp.Column, t: SqlType) -> exp.Expr:
-        """The column's microsecond field (what a computation sees of it)."""
-        return exp.Anonymous(this="struct_extract", expressions=[
+        """The column's microsecond field (what a computation sees of it); for
+        datetimeoffset the instant as a TIMESTAMPTZ, which is also what CAST(x AS
+        datetimeoffset) and SYSDATETIMEOFFSET() give."""
+        field = exp.Anonymous(this="struct_extract", expressions=[
             node, exp.Literal.string(MICROS_FIELD[t.kind])])
+        if t.kind is SqlKind.DATETIMEOFFSET:
+            return exp.Cast(this=field, to=exp.DataType.build("TIMESTAMPTZ"))
+        return field
 
     def _rewrite(self, node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Column):
@@ -386,7 +391,7 @@ class Translator:
         if isinstance(node, exp.CurrentTimestamp):
             return exp.Var(this=_NOW)
         if isinstance(node, exp.CurrentTimestampLTZ):
-            return exp.Var(this=f"{{'dto_utc': {_NOW}, 'dto_offset': CAST(0 AS SMALLINT)}}")
+            return exp.Var(this=f"CAST({_NOW} AS TIMESTAMPTZ)")
         if isinstance(node, exp.ObjectId):
             return self._object_id([a for a in (node.this, node.args.get("expression")) if a])
         if isinstance(node, exp.CurrentUser):

@@ -182,3 +182,40 @@ def test_time_rounding_on_the_last_day_wraps_like_any_other_day():
     convert = make_converter(SqlType.parse("time(0)"), "c", "db.dbo.t")
     assert convert(dt.datetime(9999, 12, 31, 23, 59, 59, 999_999), None) == dt.time(0, 0)
     assert convert(dt.datetime(2024, 5, 6, 12, 0, 0, 600_000), None) == dt.time(12, 0, 1)
+
+
+def test_hundred_nanoseconds_in_queries(db) -> None:
+    """Where a datetime2(7)/time(7)/datetimeoffset(7) column keeps its 100 ns digit (moved,
+    compared with its like, grouped, sorted) and where it is computed with (microseconds)."""
+    db.run("CREATE TABLE s (k int, d datetime2(7), o datetimeoffset(7))")
+    db.run("CREATE TABLE t (k int, d datetime2(7) PRIMARY KEY, o datetimeoffset(7))")
+    db.run("INSERT INTO s VALUES (1, '2024-01-01 00:00:00.0000001', "
+           "'2024-01-01 00:00:00.0000001 +01:00'), (2, '2024-01-01 00:00:00.0000002', "
+           "'2024-01-01 00:00:00.0000002 +01:00'), (3, '2024-01-01 00:00:00.0000002', NULL)")
+    # MERGE on the 100 ns key: k=3 repeats k=2's key, so only two distinct keys
+    db.run("MERGE t USING (SELECT MIN(k) AS k, d, MAX(o) AS o FROM s GROUP BY d) AS src "
+           "ON t.d = src.d WHEN MATCHED THEN UPDATE SET o = src.o "
+           "WHEN NOT MATCHED THEN INSERT (k, d, o) VALUES (src.k, src.d, src.o);")
+    assert [(k, str(d), str(o)) for k, d, o in db.rows("SELECT k, d, o FROM t ORDER BY d")] == [
+        (1, "2024-01-01 00:00:00.0000001", "2024-01-01 00:00:00.0000001+01:00"),
+        (2, "2024-01-01 00:00:00.0000002", "2024-01-01 00:00:00.0000002+01:00")]
+    assert db.error("INSERT INTO t (k, d) SELECT 9, d FROM s WHERE k = 3").number == 2627
+    # set operations, DISTINCT, windows and subqueries keep the digit
+    assert [str(d) for (d,) in db.rows(
+        "SELECT d FROM s UNION SELECT d FROM t ORDER BY 1")] == [
+        "2024-01-01 00:00:00.0000001", "2024-01-01 00:00:00.0000002"]
+    assert db.rows("SELECT COUNT(DISTINCT d) FROM s") == [(2,)]
+    assert [r[0] for r in db.rows(
+        "SELECT ROW_NUMBER() OVER (PARTITION BY d ORDER BY k) FROM s ORDER BY k")] == [1, 1, 2]
+    assert [str(r[0]) for r in db.rows(
+        "SELECT x.d FROM (SELECT d FROM s WHERE k = 1) AS x")] == ["2024-01-01 00:00:00.0000001"]
+    # computing: a comparison with a literal or parameter, DATEDIFF, COALESCE see microseconds
+    assert db.rows("SELECT COUNT(*) FROM s WHERE d > '2023-12-31'") == [(3,)]
+    assert db.rows("SELECT COUNT(*) FROM s WHERE d >= @p",
+                   {"@p": dt.datetime(2024, 1, 1)}) == [(3,)]
+    assert db.rows("SELECT DATEDIFF(second, d, '2024-01-01 00:00:10') FROM s WHERE k = 1") \
+        == [(10,)]
+    # (a computed datetimeoffset is its instant: the offset is not kept)
+    assert db.rows("SELECT COALESCE(o, SYSDATETIMEOFFSET()) FROM s WHERE k = 1")[0][0] == \
+        dt.datetime(2023, 12, 31, 23, 0, tzinfo=dt.UTC)
+    assert db.rows("SELECT COUNT(*) FROM s WHERE o < '2024-01-01 00:00:00+00:00'") == [(2,)]
