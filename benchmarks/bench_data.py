@@ -6,8 +6,9 @@
   (datetimeoffset), with NULLs in every other column.
 - ``text``: text-heavy: an id and three unicode strings (Latin accents, CJK, emoji) of
   100-700 characters, unique per row (a random ASCII prefix), so Parquet cannot
-  dictionary-encode them away. 700 stays below the engine's 800-character piece size:
-  the long-text path (values split and joined by the server) is not measured here.
+  dictionary-encode them away. At most 1,339 UTF-8 bytes, so below the 1,600 UTF-16
+  units past which the engine sends text in pieces: the long-text path (values split
+  and joined by the server) is not measured here.
 
 Files are cached under ``$AZSQL_BULK_CACHE/bench`` (default ``~/.cache/azsql-bulk/bench``),
 keyed by dataset, row count and ``VERSION``; bump ``VERSION`` when a generator changes.

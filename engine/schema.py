@@ -49,6 +49,7 @@ __all__ = [
     "cast_batch",
     "create_table_sql",
     "insert_sql",
+    "max_utf16_units",
     "native_timestamp_columns",
     "plan_table",
     "quote_identifier",
@@ -58,6 +59,11 @@ __all__ = [
 ]
 
 _ASTRAL = "[\U00010000-\U0010ffff]"  # two UTF-16 code units each
+
+try:  # native/fastcast (built by the project's CMake); the pyarrow path without it
+    from engine import _fastcast  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - a source tree without the built extension
+    _fastcast = None
 
 
 @dataclass(frozen=True)
@@ -275,6 +281,51 @@ def utf16_lengths(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArra
     return pc.add(pc.utf8_length(text), pc.count_substring_regex(text, _ASTRAL))
 
 
+def max_utf16_units(text: pa.Array | pa.ChunkedArray, floor: int = 0) -> int:
+    """The longest text value in UTF-16 code units, exact whenever it exceeds ``floor``
+    (otherwise some length no greater than ``floor``).
+
+    No per-character work when the byte lengths (from the offsets alone) are within
+    ``floor``: a value's UTF-16 length never exceeds its UTF-8 byte length. Past that,
+    code points bound it from below and ``code points + (bytes - code points) // 3``
+    (each character outside the BMP: 4 bytes, 2 units) from above; the astral characters
+    are counted (a regex, the slow part) only in values whose upper bound could still
+    raise the maximum.
+
+    :param text: a string or large_string array (chunked or not: nothing is copied).
+    :param floor: the length below which the exact maximum does not matter.
+
+    >>> max_utf16_units(pa.array(["ab", "😀😀x", None]))
+    5
+    >>> max_utf16_units(pa.array(["é" * 3]), floor=8) <= 8  # 6 bytes: not counted
+    True
+    """
+    nbytes = pc.binary_length(text)
+    top = pc.max(nbytes).as_py()
+    if top is None or top <= floor:
+        return int(top or 0)
+    if _fastcast is not None:  # one pass in C, skipping values too short to matter
+        chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
+        best = 0
+        for chunk in chunks:
+            validity, offsets, data = chunk.buffers()
+            if data is None:
+                continue
+            best = max(best, _fastcast.utf16_max(
+                data, offsets, validity, chunk.offset, len(chunk),
+                pa.types.is_large_string(chunk.type), max(best, floor)))
+        return best
+    points = pc.utf8_length(text)
+    best = int(pc.max(points).as_py() or 0)
+    bound = pc.add(points, pc.divide(pc.subtract(nbytes, points), 3))
+    over = pc.fill_null(pc.greater(bound, max(best, floor)), False)
+    if not pc.any(over).as_py():
+        return best
+    candidates = pc.filter(text, over)
+    units = pc.add(pc.utf8_length(candidates), pc.count_substring_regex(candidates, _ASTRAL))
+    return max(best, int(pc.max(units).as_py() or 0))
+
+
 def longest_over(values: pa.ChunkedArray | pa.Array, t: pa.DataType, limit: int) -> int | None:
     """The longest value's length (UTF-16 units for text, bytes for binary) when it is over
     ``limit``, else None.
@@ -311,9 +362,7 @@ def _measure(values: pa.ChunkedArray | pa.Array, t: pa.DataType) -> int | None:
     if arr.null_count == len(arr):
         return None
     if is_text_like(t):
-        text = arr.cast(pa.string())
-        units = pc.add(pc.utf8_length(text), pc.count_substring_regex(text, _ASTRAL))
-        result = pc.max(units).as_py()
+        result = max_utf16_units(arr.cast(pa.string()))
     else:
         if pa.types.is_fixed_size_binary(arr.type):
             return int(arr.type.byte_width)
@@ -494,9 +543,11 @@ def _combined(values: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 # Driver 18 refuses (HY104) a wide-character parameter whose bound column size exceeds
 # 4,000, and turbodbc binds 2 * (1.2 * longest value in UTF-16 units + 1) bytes, so a text
-# value longer than about 1,665 UTF-16 units cannot travel in one parameter. Such values
-# go in pieces of at most TEXT_PIECE code points (at most 1,600 UTF-16 units even when
-# every character is outside the BMP), joined by the server.
+# value longer than about 1,665 UTF-16 units cannot travel in one parameter (measured:
+# 1,600 'x' and 800 emoji go, 1,700 'x' and 900 emoji fail). A column whose longest value
+# in the batch exceeds 2 * TEXT_PIECE units goes in pieces of at most TEXT_PIECE code
+# points (at most 1,600 UTF-16 units even when every character is outside the BMP),
+# joined by the server.
 TEXT_PIECE = 800
 MAX_PARAMETERS = 2100  # SQL Server's limit per statement
 _PIECE_MARKER = "CAST(? AS nvarchar(max))"
@@ -504,11 +555,13 @@ _PIECE_MARKER = "CAST(? AS nvarchar(max))"
 
 def split_long_text(plan: TablePlan, bound: pa.Table, *,
                     piece: int = TEXT_PIECE) -> tuple[pa.Table, dict[str, int]]:
-    """Cut text columns whose longest value exceeds ``piece`` code points into pieces.
+    """Cut text columns whose longest value exceeds ``2 * piece`` UTF-16 code units into
+    pieces of ``piece`` code points.
 
     :param plan: from :func:`plan_table`.
     :param bound: :func:`cast_batch`'s output.
-    :param piece: code points per parameter.
+    :param piece: code points per parameter (a column goes whole while its values fit
+        ``2 * piece`` UTF-16 units, the most a piece can hold).
     :returns: the table to bind (unchanged when nothing is long) and, per split column,
         how many parameters carry it (pass it to :func:`insert_sql`).
     :raises ValueCastError: when the pieces would need more than 2,100 parameters.
@@ -518,18 +571,15 @@ def split_long_text(plan: TablePlan, bound: pa.Table, *,
     >>> table, pieces = split_long_text(plan, pa.table({"s": ["abcde", None]}), piece=2)
     >>> pieces, table.column(2).to_pylist()
     ({'s': 3}, ['e', None])
+    >>> split_long_text(plan, pa.table({"s": ["abcd"]}), piece=2)[1]  # 4 units: whole
+    {}
     """
     arrays: list[pa.Array | pa.ChunkedArray] = []
     pieces: dict[str, int] = {}
     for c, values in zip(plan.columns, bound.columns, strict=True):
         if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-            # bytes bound code points from above and come from the offsets alone: count
-            # code points only when some value has more than `piece` bytes
-            longest = pc.max(pc.binary_length(values)).as_py() or 0
-            if longest > piece:
-                longest = pc.max(pc.utf8_length(values)).as_py() or 0
-            if longest > piece:
-                count = -(-longest // piece)
+            if max_utf16_units(values, 2 * piece) > 2 * piece:
+                count = -(-(pc.max(pc.utf8_length(values)).as_py() or 0) // piece)
                 pieces[c.name] = count
                 arrays.extend(pc.utf8_slice_codeunits(values, i * piece, (i + 1) * piece)
                               for i in range(count))

@@ -284,7 +284,77 @@ done:
     return result;
 }
 
+/*
+ * utf16_max(data, offsets, validity, offset, length, wide, floor) -> int
+ *
+ * The longest UTF-8 value of a string array in UTF-16 code units (how nvarchar counts),
+ * exact whenever it exceeds floor; 0 or some length not above floor otherwise. A value
+ * whose byte length is within floor or within the longest found so far is skipped, as
+ * its UTF-16 length cannot be larger. offsets are int32, or int64 when wide (large_string);
+ * validity is None or the array's bitmap. Arrow has validated the UTF-8.
+ */
+static PyObject *utf16_max(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer data, offsets, validity;
+    PyObject *validity_obj;
+    Py_ssize_t offset, length;
+    int wide;
+    long long floor;
+    if (!PyArg_ParseTuple(args, "y*y*OnnpL", &data, &offsets, &validity_obj, &offset, &length,
+                          &wide, &floor))
+        return NULL;
+    int have_validity = validity_obj != Py_None;
+    if (have_validity && PyObject_GetBuffer(validity_obj, &validity, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&offsets);
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    Py_ssize_t width = wide ? 8 : 4;
+    int ok = offset >= 0 && length >= 0 && (offset + length + 1) * width <= offsets.len &&
+             (!have_validity || (offset + length + 7) / 8 <= validity.len);
+    long long best = 0;
+    if (ok) {
+        const unsigned char *bytes = (const unsigned char *)data.buf;
+        const unsigned char *bits = have_validity ? (const unsigned char *)validity.buf : NULL;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = offset; i < offset + length; i++) {
+            if (bits && !(bits[i >> 3] & (1u << (i & 7)))) continue;
+            long long start, end;
+            if (wide) {
+                int64_t a, b;
+                memcpy(&a, (const char *)offsets.buf + i * 8, 8);
+                memcpy(&b, (const char *)offsets.buf + (i + 1) * 8, 8);
+                start = a, end = b;
+            } else {
+                int32_t a, b;
+                memcpy(&a, (const char *)offsets.buf + i * 4, 4);
+                memcpy(&b, (const char *)offsets.buf + (i + 1) * 4, 4);
+                start = a, end = b;
+            }
+            long long n = end - start;
+            if (n <= best || n <= floor) continue;
+            if (start < 0 || end > data.len) { ok = 0; break; }
+            long long units = 0;
+            const unsigned char *p = bytes + start;
+            for (long long k = 0; k < n; k++)
+                units += ((p[k] & 0xC0) != 0x80) + (p[k] >= 0xF0);
+            if (units > best) best = units;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    if (have_validity) PyBuffer_Release(&validity);
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&data);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "utf16_max: buffers do not match offset/length");
+        return NULL;
+    }
+    return PyLong_FromLongLong(best);
+}
+
 static PyMethodDef methods[] = {
+    {"utf16_max", utf16_max, METH_VARARGS,
+     "utf16_max(data, offsets, validity, offset, length, wide, floor) -> int"},
     {"decimal128_text", decimal128_text, METH_VARARGS,
      "decimal128_text(data, offset, length, scale) -> (int32 offsets, utf-8 chars)"},
     {"timestamp_text", timestamp_text, METH_VARARGS,

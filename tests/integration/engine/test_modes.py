@@ -283,6 +283,20 @@ def test_long_text_travels_in_pieces_and_round_trips(sql_target, reader):
     assert got == dict(enumerate(values))
 
 
+def test_text_of_1600_utf16_units_travels_whole(sql_target, reader):
+    """The most one parameter carries through Driver 18 under turbodbc (1,700 'x' fail
+    with HY104): batches whose values all fit go without pieces, mixed with ones that
+    need them."""
+    target = sql_target("fulltext")
+    values = ["x" * 1_600, "😀" * 800, "é中" * 800, "", None] * 20 + ["y" * 1_601, "z"] * 5
+    source = pa.table({"id": pa.array(range(len(values)), pa.int64()),
+                       "doc": pa.array(values, pa.string())})
+    result = transfer(source, target, TransferOptions(workers=1, rows_per_batch=25))
+    assert result.rows == len(values) and result.batches == 5
+    got = dict(reader.execute(f"SELECT id, doc FROM {target.table}").fetchall())
+    assert got == dict(enumerate(values))
+
+
 def test_losing_the_create_table_race_validates_and_loads(sql_target, reader, monkeypatch):
     """Parallel loads (e.g. mapped Airflow shards) into a missing table all try CREATE
     TABLE; the losers get 2714 from the server and must carry on into the winner's table."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine.schema import (
     ExistingColumn,
@@ -64,3 +66,46 @@ def test_create_table_like_an_existing_table_takes_its_types_and_nullability():
     assert "[id] bigint NOT NULL" in sql and "[name] nvarchar(500) NULL" in sql
     assert "[extra] float NULL" in sql  # no twin: the plan's own type
     assert "nvarchar(500)" not in create_table_sql(plan, "dbo.stage")  # sampled size
+
+
+@pytest.mark.parametrize("native", [True, False])
+@given(values=st.lists(st.one_of(st.none(), st.text(max_size=40)), max_size=30),
+       floor=st.integers(0, 60), cut=st.integers(0, 3),
+       layout=st.sampled_from(["string", "large_string", "chunked"]))
+def test_max_utf16_units_is_exact_past_the_floor(native, values, floor, cut, layout):
+    import engine.schema as schema
+
+    if native and schema._fastcast is None:
+        pytest.skip("engine._fastcast is not built")
+    kept = values[cut:]
+    exact = max((len(v.encode("utf-16-le", "surrogatepass")) // 2 for v in kept
+                 if v is not None), default=0)
+    typ = pa.large_string() if layout == "large_string" else pa.string()
+    arr = pa.array(values, typ).slice(cut)  # a non-zero offset into the buffers
+    text = pa.chunked_array([arr.slice(0, len(arr) // 2), arr.slice(len(arr) // 2)], typ) \
+        if layout == "chunked" else arr
+    saved = schema._fastcast
+    try:
+        if not native:
+            schema._fastcast = None
+        got = schema.max_utf16_units(text, floor)
+    finally:
+        schema._fastcast = saved
+    if exact > floor:
+        assert got == exact
+    else:
+        assert got <= floor
+
+
+def test_long_text_splits_only_past_what_one_parameter_holds():
+    from engine.schema import TEXT_PIECE, split_long_text
+
+    plan = plan_table(pa.schema([("s", pa.string())]))
+    whole = ["x" * 1_600, "😀" * 800, "é" * 1_600, None]  # 1,600 UTF-16 units at most
+    assert split_long_text(plan, pa.table({"s": whole}))[1] == {}
+    for longer in ("x" * 1_601, "😀" * 800 + "x"):
+        table, pieces = split_long_text(plan, pa.table({"s": [*whole, longer]}))
+        assert pieces == {"s": -(-len(longer) // TEXT_PIECE)}
+        joined = ["".join(p or "" for p in row) for row in zip(*(
+            c.to_pylist() for c in table.columns), strict=True)]
+        assert joined[:3] + joined[4:] == [*whole[:3], longer]
