@@ -171,6 +171,22 @@ def duck_cast_type(t: SqlType) -> exp.DataType:
     return exp.DataType.build(text, dialect="duckdb")
 
 
+def _expression_subquery(select: exp.Select) -> bool:
+    """True for a SELECT whose result is a value in an expression (``x IN (SELECT ...)``,
+    ``(SELECT MAX(d) ...)``): its output is computed with, so stored structs become their
+    microseconds there, as on the other side of the IN or comparison."""
+    holder = select.parent
+    while isinstance(holder, exp.Union | exp.Except | exp.Intersect):
+        holder = holder.parent
+    if isinstance(holder, exp.In):
+        return True
+    if not isinstance(holder, exp.Subquery):
+        return False
+    return not isinstance(holder.parent, exp.From | exp.Join | exp.Insert | exp.Merge
+                          | exp.Create | exp.Union | exp.Except | exp.Intersect | exp.CTE
+                          | exp.Exists | exp.Lateral)
+
+
 def struct_stored(t: SqlType | None) -> bool:
     """True for the types DuckDB stores as a struct with a 100 ns field: datetime2(7),
     time(7) and datetimeoffset.
@@ -314,9 +330,10 @@ class Translator:
             child, parent = parent, parent.parent
         if isinstance(parent, exp.Alias):
             child, parent = parent, parent.parent
-            return isinstance(parent, exp.Select) and child in parent.expressions
+            return isinstance(parent, exp.Select) and child in parent.expressions \
+                and not _expression_subquery(parent)
         if isinstance(parent, exp.Select):
-            return child in parent.expressions
+            return child in parent.expressions and not _expression_subquery(parent)
         if isinstance(parent, exp.Max | exp.Min):
             return self._keeps_struct(parent, t)
         if isinstance(parent, _STRUCT_PARENTS):

@@ -86,7 +86,8 @@ def test_every_peer_loaded_every_row(suite):
 
 def test_scenarios_figures(suite):
     sc = suite[1]["scenarios"]
-    for key in ("lifetime_3600s", "lifetime_10s"):
+    short = sc["tokens"]["short_lifetime_seconds"]
+    for key in ("lifetime_3600s", f"lifetime_{short}s"):
         _positive(sc["tokens"][key]["rows_per_second"])
     th = sc["throttle"]
     _positive(th["throttle_bytes_per_second"], th["throttled_request_bytes_per_second"])

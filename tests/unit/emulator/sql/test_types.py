@@ -219,3 +219,19 @@ def test_hundred_nanoseconds_in_queries(db) -> None:
     assert db.rows("SELECT COALESCE(o, SYSDATETIMEOFFSET()) FROM s WHERE k = 1")[0][0] == \
         dt.datetime(2023, 12, 31, 23, 0, tzinfo=dt.UTC)
     assert db.rows("SELECT COUNT(*) FROM s WHERE o < '2024-01-01 00:00:00+00:00'") == [(2,)]
+
+
+def test_hundred_nanoseconds_in_subqueries(db) -> None:
+    """A subquery whose output is a value (IN, a scalar subquery) is computed with: both
+    sides see microseconds; a derived table or MERGE source keeps the digit."""
+    db.run("CREATE TABLE a (k int, d datetime2(7))")
+    db.run("CREATE TABLE b (k int, d datetime2(7))")
+    db.run("INSERT INTO a VALUES (1, '2024-01-01 00:00:00.0000001')")
+    db.run("INSERT INTO b VALUES (1, '2024-01-01 00:00:00.0000002')")
+    assert db.rows("SELECT COUNT(*) FROM a WHERE d IN (SELECT d FROM b)") == [(1,)]
+    assert db.rows("SELECT COUNT(*) FROM a WHERE d = (SELECT MAX(d) FROM b)") == [(1,)]
+    assert db.rows("SELECT (SELECT MAX(d) FROM b)") == [(dt.datetime(2024, 1, 1),)]
+    assert [str(d) for (d,) in db.rows("SELECT x.d FROM (SELECT d FROM b) AS x")] == [
+        "2024-01-01 00:00:00.0000002"]
+    # columns compared directly still see the digit
+    assert db.rows("SELECT COUNT(*) FROM a JOIN b ON a.d = b.d") == [(0,)]
