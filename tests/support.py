@@ -10,6 +10,54 @@ from contextlib import contextmanager
 from engine.connection_string import build_connection_string
 
 SQL_COPT_SS_ACCESS_TOKEN = 1256
+# Microsoft's driver's SQL types of datetime2, time and datetimeoffset results
+SQL_TYPE_TIMESTAMP = 93
+SQL_SS_TIME2 = -154
+SQL_SS_TIMESTAMPOFFSET = -155
+
+
+def _fraction(ns: int, digits: int) -> str:
+    return f"{ns // 10 ** (9 - digits):0{digits}d}"
+
+
+def timestamp_text(raw: bytes | None, digits: int = 9) -> str | None:
+    """SQL_TIMESTAMP_STRUCT (a pyodbc output converter's bytes) as
+    'YYYY-MM-DD hh:mm:ss.fffffffff': the fraction in nanoseconds, which pyodbc's own
+    datetime would cut to microseconds."""
+    if raw is None:
+        return None
+    y, mo, d, h, mi, s, ns = struct.unpack("<h5HI", raw)
+    return f"{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}.{_fraction(ns, digits)}"
+
+
+def time_text(raw: bytes | None, digits: int = 9) -> str | None:
+    """SQL_SS_TIME2_STRUCT as 'hh:mm:ss.fffffffff'."""
+    if raw is None:
+        return None
+    h, mi, s, ns = struct.unpack("<3HxxI", raw)
+    return f"{h:02d}:{mi:02d}:{s:02d}.{_fraction(ns, digits)}"
+
+
+def offset_text(raw: bytes | None, digits: int = 9) -> str | None:
+    """SQL_SS_TIMESTAMPOFFSET_STRUCT as 'YYYY-MM-DD hh:mm:ss.fffffffff +hh:mm' (pyodbc has
+    no converter of its own for it)."""
+    if raw is None:
+        return None
+    y, mo, d, h, mi, s, ns, tzh, tzm = struct.unpack("<6hI2h", raw)
+    sign = "-" if tzh < 0 or tzm < 0 else "+"
+    return (f"{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}.{_fraction(ns, digits)} "
+            f"{sign}{abs(tzh):02d}:{abs(tzm):02d}")
+
+
+def read_temporals_as_text(conn) -> None:
+    """Make a pyodbc connection return datetime2, time and datetimeoffset values as the
+    text of the driver's structs, to the nanosecond.
+
+    :param conn: a pyodbc connection.
+    """
+    conn.add_output_converter(SQL_TYPE_TIMESTAMP, timestamp_text)
+    conn.add_output_converter(SQL_SS_TIME2, time_text)
+    conn.add_output_converter(SQL_SS_TIMESTAMPOFFSET, offset_text)
 
 
 def token_struct(token: str) -> bytes:

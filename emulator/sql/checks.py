@@ -199,17 +199,10 @@ def _make_temporal(t: SqlType) -> Callable[[object, str | None], object]:
             return to_storage(t, rounded)
         # datetimeoffset: keep the instant (as UTC), its 100 ns digit and the offset
         offset = offset or 0
-        return {"dto_utc": _plain(rounded) - dt.timedelta(minutes=offset),
+        return {"dto_utc": with_hns(rounded, 0) - dt.timedelta(minutes=offset),
                 "dto_hns": hns_of(rounded), "dto_offset": offset}
 
     return convert
-
-
-def _plain(value: dt.datetime) -> dt.datetime:
-    if type(value) is dt.datetime:
-        return value
-    return dt.datetime(value.year, value.month, value.day, value.hour, value.minute,
-                       value.second, value.microsecond, value.tzinfo)
 
 
 def to_storage(t: SqlType, value: dt.datetime | dt.time) -> object:
@@ -222,9 +215,8 @@ def to_storage(t: SqlType, value: dt.datetime | dt.time) -> object:
     if not stores_100ns(t):
         return value
     if t.kind is SqlKind.TIME:
-        plain = dt.time(value.hour, value.minute, value.second, value.microsecond)
-        return {"t7": plain, "t7_hns": hns_of(value)}
-    return {"dt2": _plain(value), "dt2_hns": hns_of(value)}  # type: ignore[arg-type]
+        return {"t7": with_hns(value, 0), "t7_hns": hns_of(value)}
+    return {"dt2": with_hns(value, 0), "dt2_hns": hns_of(value)}
 
 
 def from_storage(value: object) -> object:

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from emulator.sql.catalog import ColumnMeta, TableMeta, quote
-from emulator.sql.typemap import INT_RANGES, arrow_type, stores_100ns
+from emulator.sql.typemap import INT_RANGES, arrow_type, stores_100ns, struct_stored
 from emulator.sql.writes import Registered, unique_keys
 from emulator.sqltypes import MAX, SqlKind, SqlType
 from emulator.tds.columns import TEXT_TYPES, WireColumn
@@ -91,9 +91,9 @@ def column_table(con: duckdb.DuckDBPyConnection, table: TableMeta,
 
 # Key columns compared here exactly as the row-wise path compares them (find_duplicates:
 # Python equality in the run, DuckDB's IS NOT DISTINCT FROM against stored rows). Floats
-# (-0.0 and 0.0 hash apart in Arrow), uniqueidentifier and datetimeoffset are left to it.
-_KEY_KINDS_LEFT_ROW_WISE = frozenset({SqlKind.FLOAT, SqlKind.REAL, SqlKind.UNIQUEIDENTIFIER,
-                                      SqlKind.DATETIMEOFFSET})
+# (-0.0 and 0.0 hash apart in Arrow), uniqueidentifier and the struct-stored types
+# (datetime2(7), time(7), datetimeoffset: Arrow cannot group by a struct) are left to it.
+_KEY_KINDS_LEFT_ROW_WISE = frozenset({SqlKind.FLOAT, SqlKind.REAL, SqlKind.UNIQUEIDENTIFIER})
 
 
 def _keys_are_new(con: duckdb.DuckDBPyConnection, table: TableMeta, arrays: list[pa.Array],
@@ -104,7 +104,7 @@ def _keys_are_new(con: duckdb.DuckDBPyConnection, table: TableMeta, arrays: list
     for key in unique_keys(table):
         idx = [positions[c.lower()] for c in key.columns]
         if any(table.columns[i].type.kind in _KEY_KINDS_LEFT_ROW_WISE
-               or pa.types.is_struct(arrays[i].type) for i in idx):
+               or struct_stored(table.columns[i].type) for i in idx):
             return False
         keys = pa.table([arrays[i] for i in idx], names=[f"k{j}" for j in range(len(idx))])
         if keys.group_by(keys.column_names).aggregate([]).num_rows != rows:
@@ -150,6 +150,12 @@ def _convert(col: ColumnMeta, wire: WireColumn, rows: int) -> pa.Array | None:
         bits = np.packbits(np.frombuffer(wire.values, dtype=np.bool_, count=rows),
                            bitorder="little")
         return _fixed(pa.bool_(), bits, wire, rows)
+    if w == D.DATETIME2N:
+        return _temporal(wire, rows, t, pa.timestamp("us"), wrap=False) \
+            if kind is SqlKind.DATETIME2 else None
+    if w == D.TIMEN:
+        return _temporal(wire, rows, t, pa.time64("us"), wrap=True) \
+            if kind is SqlKind.TIME else None
     arr = wire.array(rows)
     if w == D.FLTN:
         return arr if kind is SqlKind.FLOAT else None
@@ -162,10 +168,6 @@ def _convert(col: ColumnMeta, wire: WireColumn, rows: int) -> pa.Array | None:
         return _decimal_array(data, wire, rows, precision, scale)
     if w == D.DATEN:
         return arr if kind is SqlKind.DATE else None
-    if w == D.DATETIME2N and kind is SqlKind.DATETIME2:
-        return _temporal(wire, rows, t, pa.timestamp("us"), wrap=False)
-    if w == D.TIMEN and kind is SqlKind.TIME:
-        return _temporal(wire, rows, t, pa.time64("us"), wrap=True)
     return None
 
 

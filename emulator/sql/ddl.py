@@ -22,9 +22,11 @@ from emulator.sql.typemap import (
     duck_type,
     is_integer,
     sqltype_from_datatype,
+    struct_stored,
     utf16_len,
     utf16_prefix,
 )
+from emulator.sql.writes import key_value
 from emulator.sqltypes import SqlKind, SqlType
 
 
@@ -167,7 +169,7 @@ def create_table(ctx: DdlContext, create: exp.Create) -> None:
     for key in key_metas:
         word = "PRIMARY KEY" if key.kind == "PK" else "UNIQUE"
         key_cols = [table.column(c) for c in key.columns]
-        if any(duck_type(c.type).startswith("STRUCT") for c in key_cols):  # type: ignore[union-attr]
+        if any(struct_stored(c.type) for c in key_cols):  # type: ignore[union-attr]
             continue  # DuckDB cannot index a struct: the write checks alone enforce the key
         if key.kind == "PK" or all(not c.nullable for c in key_cols):  # type: ignore[union-attr]
             # nullable UNIQUE columns: SQL Server allows one NULL, DuckDB many; checks.py decides
@@ -307,7 +309,7 @@ def create_index(ctx: DdlContext, create: exp.Create) -> None:
         seen: set[tuple] = set()
         pos = [table.columns.index(table.column(c)) for c in cols]  # type: ignore[arg-type]
         for r in rows:
-            k = tuple(tuple(r[p].values()) if isinstance(r[p], dict) else r[p] for p in pos)
+            k = tuple(key_value(r[p]) for p in pos)
             if k in seen:
                 shown = ", ".join(em.quote_value(from_storage(r[p])) for p in pos)
                 raise SqlError(1505, f"The CREATE UNIQUE INDEX statement terminated because a "

@@ -14,11 +14,13 @@ from emulator.sql import errors_map as em
 from emulator.sql.catalog import DEFAULT_SCHEMA, CatalogSnapshot, TableMeta
 from emulator.sql.result_types import Source, TypeInference, value_type
 from emulator.sql.typemap import (
+    HNS_FIELD,
     MICROS_FIELD,
     duck_type,
     is_string,
     sqltype_from_datatype,
     stores_100ns,
+    struct_stored,
 )
 from emulator.sqltypes import MAX, ColumnInfo, SqlKind, SqlType
 
@@ -185,15 +187,6 @@ def _expression_subquery(select: exp.Select) -> bool:
     return not isinstance(holder.parent, exp.From | exp.Join | exp.Insert | exp.Merge
                           | exp.Create | exp.Union | exp.Except | exp.Intersect | exp.CTE
                           | exp.Exists | exp.Lateral)
-
-
-def struct_stored(t: SqlType | None) -> bool:
-    """True for the types DuckDB stores as a struct with a 100 ns field: datetime2(7),
-    time(7) and datetimeoffset.
-
-    :param t: an inferred type.
-    """
-    return t is not None and (stores_100ns(t) or t.kind is SqlKind.DATETIMEOFFSET)
 
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ,
@@ -456,15 +449,13 @@ class Translator:
             template = _TIME_TEXT
         else:
             template = _DATETIME2_TEXT
-        if raw and t.kind is not SqlKind.DATETIMEOFFSET:  # the struct's microsecond field
-            template = template.replace("__v", f"struct_extract(__v, '{MICROS_FIELD[t.kind]}')")
-        hns = f"struct_extract(__v, '{MICROS_FIELD[t.kind].split('_')[0]}_hns')" \
-            if raw else "0"
+        micros = _MICROS[t.kind]
+        if raw and t.kind is not SqlKind.DATETIMEOFFSET:  # (_DTO_TEXT reads the struct)
+            field = f"struct_extract(__v, '{MICROS_FIELD[t.kind]}')"
+            template, micros = template.replace("__v", field), micros.replace("__v", field)
+        hns = f"struct_extract(__v, '{HNS_FIELD[t.kind]}')" if raw else "0"
         fraction = "''" if scale == 0 else _FRACTION.format(scale=scale, micros="{micros}",
                                                              hns=hns)
-        micros = _MICROS[t.kind]
-        if raw and t.kind is not SqlKind.DATETIMEOFFSET:
-            micros = micros.replace("__v", f"struct_extract(__v, '{MICROS_FIELD[t.kind]}')")
         sql = template.format(fraction=fraction).replace("{micros}", micros)
         tree = _parse_duck(sql)
         if raw:

@@ -28,8 +28,10 @@ DT2_DUCK = "STRUCT(dt2 TIMESTAMP, dt2_hns UTINYINT)"
 DT2_ARROW = pa.struct([("dt2", pa.timestamp("us")), ("dt2_hns", pa.uint8())])
 TIME7_DUCK = "STRUCT(t7 TIME, t7_hns UTINYINT)"
 TIME7_ARROW = pa.struct([("t7", pa.time64("us")), ("t7_hns", pa.uint8())])
-# the microsecond field of each struct, for expressions
+# the microsecond field and the 100 ns field of each struct, for expressions
 MICROS_FIELD = {SqlKind.DATETIME2: "dt2", SqlKind.TIME: "t7", SqlKind.DATETIMEOFFSET: "dto_utc"}
+HNS_FIELD = {SqlKind.DATETIME2: "dt2_hns", SqlKind.TIME: "t7_hns",
+             SqlKind.DATETIMEOFFSET: "dto_hns"}
 
 _STRING_KINDS = frozenset({SqlKind.CHAR, SqlKind.VARCHAR, SqlKind.NCHAR, SqlKind.NVARCHAR})
 _UNICODE_KINDS = frozenset({SqlKind.NCHAR, SqlKind.NVARCHAR})
@@ -150,6 +152,15 @@ def stores_100ns(t: SqlType) -> bool:
     :param t: the declared type.
     """
     return t.kind in (SqlKind.DATETIME2, SqlKind.TIME) and t.scale in (None, 7)
+
+
+def struct_stored(t: SqlType | None) -> bool:
+    """True for the types DuckDB stores as a struct with a 100 ns field: datetime2(7),
+    time(7) and datetimeoffset.
+
+    :param t: a declared or inferred type.
+    """
+    return t is not None and (stores_100ns(t) or t.kind is SqlKind.DATETIMEOFFSET)
 
 
 def duck_type(t: SqlType) -> str:

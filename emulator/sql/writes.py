@@ -66,7 +66,11 @@ class Registered:
         self.con.unregister(self.name)
 
 
-def _norm(value: object) -> object:
+def key_value(value: object) -> object:
+    """A stored or converted value as a hashable key (structs as tuples, UUIDs as text).
+
+    :param value: a key column's value.
+    """
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, dict):
@@ -108,7 +112,7 @@ def find_duplicates(con: duckdb.DuckDBPyConnection, table: TableMeta,
         for n, row in enumerate(rows):
             if row is None or n in errors:
                 continue
-            k = tuple(_norm(row[i]) for i in idx)
+            k = tuple(key_value(row[i]) for i in idx)
             if k in first:
                 errors[n] = em.duplicate_key(key.kind, key.name, table.two_part,
                                              tuple(_shown(row[i]) for i in idx))

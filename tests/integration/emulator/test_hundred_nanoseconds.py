@@ -10,18 +10,14 @@ the emulator's code.
 from __future__ import annotations
 
 import datetime as dt
-import struct
 from contextlib import closing
 
 import pytest
-from support import SQL_COPT_SS_ACCESS_TOKEN, odbc_string, token_struct
+from support import SQL_COPT_SS_ACCESS_TOKEN, odbc_string, read_temporals_as_text, token_struct
 
 pyodbc = pytest.importorskip("pyodbc")
 pytestmark = pytest.mark.integration
 
-SQL_TYPE_TIMESTAMP = 93
-SQL_SS_TIME2 = -154
-SQL_SS_TIMESTAMPOFFSET = -155
 N = 5_000
 
 
@@ -30,33 +26,8 @@ def connect(emu, driver):
         odbc_string(emu, driver),
         attrs_before={SQL_COPT_SS_ACCESS_TOKEN: token_struct(emu.issue_token())},
         timeout=30, autocommit=True)
-    conn.add_output_converter(SQL_TYPE_TIMESTAMP, timestamp_text)
-    conn.add_output_converter(SQL_SS_TIME2, time_text)
-    conn.add_output_converter(SQL_SS_TIMESTAMPOFFSET, offset_text)
+    read_temporals_as_text(conn)
     return closing(conn)
-
-
-def timestamp_text(raw: bytes | None) -> str | None:
-    if raw is None:
-        return None
-    y, mo, d, h, mi, s, ns = struct.unpack("<hHHHHHI", raw)
-    return f"{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}.{ns:09d}"
-
-
-def time_text(raw: bytes | None) -> str | None:
-    if raw is None:
-        return None
-    h, mi, s, ns = struct.unpack("<HHHxxI", raw)
-    return f"{h:02d}:{mi:02d}:{s:02d}.{ns:09d}"
-
-
-def offset_text(raw: bytes | None) -> str | None:
-    if raw is None:
-        return None
-    y, mo, d, h, mi, s, ns, tzh, tzm = struct.unpack("<hHHHHHIhh", raw)
-    sign = "-" if tzh < 0 or tzm < 0 else "+"
-    return (f"{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}.{ns:09d} "
-            f"{sign}{abs(tzh):02d}:{abs(tzm):02d}")
 
 
 def row(i: int) -> tuple:

@@ -32,13 +32,18 @@ What turbodbc 5.3.0 ``executemanycolumns`` sends through Microsoft's ODBC Driver
 from __future__ import annotations
 
 import datetime as dt
-import struct
 import uuid
 from contextlib import closing
 from decimal import Decimal
 
 import pytest
-from support import SQL_COPT_SS_ACCESS_TOKEN, odbc_string, token_struct
+from support import (
+    SQL_COPT_SS_ACCESS_TOKEN,
+    SQL_SS_TIMESTAMPOFFSET,
+    odbc_string,
+    offset_text,
+    token_struct,
+)
 
 pyodbc = pytest.importorskip("pyodbc")
 pytestmark = pytest.mark.integration
@@ -82,17 +87,9 @@ PYODBC_COLUMNS = [
 ]
 
 
-SQL_SS_TIMESTAMPOFFSET = -155  # pyodbc has no converter of its own for datetimeoffset
-
-
 def dto_text(raw: bytes | None) -> str | None:
     """SQL_SS_TIMESTAMPOFFSET_STRUCT as 'YYYY-MM-DD hh:mm:ss.fffffff +hh:mm' (100 ns)."""
-    if raw is None:
-        return None
-    y, mo, d, h, mi, s, ns, tzh, tzm = struct.unpack("<hHHHHHIhh", raw)
-    sign = "-" if tzh < 0 or tzm < 0 else "+"
-    return (f"{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}.{ns // 100:07d} "
-            f"{sign}{abs(tzh):02d}:{abs(tzm):02d}")
+    return offset_text(raw, digits=7)
 
 
 def pyodbc_row(i):

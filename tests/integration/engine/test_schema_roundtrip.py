@@ -8,12 +8,12 @@ fraction is in nanoseconds (pyodbc's own datetime would cut the 100 ns digit).
 from __future__ import annotations
 
 import datetime as dt
-import struct
 import uuid
 from decimal import Decimal, localcontext
 
 import pyarrow as pa
 import pytest
+from support import read_temporals_as_text
 
 from engine.schema import (
     ExistingColumn,
@@ -116,42 +116,9 @@ def _load(conn_string, table, plan, source):
         conn.close()
 
 
-SQL_TYPE_TIMESTAMP = 93  # datetime2 (and datetime)
-SQL_SS_TIME2 = -154  # Microsoft's driver's types for time and datetimeoffset
-SQL_SS_TIMESTAMPOFFSET = -155
-
-
-def _timestamp(raw: bytes | None) -> str | None:
-    """SQL_TIMESTAMP_STRUCT -> 'YYYY-MM-DD hh:mm:ss.fffffffff' (nanoseconds)."""
-    if raw is None:
-        return None
-    year, month, day, hour, minute, second, ns = struct.unpack("<h5HI", raw)
-    return f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}.{ns:09d}"
-
-
-def _time(raw: bytes | None) -> str | None:
-    """SQL_SS_TIME2_STRUCT -> 'hh:mm:ss.fffffffff'."""
-    if raw is None:
-        return None
-    hour, minute, second, ns = struct.unpack("<3HxxI", raw)
-    return f"{hour:02d}:{minute:02d}:{second:02d}.{ns:09d}"
-
-
-def _datetimeoffset(raw: bytes | None) -> str | None:
-    """SQL_SS_TIMESTAMPOFFSET_STRUCT -> '... +hh:mm'."""
-    if raw is None:
-        return None
-    year, month, day, hour, minute, second, ns, tz_h, tz_m = struct.unpack("<6hI2h", raw)
-    sign = "-" if tz_h < 0 or tz_m < 0 else "+"
-    return (f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}.{ns:09d} "
-            f"{sign}{abs(tz_h):02d}:{abs(tz_m):02d}")
-
-
 def _read(conn_string, table, columns):
     with pyodbc.connect(conn_string, autocommit=True) as conn:
-        conn.add_output_converter(SQL_TYPE_TIMESTAMP, _timestamp)
-        conn.add_output_converter(SQL_SS_TIME2, _time)
-        conn.add_output_converter(SQL_SS_TIMESTAMPOFFSET, _datetimeoffset)
+        read_temporals_as_text(conn)
         select = ", ".join(f"[{c}]" for c in columns)
         rows = conn.execute(f"SELECT {select} FROM {table}").fetchall()
         info = conn.execute(
