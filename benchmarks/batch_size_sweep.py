@@ -28,6 +28,7 @@ import bench_data
 import harness
 
 from engine import Target, TransferOptions, transfer
+from engine.sources import SourceOptions
 
 SIZES = (1_000, 5_000, 10_000, 25_000, 50_000, 100_000)
 
@@ -51,8 +52,9 @@ def main() -> None:
             for size in order:
                 before = harness.metrics(info)
                 with harness.Meter() as meter:
-                    result = transfer(source, target, TransferOptions(
-                        workers=args.workers, rows_per_batch=size, load_id=uuid.uuid4().hex))
+                    result = transfer(source, target, TransferOptions(workers=args.workers,
+                                                                      load_id=uuid.uuid4().hex),
+                                      source_options=SourceOptions(rows_per_batch=size))
                 assert result.rows == source.num_rows, result
                 runs[size].append((meter, harness.server_delta(
                     before, harness.metrics(info), source.num_rows)))

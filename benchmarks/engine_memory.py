@@ -39,6 +39,8 @@ from typing import Any
 
 import harness
 
+from engine.sources import SourceOptions
+
 TABLE_PREFIX = "dbo.bench_memory"
 
 
@@ -65,10 +67,11 @@ def child(args: argparse.Namespace) -> None:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    options = TransferOptions(workers=args.workers, rows_per_batch=args.rows_per_batch,
-                              max_memory_bytes=args.bound)
+    options = TransferOptions(workers=args.workers, max_memory_bytes=args.bound)
+    source_options = SourceOptions(rows_per_batch=args.rows_per_batch)
     with harness.Meter() as meter:
-        result = transfer(args.path, target, options, factory=factory)
+        result = transfer(args.path, target, options, factory=factory,
+                          source_options=source_options)
     stop.set()
     sampler.join()
     factory.close()
@@ -107,7 +110,8 @@ def batch_sizes(path: str, rows_per_batch: int) -> tuple[int, int]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from engine.schema import cast_batch, plan_table
+    from engine.binder import cast_batch
+    from engine.plan import plan_table
 
     pf = pq.ParquetFile(path)
     first = next(pf.iter_batches(batch_size=rows_per_batch))

@@ -10,7 +10,7 @@ runs alternated ``--rounds`` times, A then B then C:
   a journal row and commits per batch);
 - ``raw``: one connection from the engine's own ``ConnectionFactory`` (same token shim,
   same managed-identity token, same driver), then ``executemanycolumns`` of R-row slices
-  of the table pre-cast once with ``engine.schema.cast_batch`` (before the clock starts),
+  of the table pre-cast once with ``engine.binder.cast_batch`` (before the clock starts),
   one commit per slice;
 - ``engine_precast``: the engine fed the pre-cast table (so its casts have little to
   do): splits the engine's extra CPU into "casting" and "everything else".
@@ -43,25 +43,20 @@ import harness
 import pyarrow as pa
 
 from engine import ConnectionFactory, Target, TransferOptions, transfer
-from engine.schema import (
-    cast_batch,
-    create_table_sql,
-    insert_sql,
-    native_timestamp_columns,
-    plan_table,
-)
-from engine.sources import DEFAULT_ROWS_PER_BATCH
+from engine.binder import cast_batch, insert_sql, native_timestamp_columns
+from engine.plan import create_table_sql, plan_table
+from engine.sources import DEFAULT_ROWS_PER_BATCH, SourceOptions
 
 TABLE = "dbo.bench_overhead"
 
 
 def engine_run(source: pa.Table, target: Target, rows_per_batch: int,
                sql_types: dict[str, Any] | None = None) -> harness.Meter:
-    options = TransferOptions(workers=1, rows_per_batch=rows_per_batch,
-                              load_id=uuid.uuid4().hex, create="never",
+    options = TransferOptions(workers=1, load_id=uuid.uuid4().hex, create="never",
                               sql_types=sql_types or {})
+    source_options = SourceOptions(rows_per_batch=rows_per_batch)
     with harness.Meter() as meter:
-        result = transfer(source, target, options)
+        result = transfer(source, target, options, source_options=source_options)
     assert result.rows == source.num_rows, result
     return meter
 
@@ -85,7 +80,7 @@ def profile_engine(source: pa.Table, target: Target, rows_per_batch: int) -> str
     """One engine run, each thread under cProfile timed by its own CPU; the top 25 by own time."""
     import importlib
 
-    tr = importlib.import_module("engine.transfer")  # the package re-exports transfer()
+    tr = importlib.import_module("engine.pipeline")
 
     profiles: list[cProfile.Profile] = []
 
@@ -96,14 +91,14 @@ def profile_engine(source: pa.Table, target: Target, rows_per_batch: int) -> str
             return prof.runcall(method, *args, **kwargs)
         return wrapper
 
-    saved = (tr._Load._work, tr._Load._read)
-    tr._Load._work, tr._Load._read = profiled(saved[0]), profiled(saved[1])  # type: ignore[method-assign]
+    saved = (tr.Pipeline._work, tr.Pipeline._read)
+    tr.Pipeline._work, tr.Pipeline._read = profiled(saved[0]), profiled(saved[1])  # type: ignore[method-assign]
     main = cProfile.Profile(time.thread_time)
     profiles.append(main)
     try:
         main.runcall(engine_run, source, target, rows_per_batch)
     finally:
-        tr._Load._work, tr._Load._read = saved  # type: ignore[method-assign]
+        tr.Pipeline._work, tr.Pipeline._read = saved  # type: ignore[method-assign]
     out = io.StringIO()
     stats = pstats.Stats(profiles[0], stream=out)
     for p in profiles[1:]:

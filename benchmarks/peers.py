@@ -12,7 +12,7 @@ Tools (``--tools``):
 
 - ``azsql-bulk-wN``: ``engine.transfer(path, target, TransferOptions(workers=N))``;
 - ``turbodbc``: raw turbodbc ``executemanycolumns`` of R-row slices of the table read and
-  pre-cast with ``engine.schema.cast_batch`` BEFORE the clock starts (our lower bound);
+  pre-cast with ``engine.binder.cast_batch`` BEFORE the clock starts (our lower bound);
 - ``pyodbc``: ``cursor.fast_executemany = True``, ``executemany`` of R rows, commit;
 - ``pandas``: ``DataFrame.to_sql`` (SQLAlchemy ``mssql+pyodbc``, ``fast_executemany``,
   ``chunksize=R``) of the file read with ``pandas.read_parquet``;
@@ -59,6 +59,8 @@ from pathlib import Path
 from typing import Any
 
 import harness
+
+from engine.sources import SourceOptions
 
 TOOLS = ("azsql-bulk-w1", "azsql-bulk-w2", "azsql-bulk-w4", "azsql-bulk-w8", "turbodbc",
          "pyodbc", "pandas", "mssql-python", "mssql-python-bulkcopy", "python-tds")
@@ -114,9 +116,10 @@ def load(tool: str, info: dict[str, Any], path: str, table: str, rows_per_batch:
     if tool.startswith("azsql-bulk-w"):
         from engine import Target, TransferOptions, transfer
 
-        result = transfer(path, Target(harness.connection_options(info), table), TransferOptions(
-            workers=int(tool.rsplit("w", 1)[1]), rows_per_batch=rows_per_batch,
-            create="never", load_id=uuid.uuid4().hex))
+        result = transfer(path, Target(harness.connection_options(info), table),
+                          TransferOptions(workers=int(tool.rsplit("w", 1)[1]), create="never",
+                                          load_id=uuid.uuid4().hex),
+                          source_options=SourceOptions(rows_per_batch=rows_per_batch))
         return result.rows
     if tool == "pyodbc":
         import pyodbc
@@ -211,7 +214,8 @@ def load_turbodbc(info: dict[str, Any], path: str, table: str,
     import pyarrow.parquet as pq
 
     from engine import ConnectionFactory
-    from engine.schema import cast_batch, insert_sql, native_timestamp_columns, plan_table
+    from engine.binder import cast_batch, insert_sql, native_timestamp_columns
+    from engine.plan import plan_table
 
     data = pq.read_table(path)
     plan = plan_table(data.schema, sample=data.slice(0, rows_per_batch))
@@ -266,7 +270,7 @@ def create_table(info: dict[str, Any], path: str, table: str) -> None:
     import pyarrow.parquet as pq
 
     from engine import ConnectionFactory
-    from engine.schema import create_table_sql, plan_table
+    from engine.plan import create_table_sql, plan_table
 
     pf = pq.ParquetFile(path)
     sample = next(pf.iter_batches(batch_size=100_000))

@@ -40,11 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from azurite import running_azurite  # tests/azurite.py: the shared launcher
 from support import environment  # tests/support.py
 
-from emulator.process import EmulatorProcess
+from azsql_emulator.process import EmulatorProcess
 from engine import CredentialOptions, Target, TransferOptions, transfer
 from engine.connection import ConnectionOptions
 from engine.remote import RemoteFiles, StorageOptions
-from engine.sources import open_source
+from engine.sources import SourceOptions, open_source
 
 PROJECTION = ["id", "i32", "f64"]
 MI = CredentialOptions(kind="managed-identity")
@@ -67,7 +67,8 @@ def read_file(opener: Callable[[], Any], columns: list[str] | None, batch: int) 
 
 def read_source(source_arg: Any, storage: StorageOptions | None, columns: list[str] | None,
                 batch: int) -> int:
-    src = open_source(source_arg, columns=columns, rows_per_batch=batch, storage=storage)
+    src = open_source(source_arg, SourceOptions(columns=columns, rows_per_batch=batch),
+                      storage=storage)
     return sum(b.data.num_rows for b in src.batches())
 
 
@@ -99,8 +100,9 @@ def load(emu: Any, source: Any, storage: StorageOptions | None, table: str,
         server=emu.tds_host, port=emu.tds_port, database=emu.database, credential=MI,
         encrypt="strict", server_certificate=emu.server_cert,
         host_name_in_certificate="localhost"), table)
-    src = open_source(source, rows_per_batch=batch, storage=storage)
-    result = transfer(src, target, TransferOptions(workers=2, rows_per_batch=batch))
+    src = open_source(source, SourceOptions(rows_per_batch=batch), storage=storage)
+    result = transfer(src, target, TransferOptions(workers=2),
+                      source_options=SourceOptions(rows_per_batch=batch))
     return result.seconds, result.rows
 
 

@@ -30,22 +30,22 @@ from engine.errors import (
     Diagnostic,
     Disposition,
     DriverNotFoundError,
-    classify,
-    database_error,
-    parse_diagnostics,
-)
-from engine.journal import Journal, batch_key, default_load_id
-from engine.options import Target, TransferOptions
-from engine.staging import DuplicateKeyError
-from engine.transfer import (
+    DuplicateKeyError,
     LoadAlreadyJournaled,
-    Progress,
+    NonFiniteValueError,
+    SchemaMismatchError,
+    SourceError,
     TransferCancelled,
     TransferError,
-    TransferResult,
-    WorkerStats,
-    transfer,
+    UnsupportedTypeError,
+    ValueCastError,
 )
+from engine.journal import default_load_id
+from engine.names import TableName
+from engine.options import CreatePolicy, Mode, Target, TransferOptions
+from engine.results import Progress, TransferResult, WorkerStats
+from engine.sources import Source, SourceOptions, open_source
+from engine.transfer import transfer
 
 __all__ = [
     "AccessToken",
@@ -56,6 +56,7 @@ __all__ = [
     "Connection",
     "ConnectionFactory",
     "ConnectionOptions",
+    "CreatePolicy",
     "CredentialError",
     "CredentialKind",
     "CredentialOptions",
@@ -67,28 +68,33 @@ __all__ = [
     "DriverNotFoundError",
     "DuplicateKeyError",
     "Encryption",
-    "Journal",
     "LoadAlreadyJournaled",
+    "Mode",
+    "NonFiniteValueError",
     "Progress",
     "RetryPolicy",
+    "SchemaMismatchError",
     "Secret",
+    "Source",
+    "SourceError",
+    "SourceOptions",
     "StaticTokenProvider",
+    "TableName",
     "Target",
     "TokenProvider",
     "TransferCancelled",
     "TransferError",
     "TransferOptions",
     "TransferResult",
+    "UnsupportedTypeError",
+    "ValueCastError",
     "WorkerStats",
-    "batch_key",
     "build_connection_string",
     "build_credential",
-    "classify",
     "create_token_provider",
-    "database_error",
     "default_load_id",
     "find_driver",
-    "parse_diagnostics",
+    "open_source",
     "quote_value",
     "redact",
     "transfer",

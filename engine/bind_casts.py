@@ -44,16 +44,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.errors import AzsqlBulkError
-from engine.type_map import (
-    MAX,
-    SqlType,
-    UnsupportedTypeError,
-    is_binary_like,
-    is_nested,
-    is_text_like,
-    is_uuid,
-)
+from engine.errors import NonFiniteValueError, UnsupportedTypeError, ValueCastError
+from engine.type_map import MAX, SqlType, is_binary_like, is_nested, is_text_like, is_uuid
 
 try:  # one-pass decimal text in C (native/fastcast); the compute path below is the fallback
     from engine import _fastcast  # type: ignore[attr-defined]
@@ -79,14 +71,6 @@ _NATIVE_INTS = frozenset({pa.int8(), pa.int16(), pa.int32(), pa.int64(),
 _UNIT_DIGITS = {"s": 0, "ms": 3, "us": 6, "ns": 9}
 _UNIT_NAMES = {"s": "second", "ms": "millisecond", "us": "microsecond", "ns": "nanosecond"}
 _HEX_MARKER = "CONVERT(varbinary(max), CAST(? AS varchar(max)), 2)"
-
-
-class NonFiniteValueError(AzsqlBulkError):
-    """A float column holds NaN or ±Infinity, which SQL Server cannot store."""
-
-
-class ValueCastError(AzsqlBulkError):
-    """A value cannot be converted to the column's SQL type (overflow, lost digits...)."""
 
 
 class Binding(StrEnum):

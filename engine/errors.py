@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 
@@ -351,3 +351,138 @@ def database_error(error: BaseException, *, phase: str, where: str,
     if advice:
         message += f"; {advice}"
     return DatabaseError(message, diagnostics=diagnostics, disposition=disposition, phase=phase)
+
+
+# -- SQL Server error numbers the engine acts on (besides the transient ones above) -------
+class SqlServerError(IntEnum):
+    """Server error numbers the engine decides on; every such number lives here."""
+
+    NOT_NULL = 515             # "Cannot insert the value NULL into column '...'"
+    TRUNCATED = 2628           # "String or binary data would be truncated in ... column '...'"
+    ALREADY_EXISTS = 2714      # "There is already an object named ... in the database."
+    SCHEMA_FAILED = 2759       # "CREATE SCHEMA failed due to previous errors."
+    OBJECT_DENIED = 229        # "The ... permission was denied on the object ..."
+    COLUMN_DENIED = 230        # column permission denied
+    DATABASE_DENIED = 262      # "... permission denied in database ..."
+    SCHEMA_DENIED = 2760       # "The specified schema name ... does not exist or ..."
+
+
+#: a server message's ``column '...'`` (2628, 515), quotes doubled inside
+COLUMN_IN_MESSAGE = re.compile(r"column '((?:[^']|'')+)'")
+
+
+# -- errors of a load's steps: table checks, values, keys, the transfer ------------------
+class ObjectChangedError(SourceError):
+    """A remote object was replaced or deleted after the load captured its ETag."""
+
+
+class UnsupportedTypeError(ConfigurationError):
+    """An Arrow type (or a SQL type override) that azsql-bulk cannot load as asked."""
+
+
+class NonFiniteValueError(AzsqlBulkError):
+    """A float column holds NaN or ±Infinity, which SQL Server cannot store."""
+
+
+class ValueCastError(AzsqlBulkError):
+    """A value cannot be converted to the column's SQL type (overflow, lost digits...)."""
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One incompatible column: what, why, and what to do.
+
+    :param column: the column name.
+    :param source: the source side (Arrow type and planned SQL type), or ``-``.
+    :param target: the existing column's type, or ``-`` when it is missing.
+    :param why: the reason.
+    :param fix: what to do about it.
+    """
+
+    column: str
+    source: str
+    target: str
+    why: str
+    fix: str
+
+
+class SchemaMismatchError(ConfigurationError):
+    """The existing table cannot take the source's columns; lists every mismatch.
+
+    :param table: the target table.
+    :param mismatches: every incompatible column.
+    """
+
+    def __init__(self, table: str, mismatches: list[Mismatch]) -> None:
+        self.table = table
+        self.mismatches = tuple(mismatches)
+        lines = [f"table {table}: {len(mismatches)} column(s) are incompatible with the source; "
+                 "nothing was sent"]
+        lines += [f"  - column {m.column!r}: source {m.source}, target {m.target}: {m.why}; "
+                  f"{m.fix}" for m in mismatches]
+        super().__init__("\n".join(lines))
+
+
+class DuplicateKeyError(ConfigurationError):
+    """An upsert source holds a key more than once, or a NULL key.
+
+    :param message: the full message.
+    :param keys: the first offending key values (at most five).
+    """
+
+    def __init__(self, message: str, keys: list[tuple[object, ...]]) -> None:
+        super().__init__(message)
+        self.keys = keys
+
+
+class TransferError(AzsqlBulkError):
+    """A load stopped: which table, batch and source rows, why, and what was kept.
+
+    :param message: the full message.
+    :param table: the target table.
+    :param batch_id: the failed batch's id (None when no batch was at fault).
+    :param location: where the batch's rows are in the source.
+    :param error: the underlying error (a :class:`DatabaseError` for database refusals).
+    :param load_id: the load's journal id (run again with it to resume).
+    :param rows_committed: rows this run committed before it stopped.
+    :param batches_committed: batches this run committed before it stopped.
+    :param resumable: whether committed batches are journaled, so running the load again
+        with the same ``load_id`` continues where it stopped (False when nothing was kept).
+    """
+
+    def __init__(self, message: str, *, table: str, batch_id: str | None,
+                 location: str | None, error: BaseException | None, load_id: str = "",
+                 rows_committed: int = 0, batches_committed: int = 0,
+                 resumable: bool = False) -> None:
+        super().__init__(message)
+        self.table = table
+        self.batch_id = batch_id
+        self.location = location
+        self.error = error
+        self.load_id = load_id
+        self.rows_committed = rows_committed
+        self.batches_committed = batches_committed
+        self.resumable = resumable
+
+    @property
+    def native_error(self) -> int | None:
+        """The server's error number, when a database error stopped the load."""
+        return self.error.native_error if isinstance(self.error, DatabaseError) else None
+
+
+class LoadAlreadyJournaled(ConfigurationError):
+    """The load id already has journal rows and ``resume`` is False; nothing was sent.
+
+    :param message: the full message.
+    :param load_id: the load's id.
+    :param batches: how many batches it has journaled.
+    """
+
+    def __init__(self, message: str, *, load_id: str, batches: int) -> None:
+        super().__init__(message)
+        self.load_id = load_id
+        self.batches = batches
+
+
+class TransferCancelled(TransferError):
+    """The ``cancel`` event stopped the load at a batch boundary; it can be resumed."""

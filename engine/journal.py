@@ -67,16 +67,39 @@ def batch_key(batch_id: str) -> str:
     return hashlib.sha256(batch_id.encode("utf-8")).hexdigest()
 
 
-def default_load_id(fingerprint: str, target: str) -> str:
-    """The default ``load_id``: 32 hex digits of sha256 over the source and the target.
+def default_load_id(identity: str, target: Any, *, options: Any = None,
+                    source_options: Any = None) -> str:
+    """The default ``load_id``: 32 hex digits of sha256 over the source, the target and
+    everything that changes what the load writes.
 
-    The same files (paths, sizes, modification times) into the same table give the same
-    id, so re-running a load resumes it.
+    The same files (paths, sizes, modification times) into the same table with the same
+    mode, keys, columns, renames and SQL type overrides give the same id, so re-running a
+    load resumes it; changing any of these starts a new load (an append and a later
+    upsert of the same file are two loads, each with its own journal rows).
 
-    :param fingerprint: :attr:`engine.sources.Source.fingerprint`.
-    :param target: identifies the target table, e.g. ``server,port/database/schema.table``.
+    :param identity: what identifies the source: :attr:`engine.sources.Source.fingerprint`,
+        or an Airflow task instance's identity.
+    :param target: the :class:`~engine.options.Target` (or its ``describe()`` text).
+    :param options: the load's :class:`~engine.options.TransferOptions` (mode, keys, types).
+    :param source_options: the :class:`~engine.sources.SourceOptions` (columns, renames).
+
+    >>> from engine.options import TransferOptions
+    >>> default_load_id("f", "srv,1433/db/dbo.t") != default_load_id(
+    ...     "f", "srv,1433/db/dbo.t", options=TransferOptions(mode="upsert", keys=("id",)))
+    True
     """
-    return hashlib.sha256(f"{fingerprint}\n{target}".encode()).hexdigest()[:32]
+    where = target if isinstance(target, str) else target.describe()
+    parts = [identity, where]
+    if options is not None and (str(options.mode) != "append" or options.keys
+                                or options.sql_types):
+        types = sorted((k.casefold(), str(v)) for k, v in options.sql_types.items())
+        parts.append(f"mode={options.mode}\nkeys={list(options.keys)}\ntypes={types}")
+    if source_options is not None and (source_options.columns is not None
+                                       or source_options.rename):
+        parts.append(f"columns={list(source_options.columns or ())}\n"
+                     f"rename={sorted(source_options.rename.items())}")
+    # an append of every column with no overrides keeps the id it always had
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 
 def create_journal_sql() -> str:

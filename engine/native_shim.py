@@ -14,6 +14,7 @@ isql log in with a token without any pre-connect attribute.
 from __future__ import annotations
 
 import os
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -34,11 +35,11 @@ _RELATIVE = Path("engine") / "native" / SHIM_LIBRARY
 
 
 def _candidates() -> list[Path]:
-    import engine
-
     # A wheel install has one package directory. An editable install ("redirect" mode)
     # lists site-packages/engine (where CMake installed the .so) beside the source tree.
-    found = [Path(p) / "native" / SHIM_LIBRARY for p in engine.__path__]
+    # The package is imported already (this module is in it): read its path from there.
+    package = sys.modules[__name__.rpartition(".")[0]]
+    found = [Path(p) / "native" / SHIM_LIBRARY for p in package.__path__]
     try:
         # Also when `engine` was imported from a source checkout on sys.path.
         found.append(Path(str(metadata.distribution(_DISTRIBUTION).locate_file(_RELATIVE))))

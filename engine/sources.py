@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pyarrow as pa
@@ -40,9 +41,10 @@ import pyarrow.ipc as paipc
 import pyarrow.parquet as pq
 
 from engine.errors import ConfigurationError, SourceError
-from engine.remote import RemoteFiles, StorageOptions, is_remote
+from engine.remote import RemoteFiles, StorageOptions
+from engine.remote_uri import is_remote
 
-__all__ = ["Source", "SourceBatch", "SourceLocation", "open_source"]
+__all__ = ["Source", "SourceBatch", "SourceLocation", "SourceOptions", "open_source"]
 
 # rows per INSERT transaction unless the caller says otherwise; chosen by benchmark
 # (benchmarks/README.md: batch_size_sweep.py and engine_overhead.py)
@@ -117,6 +119,8 @@ class Source:
     #: a stream (RecordBatchReader, LazyFrame) can be read once; files and tables again
     replayable: bool = True
     _read: bool = field(default=False, repr=False)
+    #: the options it was opened with (their columns and renames name the load)
+    options: SourceOptions | None = field(default=None, repr=False)
 
     @property
     def fingerprint(self) -> str:
@@ -184,28 +188,85 @@ def _slice_unit(source: str, unit: int | None, first_row: int | None,
 
 # -- opening --------------------------------------------------------------------------------
 
-def open_source(source: Any, *, columns: Sequence[str] | None = None,
-                rename: Mapping[str, str] | None = None, csv_schema: pa.Schema | None = None,
-                rows_per_batch: int = DEFAULT_ROWS_PER_BATCH, fmt: str | None = None,
+@dataclass(frozen=True)
+class SourceOptions:
+    """How to read a source: which columns, under which names, in which batches.
+
+    Read only by :func:`open_source`; everything here that changes what a load writes
+    (columns, renames) is part of the load's default id.
+
+    :param columns: source columns to load, in this order (default: all).
+    :param rename: source column name -> target column name, e.g. ``{"ts": "order_time"}``.
+    :param rows_per_batch: rows per batch, so per INSERT transaction and journal row
+        (default 50,000: against 10,000 it gave 1.4x the rows/s for 0.9x the client CPU;
+        see benchmarks/README.md). Batch ids depend on it, so a resumed load must keep
+        the value it started with.
+    :param format: ``parquet``, ``csv`` or ``ipc`` when file suffixes do not tell.
+    :param csv_schema: explicit CSV column types (default: inferred by Arrow).
+
+    >>> SourceOptions(columns=["id"], rename={"id": "order_id"}).columns
+    ('id',)
+    """
+
+    columns: tuple[str, ...] | None = field(default=None, metadata={
+        "help": "a source column to load, in order (repeatable; default: all)"})
+    rename: Mapping[str, str] = field(default_factory=dict, metadata={
+        "help": "source column name -> target column name"})
+    rows_per_batch: int = field(default=DEFAULT_ROWS_PER_BATCH, metadata={
+        "help": "rows per batch (one transaction and journal row each); keep it the "
+                "same when resuming: batch ids depend on it"})
+    format: str | None = field(default=None, metadata={
+        "help": "parquet, csv or ipc, when file suffixes do not tell"})
+    csv_schema: pa.Schema | None = field(default=None, metadata={
+        "help": "explicit CSV column types (default: inferred)"})
+
+    def __post_init__(self) -> None:
+        if self.rows_per_batch < 1:
+            raise ConfigurationError(f"rows_per_batch must be at least 1, not "
+                                     f"{self.rows_per_batch}")
+        if self.columns is not None:
+            columns = (self.columns,) if isinstance(self.columns, str) else tuple(self.columns)
+            if not columns:
+                raise ConfigurationError("columns is empty: name at least one source column, "
+                                         "or leave it out to load every column")
+            if len(set(columns)) != len(columns):
+                raise ConfigurationError(f"columns names a column twice: {list(columns)}")
+            object.__setattr__(self, "columns", columns)
+        rename = dict(self.rename or {})
+        bad = [k for k, v in rename.items() if not isinstance(k, str) or not isinstance(v, str)
+               or not v.strip()]
+        if bad:
+            raise ConfigurationError(f"rename maps source column names to new, non-empty names; "
+                                     f"check the entries for {bad}")
+        targets = [v.casefold() for v in rename.values()]
+        twice = sorted({v for v in rename.values() if targets.count(v.casefold()) > 1})
+        if twice:
+            raise ConfigurationError(f"rename gives two columns the same name: {twice}")
+        object.__setattr__(self, "rename", MappingProxyType(rename))
+
+
+def open_source(source: Any, options: SourceOptions | None = None, *,
                 storage: StorageOptions | None = None) -> Source:
     """Open a pyarrow/polars object, a path, a directory or a glob as a :class:`Source`.
 
     :param source: pyarrow ``Table``, ``RecordBatchReader`` or ``dataset.Dataset``; polars
         ``DataFrame`` or ``LazyFrame`` (collected in streaming batches); or a path,
         directory or glob of Parquet, CSV or Arrow IPC/Feather files (a list of them too).
-    :param columns: source columns to load, in this order (default: all).
-    :param rename: source column name -> target column name.
-    :param csv_schema: explicit CSV column types (default: inferred by Arrow).
-    :param rows_per_batch: rows per batch; the batch ids depend on it.
-    :param fmt: ``parquet``, ``csv`` or ``ipc`` when file suffixes do not tell.
+    :param options: columns, renames, batch size, format (default :class:`SourceOptions`).
     :param storage: identity, account and endpoint for ``abfs[s]://`` and ``az://`` URIs
         (default: from the environment, see :class:`~engine.remote.StorageOptions`).
     :raises ConfigurationError: unknown columns, no files, an unknown format.
     :raises SourceError: a file that cannot be opened or read.
     """
-    if rows_per_batch < 1:
-        raise ConfigurationError(f"rows_per_batch must be at least 1, not {rows_per_batch}")
-    rename = dict(rename or {})
+    options = options or SourceOptions()
+    opened = _open(source, options, storage)
+    opened.options = options
+    return opened
+
+
+def _open(source: Any, options: SourceOptions, storage: StorageOptions | None) -> Source:
+    columns, csv_schema, fmt = options.columns, options.csv_schema, options.format
+    rows_per_batch, rename = options.rows_per_batch, dict(options.rename)
     if isinstance(source, (pa.Table, pa.RecordBatchReader)) or _is_polars(source):
         return _open_memory(source, columns, rename, rows_per_batch)
     if isinstance(source, pads.Dataset):

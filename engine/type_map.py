@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from engine.errors import ConfigurationError
+from engine.errors import UnsupportedTypeError
 
 __all__ = [
     "BINARY_BUCKETS",
@@ -80,10 +80,6 @@ _SYNONYMS = {"integer": "int", "dec": "decimal", "double precision": "float",
              "character varying": "varchar", "national character varying": "nvarchar",
              "national character": "nchar", "character": "char"}
 _TYPE_RE = re.compile(r"^\s*([a-z][a-z0-9 ]*?)\s*(?:\(\s*([^)]*?)\s*\))?\s*$", re.IGNORECASE)
-
-
-class UnsupportedTypeError(ConfigurationError):
-    """An Arrow type (or a SQL type override) that azsql-bulk cannot load as asked."""
 
 
 @dataclass(frozen=True)

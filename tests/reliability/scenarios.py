@@ -31,10 +31,12 @@ import pyarrow.parquet as pq
 from loads import connection_options, rows_table
 from support import inject_fault, odbc_string
 
-from emulator.process import EmulatorProcess
+from azsql_emulator.process import EmulatorProcess
 from engine.credentials import CredentialOptions
+from engine.errors import TransferError
 from engine.options import Target, TransferOptions
-from engine.transfer import TransferError, transfer
+from engine.sources import SourceOptions
+from engine.transfer import transfer
 
 HERE = Path(__file__).parent
 LOAD_CHILD = HERE.parent / "integration" / "engine" / "load_child.py"  # rows_per_batch 2,500
@@ -208,8 +210,9 @@ def kill_sessions(lab: Lab, rng: random.Random, rows: int, *, workers: int = 4,
     thread.start()
     try:
         result = transfer(rows_table(rows), target, TransferOptions(
-            workers=workers, rows_per_batch=rows_per_batch, load_id=f"rel-{uuid.uuid4().hex}",
-            progress=progress, **FAST_RETRY))
+            workers=workers, load_id=f"rel-{uuid.uuid4().hex}",
+            progress=progress, **FAST_RETRY),
+                          source_options=SourceOptions(rows_per_batch=rows_per_batch))
     finally:
         stop.set()
         thread.join(30)
@@ -228,8 +231,9 @@ def transient_error(lab: Lab, rng: random.Random, rows: int, number: int, *,
     started = time.monotonic()
     try:
         result = transfer(rows_table(rows), target, TransferOptions(
-            workers=workers, rows_per_batch=rows_per_batch,
-            load_id=f"rel-{uuid.uuid4().hex}", **FAST_RETRY))
+            workers=workers, load_id=f"rel-{uuid.uuid4().hex}",
+            **FAST_RETRY),
+                          source_options=SourceOptions(rows_per_batch=rows_per_batch))
         left = pending_faults(lab.emu)["rpc_errors"]
     finally:
         inject_fault(lab.emu, kind="clear")
@@ -290,8 +294,9 @@ def cut_mid_packet(lab: Lab, rng: random.Random, rows: int, *, workers: int = 4,
             proxy.cut_after(offset)
         started = time.monotonic()
         result = transfer(rows_table(rows), target, TransferOptions(
-            workers=workers, rows_per_batch=rows_per_batch,
-            load_id=f"rel-{uuid.uuid4().hex}", **FAST_RETRY))
+            workers=workers, load_id=f"rel-{uuid.uuid4().hex}",
+            **FAST_RETRY),
+                          source_options=SourceOptions(rows_per_batch=rows_per_batch))
         upstream, made, conns = proxy.stats()
     finally:
         proxy.close()
@@ -320,9 +325,10 @@ def token_expiry(lab: Lab, rng: random.Random, rows: int, *, seconds: float,
     pause = rng.uniform(0.7, 1.3) * seconds / batches
     before = lab.emu.metrics().get("distinct_tokens", 0)
     started = time.monotonic()
-    result = transfer(slow_source(rows, rows_per_batch, pause), target, TransferOptions(
-        workers=workers, rows_per_batch=rows_per_batch, load_id=f"rel-{uuid.uuid4().hex}",
-        token_refresh_margin=1.0, **FAST_RETRY))
+    result = transfer(slow_source(rows, rows_per_batch, pause), target,
+                      TransferOptions(workers=workers, load_id=f"rel-{uuid.uuid4().hex}",
+                                      token_refresh_margin=1.0, **FAST_RETRY),
+                      source_options=SourceOptions(rows_per_batch=rows_per_batch))
     tokens = lab.emu.metrics().get("distinct_tokens", 0) - before
     return outcome("token expiry (3 s)", lab, target.table, rows, started, rng,
                    token_renewals=result.token_renewals, new_tokens=tokens,
@@ -368,8 +374,8 @@ def finish_child(child: subprocess.Popen[str], timeout: float = 300) -> tuple[in
 
 
 def resume(lab: Lab, files: list[str], target: Target, load_id: str) -> Any:
-    return transfer(files, target, TransferOptions(workers=4, rows_per_batch=CHILD_BATCH,
-                                                   load_id=load_id, **FAST_RETRY))
+    return transfer(files, target, TransferOptions(workers=4, load_id=load_id, **FAST_RETRY),
+                    source_options=SourceOptions(rows_per_batch=CHILD_BATCH))
 
 
 def loader_sigkill(lab: Lab, rng: random.Random, rows: int, directory: Path) -> Outcome:
@@ -473,8 +479,9 @@ def throttled(lab: Lab, rng: random.Random, rows: int, *, bytes_per_second: int,
     started = time.monotonic()
     try:
         result = transfer(stream(rows, rows_per_batch), target, TransferOptions(
-            workers=workers, rows_per_batch=rows_per_batch,
-            load_id=f"rel-{uuid.uuid4().hex}", progress=progress, **FAST_RETRY))
+            workers=workers, load_id=f"rel-{uuid.uuid4().hex}",
+            progress=progress, **FAST_RETRY),
+                          source_options=SourceOptions(rows_per_batch=rows_per_batch))
         seconds = time.monotonic() - started
         waited = pending_faults(lab.emu)["throttled_seconds"] - waited_before
         received = lab.emu.metrics()["bytes_received"] - received_before

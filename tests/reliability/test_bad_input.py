@@ -18,11 +18,10 @@ import pytest
 from loads import AZURE_VARS, CA_VARS, check_exact, connection_options, journal_rows, rows_table
 
 from engine.credentials import CredentialOptions
-from engine.errors import AzsqlBulkError, SourceError
+from engine.errors import AzsqlBulkError, SchemaMismatchError, SourceError, TransferError
 from engine.options import Target, TransferOptions
-from engine.schema import SchemaMismatchError
-from engine.sources import open_source
-from engine.transfer import TransferError, transfer
+from engine.sources import SourceOptions, open_source
+from engine.transfer import transfer
 
 pytest.importorskip("turbodbc")
 pytest.importorskip("pyodbc")
@@ -69,10 +68,11 @@ def test_value_overflowing_an_accepted_narrower_type_stops_at_its_batch(sql_targ
     reader.execute(f"CREATE TABLE {target.table} (id int NOT NULL, amount float NULL, "
                    "name nvarchar(20) NULL)")
     source = with_value(rows_table(3_000), "id", 2_345, 2**40)
-    options = TransferOptions(workers=1, rows_per_batch=1_000, create="never",
-                              sql_types={"id": "int"}, load_id=f"ovf-{uuid.uuid4().hex}")
+    options = TransferOptions(workers=1, create="never", sql_types={"id": "int"},
+                              load_id=f"ovf-{uuid.uuid4().hex}")
+    source_options = SourceOptions(rows_per_batch=1_000)
     with pytest.raises(AzsqlBulkError) as info:
-        transfer(source, target, options)
+        transfer(source, target, options, source_options=source_options)
     text = str(info.value)
     assert target.qualified in text and "mem:2000" in text and "rows 2000-2999" in text, text
     assert "'id'" in text or "id" in text.split("column", 1)[-1], text
@@ -92,15 +92,15 @@ def test_string_longer_than_an_existing_column_names_table_column_batch_rows(sql
     source = with_value(rows_table(3_000), "name", 1_500, "y" * 50)
     load_id = f"long-{uuid.uuid4().hex}"
     with pytest.raises(TransferError) as info:
-        transfer(source, target, TransferOptions(workers=1, rows_per_batch=1_000,
-                                                 create="never", load_id=load_id))
+        transfer(source, target, TransferOptions(workers=1, create="never", load_id=load_id),
+                 source_options=SourceOptions(rows_per_batch=1_000))
     error, text = info.value, str(info.value)
     assert error.native_error == 2628 and error.batch_id == "mem:1000" and error.resumable
     assert target.qualified in text and "column 'name'" in text and "rows 1000-1999" in text
     assert count(reader, target.table) == 1_000 and journal_rows(reader, load_id) == (1, 1_000)
     # the fixed source, same load id: the rest goes in, exactly once
-    transfer(rows_table(3_000), target, TransferOptions(workers=1, rows_per_batch=1_000,
-                                                        create="never", load_id=load_id))
+    transfer(rows_table(3_000), target, TransferOptions(workers=1, create="never", load_id=load_id),
+             source_options=SourceOptions(rows_per_batch=1_000))
     check_exact(reader, target.table, 3_000)
 
 
@@ -112,14 +112,14 @@ def test_nan_or_inf_names_column_and_first_row_then_nan_as_null_loads(bad, sql_t
                         "amount", 2_900, float("nan"))
     load_id = f"nan-{uuid.uuid4().hex}"
     with pytest.raises(TransferError) as info:
-        transfer(source, target, TransferOptions(workers=1, rows_per_batch=1_000,
-                                                 load_id=load_id))
+        transfer(source, target, TransferOptions(workers=1, load_id=load_id),
+                 source_options=SourceOptions(rows_per_batch=1_000))
     text = str(info.value)
     assert target.qualified in text and "mem:2000" in text
     assert "column 'amount', row 2100" in text and "nan_as_null=True" in text
     assert count(reader, target.table) == 2_000  # batches before it, nothing of its own
-    result = transfer(source, target, TransferOptions(workers=1, rows_per_batch=1_000,
-                                                      load_id=load_id, nan_as_null=True))
+    result = transfer(source, target, TransferOptions(workers=1, load_id=load_id, nan_as_null=True),
+                      source_options=SourceOptions(rows_per_batch=1_000))
     assert result.batches_skipped == 2 and result.rows == 1_000
     rows = reader.execute(f"SELECT id FROM {target.table} WHERE amount IS NULL ORDER BY id") \
         .fetchall()
@@ -135,10 +135,11 @@ def test_truncated_parquet_among_files_is_named_and_nothing_is_loaded(sql_target
     broken.write_bytes(broken.read_bytes()[:-300])  # the footer is gone
     target = sql_target("cutparquet")
     with pytest.raises(AzsqlBulkError) as info:
-        transfer(str(tmp_path), target, TransferOptions(workers=2, rows_per_batch=500))
+        transfer(str(tmp_path), target, TransferOptions(workers=2),
+                 source_options=SourceOptions(rows_per_batch=500))
     assert "part-1.parquet" in str(info.value), str(info.value)
     exists = reader.execute("SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES WHERE "
-                            "TABLE_NAME = ?", target.table_name).fetchone()[0]
+                            "TABLE_NAME = ?", target.table.name).fetchone()[0]
     assert exists == 0 or count(reader, target.table) == 0
 
 
@@ -153,8 +154,8 @@ def test_corrupt_parquet_page_is_named_with_its_file(sql_target, reader, tmp_pat
     target = sql_target("badpage")
     load_id = f"page-{uuid.uuid4().hex}"
     try:
-        result = transfer(str(path), target, TransferOptions(workers=1, rows_per_batch=1_000,
-                                                             load_id=load_id))
+        result = transfer(str(path), target, TransferOptions(workers=1, load_id=load_id),
+                          source_options=SourceOptions(rows_per_batch=1_000))
     except (TransferError, SourceError) as error:
         assert "bad.parquet" in str(error), str(error)
         batches, rows = journaled(reader, load_id)
@@ -174,17 +175,18 @@ def test_csv_row_that_does_not_parse_names_the_file_and_keeps_whole_batches(sql_
     target = sql_target("badcsv")
     load_id = f"csv-{uuid.uuid4().hex}"
     # typed columns (inferred, the bad value would only make `id` a text column)
-    source = open_source(str(path), rows_per_batch=1_000, csv_schema=rows_table(1).schema)
+    source = open_source(str(path), SourceOptions(rows_per_batch=1_000,
+                                                  csv_schema=rows_table(1).schema))
     with pytest.raises(AzsqlBulkError) as info:
-        transfer(source, target, TransferOptions(workers=1, rows_per_batch=1_000,
-                                                 load_id=load_id))
+        transfer(source, target, TransferOptions(workers=1, load_id=load_id),
+                 source_options=SourceOptions(rows_per_batch=1_000))
     text = str(info.value)
     assert "people.csv" in text and "not-a-number" in text, text
     # Arrow names the column and the value; the engine finds the row by reading that column
     assert "column 'id', data row 4321, line 4323" in text, text
     _, rows = journaled(reader, load_id)
     exists = reader.execute("SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES WHERE "
-                            "TABLE_NAME = ?", target.table_name).fetchone()[0]
+                            "TABLE_NAME = ?", target.table.name).fetchone()[0]
     visible = count(reader, target.table) if exists else 0
     assert visible == rows and rows < 6_000
     if rows:
@@ -206,7 +208,7 @@ def test_empty_input_is_zero_rows_and_creates_the_table_if_asked(create, sql_tar
     assert count(reader, target.table) == 0
     columns = reader.execute("SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE "
                              "TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-                             target.table_name).fetchall()
+                             target.table.name).fetchall()
     assert [c[0] for c in columns] == ["id", "amount", "name"]
     again = transfer(rows_table(0), target, TransferOptions(workers=1))
     assert again.rows == 0 and not again.created_table
@@ -241,7 +243,8 @@ def test_identity_without_write_permission_is_229_and_changes_nothing(
     load_id = f"perm-{uuid.uuid4().hex}"
     with pytest.raises(AzsqlBulkError) as info:
         transfer(rows_table(2_000, start=1_000), target,
-                 TransferOptions(workers=2, rows_per_batch=500, load_id=load_id))
+                 TransferOptions(workers=2, load_id=load_id),
+                 source_options=SourceOptions(rows_per_batch=500))
     text = str(info.value)
     assert "229" in text and owned.qualified in text, text
     assert getattr(info.value, "resumable", False) is False or \
@@ -255,7 +258,8 @@ def test_db_datareader_plus_db_datawriter_is_enough_to_append(emu_proc, sql_targ
     transfer(rows_table(1_000), owned, TransferOptions(workers=1))  # owner: table + journal
     target = Target(app_env(emu_proc.credentials.writer_app).connection, owned.table)
     result = transfer(rows_table(4_000, start=1_000), target,
-                      TransferOptions(workers=2, rows_per_batch=500, create="never"))
+                      TransferOptions(workers=2, create="never"),
+                      source_options=SourceOptions(rows_per_batch=500))
     assert result.rows == 4_000
     check_exact(reader, owned.table, 5_000)
 
@@ -274,8 +278,9 @@ def test_table_name_with_injection_is_quoted_and_created_literally(evil, sql_tar
     literal = evil.format(canary=f"dbo.{canary}") + uuid.uuid4().hex[:6]
     base = sql_target("unused")
     target = Target(base.connection, "dbo.[" + literal.replace("]", "]]") + "]")
-    assert target.table_name == literal
-    result = transfer(rows_table(1_500), target, TransferOptions(workers=2, rows_per_batch=500))
+    assert target.table.name == literal
+    result = transfer(rows_table(1_500), target, TransferOptions(workers=2),
+                      source_options=SourceOptions(rows_per_batch=500))
     assert result.rows == 1_500
     assert reader.execute(f"SELECT x FROM dbo.{canary}").fetchall()[0][0] == 42  # survived
     names = [r[0] for r in reader.execute(
@@ -283,7 +288,8 @@ def test_table_name_with_injection_is_quoted_and_created_literally(evil, sql_tar
     assert names == [literal]
     check_exact(reader, "dbo.[" + literal.replace("]", "]]") + "]", 1_500)
     # the journal recorded the literal name, and the same load resumes as a no-op
-    again = transfer(rows_table(1_500), target, TransferOptions(workers=2, rows_per_batch=500))
+    again = transfer(rows_table(1_500), target, TransferOptions(workers=2),
+                     source_options=SourceOptions(rows_per_batch=500))
     assert again.rows == 0 and again.batches_skipped == 3
 
 
@@ -298,7 +304,8 @@ def test_unicode_and_reserved_words_in_table_and_column_names(sql_target, reader
         "select": [i % 2 == 0 for i in range(3_000)],
         "group by": [f"🚀{i}" for i in range(3_000)],
     })
-    result = transfer(source, target, TransferOptions(workers=2, rows_per_batch=1_000))
+    result = transfer(source, target, TransferOptions(workers=2),
+                      source_options=SourceOptions(rows_per_batch=1_000))
     assert result.rows == 3_000 and result.created_table
     got = reader.execute(f"SELECT [order], [from], [列 naïve], [select], [group by] "
                          f"FROM dbo.[{name}] ORDER BY [order]").fetchall()

@@ -26,6 +26,7 @@ from engine.connection import ConnectionOptions
 from engine.credentials import CredentialOptions
 from engine.errors import AzsqlBulkError
 from engine.options import Target, TransferOptions
+from engine.sources import SourceOptions
 from engine.transfer import transfer
 
 pytest.importorskip("turbodbc")
@@ -95,7 +96,8 @@ def test_no_secret_in_logs_errors_reprs_or_results(kind, emu_proc, reader, monke
     caplog.set_level(logging.DEBUG)
     options = connection_options(emu_proc, credential)
     target = Target(options, f"dbo.sec_{uuid.uuid4().hex[:8]}")
-    result = transfer(rows_table(3_000), target, TransferOptions(workers=2, rows_per_batch=500))
+    result = transfer(rows_table(3_000), target, TransferOptions(workers=2),
+                      source_options=SourceOptions(rows_per_batch=500))
     check_exact(reader, target.table, 3_000)
     texts = [repr(credential), repr(options), repr(target), repr(result),
              json.dumps(result.to_dict())]
@@ -103,13 +105,14 @@ def test_no_secret_in_logs_errors_reprs_or_results(kind, emu_proc, reader, monke
     with pytest.raises(AzsqlBulkError) as missing:
         transfer(rows_table(10), Target(options, f"dbo.sec_absent_{uuid.uuid4().hex[:6]}"),
                  TransferOptions(create="never"))
-    reader.execute(f"CREATE TABLE dbo.sec_nn_{target.table_name} (id bigint NOT NULL, "
+    reader.execute(f"CREATE TABLE dbo.sec_nn_{target.table.name} (id bigint NOT NULL, "
                    "amount float NOT NULL, name nvarchar(20) NULL)")
     broken = rows_table(2_000).set_column(1, "amount", pa.array(
         [None if i == 1_500 else i * 0.25 for i in range(2_000)]))
     with pytest.raises(AzsqlBulkError) as violated:
-        transfer(broken, Target(options, f"dbo.sec_nn_{target.table_name}"),
-                 TransferOptions(workers=2, rows_per_batch=500, create="never"))
+        transfer(broken, Target(options, f"dbo.sec_nn_{target.table.name}"),
+                 TransferOptions(workers=2, create="never"),
+                 source_options=SourceOptions(rows_per_batch=500))
     assert getattr(violated.value, "native_error", None) == 515
     texts += texts_of(missing.value) + texts_of(violated.value)
     texts.append(caplog.text)

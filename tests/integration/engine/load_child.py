@@ -15,6 +15,7 @@ import threading
 from engine.connection import ConnectionOptions, RetryPolicy
 from engine.credentials import CredentialOptions
 from engine.options import Target, TransferOptions
+from engine.sources import SourceOptions
 from engine.transfer import transfer
 
 
@@ -25,7 +26,10 @@ def main(argv: list[str]) -> int:
                                       credential=credential, encrypt="strict",
                                       server_certificate=cert,
                                       host_name_in_certificate="localhost",
-                                      retry=RetryPolicy(attempts=3, base_delay=0.1)), table)
+                                      # reconnects wait up to 2 minutes for a restarted
+                                      # server, however slowly it starts on a busy machine
+                                      retry=RetryPolicy(attempts=1_000, total_seconds=120,
+                                                        base_delay=0.1, max_delay=0.5)), table)
 
     lock = threading.Lock()
 
@@ -34,8 +38,8 @@ def main(argv: list[str]) -> int:
             sys.stdout.write(f"batches {progress.batches}\n")
             sys.stdout.flush()
 
-    result = transfer(files, target, TransferOptions(workers=4, rows_per_batch=2_500,
-                                                     load_id=load_id, progress=report))
+    result = transfer(files, target, TransferOptions(workers=4, load_id=load_id, progress=report),
+                      source_options=SourceOptions(rows_per_batch=2_500))
     print(f"done {result.rows}", flush=True)
     return 0
 

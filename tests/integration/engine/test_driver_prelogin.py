@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 def _read_first_packet(listener: socket.socket, out: dict) -> None:
     conn, _ = listener.accept()
     with conn:
-        conn.settimeout(15)
+        conn.settimeout(120)  # bounds for a hang only
         data = b""
         while len(data) < 8 or len(data) < struct.unpack(">H", data[2:4])[0]:
             chunk = conn.recv(65536)
@@ -41,7 +41,7 @@ def test_turbodbc_sends_prelogin_through_microsoft_driver():
     driver = find_driver()
     check_driver_loads(driver)
     with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.settimeout(15)
+        listener.settimeout(120)
         got: dict = {}
         thread = threading.Thread(target=_read_first_packet, args=(listener, got))
         thread.start()
@@ -52,7 +52,7 @@ def test_turbodbc_sends_prelogin_through_microsoft_driver():
         })
         with pytest.raises(turbodbc.Error):
             turbodbc.connect(connection_string=conn_str)
-        thread.join(20)
+        thread.join(120)
     packet = got["packet"]
     ptype, status, length = struct.unpack(">BBH", packet[:4])
     assert ptype == 0x12, f"first packet type 0x{ptype:02x} is not PRELOGIN"

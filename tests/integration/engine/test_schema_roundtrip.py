@@ -15,16 +15,10 @@ import pyarrow as pa
 import pytest
 from support import read_temporals_as_text
 
-from engine.schema import (
-    ExistingColumn,
-    SchemaMismatchError,
-    cast_batch,
-    create_table_sql,
-    insert_sql,
-    plan_table,
-    split_long_text,
-    validate_against,
-)
+from engine.binder import cast_batch, insert_sql, split_long_text
+from engine.errors import SchemaMismatchError
+from engine.plan import ExistingColumn, create_table_sql, plan_table, validate_against
+from engine.sources import SourceOptions
 
 pytestmark = pytest.mark.integration
 turbodbc = pytest.importorskip("turbodbc")
@@ -124,7 +118,7 @@ def _read(conn_string, table, columns):
         info = conn.execute(
             "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, NUMERIC_PRECISION, "
             "NUMERIC_SCALE, DATETIME_PRECISION, IS_NULLABLE FROM INFORMATION_SCHEMA.COLUMNS "
-            "WHERE TABLE_NAME = ?", table.split(".")[-1]).fetchall()
+            "WHERE TABLE_NAME = ?", str(table).split(".")[-1]).fetchall()
     return rows, info
 
 
@@ -193,7 +187,8 @@ def test_every_type_round_trips_through_transfer(emu_proc, conn_string, monkeypa
     target = Target(connection_options(emu_proc, CredentialOptions(
         kind="sql", sql_user=creds.sql_login)), "dbo.roundtrip_transfer")
     source = SOURCE.drop_columns(["bin"])
-    result = transfer(source, target, TransferOptions(workers=2, rows_per_batch=2))
+    result = transfer(source, target, TransferOptions(workers=2),
+                      source_options=SourceOptions(rows_per_batch=2))
     assert result.rows == 3 and result.batches == 2
     rows, _ = _read(conn_string, "dbo.roundtrip_transfer", source.column_names)
     got = {name: [row[i] for row in rows] for i, name in enumerate(source.column_names)}

@@ -19,7 +19,7 @@ import time
 from contextlib import closing
 
 import pytest
-from support import inject_fault, odbc_string
+from support import inject_fault, odbc_string, wait_until
 
 from engine.native_shim import ENV_SHIM_TARGET, prepare_environment, shim_path
 
@@ -50,8 +50,8 @@ def long_token(emu, size: int) -> str:
     """
     import jwt
 
-    from emulator.identity import pki
-    from emulator.identity.jwt_tokens import SigningKey, TokenIssuer
+    from azsql_emulator.identity import pki
+    from azsql_emulator.identity.jwt_tokens import SigningKey, TokenIssuer
 
     key = SigningKey(pki.load_private_key(emu.state_dir / "signing-key.pem"),
                      pki.load_certificate(emu.state_dir / "signing-cert.pem"))
@@ -106,10 +106,8 @@ def test_driver_recovers_an_idle_connection_with_the_kept_token(emu_proc, shim):
         _kill_session(emu_proc, spid)
         # The driver recovers only a connection it finds dead before it sends: let the
         # reset arrive first.
-        deadline = time.monotonic() + 10
-        while spid in {s["spid"] for s in emu_proc.sessions()} and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)
+        assert wait_until(lambda: spid not in {s["spid"] for s in emu_proc.sessions()})
+        time.sleep(0.5)  # the server closed the socket before unregistering: margin only
         again, login = cur.execute("SELECT @@SPID, SUSER_SNAME()").fetchone()
     assert again != spid and login == expected_login(emu_proc)
     assert emu_proc.metrics()["logins_ok"] == logins + 1

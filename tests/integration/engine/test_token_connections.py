@@ -15,7 +15,7 @@ import traceback
 import pytest
 from support import inject_fault
 
-from emulator.process import EmulatorProcess
+from azsql_emulator.process import EmulatorProcess
 from engine.connection import ConnectionFactory, ConnectionOptions, RetryPolicy
 from engine.credentials import CredentialOptions
 from engine.errors import ConnectError, Disposition
@@ -83,7 +83,7 @@ def session(emulator, spid):
 
 def workload_token_file(emulator, path):
     """Act as the cluster's OIDC issuer: the emulator's own service, on its state directory."""
-    from emulator.identity import IdentityService
+    from azsql_emulator.identity import IdentityService
 
     with IdentityService(emulator.state_dir) as issuer:
         return issuer.issue_federated_assertion(path=path)

@@ -14,10 +14,12 @@ import pytest
 from loads import AZURE_VARS, CA_VARS, check_exact, connection_options, journal_rows, rows_table
 from support import inject_fault
 
-from emulator.process import EmulatorProcess
+from azsql_emulator.process import EmulatorProcess
 from engine.credentials import CredentialOptions
+from engine.errors import TransferError
 from engine.options import Target, TransferOptions
-from engine.transfer import TransferError, transfer
+from engine.sources import SourceOptions
+from engine.transfer import transfer
 
 pytest.importorskip("turbodbc")
 pyodbc = pytest.importorskip("pyodbc")
@@ -28,7 +30,8 @@ def test_append_50k_rows_with_4_workers(sql_target, reader):
     target = sql_target("append")
     progress = []
     result = transfer(rows_table(50_000), target,
-                      TransferOptions(workers=4, rows_per_batch=5_000, progress=progress.append))
+                      TransferOptions(workers=4, progress=progress.append),
+                      source_options=SourceOptions(rows_per_batch=5_000))
     assert result.rows == 50_000 and result.batches == 10 and result.batches_skipped == 0
     assert result.created_table and result.retries == 0
     assert sum(w.rows for w in result.workers) == 50_000 and len(result.workers) == 4
@@ -43,13 +46,14 @@ def test_columns_are_projected_and_renamed(sql_target, reader):
     target = sql_target("projected")
     source = rows_table(3_000).append_column("unwanted", pa.array(["x"] * 3_000))
     # order given by `columns`, not the source's; `ident` is the renamed `id`
-    options = TransferOptions(workers=2, rows_per_batch=1_000, columns=("name", "id", "amount"),
-                              rename={"id": "ident"}, sql_types={"name": "nvarchar(20)"})
-    result = transfer(source, target, options)
+    options = TransferOptions(workers=2, sql_types={"name": "nvarchar(20)"})
+    source_options = SourceOptions(rows_per_batch=1_000, columns=("name", "id", "amount"),
+                                   rename={"id": "ident"})
+    result = transfer(source, target, options, source_options=source_options)
     assert (result.rows, result.batches) == (3_000, 3)
     described = reader.execute(
         "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_MAXIMUM_LENGTH FROM INFORMATION_SCHEMA.COLUMNS "
-        "WHERE TABLE_NAME = ? ORDER BY ORDINAL_POSITION", target.table_name).fetchall()
+        "WHERE TABLE_NAME = ? ORDER BY ORDINAL_POSITION", target.table.name).fetchall()
     assert [tuple(r) for r in described] == [("name", "nvarchar", 20), ("ident", "bigint", None),
                                              ("amount", "float", None)]
     got = reader.execute(f"SELECT COUNT(*), SUM(ident), MIN(name), MAX(name) "
@@ -60,16 +64,18 @@ def test_columns_are_projected_and_renamed(sql_target, reader):
 def test_an_unknown_projected_column_is_refused_before_connecting(sql_target):
     target = sql_target("projected_bad")
     with pytest.raises(Exception, match="nope") as info:
-        transfer(rows_table(10), target, TransferOptions(columns=("id", "nope")))
+        transfer(rows_table(10), target, TransferOptions(),
+                 source_options=SourceOptions(columns=("id", "nope")))
     assert "id" in str(info.value)
 
 
 def test_resume_with_the_same_load_id_sends_nothing(sql_target, reader):
     target = sql_target("resume")
     source = rows_table(20_000)
-    options = TransferOptions(workers=2, rows_per_batch=2_000)
-    first = transfer(source, target, options)
-    second = transfer(source, target, options)
+    options = TransferOptions(workers=2)
+    source_options = SourceOptions(rows_per_batch=2_000)
+    first = transfer(source, target, options, source_options=source_options)
+    second = transfer(source, target, options, source_options=source_options)
     assert first.load_id == second.load_id  # the default id: same source, same target
     assert (first.rows, first.batches) == (20_000, 10)
     assert (second.rows, second.batches, second.batches_skipped) == (0, 0, 10)
@@ -92,8 +98,8 @@ def test_injected_40613_mid_load_is_replayed_exactly_once(emu_proc, sql_target, 
     inject_fault(emu_proc, kind="error", number=40613, after_rpc_calls=3_000, count=1)
     try:
         result = transfer(rows_table(20_000), target,
-                          TransferOptions(workers=2, rows_per_batch=1_000,
-                                          retry_base_delay=0.05))
+                          TransferOptions(workers=2, retry_base_delay=0.05),
+                          source_options=SourceOptions(rows_per_batch=1_000))
     finally:
         inject_fault(emu_proc, kind="clear")
     assert result.retries >= 1 and result.reconnects >= 1
@@ -111,8 +117,8 @@ def test_kill_sessions_mid_load_is_survived(emu_proc, sql_target, reader):
             killed.append(inject_fault(emu_proc, kind="kill_sessions"))
 
     result = transfer(rows_table(20_000), target,
-                      TransferOptions(workers=2, rows_per_batch=1_000, retry_base_delay=0.05,
-                                      progress=kill_once))
+                      TransferOptions(workers=2, retry_base_delay=0.05, progress=kill_once),
+                      source_options=SourceOptions(rows_per_batch=1_000))
     assert killed
     check_exact(reader, target.table, 20_000)
     assert journal_rows(reader, result.load_id) == (20, 20_000)
@@ -127,8 +133,8 @@ def test_not_null_violation_stops_the_load_naming_table_batch_and_rows(sql_targe
     ids[4_321] = None
     bad = bad.set_column(0, "id", pa.array(ids, pa.int64()))
     with pytest.raises(TransferError) as info:
-        transfer(bad, target, TransferOptions(workers=2, rows_per_batch=1_000,
-                                              create="never", load_id="notnull-load"))
+        transfer(bad, target, TransferOptions(workers=2, create="never", load_id="notnull-load"),
+                 source_options=SourceOptions(rows_per_batch=1_000))
     error = info.value
     text = str(error)
     assert error.native_error == 515 and error.batch_id == "mem:4000"
@@ -144,8 +150,8 @@ def test_not_null_violation_stops_the_load_naming_table_batch_and_rows(sql_targe
     assert in_failed == 0
     # fixed data, same load id: the resumed load ends exact
     result = transfer(rows_table(6_000), target,
-                      TransferOptions(workers=2, rows_per_batch=1_000, create="never",
-                                      load_id="notnull-load"))
+                      TransferOptions(workers=2, create="never", load_id="notnull-load"),
+                      source_options=SourceOptions(rows_per_batch=1_000))
     assert result.batches_skipped == batches and result.rows == 6_000 - rows
     check_exact(reader, target.table, 6_000)
 
@@ -159,7 +165,7 @@ def _with_long_names(n: int, longs: dict[int, str]) -> pa.Table:
 
 
 def column_type(conn, table: str, column: str) -> tuple:
-    schema, name = table.split(".")
+    schema, name = str(table).split(".")
     return tuple(conn.execute(
         "SELECT DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, IS_NULLABLE FROM INFORMATION_SCHEMA.COLUMNS "
         "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ?",
@@ -172,7 +178,8 @@ def test_a_created_table_widens_a_column_for_longer_values(sql_target, reader, m
     # 300 'é' need nvarchar(1024) (sized 16 from the first batch); 2,000 emoji are 4,000
     # UTF-16 units and travel in pieces; both batches are in the middle of the load
     source = _with_long_names(4_000, {1_500: "é" * 300, 2_700: "😀" * 2_000})
-    result = transfer(source, target, TransferOptions(mode=mode, workers=2, rows_per_batch=500))
+    result = transfer(source, target, TransferOptions(mode=mode, workers=2),
+                      source_options=SourceOptions(rows_per_batch=500))
     assert result.rows == 4_000 and result.created_table
     assert result.widened_columns == {"name": "nvarchar(4000)"}  # whichever batch came first
     assert column_type(reader, target.table, "name") == ("nvarchar", 4000, "YES")
@@ -187,7 +194,8 @@ def test_a_value_longer_than_an_existing_column_is_terminal(sql_target, reader):
                    "name nvarchar(20) NULL)")
     source = _with_long_names(3_000, {2_500: "x" * 300})
     with pytest.raises(TransferError) as info:
-        transfer(source, target, TransferOptions(workers=1, rows_per_batch=1_000))
+        transfer(source, target, TransferOptions(workers=1),
+                 source_options=SourceOptions(rows_per_batch=1_000))
     assert info.value.native_error == 2628 and info.value.batch_id == "mem:2000"
     assert target.qualified in str(info.value) and "rows 2000-2999" in str(info.value)
     assert ("the first value longer than 20 characters in column 'name' is at mem, row 2500"
@@ -203,8 +211,8 @@ def test_a_value_the_column_cannot_hold_is_named_with_its_row(sql_target, reader
     values[1_234] = 2**63 + 7  # over bigint: found on the client, before sending
     source = pa.table({"id": pa.array(values, pa.uint64())})
     with pytest.raises(TransferError) as info:
-        transfer(source, target, TransferOptions(workers=1, rows_per_batch=1_000,
-                                                 sql_types={"id": "bigint"}))
+        transfer(source, target, TransferOptions(workers=1, sql_types={"id": "bigint"}),
+                 source_options=SourceOptions(rows_per_batch=1_000))
     text = str(info.value)
     assert info.value.batch_id == "mem:1000" and target.qualified in text
     assert f"row 1234, value {2**63 + 7}" in text and "column 'id'" in text
@@ -242,8 +250,9 @@ def test_short_tokens_are_renewed_mid_load(monkeypatch, driver_path):
                         "dbo.renewed")
         # 60 batches, one every 0.15 s: the load spans at least 9 s, past several tokens.
         result = transfer(slow_source(60, 200, 0.15), target,
-                          TransferOptions(workers=2, rows_per_batch=200,
-                                          token_refresh_margin=2.0, retry_base_delay=0.05))
+                          TransferOptions(workers=2, token_refresh_margin=2.0,
+                                          retry_base_delay=0.05),
+                          source_options=SourceOptions(rows_per_batch=200))
         metrics = short.metrics()
         from support import odbc_string
 
@@ -260,7 +269,8 @@ def test_unicode_text_survives_with_default_turbodbc_options(sql_target, reader)
     target = sql_target("unicode")
     texts = ["naïve café", "東京 🚀 𝄞", "", None, "Ωmega ☃"]
     source = pa.table({"id": pa.array(range(len(texts)), pa.int64()), "t": texts})
-    result = transfer(source, target, TransferOptions(workers=1, rows_per_batch=2))
+    result = transfer(source, target, TransferOptions(workers=1),
+                      source_options=SourceOptions(rows_per_batch=2))
     assert result.rows == len(texts)
     got = reader.cursor().execute(f"SELECT id, t FROM {target.table} ORDER BY id").fetchall()
     assert [r[1] for r in got] == texts

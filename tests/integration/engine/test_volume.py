@@ -16,6 +16,7 @@ import pytest
 from loads import check_exact, journal_rows, rows_table
 
 from engine.options import TransferOptions
+from engine.sources import SourceOptions
 from engine.transfer import transfer
 
 pytest.importorskip("turbodbc")
@@ -28,7 +29,8 @@ CHILD = Path(__file__).with_name("load_child.py")
 def test_one_million_rows_with_four_workers(sql_target, reader):
     target = sql_target("million")
     result = transfer(rows_table(1_000_000), target,
-                      TransferOptions(workers=4, rows_per_batch=25_000))
+                      TransferOptions(workers=4),
+                      source_options=SourceOptions(rows_per_batch=25_000))
     assert result.rows == 1_000_000 and result.batches == 40
     assert all(w.batches > 0 for w in result.workers)  # all four connections took part
     check_exact(reader, target.table, 1_000_000)
@@ -45,7 +47,7 @@ def test_loader_killed_with_sigkill_resumes_exactly(seed, emu_proc, sql_target, 
         pq.write_table(rows_table(10_000, start=i * 10_000), path, row_group_size=5_000)
         files.append(str(path))
     target = sql_target("sigkill")
-    load_id = f"sigkill-{seed}-{target.table_name}"
+    load_id = f"sigkill-{seed}-{target.table.name}"
     kill_after = rng.randint(3, 25)
     creds = emu_proc.credentials
     env = dict(os.environ, AZSQL_BULK_SQL_USER=creds.sql_login,
@@ -69,8 +71,8 @@ def test_loader_killed_with_sigkill_resumes_exactly(seed, emu_proc, sql_target, 
     assert killed_at <= committed < 40  # batches reported committed are journaled
     (count,) = reader.execute(f"SELECT COUNT(*) FROM {target.table}").fetchone()
     assert count == committed * 2_500  # no partial batch is visible
-    result = transfer(files, target, TransferOptions(workers=4, rows_per_batch=2_500,
-                                                     load_id=load_id))
+    result = transfer(files, target, TransferOptions(workers=4, load_id=load_id),
+                      source_options=SourceOptions(rows_per_batch=2_500))
     assert result.batches_skipped == committed and result.batches == 40 - committed
     check_exact(reader, target.table, 100_000)
     assert journal_rows(reader, load_id) == (40, 100_000)

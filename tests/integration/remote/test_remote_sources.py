@@ -23,10 +23,9 @@ from loads import check_exact, connection_options, journal_rows, rows_table
 from support import environment
 
 from engine import CredentialError, CredentialOptions, Target, TransferOptions, transfer
-from engine.errors import ConfigurationError
-from engine.remote import ObjectChangedError, StorageOptions
-from engine.sources import Source, open_source
-from engine.transfer import TransferError
+from engine.errors import ConfigurationError, ObjectChangedError, TransferError
+from engine.remote import StorageOptions
+from engine.sources import Source, SourceOptions, open_source
 
 pytest.importorskip("turbodbc")
 pytestmark = pytest.mark.integration
@@ -87,8 +86,8 @@ def storage(azurite) -> StorageOptions:
 def test_hive_dataset_loads_exactly_once_with_the_same_identity(
         azurite, hive_dataset, storage_env, emu_proc, reader):
     total = ROWS_PER_FILE * len(PARTITIONS)
-    source = open_source(azurite.uri("sales", "sales/"), storage=storage(azurite),
-                         rows_per_batch=1_500)
+    source = open_source(azurite.uri("sales", "sales/"), SourceOptions(rows_per_batch=1_500),
+                         storage=storage(azurite))
     # listing: the three Parquet objects in name order, not _SUCCESS
     assert [f.split(f"@{ACCOUNT}/", 1)[1] for f in source.files] == list(hive_dataset)
     assert source.total_rows == total
@@ -100,16 +99,17 @@ def test_hive_dataset_loads_exactly_once_with_the_same_identity(
 
     table = f"dbo.remote_hive_{os.getpid()}"
     target = mi_target(emu_proc, table)
-    options = TransferOptions(workers=2, rows_per_batch=1_500)
-    first = transfer(source, target, options)
+    options = TransferOptions(workers=2)
+    source_options = SourceOptions(rows_per_batch=1_500)
+    first = transfer(source, target, options, source_options=source_options)
     assert (first.rows, first.batches) == (total, 18)
     check_exact(reader, table, total)
     assert journal_rows(reader, first.load_id) == (18, total)
 
     # reopening the same objects gives the same load id: everything is skipped
     again = transfer(open_source(azurite.uri("sales", "sales/**/*.parquet"),
-                                 storage=storage(azurite), rows_per_batch=1_500),
-                     target, options)
+                                 SourceOptions(rows_per_batch=1_500), storage=storage(azurite)),
+                     target, options, source_options=source_options)
     assert again.load_id == first.load_id
     assert (again.rows, again.batches_skipped) == (0, 18)
     check_exact(reader, table, total)
@@ -121,7 +121,8 @@ def test_transfer_takes_the_uri_and_the_identity_from_the_environment(
     monkeypatch.setenv("AZSQL_BULK_STORAGE_ENDPOINT", azurite.endpoint_template)
     table = f"dbo.remote_env_{os.getpid()}"
     uri = f"abfss://sales@{ACCOUNT}/sales/region=eu/*/*.parquet"
-    result = transfer(uri, mi_target(emu_proc, table), TransferOptions(rows_per_batch=2_000))
+    result = transfer(uri, mi_target(emu_proc, table), TransferOptions(),
+                      source_options=SourceOptions(rows_per_batch=2_000))
     assert (result.rows, result.batches) == (2 * ROWS_PER_FILE, 6)
     check_exact(reader, table, 2 * ROWS_PER_FILE)
 
@@ -175,8 +176,9 @@ def test_csv_and_arrow_ipc_objects_read_like_local_files(azurite, storage_env, t
         writer.write_table(table, max_chunksize=1_000)
     upload(client, "formats", "d/rows.arrow", sink.getvalue())
     for name in ("rows.csv", "rows.arrow"):
-        source = open_source(azurite.uri("formats", f"d/{name}"), storage=storage(azurite),
-                             rows_per_batch=700, columns=["id", "name"])
+        source = open_source(azurite.uri("formats", f"d/{name}"),
+                             SourceOptions(rows_per_batch=700, columns=["id", "name"]),
+                             storage=storage(azurite))
         got = pa.Table.from_batches([b.data for b in source.batches()])
         assert got.equals(table.select(["id", "name"])), name
 
@@ -215,8 +217,8 @@ def test_an_object_replaced_mid_load_stops_the_load_naming_it(
     name = "d/part-0.parquet"
     # larger than the footer read (64 KiB), which is fetched once and reused
     old = upload(client, "changing", name, parquet_bytes(rows_table(40_000), 10_000))
-    source = open_source(azurite.uri("changing", "d/"), storage=storage(azurite),
-                         rows_per_batch=10_000)
+    source = open_source(azurite.uri("changing", "d/"), SourceOptions(rows_per_batch=10_000),
+                         storage=storage(azurite))
     replaced: list[str] = []
 
     def units():  # overwrite the object once its first row group has been read
@@ -230,8 +232,8 @@ def test_an_object_replaced_mid_load_stops_the_load_naming_it(
                     source.rows_per_batch, units)
     table = f"dbo.remote_changed_{os.getpid()}"
     with pytest.raises(TransferError) as caught:
-        transfer(racing, mi_target(emu_proc, table), TransferOptions(workers=1,
-                                                                     rows_per_batch=10_000))
+        transfer(racing, mi_target(emu_proc, table), TransferOptions(workers=1),
+                 source_options=SourceOptions(rows_per_batch=10_000))
     error = caught.value
     assert isinstance(error.__cause__, ObjectChangedError)
     assert (f"abfss://changing@{ACCOUNT}/{name} changed while it was being loaded: it was "
@@ -258,8 +260,9 @@ def test_reads_fetch_only_the_projected_columns_of_the_row_groups_read(
         return real(self, offset, length)
 
     monkeypatch.setattr(remote._BlobReader, "_download", counting)
-    source = open_source(azurite.uri("streaming", "d/p.parquet"), storage=storage(azurite),
-                         columns=["id"], rows_per_batch=10_000)
+    source = open_source(azurite.uri("streaming", "d/p.parquet"),
+                         SourceOptions(columns=["id"], rows_per_batch=10_000),
+                         storage=storage(azurite))
     batches = source.batches()
     first = next(batches)  # one row group of one column
     assert first.data.column("id").to_pylist() == list(range(10_000))

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.bind_casts import ValueCastError, bind_spec, cast_for_bind
+from engine.bind_casts import bind_spec, cast_for_bind
+from engine.errors import ValueCastError
 from engine.type_map import SqlType
 
 

@@ -18,8 +18,9 @@ from engine.journal import (
     default_load_id,
     forget_load_sql,
 )
-from engine.options import Target, TransferOptions
-from engine.transfer import TransferResult, WorkerStats
+from engine.options import CreatePolicy, Mode, Target, TransferOptions
+from engine.results import TransferResult, WorkerStats
+from engine.sources import SourceOptions
 
 
 def test_batch_key_is_the_sha256_of_the_id():
@@ -69,28 +70,41 @@ def test_load_id_length_is_checked(load_id):
     ("max_memory_bytes", 0, "max_memory_bytes must be positive"),
     ("create", "sometimes", "create must be one of"),
     ("workers", 0, "workers must be at least 1"),
-    ("rows_per_batch", 0, "rows_per_batch must be at least 1"),
     ("max_retries", -1, "max_retries"),
-    ("columns", (), "columns is empty"),
-    ("columns", ("a", "b", "a"), "names a column twice"),
-    ("rename", {"a": " "}, "non-empty names"),
-    ("rename", {"a": "x", "b": "X"}, r"same name: \['X', 'x'\]"),
 ])
 def test_options_are_checked(field, value, message):
     with pytest.raises(ConfigurationError, match=message):
         TransferOptions(**{field: value})
 
 
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("rows_per_batch", 0, "rows_per_batch must be at least 1"),
+    ("columns", (), "columns is empty"),
+    ("columns", ("a", "b", "a"), "names a column twice"),
+    ("rename", {"a": " "}, "non-empty names"),
+    ("rename", {"a": "x", "b": "X"}, r"same name: \['X', 'x'\]"),
+])
+def test_source_options_are_checked(field, value, message):
+    with pytest.raises(ConfigurationError, match=message):
+        SourceOptions(**{field: value})
+
+
 def test_columns_and_rename_are_normalised_and_frozen():
-    options = TransferOptions(columns=["b", "a"], rename={"a": "z"})
-    assert options.columns == ("b", "a") and dict(options.rename) == {"a": "z"}
+    source_options = SourceOptions(columns=["b", "a"], rename={"a": "z"})
+    assert source_options.columns == ("b", "a") and dict(source_options.rename) == {"a": "z"}
     with pytest.raises(TypeError):
-        options.rename["b"] = "y"  # type: ignore[index]
+        source_options.rename["b"] = "y"  # type: ignore[index]
+
+
+def test_modes_and_create_policies_are_enums_that_take_their_text():
+    options = TransferOptions(mode="upsert", keys=("id",), create="never")
+    assert options.mode is Mode.UPSERT and options.create is CreatePolicy.NEVER
+    assert options.mode == "upsert" and str(options.create) == "never"
 
 
 def test_option_defaults():
     options = TransferOptions()
-    assert (options.workers, options.rows_per_batch, options.mode, options.create) == (
+    assert (options.workers, SourceOptions().rows_per_batch, options.mode, options.create) == (
         4, 50_000, "append", "if_missing")
     assert options.resume and options.token_refresh_margin == 300 and options.max_retries == 5
     assert not options.nan_as_null and options.load_id is None
@@ -99,7 +113,7 @@ def test_option_defaults():
 
 def test_target_names():
     target = Target(ConnectionOptions("srv", "db"), "[my schema].[odd.name]")
-    assert (target.schema_name, target.table_name) == ("my schema", "odd.name")
+    assert (target.table.schema, target.table.name) == ("my schema", "odd.name")
     assert target.describe() == "srv,1433/db/my schema.odd.name"
     assert Target(ConnectionOptions("srv", "db"), "t").qualified == "dbo.t"
     with pytest.raises(ConfigurationError):
@@ -115,3 +129,19 @@ def test_result_to_dict_is_json_able():
     assert data["rows_per_second"] == 250.0 and data["mb_per_second"] == 0.5
     assert [w["rows"] for w in data["workers"]] == [600, 400]
     assert data["load_id"] == "abc" and data["batches_skipped"] == 1
+
+
+def test_the_default_load_id_covers_what_the_load_writes():
+    where = "srv,1433/db/dbo.t"
+    base = default_load_id("files", where)
+    assert base == default_load_id("files", where, options=TransferOptions(),
+                                   source_options=SourceOptions())  # ids of old appends stay
+    variants = [
+        default_load_id("files", where, options=TransferOptions(mode="upsert", keys=("id",))),
+        default_load_id("files", where, options=TransferOptions(mode="upsert", keys=("k",))),
+        default_load_id("files", where, options=TransferOptions(mode="replace")),
+        default_load_id("files", where, options=TransferOptions(sql_types={"a": "int"})),
+        default_load_id("files", where, source_options=SourceOptions(columns=["a"])),
+        default_load_id("files", where, source_options=SourceOptions(rename={"a": "b"})),
+    ]
+    assert len({base, *variants}) == len(variants) + 1

@@ -6,15 +6,8 @@ import pytest
 
 from engine.credentials import CredentialOptions
 from engine.errors import ConfigurationError
-from engine.remote import (
-    ObjectUri,
-    RemoteFiles,
-    StorageOptions,
-    _token_credential,
-    glob_regex,
-    is_remote,
-    parse_uri,
-)
+from engine.remote import RemoteFiles, StorageOptions, _token_credential
+from engine.remote_uri import ObjectUri, glob_regex, is_remote, parse_uri
 from engine.sources import open_source
 
 

@@ -7,16 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.schema import (
-    ExistingColumn,
-    SchemaMismatchError,
-    create_table_sql,
-    insert_sql,
-    plan_table,
-    quote_identifier,
-    split_table_name,
-    validate_against,
-)
+from engine.binder import insert_sql
+from engine.errors import SchemaMismatchError
+from engine.names import quote_identifier, split_table_name
+from engine.plan import ExistingColumn, create_table_sql, plan_table, validate_against
 
 
 def test_identifiers_are_bracketed_with_closing_brackets_doubled():
@@ -73,9 +67,9 @@ def test_create_table_like_an_existing_table_takes_its_types_and_nullability():
        floor=st.integers(0, 60), cut=st.integers(0, 3),
        layout=st.sampled_from(["string", "large_string", "chunked"]))
 def test_max_utf16_units_is_exact_past_the_floor(native, values, floor, cut, layout):
-    import engine.schema as schema
+    import engine.text_length as text_length
 
-    if native and schema._fastcast is None:
+    if native and text_length._fastcast is None:
         pytest.skip("engine._fastcast is not built")
     kept = values[cut:]
     exact = max((len(v.encode("utf-16-le", "surrogatepass")) // 2 for v in kept
@@ -84,13 +78,13 @@ def test_max_utf16_units_is_exact_past_the_floor(native, values, floor, cut, lay
     arr = pa.array(values, typ).slice(cut)  # a non-zero offset into the buffers
     text = pa.chunked_array([arr.slice(0, len(arr) // 2), arr.slice(len(arr) // 2)], typ) \
         if layout == "chunked" else arr
-    saved = schema._fastcast
+    saved = text_length._fastcast
     try:
         if not native:
-            schema._fastcast = None
-        got = schema.max_utf16_units(text, floor)
+            text_length._fastcast = None
+        got = text_length.max_utf16_units(text, floor)
     finally:
-        schema._fastcast = saved
+        text_length._fastcast = saved
     if exact > floor:
         assert got == exact
     else:
@@ -98,7 +92,7 @@ def test_max_utf16_units_is_exact_past_the_floor(native, values, floor, cut, lay
 
 
 def test_long_text_splits_only_past_what_one_parameter_holds():
-    from engine.schema import TEXT_PIECE, split_long_text
+    from engine.binder import TEXT_PIECE, split_long_text
 
     plan = plan_table(pa.schema([("s", pa.string())]))
     whole = ["x" * 1_600, "😀" * 800, "é" * 1_600, None]  # 1,600 UTF-16 units at most

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.errors import ConfigurationError, SourceError
-from engine.sources import open_source
+from engine.sources import SourceOptions, open_source
 
 
 def sample(n: int) -> pa.Table:
@@ -36,7 +36,7 @@ def collect(source) -> tuple[pa.Table, list[str]]:
 def test_parquet_row_groups_are_sliced_without_crossing(tmp_path):
     path = tmp_path / "a.parquet"
     pq.write_table(sample(25), path, row_group_size=10)
-    src = open_source(str(path), rows_per_batch=4)
+    src = open_source(str(path), SourceOptions(rows_per_batch=4))
     table, ids = collect(src)
     assert table.equals(sample(25))
     assert src.total_rows == 25
@@ -47,9 +47,9 @@ def test_parquet_row_groups_are_sliced_without_crossing(tmp_path):
 
 def test_ids_are_stable_across_runs_and_depend_on_rows_per_batch(tmp_path):
     pq.write_table(sample(30), tmp_path / "a.parquet", row_group_size=7)
-    first = collect(open_source(str(tmp_path / "a.parquet"), rows_per_batch=5))[1]
-    again = collect(open_source(str(tmp_path / "a.parquet"), rows_per_batch=5))[1]
-    other = collect(open_source(str(tmp_path / "a.parquet"), rows_per_batch=6))[1]
+    first = collect(open_source(str(tmp_path / "a.parquet"), SourceOptions(rows_per_batch=5)))[1]
+    again = collect(open_source(str(tmp_path / "a.parquet"), SourceOptions(rows_per_batch=5)))[1]
+    other = collect(open_source(str(tmp_path / "a.parquet"), SourceOptions(rows_per_batch=6)))[1]
     assert first == again and len(set(first)) == len(first)
     assert first != other
 
@@ -57,7 +57,7 @@ def test_ids_are_stable_across_runs_and_depend_on_rows_per_batch(tmp_path):
 def test_locations_name_file_unit_and_rows(tmp_path):
     path = tmp_path / "a.parquet"
     pq.write_table(sample(12), path, row_group_size=5)
-    batches = list(open_source(str(path), rows_per_batch=3).batches())
+    batches = list(open_source(str(path), SourceOptions(rows_per_batch=3)).batches())
     loc = batches[2].location  # row group 1 (after 3+2 rows of group 0): file rows 5-7
     assert (loc.source, loc.unit, loc.first_row, loc.rows) == (str(path), 1, 5, 3)
     assert loc.describe(row_in_batch=2) == f"{path}, unit 1, row 7"
@@ -66,16 +66,16 @@ def test_locations_name_file_unit_and_rows(tmp_path):
 def test_directory_and_glob_in_sorted_order(tmp_path):
     for i in range(3):
         pq.write_table(sample(4).slice(0, 4), tmp_path / f"part-{i}.parquet")
-    by_dir = open_source(str(tmp_path), rows_per_batch=100)
-    by_glob = open_source(str(tmp_path / "part-*.parquet"), rows_per_batch=100)
+    by_dir = open_source(str(tmp_path), SourceOptions(rows_per_batch=100))
+    by_glob = open_source(str(tmp_path / "part-*.parquet"), SourceOptions(rows_per_batch=100))
     assert by_dir.files == by_glob.files == sorted(by_dir.files)
     assert collect(by_dir)[0].num_rows == 12
 
 
 def test_projection_and_renaming(tmp_path):
     pq.write_table(sample(6), tmp_path / "a.parquet")
-    src = open_source(str(tmp_path / "a.parquet"), columns=["name", "id"],
-                      rename={"name": "customer"}, rows_per_batch=4)
+    src = open_source(str(tmp_path / "a.parquet"), SourceOptions(
+        columns=["name", "id"], rename={"name": "customer"}, rows_per_batch=4))
     table, _ = collect(src)
     assert src.schema.names == ["customer", "id"]
     assert table.column("customer").to_pylist() == [f"n{i}" for i in range(6)]
@@ -84,16 +84,16 @@ def test_projection_and_renaming(tmp_path):
 def test_unknown_column_lists_what_exists(tmp_path):
     pq.write_table(sample(2), tmp_path / "a.parquet")
     with pytest.raises(ConfigurationError, match=r"columns not in the source: \['nope'\].*'id'"):
-        open_source(str(tmp_path / "a.parquet"), columns=["id", "nope"])
+        open_source(str(tmp_path / "a.parquet"), SourceOptions(columns=["id", "nope"]))
 
 
 def test_csv_inferred_and_explicit_schema(tmp_path):
     path = tmp_path / "a.csv"
     pacsv.write_csv(sample(9), path)
-    inferred, _ = collect(open_source(str(path), rows_per_batch=4))
+    inferred, _ = collect(open_source(str(path), SourceOptions(rows_per_batch=4)))
     assert inferred.column("id").to_pylist() == list(range(9))
     schema = pa.schema([("id", pa.int32()), ("name", pa.string()), ("when", pa.string())])
-    explicit = open_source(str(path), csv_schema=schema, rows_per_batch=4)
+    explicit = open_source(str(path), SourceOptions(csv_schema=schema, rows_per_batch=4))
     assert explicit.schema.field("id").type == pa.int32()
     assert collect(explicit)[0].num_rows == 9
 
@@ -103,7 +103,7 @@ def test_csv_row_that_does_not_parse_names_the_file(tmp_path):
     path.write_text("id,name\n1,a\n2,b\nthree,c\n")
     schema = pa.schema([("id", pa.int64()), ("name", pa.string())])
     with pytest.raises(SourceError, match=r"bad\.csv") as info:
-        list(open_source(str(path), csv_schema=schema).batches())
+        list(open_source(str(path), SourceOptions(csv_schema=schema)).batches())
     assert "three" in str(info.value)
 
 
@@ -118,26 +118,28 @@ def test_truncated_parquet_is_a_clear_error(tmp_path):
 
 def test_arrow_ipc_file_and_stream(tmp_path):
     feather.write_feather(sample(7), tmp_path / "a.feather", chunksize=3)
-    src = open_source(str(tmp_path / "a.feather"), rows_per_batch=2)
+    src = open_source(str(tmp_path / "a.feather"), SourceOptions(rows_per_batch=2))
     table, ids = collect(src)
     assert table.equals(sample(7)) and src.total_rows == 7
     assert ids[0].endswith("#0:0")
     with pa.OSFile(str(tmp_path / "s.arrows"), "wb") as sink, \
             pa.ipc.new_stream(sink, sample(5).schema) as writer:
         writer.write_table(sample(5))
-    assert collect(open_source(str(tmp_path / "s.arrows"), rows_per_batch=2))[0].num_rows == 5
+    assert collect(open_source(str(tmp_path / "s.arrows"),
+                               SourceOptions(rows_per_batch=2)))[0].num_rows == 5
 
 
 def test_pyarrow_dataset(tmp_path):
     pq.write_table(sample(8), tmp_path / "a.parquet")
-    src = open_source(pads.dataset(str(tmp_path), format="parquet"), rows_per_batch=3)
+    src = open_source(pads.dataset(str(tmp_path), format="parquet"),
+                      SourceOptions(rows_per_batch=3))
     assert collect(src)[0].num_rows == 8
 
 
 def test_polars_dataframe_and_lazyframe_stream():
     df = pl.DataFrame({"a": list(range(10)), "b": [str(i) for i in range(10)]})
-    eager, _ = collect(open_source(df, rows_per_batch=4))
-    lazy_src = open_source(df.lazy().filter(pl.col("a") >= 3), rows_per_batch=4)
+    eager, _ = collect(open_source(df, SourceOptions(rows_per_batch=4)))
+    lazy_src = open_source(df.lazy().filter(pl.col("a") >= 3), SourceOptions(rows_per_batch=4))
     lazy, ids = collect(lazy_src)
     assert eager.column("a").to_pylist() == list(range(10))
     assert lazy.column("a").to_pylist() == list(range(3, 10))
@@ -147,7 +149,7 @@ def test_polars_dataframe_and_lazyframe_stream():
 
 def test_record_batch_reader_is_streamed():
     reader = pa.RecordBatchReader.from_batches(sample(1).schema, sample(11).to_batches(3))
-    table, ids = collect(open_source(reader, rows_per_batch=5))
+    table, ids = collect(open_source(reader, SourceOptions(rows_per_batch=5)))
     assert table.num_rows == 11 and ids == ["mem:0", "mem:5", "mem:10"]
 
 
@@ -176,7 +178,7 @@ def test_reslicing_keeps_every_row_once_in_order(sizes, rows_per_batch):
         pieces.extend(table.slice(start, s).to_batches())
         start += s
     reader = pa.RecordBatchReader.from_batches(table.schema, pieces)
-    batches = list(open_source(reader, rows_per_batch=rows_per_batch).batches())
+    batches = list(open_source(reader, SourceOptions(rows_per_batch=rows_per_batch)).batches())
     assert all(0 < b.data.num_rows <= rows_per_batch for b in batches)
     assert all(b.data.num_rows == rows_per_batch for b in batches[:-1])
     got = pa.Table.from_batches([b.data for b in batches], schema=table.schema)
@@ -200,8 +202,8 @@ def test_streams_get_a_fresh_fingerprint_every_time():
 def test_a_rename_onto_a_loaded_column_is_refused():
     table = pa.table({"a": [1], "B": [2]})
     with pytest.raises(ConfigurationError, match=r"\['b', 'B'\]|\['B', 'b'\]"):
-        open_source(table, rename={"a": "b"})
-    assert open_source(table, columns=["a"], rename={"a": "b"}).schema.names == ["b"]
+        open_source(table, SourceOptions(rename={"a": "b"}))
+    assert open_source(table, SourceOptions(columns=["a"], rename={"a": "b"})).schema.names == ["b"]
 
 
 @pytest.mark.parametrize("bad_row", [5, 3_000])  # in the first block, and in a later one
@@ -215,7 +217,8 @@ def test_a_csv_value_that_does_not_convert_is_located(tmp_path, monkeypatch, bad
     path.write_text("\n".join(lines) + "\n")
     schema = pa.schema([("id", pa.int64()), ("amount", pa.float64())])
     with pytest.raises(SourceError) as info:
-        for _ in open_source(str(path), csv_schema=schema, rows_per_batch=1_000).batches():
+        for _ in open_source(str(path), SourceOptions(csv_schema=schema,
+                                                      rows_per_batch=1_000)).batches():
             pass
     message = str(info.value)
     assert str(path) in message and "invalid value '12..5'" in message

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.bind_casts import NonFiniteValueError
-from engine.schema import cast_batch, plan_table
+from engine.binder import cast_batch
+from engine.errors import NonFiniteValueError
+from engine.plan import plan_table
 from engine.type_map import (
     MAX,
     SqlType,

@@ -1,0 +1,190 @@
+"""One batch, exactly once: bind, write and journal in one transaction; replay on
+transient errors; name the source row at fault on terminal ones.
+
+Per batch, a worker:
+
+1. reconnects first when its login token expires within ``token_refresh_margin``
+   (Azure SQL checks a token only at login, so a fresh connection is a renewal);
+2. writes the bound batch through the transport, inserts the batch's journal row and
+   commits both together;
+3. on a transient error rolls back, reconnects and replays the batch (a replay first
+   checks the journal, in case the failed attempt's commit did land), up to
+   ``max_retries`` times with exponential backoff;
+4. on a text value too long for a column this load created, widens the column
+   (:mod:`engine.widening`) and sends the batch again;
+5. on a terminal error raises :class:`~engine.errors.TransferError` naming the table,
+   the batch, its source rows and, where the server names a column, the first
+   offending value's source row.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from engine.connection import ConnectionFactory, RetryPolicy, close_quietly, rollback_quietly
+from engine.errors import (
+    COLUMN_IN_MESSAGE,
+    AzsqlBulkError,
+    DatabaseError,
+    SqlServerError,
+    TransferError,
+    database_error,
+)
+from engine.journal import Journal, batch_key
+from engine.pipeline import Stopped
+from engine.results import Tally, WorkerStats
+from engine.sources import SourceBatch
+from engine.text_length import utf16_lengths
+from engine.transport import Transport
+from engine.widening import Widening
+
+__all__ = ["BatchWriter"]
+
+log = logging.getLogger(__name__)
+
+
+class BatchWriter:
+    """Writes the batches of one load; called by every worker with its own connection.
+
+    :param table: the target, for messages.
+    :param load_id: the load's id, for messages.
+    :param factory: opens (and re-opens) connections with a fresh token.
+    :param journal: the load's journal.
+    :param transport: how rows travel.
+    :param widening: the created table's growable columns.
+    :param tally: the run's counters.
+    :param stop: set when the pipeline stops (another worker failed, or cancel).
+    :param max_retries: replays of one batch after transient errors.
+    :param retry: the backoff between replays.
+    :param token_refresh_margin: seconds before token expiry to reconnect at.
+    """
+
+    def __init__(self, table: str, load_id: str, *, factory: ConnectionFactory,
+                 journal: Journal, transport: Transport, widening: Widening, tally: Tally,
+                 stop: threading.Event, max_retries: int, retry: RetryPolicy,
+                 token_refresh_margin: float) -> None:
+        self.table, self.load_id = table, load_id
+        self.factory, self.journal, self.transport = factory, journal, transport
+        self.widening, self.tally, self.stop = widening, tally, stop
+        self.max_retries, self.retry = max_retries, retry
+        self.margin = token_refresh_margin
+
+    def __call__(self, conn: Any, item: SourceBatch, stats: WorkerStats) -> Any:
+        """Insert one batch and its journal row in one transaction; returns the connection."""
+        where = f"table {self.table}, batch {item.batch_id}, {item.location.describe()}"
+        try:
+            bound = self.transport.bind(item.data, row_offset=item.location.first_row or 0)
+        except AzsqlBulkError as exc:
+            raise self.stopped_at(item, exc) from exc
+        key = batch_key(item.batch_id)
+        attempt = 0
+        widened: set[str] = set()  # columns this batch already widened
+        while True:
+            if self.stop.is_set():
+                raise Stopped
+            error: DatabaseError | None = None
+            try:
+                if conn is None:
+                    conn = self.factory.connect()
+                    if attempt:
+                        stats.reconnects += 1
+                elif conn.should_recycle(self.margin):
+                    log.info("worker %d: login token expires within %.0f s; reconnecting with "
+                             "a fresh token", stats.worker, self.margin)
+                    close_quietly(conn)
+                    conn = None
+                    conn = self.factory.connect()
+                    stats.token_renewals += 1
+                cursor = conn.cursor()
+                if attempt and self.journal.contains(cursor, key):
+                    # the failed attempt's commit landed after all
+                    conn.commit()
+                    self.tally.skip()
+                    return conn
+                self.transport.write(cursor, bound)
+                self.journal.record(cursor, item.batch_id, bound.rows)
+                conn.commit()
+                self.tally.committed(stats, bound.rows, item.data.nbytes)
+                return conn
+            except DatabaseError as exc:  # ConnectError from the factory
+                error = exc
+            except AzsqlBulkError:
+                raise
+            except Exception as exc:  # the ODBC client's error
+                error = database_error(exc, phase="insert", where=where)
+            needed = self.widening.needed(error, item.data, widened) if conn is not None else {}
+            if needed and conn is not None:  # a column this load created is too short
+                rollback_quietly(conn)  # nothing of the batch stays; replay it once widened
+                try:
+                    self.widening.widen(conn, needed, item)
+                    widened.update(needed)
+                    continue
+                except Exception as exc:  # the ODBC client's error
+                    error = database_error(exc, phase="widen a column", where=where)
+            if conn is not None:
+                rollback_quietly(conn)
+                close_quietly(conn)
+                conn = None
+            if not error.transient or attempt >= self.max_retries:
+                raise self.stopped_at(item, error, attempts=attempt + 1)
+            attempt += 1
+            stats.retries += 1
+            delay = self.retry.backoff(attempt)
+            log.warning("worker %d: batch %s failed transiently (attempt %d of %d), replaying "
+                        "in %.1f s: %s", stats.worker, item.batch_id, attempt,
+                        self.max_retries + 1, delay, error)
+            if self.stop.wait(delay):
+                raise Stopped
+
+    def stopped_at(self, item: SourceBatch, error: BaseException,
+                   attempts: int = 1) -> TransferError:
+        """The error that stops the load at ``item``: where, why, what was kept."""
+        rows, batches = self.tally.kept()
+        retried = (f" (still failing after {attempts} attempts; raise max_retries if the "
+                   "database is expected back)") if attempts > 1 else ""
+        culprit = self._culprit(item, error)
+        message = (f"loading {self.table} stopped at batch {item.batch_id} "
+                   f"({item.location.describe()}): {error}{culprit}{retried}. Batches committed "
+                   f"before the stop stay, journaled under load_id {self.load_id} (this run: "
+                   f"{batches} batch(es), {rows} row(s)); nothing of the failed batch was "
+                   "kept. Fix the cause and run the load again with the same load_id to "
+                   "resume.")
+        return TransferError(message, table=self.table, batch_id=item.batch_id,
+                             location=item.location.describe(), error=error,
+                             load_id=self.load_id, rows_committed=rows,
+                             batches_committed=batches, resumable=True)
+
+    def _culprit(self, item: SourceBatch, error: BaseException) -> str:
+        """For a NULL refused by a NOT NULL column (515) or text too long for its column
+        (2628): where the first such value is in the source (the server names only the
+        column), else empty."""
+        number = error.native_error if isinstance(error, DatabaseError) else None
+        found = (COLUMN_IN_MESSAGE.search(str(error))
+                 if number in (SqlServerError.NOT_NULL, SqlServerError.TRUNCATED) else None)
+        if found is None:
+            return ""
+        name = found.group(1).replace("''", "'")
+        match = next((n for n in item.data.schema.names if n.casefold() == name.casefold()),
+                     None)
+        if match is None:
+            return ""
+        values = item.data.column(match)
+        if number == SqlServerError.NOT_NULL:
+            flags, what = pc.is_null(values), "the first NULL"
+        else:
+            limit = self.widening.text_limit(match)
+            if limit is None or not (pa.types.is_string(values.type)
+                                     or pa.types.is_large_string(values.type)):
+                return ""
+            flags = pc.fill_null(pc.greater(utf16_lengths(values), limit), False)
+            what = f"the first value longer than {limit} characters"
+        index = pc.index(flags, True).as_py()
+        if index is None or index < 0:
+            return ""
+        return f"; {what} in column {match!r} is at {item.location.describe(index)}"
+
