@@ -386,7 +386,7 @@ def loader_sigkill(lab: Lab, rng: random.Random, rows: int, directory: Path) -> 
     load_id = f"rel-sigkill-{uuid.uuid4().hex}"
     batches = math.ceil(rows / CHILD_BATCH)
     started = time.monotonic()
-    child = start_child(lab.emu, target.table, load_id, files)
+    child = start_child(lab.emu, str(target.table), load_id, files)
     seen = wait_for_batches(child, rng.randint(1, max(1, batches - 2)))
     time.sleep(rng.uniform(0, 0.05))
     child.send_signal(signal.SIGKILL)
@@ -422,7 +422,7 @@ def emulator_restart(lab: Lab, rng: random.Random, rows: int, directory: Path,
     load_id = f"rel-restart-{uuid.uuid4().hex}"
     batches = math.ceil(rows / CHILD_BATCH)
     started = time.monotonic()
-    child = start_child(emu, target.table, load_id, files)
+    child = start_child(emu, str(target.table), load_id, files)
     seen = wait_for_batches(child, rng.randint(1, max(1, batches - 2)))
     time.sleep(rng.uniform(0, 0.05))
     lab.drop_reader()

@@ -178,8 +178,7 @@ def test_csv_row_that_does_not_parse_names_the_file_and_keeps_whole_batches(sql_
     source = open_source(str(path), SourceOptions(rows_per_batch=1_000,
                                                   csv_schema=rows_table(1).schema))
     with pytest.raises(AzsqlBulkError) as info:
-        transfer(source, target, TransferOptions(workers=1, load_id=load_id),
-                 source_options=SourceOptions(rows_per_batch=1_000))
+        transfer(source, target, TransferOptions(workers=1, load_id=load_id))
     text = str(info.value)
     assert "people.csv" in text and "not-a-number" in text, text
     # Arrow names the column and the value; the engine finds the row by reading that column

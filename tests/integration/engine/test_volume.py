@@ -54,7 +54,7 @@ def test_loader_killed_with_sigkill_resumes_exactly(seed, emu_proc, sql_target, 
                AZSQL_BULK_SQL_PASSWORD=creds.sql_password)
     child = subprocess.Popen(
         [sys.executable, str(CHILD), emu_proc.tds_host, str(emu_proc.tds_port),
-         emu_proc.database, emu_proc.server_cert, target.table, load_id, *files],
+         emu_proc.database, emu_proc.server_cert, str(target.table), load_id, *files],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert child.stdout is not None
     killed_at = None

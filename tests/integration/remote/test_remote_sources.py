@@ -100,8 +100,7 @@ def test_hive_dataset_loads_exactly_once_with_the_same_identity(
     table = f"dbo.remote_hive_{os.getpid()}"
     target = mi_target(emu_proc, table)
     options = TransferOptions(workers=2)
-    source_options = SourceOptions(rows_per_batch=1_500)
-    first = transfer(source, target, options, source_options=source_options)
+    first = transfer(source, target, options)
     assert (first.rows, first.batches) == (total, 18)
     check_exact(reader, table, total)
     assert journal_rows(reader, first.load_id) == (18, total)
@@ -109,7 +108,7 @@ def test_hive_dataset_loads_exactly_once_with_the_same_identity(
     # reopening the same objects gives the same load id: everything is skipped
     again = transfer(open_source(azurite.uri("sales", "sales/**/*.parquet"),
                                  SourceOptions(rows_per_batch=1_500), storage=storage(azurite)),
-                     target, options, source_options=source_options)
+                     target, options)
     assert again.load_id == first.load_id
     assert (again.rows, again.batches_skipped) == (0, 18)
     check_exact(reader, table, total)
@@ -232,8 +231,7 @@ def test_an_object_replaced_mid_load_stops_the_load_naming_it(
                     source.rows_per_batch, units)
     table = f"dbo.remote_changed_{os.getpid()}"
     with pytest.raises(TransferError) as caught:
-        transfer(racing, mi_target(emu_proc, table), TransferOptions(workers=1),
-                 source_options=SourceOptions(rows_per_batch=10_000))
+        transfer(racing, mi_target(emu_proc, table), TransferOptions(workers=1))
     error = caught.value
     assert isinstance(error.__cause__, ObjectChangedError)
     assert (f"abfss://changing@{ACCOUNT}/{name} changed while it was being loaded: it was "
