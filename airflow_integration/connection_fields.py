@@ -49,15 +49,13 @@ __all__ = ["AUTH_KINDS", "CONN_TYPE", "AirflowConnectionLike", "connection_optio
 
 CONN_TYPE = "azure_sql_bulk"
 
-#: Airflow extras spelling -> engine credential kind.
-AUTH_KINDS: Mapping[str, CredentialKind] = {
-    "managed_identity": CredentialKind.MANAGED_IDENTITY,
-    "workload_identity": CredentialKind.WORKLOAD_IDENTITY,
-    "service_principal": CredentialKind.SERVICE_PRINCIPAL,
-    "azure_cli": CredentialKind.AZURE_CLI,
-    "default": CredentialKind.DEFAULT,
-}
-DEFAULT_AUTH = "managed_identity"
+#: the credential kinds a connection offers, in the extras' spelling (``managed_identity``;
+#: the CLI's ``managed-identity`` is accepted too). ``access-token`` and ``sql`` are left
+#: out: a stored token goes stale, and SQL logins are for local testing only.
+AUTH_KINDS: tuple[str, ...] = tuple(kind.extra_name for kind in (
+    CredentialKind.MANAGED_IDENTITY, CredentialKind.WORKLOAD_IDENTITY,
+    CredentialKind.SERVICE_PRINCIPAL, CredentialKind.AZURE_CLI, CredentialKind.DEFAULT))
+DEFAULT_AUTH = CredentialKind.MANAGED_IDENTITY
 _TRUE = {"true", "1", "yes", "on"}
 
 
@@ -94,12 +92,15 @@ def _flag(value: Any) -> bool:
 
 
 def _auth(value: Any) -> CredentialKind:
-    name = str(value or DEFAULT_AUTH).strip().lower().replace("-", "_")
-    if name not in AUTH_KINDS:
+    try:
+        kind = CredentialKind(str(value or DEFAULT_AUTH))
+    except ValueError:
+        kind = None
+    if kind is None or kind.extra_name not in AUTH_KINDS:
         raise ConfigurationError(
             f"connection extra auth={value!r} is not supported; use one of "
             f"{', '.join(AUTH_KINDS)}")
-    return AUTH_KINDS[name]
+    return kind
 
 
 def _secret_reader(password: str | None) -> Callable[[], str] | None:

@@ -18,6 +18,7 @@ from airflow.sdk import BaseHook
 from airflow_integration.connection_fields import CONN_TYPE, connection_options, extra_value
 from engine.connection import Connection, ConnectionFactory, ConnectionOptions
 from engine.errors import AzsqlBulkError, scrub
+from engine.names import TableName
 from engine.options import Target
 
 __all__ = ["AzureSqlBulkHook"]
@@ -62,7 +63,7 @@ class AzureSqlBulkHook(BaseHook):
 
         :param table: ``schema.table`` or ``table`` (``dbo``).
         """
-        return Target(self.connection_options(), table)
+        return Target(self.connection_options(), TableName.parse(table))
 
     def get_conn(self) -> Connection:
         """A token-authenticated connection for ad-hoc SQL (close it; then :meth:`close`).

@@ -14,11 +14,13 @@ without it :func:`operator_lineage` returns None and the load works the same.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["input_dataset", "operator_lineage", "output_dataset"]
+__all__ = ["input_dataset", "operator_lineage", "output_dataset", "source_datasets"]
+_GLOB = re.compile(r"[*?\[]")
 
 
 def output_dataset(server: str, port: int, database: str, table: str) -> tuple[str, str]:
@@ -42,6 +44,32 @@ def input_dataset(path: str) -> tuple[str, str]:
         parts = urlsplit(path)
         return f"{parts.scheme}://{parts.netloc}", parts.path or "/"
     return "file", os.path.abspath(path)
+
+
+def source_datasets(source: object) -> list[tuple[str, str]]:
+    """The input datasets of an operator's ``source`` argument, without reading it.
+
+    A file is itself; a directory is the dataset of its files; a glob is named by the
+    directory its pattern starts in. In-memory sources (Arrow tables, readers) have none.
+
+    :param source: a path, glob or URI, or a list of them.
+
+    >>> source_datasets(["/data/a.parquet", "/data/orders/*/part-*.parquet"])
+    [('file', '/data/a.parquet'), ('file', '/data/orders')]
+    """
+    paths = [source] if isinstance(source, str | os.PathLike) else source
+    if not isinstance(paths, Sequence) or not all(isinstance(p, str | os.PathLike)
+                                                  for p in paths):
+        return []
+    out: list[tuple[str, str]] = []
+    for path in map(os.fspath, paths):
+        match = _GLOB.search(path)
+        if match is not None:
+            path = path[:match.start()].rsplit("/", 1)[0] or "/"
+        dataset = input_dataset(path)
+        if dataset not in out:
+            out.append(dataset)
+    return out
 
 
 def operator_lineage(inputs: Sequence[tuple[str, str]], output: tuple[str, str]) -> Any:

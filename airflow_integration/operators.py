@@ -1,9 +1,14 @@
 """``AzureSqlBulkLoadOperator``: one ``engine.transfer`` per task instance, resumed by retries.
 
 The default load id is derived from the task instance (dag_id, task_id, run_id,
-map_index) and the target, never from the try number, so when Airflow retries a failed
-attempt the engine finds the batches the failed attempt committed in its journal and
-sends only the rest: the table ends exact, not doubled.
+map_index), the target and what the load writes, never from the try number, so when
+Airflow retries a failed attempt the engine finds the batches the failed attempt
+committed in its journal and sends only the rest: the table ends exact, not doubled.
+
+The load options (``workers``, ``mode``, ``keys``, ``rows_per_batch``, ``columns``...)
+are the keyword arguments declared by the fields of :class:`engine.options.TransferOptions`
+and :class:`engine.sources.SourceOptions` (see :mod:`engine.option_spec`), with the
+engine's defaults: ``azsql-bulk load`` offers the same options.
 
 >>> from airflow.sdk import DAG  # doctest: +SKIP
 >>> with DAG("orders", schedule=None):  # doctest: +SKIP
@@ -13,6 +18,8 @@ sends only the rest: the table ends exact, not doubled.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -21,34 +28,66 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_integration.hooks import AzureSqlBulkHook
-from airflow_integration.lineage import input_dataset, operator_lineage, output_dataset
-from engine.errors import ConfigurationError
+from airflow_integration.lineage import operator_lineage, output_dataset, source_datasets
+from engine.errors import ConfigurationError, TransferCancelled, TransferError
 from engine.journal import default_load_id
+from engine.option_spec import declared, options_from
 from engine.options import Target, TransferOptions
-from engine.remote import storage_for
-from engine.sources import DEFAULT_ROWS_PER_BATCH, open_source
-from engine.transfer import TransferCancelled, TransferError, transfer
+from engine.sources import SourceOptions
+from engine.transfer import transfer
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["AzureSqlBulkLoadOperator", "task_load_id"]
+__all__ = ["LOAD_PARAMETERS", "AzureSqlBulkLoadOperator", "task_load_id"]
 
 
-def task_load_id(dag_id: str, task_id: str, run_id: str, map_index: int, target: Target) -> str:
+def _load_parameters() -> dict[str, inspect.Parameter]:
+    """The operator's load options: every declared field the Airflow surface offers.
+
+    A default the field builds with a factory (a dict) is None here, which means the same.
+    """
+    out: dict[str, inspect.Parameter] = {}
+    for cls in (TransferOptions, SourceOptions):
+        for f, spec in declared(cls):
+            if spec.exposed("airflow"):
+                default = None if f.default is dataclasses.MISSING \
+                    else spec.default_on("airflow", f)
+                out[f.name] = inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
+                                                default=default)
+    return out
+
+
+#: name -> keyword-only parameter (with its default) of every load option
+LOAD_PARAMETERS = _load_parameters()
+
+
+def task_load_id(dag_id: str, task_id: str, run_id: str, map_index: int, target: Target, *,
+                 options: TransferOptions | None = None,
+                 source_options: SourceOptions | None = None) -> str:
     """The default load id of a task instance: the same for every try of it.
 
     The engine's :func:`~engine.journal.default_load_id` over the task instance's
-    identity instead of the source's fingerprint (32 hex digits).
+    identity instead of the source's fingerprint (32 hex digits); it covers the mode,
+    keys, columns, renames and SQL types like the engine's own default.
 
     :param dag_id: the DAG.
     :param task_id: the task.
     :param run_id: the DAG run.
     :param map_index: the mapped index (-1 when not mapped).
     :param target: the target table.
+    :param options: the load's options.
+    :param source_options: how the source is read.
     """
     identity = f"airflow\n{dag_id}\n{task_id}\n{run_id}\n{map_index}"
-    return default_load_id(identity, target.describe())
+    return default_load_id(identity, target, options=options, source_options=source_options)
+
+
+def _documented(doc: str) -> str:
+    """``doc`` with a ``:param:`` line for each load option in place of ``{load_options}``."""
+    lines = [f"    :param {f.name}: {spec.help}." for cls in (TransferOptions, SourceOptions)
+             for f, spec in declared(cls) if spec.exposed("airflow")]
+    return doc.replace("    {load_options}\n", "\n".join(lines) + "\n")
 
 
 class AzureSqlBulkLoadOperator(BaseOperator):
@@ -61,89 +100,82 @@ class AzureSqlBulkLoadOperator(BaseOperator):
         :func:`airflow_integration.shards.split_source`).
     :param table: ``schema.table`` (templated).
     :param conn_id: the ``azure_sql_bulk`` connection.
-    :param mode: ``append`` (journaled inserts), ``replace`` (stage, then swap in one
-        transaction) or ``upsert`` (stage, then ``MERGE`` on ``keys``).
-    :param keys: key columns for ``upsert`` (templated).
-    :param workers: parallel connections of this task.
-    :param rows_per_batch: rows per transaction; keep it unchanged across retries (batch
-        ids depend on it).
-    :param create: ``if_missing``, ``never`` or (with ``replace``) ``replace_schema``.
-    :param load_id: the journal id (templated; default: from the task instance, see
-        :func:`task_load_id`).
-    :param max_retries: replays of one batch after transient errors before the attempt
-        fails (an Airflow retry then resumes it).
-    :param sql_types: per-column SQL type overrides, e.g. ``{"price": "decimal(18,2)"}``.
-    :param columns: the source columns to load, in order (default: all).
-    :param rename: source column name -> target column name.
-    :param nan_as_null: write NaN and infinities as NULL instead of failing.
+    {load_options}
+    ``keys`` and ``load_id`` are templated; ``load_id`` defaults to one derived from the
+    task instance (see :func:`task_load_id`); ``max_retries`` exhausted fails the try, and
+    Airflow's next try resumes the load.
     """
 
     template_fields: Sequence[str] = ("source", "table", "keys", "load_id")
     ui_color = "#cfe3f7"
 
-    def __init__(self, *, source: str | Sequence[str], table: str,
-                 conn_id: str = AzureSqlBulkHook.default_conn_name, mode: str = "append",
-                 keys: Sequence[str] | None = None, workers: int = 4,
-                 rows_per_batch: int = DEFAULT_ROWS_PER_BATCH, create: str = "if_missing",
-                 load_id: str | None = None, max_retries: int = 5,
-                 sql_types: Mapping[str, str] | None = None, nan_as_null: bool = False,
-                 columns: Sequence[str] | None = None,
-                 rename: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, source: Any, table: str,
+                 conn_id: str = AzureSqlBulkHook.default_conn_name, **kwargs: Any) -> None:
+        load = {name: kwargs.pop(name, p.default) for name, p in LOAD_PARAMETERS.items()}
         super().__init__(**kwargs)
         self.source = source
         self.table = table
         self.conn_id = conn_id
-        self.mode = mode
-        self.keys = keys
-        self.workers = workers
-        self.rows_per_batch = rows_per_batch
-        self.create = create
-        self.load_id = load_id
-        self.max_retries = max_retries
-        self.sql_types = dict(sql_types or {})
-        self.columns = list(columns) if columns is not None else None
-        self.rename = dict(rename or {})
-        self.nan_as_null = nan_as_null
+        for name, value in load.items():
+            setattr(self, name, value)
         self._cancel = threading.Event()
         self._lineage: tuple[list[tuple[str, str]], tuple[str, str]] | None = None
 
-    # -- engine options -------------------------------------------------------------------
-    def transfer_options(self, load_id: str) -> TransferOptions:
-        """The engine options for this task.
+    # the load options are keyword-only parameters for Airflow (default_args, expand
+    # checks) and for help(): the signature is built from the declarations
+    __init__.__signature__ = inspect.signature(__init__).replace(  # type: ignore[attr-defined]
+        parameters=[*list(inspect.signature(__init__).parameters.values())[:-1],
+                    *LOAD_PARAMETERS.values(),
+                    inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)])
+    __doc__ = _documented(__doc__ or "")
 
-        :param load_id: the load's journal id.
+    # -- engine options -------------------------------------------------------------------
+    def _given(self) -> Mapping[str, Any]:
+        return {name: getattr(self, name) for name in LOAD_PARAMETERS}
+
+    def transfer_options(self, load_id: str | None = None) -> TransferOptions:
+        """The engine's load options for this task (it always resumes its own load).
+
+        :param load_id: the load's journal id (default: the ``load_id`` argument).
         :raises ConfigurationError: an invalid option (e.g. ``upsert`` without keys).
         """
-        return TransferOptions(
-            workers=self.workers, rows_per_batch=self.rows_per_batch, mode=self.mode,
-            keys=tuple(self.keys or ()), create=self.create, load_id=load_id, resume=True,
-            max_retries=self.max_retries, sql_types=self.sql_types,
-            nan_as_null=self.nan_as_null,
-            columns=tuple(self.columns) if self.columns is not None else None,
-            rename=self.rename)
+        options: TransferOptions = options_from(
+            TransferOptions, self._given(), "airflow", resume=True,
+            **({"load_id": load_id} if load_id else {}))
+        return options
+
+    def source_options(self) -> SourceOptions:
+        """How the engine reads the source (columns, renames, rows per batch, format).
+
+        :raises ConfigurationError: an invalid option (e.g. an empty column list).
+        """
+        options: SourceOptions = options_from(SourceOptions, self._given(), "airflow")
+        return options
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the load; the returned dict (``TransferResult.to_dict()``) goes to XCom."""
         hook = AzureSqlBulkHook(self.conn_id)
         try:
             target = hook.target(self.table)
-            ti = context["ti"]
-            map_index = ti.map_index if ti.map_index is not None else -1
-            load_id = self.load_id or task_load_id(ti.dag_id, ti.task_id, ti.run_id,
-                                                   map_index, target)
-            options = self.transfer_options(load_id)
-            source = open_source(self.source, columns=options.columns, rename=options.rename,
-                                 rows_per_batch=options.rows_per_batch,
-                                 storage=storage_for(target.connection.credential))
-        except ConfigurationError as exc:  # a retry cannot fix a bad setting
+            read = self.source_options()
+            options = self.transfer_options()
+            if options.load_id is None:
+                ti = context["ti"]
+                map_index = ti.map_index if ti.map_index is not None else -1
+                options = dataclasses.replace(options, load_id=task_load_id(
+                    ti.dag_id, ti.task_id, ti.run_id, map_index, target, options=options,
+                    source_options=read))
+        except (ConfigurationError, ValueError) as exc:  # a retry cannot fix a bad setting
             raise AirflowFailException(str(exc)) from None
+        load_id = options.load_id
         c = target.connection
-        self._lineage = ([input_dataset(f) for f in source.files],
-                         output_dataset(c.server, c.port, c.database, target.qualified))
-        self.log.info("loading %d file(s) into %s with load_id %s (try %s)", len(source.files),
+        self._lineage = (source_datasets(self.source),
+                         output_dataset(c.server, c.port, c.database, str(target.table)))
+        self.log.info("loading %s into %s with load_id %s (try %s)", _describe(self.source),
                       target.describe(), load_id, getattr(context["ti"], "try_number", "?"))
         try:
-            result = transfer(source, target, options, cancel=self._cancel)
+            result = transfer(self.source, target, options, source_options=read,
+                              cancel=self._cancel)
         except ConfigurationError as exc:  # e.g. the table's columns do not fit the source
             raise AirflowFailException(str(exc)) from None
         except TransferCancelled:
@@ -170,3 +202,11 @@ class AzureSqlBulkLoadOperator(BaseOperator):
             return None
         inputs, output = self._lineage
         return operator_lineage(inputs, output)
+
+
+def _describe(source: Any) -> str:
+    if isinstance(source, str):
+        return source
+    if isinstance(source, Sequence) and all(isinstance(s, str) for s in source):
+        return f"{len(source)} path(s)"
+    return f"a {type(source).__name__}"

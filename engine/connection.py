@@ -32,7 +32,6 @@ from typing import Any
 from engine.connection_string import build_connection_string, redact
 from engine.credentials import (
     AccessToken,
-    AzureCloud,
     CredentialKind,
     CredentialOptions,
     Secret,
@@ -41,7 +40,6 @@ from engine.credentials import (
     sql_login,
 )
 from engine.errors import (
-    LOGIN_FAILED,
     ConfigurationError,
     ConnectError,
     CredentialError,
@@ -53,16 +51,12 @@ from engine.errors import (
     remedy,
     scrubbed_diagnostics,
 )
+from engine.login_diagnosis import login_diagnosis
+from engine.odbc_connection import ConnectFunction, Connection, turbodbc_connect
 
 log = logging.getLogger(__name__)
 
-# Azure SQL Database's first-party application id: also a valid token audience.
-AZURE_SQL_APP_ID = "022907d3-0f1b-48f7-badc-1ba6abab6d66"
-# Token audiences Azure SQL accepts (trailing slashes dropped): each cloud's SQL resource.
-SQL_AUDIENCES = frozenset({c.scope.removesuffix(".default").rstrip("/") for c in AzureCloud}
-                          | {AZURE_SQL_APP_ID})
-
-
+DEFAULT_PORT = 1433
 def _version() -> str:
     try:
         from importlib.metadata import version
@@ -119,6 +113,44 @@ class RetryPolicy:
         return ceiling * rng()
 
 
+def parse_server_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
+    """Split a server address, ``[tcp:]host[,port]``, into the host and the port.
+
+    The one parser of the ODBC ``Server=`` spelling: options, the CLI and the Airflow
+    connection all read ``--server``-like text through it. :func:`server_address` is
+    its inverse.
+
+    :param text: e.g. ``myserver.database.windows.net``, ``tcp:127.0.0.1,14330``.
+    :param default_port: the port when the text names none.
+    :raises ConfigurationError: an empty host, or a port that is not a number.
+
+    >>> parse_server_address("tcp:srv.database.windows.net,14330")
+    ('srv.database.windows.net', 14330)
+    >>> parse_server_address(server_address("srv", 1433)) == ("srv", 1433)
+    True
+    """
+    server = text.strip()
+    if server.lower().startswith("tcp:"):
+        server = server[4:]
+    host, comma, port_text = server.partition(",")
+    host = host.strip()
+    if not host:
+        raise ConfigurationError("server is empty; give the server's host name")
+    if not comma:
+        return host, default_port
+    try:
+        return host, int(port_text.strip())
+    except ValueError:
+        raise ConfigurationError(
+            f"server {text!r}: the port after ',' must be a number, as in "
+            "myserver.database.windows.net,1433") from None
+
+
+def server_address(host: str, port: int) -> str:
+    """``tcp:host,port``: the ODBC ``Server=`` value (see :func:`parse_server_address`)."""
+    return f"tcp:{host},{port}"
+
+
 @dataclass(frozen=True)
 class ConnectionOptions:
     """Where and how to connect. Defaults are right for Azure SQL Database.
@@ -154,7 +186,7 @@ class ConnectionOptions:
     server: str
     database: str
     credential: CredentialOptions = field(default_factory=CredentialOptions)
-    port: int = 1433
+    port: int = DEFAULT_PORT
     encrypt: Encryption | str = Encryption.YES
     server_certificate: Path | None = None
     host_name_in_certificate: str | None = None
@@ -168,15 +200,9 @@ class ConnectionOptions:
     extra_attributes: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        server = self.server.strip()
-        if server.lower().startswith("tcp:"):
-            server = server[4:]
-        if "," in server:
-            server, _, port = server.partition(",")
-            object.__setattr__(self, "port", int(port))
-        if not server:
-            raise ConfigurationError("server is empty; give the server's host name")
+        server, port = parse_server_address(self.server, self.port)
         object.__setattr__(self, "server", server)
+        object.__setattr__(self, "port", port)
         try:
             object.__setattr__(self, "encrypt", Encryption(str(self.encrypt).lower()))
         except ValueError:
@@ -211,7 +237,7 @@ def connection_attributes(options: ConnectionOptions, driver: str) -> list[tuple
     """
     attrs: list[tuple[str, object]] = [
         ("Driver", driver),
-        ("Server", f"tcp:{options.server},{options.port}"),
+        ("Server", server_address(options.server, options.port)),
         ("Database", options.database),
         ("Encrypt", str(options.encrypt)),
         ("ServerCertificate", options.server_certificate),
@@ -230,109 +256,6 @@ def connection_attributes(options: ConnectionOptions, driver: str) -> list[tuple
         attrs.append(("ConnectRetryCount", 0))
     attrs.extend(options.extra_attributes.items())
     return attrs
-
-
-ConnectFunction = Callable[[str, Mapping[str, Any]], Any]
-
-
-def turbodbc_connect(connection_string: str, turbodbc_options: Mapping[str, Any]) -> Any:
-    """Open a turbodbc connection (the default connect function).
-
-    :param connection_string: the full ODBC connection string (holds the token).
-    :param turbodbc_options: keyword arguments for ``turbodbc.make_options``.
-    """
-    import turbodbc
-
-    # Bind text as wide (SQL_WVARCHAR) unless the caller says otherwise: the engine creates
-    # nvarchar columns, and wide parameters keep the server from converting through a
-    # code page. (Narrow UTF-8 also round-tripped against the emulator; not checked on Azure.)
-    # Read results through a 1 MB buffer instead of turbodbc's 20 MB: turbodbc allocates
-    # and clears the buffer for every result set, which cost ~17 ms of CPU per catalog or
-    # journal query (measured: 0.4 ms with 1 MB); the engine reads only small results.
-    made = turbodbc.make_options(**{"prefer_unicode": True,
-                                    "read_buffer_size": turbodbc.Megabytes(1),
-                                    **turbodbc_options})
-    return turbodbc.connect(connection_string=connection_string, turbodbc_options=made)
-
-
-class Connection:
-    """An open turbodbc connection and the expiry of the token it logged in with.
-
-    Azure SQL checks a token only at login, so the session outlives it; the engine
-    recycles the connection at a batch boundary before ``token_expires_at``.
-
-    :param raw: the turbodbc connection.
-    :param token_expires_at: epoch seconds, or None (SQL authentication).
-    :param logged_in_at: epoch seconds of the login (default: now).
-    :param where: ``server,port/database`` for messages.
-    :param attempts: connection attempts it took.
-    """
-
-    def __init__(self, raw: Any, *, token_expires_at: float | None, where: str,
-                 attempts: int = 1, logged_in_at: float | None = None) -> None:
-        self.turbodbc = raw
-        self.token_expires_at = token_expires_at
-        login = time.time() if logged_in_at is None else logged_in_at
-        #: seconds the token had left when the connection logged in
-        self.lifetime_at_login = (None if token_expires_at is None
-                                  else max(0.0, token_expires_at - login))
-        self.where = where
-        self.attempts = attempts
-        self.closed = False
-
-    def seconds_left(self, now: float | None = None) -> float | None:
-        """Seconds until the login token expires (None without a token).
-
-        :param now: epoch seconds (default: now).
-        """
-        if self.token_expires_at is None:
-            return None
-        return self.token_expires_at - (time.time() if now is None else now)
-
-    def should_recycle(self, margin: float = 300.0, now: float | None = None) -> bool:
-        """True when the login token expires within ``margin`` seconds.
-
-        The margin is capped at half the token's lifetime as seen at login, so a token
-        shorter than the margin (e.g. a 60-second test token against the default 300 s)
-        still serves half its life instead of forcing a reconnect before every batch.
-
-        :param margin: seconds of lifetime a batch needs.
-        :param now: epoch seconds (default: now).
-        """
-        left = self.seconds_left(now)
-        if left is None:
-            return False
-        if self.lifetime_at_login is not None:
-            margin = min(margin, self.lifetime_at_login / 2)
-        return left <= margin
-
-    def cursor(self) -> Any:
-        """A new turbodbc cursor."""
-        return self.turbodbc.cursor()
-
-    def commit(self) -> None:
-        self.turbodbc.commit()
-
-    def rollback(self) -> None:
-        self.turbodbc.rollback()
-
-    def close(self) -> None:
-        """Close the connection (idempotent)."""
-        if not self.closed:
-            self.closed = True
-            self.turbodbc.close()
-
-    def __enter__(self) -> Connection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self.closed else "open"
-        expiry = ("no token" if self.token_expires_at is None else
-                  time.strftime("token expires %H:%M:%S UTC", time.gmtime(self.token_expires_at)))
-        return f"<Connection {self.where} {state}, {expiry}>"
 
 
 @dataclass
@@ -361,12 +284,51 @@ def tcp_probe(host: str, port: int, timeout: float) -> None:
     socket.create_connection((host, port), timeout=timeout).close()
 
 
+def probe_server(host: str, port: int, *, timeout: float, attempts: int = 1,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+    """:func:`tcp_probe` until the port accepts, at most ``attempts`` times.
+
+    A refused or silent port is tried again after 1, 2, 4... seconds (at most 10); a name
+    that does not resolve is not (a typo does not fix itself). A named instance
+    (``host\\instance``) is not probed: the driver finds its port.
+
+    :param host: the server's host name.
+    :param port: its TCP port.
+    :param timeout: seconds for one attempt.
+    :param attempts: tries in all.
+    :param sleep: waits between attempts.
+    :raises socket.gaierror: the name does not resolve.
+    :raises OSError: the last attempt's failure (see :func:`probe_problem`).
+    """
+    if is_named_instance(host):
+        return
+    for attempt in range(1, attempts + 1):
+        try:
+            tcp_probe(host, port, timeout)
+            return
+        except socket.gaierror:
+            raise
+        except OSError:
+            if attempt >= attempts:
+                raise
+            sleep(min(2.0 ** (attempt - 1), 10.0))
+
+
+def probe_problem(exc: OSError) -> str:
+    """What a failed probe met, in a few words (``Connection refused``, ``timed out``)."""
+    return exc.strerror or ("timed out" if isinstance(exc, TimeoutError)
+                            else type(exc).__name__)
+
+
+def is_named_instance(host: str) -> bool:
+    """``host\\instance``: SQL Browser tells the driver the port, so there is none to probe."""
+    return "\\" in host
+
+
 def _probe_failure(host: str, port: int, exc: OSError) -> list[Diagnostic]:
     """A failed probe as the transient diagnostic the driver would have given, slowly."""
-    problem = exc.strerror or ("timed out" if isinstance(exc, TimeoutError)
-                               else type(exc).__name__)
     return [Diagnostic("08001", 0, f"TCP connect to {host},{port} failed before login: "
-                                   f"{problem}", component="azsql-bulk")]
+                                   f"{probe_problem(exc)}", component="azsql-bulk")]
 
 
 class ConnectionFactory:
@@ -475,7 +437,7 @@ class ConnectionFactory:
             missing DNS record for a private endpoint does not fix itself).
         """
         host = self.options.server
-        if self._probe is None or "\\" in host:  # a named instance: the driver resolves it
+        if self._probe is None or is_named_instance(host):
             return None
         try:
             self._probe(host, self.options.port, float(min(self.options.login_timeout, 15)))
@@ -542,7 +504,7 @@ class ConnectionFactory:
     # -- messages -------------------------------------------------------------------------
     def _terminal(self, diagnostics: Sequence[Diagnostic], token: AccessToken | None,
                   attempts: int) -> ConnectError:
-        cause, advice = _login_diagnosis(diagnostics, token, self.options, self._kind)
+        cause, advice = login_diagnosis(diagnostics, token, self.options)
         text = f"cannot connect to {self.where} ({self._kind} credential): {cause}"
         text += f"; server said: {describe(diagnostics)}"
         if advice:
@@ -578,45 +540,17 @@ class ConnectionFactory:
         return f"<ConnectionFactory {self.where} encrypt={self.options.encrypt} {self._kind}>"
 
 
-def _login_diagnosis(diagnostics: Sequence[Diagnostic], token: AccessToken | None,
-                     options: ConnectionOptions, kind: CredentialKind) -> tuple[str, str]:
-    """Name the cause of a terminal connect failure and the fix.
+def rollback_quietly(conn: Any) -> None:
+    """Roll back; a broken link needs none (the server rolls back an open transaction)."""
+    try:
+        conn.rollback()
+    except Exception:  # a broken link: the server rolls back the open transaction itself
+        log.debug("rollback failed on a broken connection", exc_info=False)
 
-    18456 carries no cause in its number; with a token we read the cause from the token
-    we sent (its audience and expiry, not the server's words).
-    """
-    if not any(d.native_error == LOGIN_FAILED for d in diagnostics):
-        advice = remedy(diagnostics)
-        return "the connection was refused", advice
-    if token is None:
-        return ("SQL authentication failed", "check the user name and the password in "
-                f"${options.credential.sql_password_env}, and that the login has a user in "
-                f"database {options.database!r} (SQL authentication is for local SQL Server "
-                "and the emulator only)")
-    claims = token.claims()
-    scope = options.credential.effective_scope
-    audience = str(claims.get("aud", ""))
-    if audience and audience.rstrip("/") not in SQL_AUDIENCES:
-        sql_scope = AzureCloud(options.credential.cloud).scope
-        configured = "" if scope == sql_scope else f" (the configured scope is {scope})"
-        return (f"wrong token audience: the token is for {audience!r}, which is not an Azure "
-                f"SQL audience{configured}",
-                f"request the token for scope {sql_scope} (check the credential's cloud and "
-                "scope settings, or how the pre-obtained token was requested: "
-                "--resource https://database.windows.net/)")
-    exp = claims.get("exp")
-    if isinstance(exp, int | float) and exp <= time.time():
-        return ("the access token has expired",
-                "obtain a new token (the access-token kind re-reads its source) or use a "
-                "credential kind that renews tokens")
-    who = ", ".join(f"{k} {claims[k]}" for k in ("appid", "oid", "upn", "tid") if k in claims)
-    name = claims.get("upn") or claims.get("name") or "<identity display name>"
-    oid = claims.get("oid")
-    with_oid = f" WITH OBJECT_ID = '{oid}'" if oid and not claims.get("upn") else ""
-    return (f"the server does not accept this identity ({who or 'identity unknown'}): it has "
-            f"no database user in {options.database!r}, or the user is disabled",
-            f"create a database user for this identity: connect to {options.database!r} as "
-            f"the server's Microsoft Entra admin and run CREATE USER [{name}] FROM EXTERNAL "
-            f"PROVIDER{with_oid}; ALTER ROLE db_datawriter ADD MEMBER [{name}]; "
-            f"ALTER ROLE db_datareader ADD MEMBER [{name}]; (and db_ddladmin to create "
-            "tables or use replace/upsert)")
+
+def close_quietly(conn: Any) -> None:
+    """Close; closing a dead connection may fail, and nothing is left to release."""
+    try:
+        conn.close()
+    except Exception:  # closing a dead connection may fail; nothing is left to release
+        log.debug("close failed on a broken connection", exc_info=False)

@@ -19,7 +19,6 @@ True
 from __future__ import annotations
 
 import base64
-import hmac
 import json
 import logging
 import os
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigurationError, CredentialError, scrub
+from engine.secret import Secret
 
 log = logging.getLogger(__name__)
 
@@ -43,58 +43,18 @@ ENV_SQL_PASSWORD = "AZSQL_BULK_SQL_PASSWORD"  # noqa: S105 (a name, not a secret
 UNKNOWN_LIFETIME = 300.0
 
 
-class Secret:
-    """A string that never shows itself: ``repr``, ``str`` and formatting give ``***``.
-
-    :param value: the secret text; read it back with :meth:`reveal`.
-
-    >>> s = Secret("hunter2")
-    >>> s, f"{s}", s.reveal()
-    (Secret('***'), '***', 'hunter2')
-    """
-
-    __slots__ = ("_value",)
-    _value: str
-
-    def __init__(self, value: str) -> None:
-        if isinstance(value, Secret):
-            value = value.reveal()
-        object.__setattr__(self, "_value", str(value))
-
-    def reveal(self) -> str:
-        """The secret text itself: pass it on, never print it."""
-        return self._value
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("Secret is immutable")
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    def __str__(self) -> str:
-        return "***"
-
-    def __format__(self, spec: str) -> str:
-        return "***"
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Secret):
-            return NotImplemented
-        return hmac.compare_digest(self._value.encode(), other._value.encode())
-
-    def __hash__(self) -> int:
-        return hash(("Secret", self._value))
-
-    def __reduce__(self) -> tuple[type[Secret], tuple[str]]:
-        # Pickling (process pools) keeps the value; only its display is hidden.
-        return (Secret, (self._value,))
-
-
 class CredentialKind(StrEnum):
-    """How the loader proves who it is. ``sql`` is for local SQL Server and the emulator only."""
+    """How the loader proves who it is. ``sql`` is for local SQL Server and the emulator only.
+
+    The one vocabulary of the engine, the CLI and the Airflow provider. The value is the
+    CLI's spelling (``managed-identity``); :attr:`extra_name` is the Airflow extras'
+    (``managed_identity``). Either spelling, in any case, gives the kind:
+
+    >>> CredentialKind("managed_identity") is CredentialKind("Managed-Identity")
+    True
+    >>> CredentialKind.SERVICE_PRINCIPAL.extra_name
+    'service_principal'
+    """
 
     MANAGED_IDENTITY = "managed-identity"
     WORKLOAD_IDENTITY = "workload-identity"
@@ -103,6 +63,20 @@ class CredentialKind(StrEnum):
     DEFAULT = "default"
     ACCESS_TOKEN = "access-token"  # noqa: S105 (a name, not a secret)
     SQL = "sql"
+
+    @classmethod
+    def _missing_(cls, value: object) -> CredentialKind | None:
+        if isinstance(value, str):
+            spelled = value.strip().lower().replace("_", "-")
+            for kind in cls:
+                if kind.value == spelled:
+                    return kind
+        return None
+
+    @property
+    def extra_name(self) -> str:
+        """The spelling of Airflow connection extras: ``managed_identity``."""
+        return self.value.replace("-", "_")
 
 
 class AzureCloud(StrEnum):

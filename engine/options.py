@@ -78,6 +78,9 @@ class Target:
 # With 50,000-row batches of wide text rows, 2 x workers batches read ahead can reach
 # gigabytes; the default ceiling keeps a default load inside a small Airflow worker.
 DEFAULT_MAX_MEMORY_BYTES = 512 * 2**20
+# why neither the CLI nor the operator offers the retry delays (see engine.option_spec)
+_BACKOFF_IS_TUNED = dict.fromkeys(("cli", "airflow"), "the backoff is tuned for Azure SQL's "
+                                  "transient errors; max_retries bounds it")
 
 
 @dataclass(frozen=True)
@@ -113,20 +116,56 @@ class TransferOptions:
         committed batch, from worker threads (keep it quick and thread-safe).
     """
 
-    workers: int = 4
-    mode: Mode = Mode.APPEND
-    keys: tuple[str, ...] = ()
-    create: CreatePolicy = CreatePolicy.IF_MISSING
-    sql_types: Mapping[str, str | SqlType] = field(default_factory=dict)
-    load_id: str | None = None
-    resume: bool = True
-    token_refresh_margin: float = 300.0
-    max_retries: int = 5
-    retry_base_delay: float = 0.5
-    retry_max_delay: float = 30.0
-    nan_as_null: bool = False
-    max_memory_bytes: int | None = DEFAULT_MAX_MEMORY_BYTES
-    progress: Callable[[Progress], Any] | None = field(default=None, compare=False)
+    # each field declares how the CLI and the Airflow operator offer it: engine.option_spec
+    workers: int = field(default=4, metadata={
+        "help": "parallel connections", "kind": "count", "metavar": "N"})
+    mode: Mode = field(default=Mode.APPEND, metadata={
+        "help": "append (journaled inserts), replace (stage, then swap in) or upsert "
+                "(stage, then MERGE on the keys)", "kind": "choice", "choices": MODES})
+    keys: tuple[str, ...] = field(default=(), metadata={
+        "help": "the key columns that identify a row, for upsert", "kind": "names",
+        "flag": "--key", "metavar": "COL"})
+    create: CreatePolicy = field(default=CreatePolicy.IF_MISSING, metadata={
+        "help": "create the table from the source's schema when missing (if-missing), "
+                "never, or drop and recreate it with mode replace (replace-schema)",
+        "kind": "choice", "choices": CREATE_POLICIES})
+    sql_types: Mapping[str, str | SqlType] = field(default_factory=dict, metadata={
+        "help": "SQL type overrides by target column name, e.g. price=decimal(18,2)",
+        "kind": "pairs", "flag": "--sql-type", "metavar": "COL=TYPE",
+        "pair": ("COLUMN=SQLTYPE", "price=decimal(18,2)")})
+    load_id: str | None = field(default=None, metadata={
+        "help": "the load's journal id (default: derived from the source and the target, so "
+                "running the same load again resumes it)", "kind": "text", "metavar": "ID"})
+    resume: bool = field(default=True, metadata={
+        "help": "skip batches already journaled under the load id (without it, a load id "
+                "that already has batches is refused)", "kind": "switch",
+        "not_exposed": {"airflow": "every try of a task instance resumes its load: Airflow "
+                                   "retries depend on it"},
+        "surface_defaults": {"cli": (False, "a command typed again must not quietly "
+                                            "continue an old load: the CLI asks for "
+                                            "--resume, and prints the command that adds it")}})
+    token_refresh_margin: float = field(default=300.0, metadata={
+        "help": "reconnect with a fresh token this many seconds before the login token "
+                "expires", "kind": "seconds", "metavar": "S"})
+    max_retries: int = field(default=5, metadata={
+        "help": "replays of one batch after transient errors", "kind": "int",
+        "metavar": "N"})
+    retry_base_delay: float = field(default=0.5, metadata={
+        "help": "first backoff ceiling in seconds", "kind": "seconds",
+        "not_exposed": _BACKOFF_IS_TUNED})
+    retry_max_delay: float = field(default=30.0, metadata={
+        "help": "largest single backoff in seconds", "kind": "seconds",
+        "not_exposed": _BACKOFF_IS_TUNED})
+    nan_as_null: bool = field(default=False, metadata={
+        "help": "write NaN and ±Inf as NULL instead of failing", "kind": "switch"})
+    max_memory_bytes: int | None = field(default=DEFAULT_MAX_MEMORY_BYTES, metadata={
+        "help": "ceiling on the Arrow bytes of batches read ahead and in flight",
+        "kind": "bytes", "flag": "--max-memory", "metavar": "SIZE"})
+    progress: Callable[[Progress], Any] | None = field(default=None, compare=False, metadata={
+        "help": "called with a Progress after every committed batch", "kind": "object",
+        "not_exposed": {"cli": "a Python callback: the CLI passes its own progress display",
+                        "airflow": "a Python callback, which task arguments cannot carry; "
+                                   "the task log and the XCom result report the load"}})
 
     def __post_init__(self) -> None:
         if self.workers < 1:

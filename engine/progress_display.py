@@ -1,6 +1,6 @@
 """Live progress for ``azsql-bulk load``: a rich display on a terminal, log lines elsewhere.
 
-:class:`ProgressDisplay` takes :class:`engine.transfer.Progress` snapshots (from worker
+:class:`ProgressDisplay` takes :class:`engine.results.Progress` snapshots (from worker
 threads and from the transfer's once-a-second tick) and shows rows, megabytes, rows/s and
 MB/s (over the last few seconds, and on average), workers busy, token renewals, retries,
 reconnects and, when the source's row count is known, a bar and an ETA. On a terminal it
@@ -19,7 +19,10 @@ import collections
 import sys
 import threading
 import time
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.results import Progress
 
 __all__ = ["ProgressDisplay", "format_duration"]
 
@@ -45,7 +48,8 @@ class ProgressDisplay:
 
     :param table: the target table, for the heading.
     :param workers: the number of workers (for "workers busy").
-    :param load_id: the load's journal id, for the heading.
+    :param load_id: the load's journal id, for the heading (empty: not known yet; the
+        engine derives it).
     :param rows_per_batch: estimates rows skipped on a resumed load.
     :param mode: ``auto`` (rich when ``out`` is a terminal, else log lines), ``rich``,
         ``log`` or ``off``.
@@ -73,7 +77,7 @@ class ProgressDisplay:
         self.interval = interval
         self.phase = "connecting"
         self._lock = threading.Lock()
-        self._latest: Any = None
+        self._latest: Progress | None = None
         self._samples: collections.deque[tuple[float, int, int]] = collections.deque()
         self._started = time.monotonic()
         self._last_log = self._started
@@ -81,13 +85,19 @@ class ProgressDisplay:
         self._stopped = False
 
     # -- input ------------------------------------------------------------------------
-    def update(self, progress: Any) -> None:
-        """Record a :class:`~engine.transfer.Progress` snapshot (thread-safe, quick)."""
+    @property
+    def latest(self) -> Progress | None:
+        """The newest snapshot, or None before the first."""
+        with self._lock:
+            return self._latest
+
+    def update(self, progress: Progress) -> None:
+        """Record a :class:`~engine.results.Progress` snapshot (thread-safe, quick)."""
         now = time.monotonic()
         with self._lock:
             if self._latest is None or progress.seconds >= self._latest.seconds:
                 self._latest = progress
-            if getattr(progress, "phase", "load") == "apply":
+            if progress.phase == "apply":
                 self.phase = "applying the staged rows to the table"
             elif self.phase == "connecting":
                 self.phase = "loading"
@@ -147,10 +157,10 @@ class ProgressDisplay:
             "avg_rows_per_second": avg_rows, "avg_mb_per_second": avg_mb,
             "total_rows": total, "done_rows": done_rows, "eta": eta,
             "batches": p.batches if p else 0, "batches_skipped": skipped_batches,
-            "workers_busy": getattr(p, "workers_busy", None),
-            "retries": getattr(p, "retries", None),
-            "reconnects": getattr(p, "reconnects", None),
-            "token_renewals": getattr(p, "token_renewals", None),
+            "workers_busy": p.workers_busy if p else None,
+            "retries": p.retries if p else None,
+            "reconnects": p.reconnects if p else None,
+            "token_renewals": p.token_renewals if p else None,
         }
 
     def describe(self) -> str:
@@ -190,7 +200,9 @@ class ProgressDisplay:
             grid.add_column(justify="left", no_wrap=True, style=style)
         heading = Text.assemble(("azsql-bulk load ", "bold"), ("→ ", "dim"),
                                 (self.table, "bold cyan"),
-                                (f"   {self.workers} workers   load_id {self.load_id}", "dim"))
+                                (f"   {self.workers} workers"
+                                 + (f"   load_id {self.load_id}" if self.load_id else ""),
+                                 "dim"))
         lines: list[Any] = [heading]
         if f["total_rows"] is not None:
             total = max(1, f["total_rows"])

@@ -208,17 +208,20 @@ class SourceOptions:
     ('id',)
     """
 
-    columns: tuple[str, ...] | None = field(default=None, metadata={
-        "help": "a source column to load, in order (repeatable; default: all)"})
+    columns: tuple[str, ...] | None = field(default=None, metadata={  # see engine.option_spec
+        "help": "the source columns to load, in load order (default: all)", "kind": "names",
+        "flag": "--column", "metavar": "COL"})
     rename: Mapping[str, str] = field(default_factory=dict, metadata={
-        "help": "source column name -> target column name"})
+        "help": "new names: source column SRC is loaded into target column DST", "kind": "pairs",
+        "metavar": "SRC=DST", "pair": ("SOURCE=TARGET column names", "ts=order_time")})
     rows_per_batch: int = field(default=DEFAULT_ROWS_PER_BATCH, metadata={
-        "help": "rows per batch (one transaction and journal row each); keep it the "
-                "same when resuming: batch ids depend on it"})
-    format: str | None = field(default=None, metadata={
-        "help": "parquet, csv or ipc, when file suffixes do not tell"})
-    csv_schema: pa.Schema | None = field(default=None, metadata={
-        "help": "explicit CSV column types (default: inferred)"})
+        "help": "rows per INSERT transaction; a resumed load must use the value it started "
+                "with", "kind": "count", "metavar": "N"})
+    format: str | None = field(default=None, metadata={"kind": "choice", "choices": (
+        "parquet", "csv", "ipc"), "help": "source format when file suffixes do not tell"})
+    csv_schema: pa.Schema | None = field(default=None, metadata={"kind": "object",
+        "help": "explicit CSV column types (default: inferred)", "not_exposed": dict.fromkeys(
+            ("cli", "airflow"), "a pyarrow.Schema is neither text nor JSON: call transfer()")})
 
     def __post_init__(self) -> None:
         if self.rows_per_batch < 1:

@@ -42,6 +42,20 @@ def test_templated_source_table_and_load_id_render():
                                                  "manual_1-x")
 
 
+def test_default_load_id_covers_what_the_load_writes():
+    from engine.options import TransferOptions
+    from engine.sources import SourceOptions
+
+    plain = task_load_id("dag", "load", "run", -1, TARGET)
+    assert plain == task_load_id("dag", "load", "run", -1, TARGET, options=TransferOptions(),
+                                 source_options=SourceOptions())
+    upsert = task_load_id("dag", "load", "run", -1, TARGET,
+                          options=TransferOptions(mode="upsert", keys=("id",)))
+    renamed = task_load_id("dag", "load", "run", -1, TARGET,
+                           source_options=SourceOptions(rename={"a": "b"}))
+    assert len({plain, upsert, renamed}) == 3
+
+
 def test_default_load_id_is_the_same_for_every_try_of_a_task_instance():
     first = task_load_id("dag", "load", "scheduled__2024-01-01", -1, TARGET)
     assert first == task_load_id("dag", "load", "scheduled__2024-01-01", -1, TARGET)
@@ -62,10 +76,9 @@ def test_transfer_options_follow_the_arguments():
                                   rows_per_batch=500, max_retries=1,
                                   sql_types={"price": "decimal(18,2)"},
                                   columns=["order_id", "price"], rename={"price": "amount"})
-    options = op.transfer_options("abc")
-    assert options.columns == ("order_id", "price") and dict(options.rename) == {
-        "price": "amount"}
-    assert (options.mode, options.keys, options.workers, options.rows_per_batch) == (
+    options, read = op.transfer_options("abc"), op.source_options()
+    assert read.columns == ("order_id", "price") and dict(read.rename) == {"price": "amount"}
+    assert (options.mode, options.keys, options.workers, read.rows_per_batch) == (
         "upsert", ("order_id",), 2, 500)
     assert options.load_id == "abc" and options.resume and options.max_retries == 1
     assert dict(options.sql_types) == {"price": "decimal(18,2)"}

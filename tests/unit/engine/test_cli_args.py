@@ -5,19 +5,25 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import socket
 
 import pytest
 
-from engine import cli, cli_load
-from engine.cli import UsageError, byte_size, refuse_secrets, resolve
+from engine.cli import main
+from engine.cli.app import build_parser
+from engine.cli.arguments import UsageError, byte_size, resolve
+from engine.cli.connection_args import CONNECTION_OPTIONS, connection_options
+from engine.cli.load_args import LOAD_OPTIONS, source_options, transfer_options
+from engine.cli.resume import env_args, resume_command
+from engine.cli.secret_guard import refuse_secrets, scrub_text
 
 JWT = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJhdWQiOiJ4In0.c2lnbmF0dXJl"
 
 
 def parse_load(argv: list[str], env: dict[str, str] | None = None) -> argparse.Namespace:
-    args = cli.build_parser().parse_args(["load", *argv])
+    args = build_parser().parse_args(["load", *argv])
     args.argv = ["load", *argv]
-    resolve(args, (*cli_load.LOAD_OPTIONS, *cli.CONNECTION_OPTIONS), env or {})
+    resolve(args, (*LOAD_OPTIONS, *CONNECTION_OPTIONS), env or {})
     return args
 
 
@@ -56,7 +62,7 @@ def test_ordinary_arguments_pass():
 
 
 def test_main_refuses_a_secret_with_exit_2_and_json(capsys):
-    code = cli.main(["load", "a.parquet", "--json", "--client-secret", "s3cr3t-value"])
+    code = main(["load", "a.parquet", "--json", "--client-secret", "s3cr3t-value"])
     out, err = capsys.readouterr()
     assert code == 2
     assert "AZURE_CLIENT_SECRET" in err and "s3cr3t-value" not in out + err
@@ -66,7 +72,7 @@ def test_main_refuses_a_secret_with_exit_2_and_json(capsys):
 
 def test_argparse_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as info:
-        cli.main(["load", "a.parquet", "--workers"])
+        main(["load", "a.parquet", "--workers"])
     assert info.value.code == 2
     assert "--workers" in capsys.readouterr().err
 
@@ -82,7 +88,8 @@ def test_defaults_without_arguments_or_environment():
         4, DEFAULT_ROWS_PER_BATCH, "append", "if-missing")
     assert (args.resume, args.json, args.dry_run, args.encrypt, args.auth) == (
         False, False, False, "yes", "default")
-    assert args.key == () and args.sql_type == ()
+    assert args.keys == () and args.sql_types == ()
+    assert args.max_memory_bytes == 512 * 2**20 and args.max_retries == 5
 
 
 def test_every_option_reads_its_environment_variable():
@@ -97,14 +104,15 @@ def test_every_option_reads_its_environment_variable():
     assert (args.server, args.database, args.auth, args.encrypt) == (
         "srv,1444", "db", "managed-identity", "strict")
     assert args.resume is True and args.json is True
-    assert args.key == ("a", "b") and args.sql_type == (("price", "decimal(18,2)"), ("qty", "int"))
-    assert args.max_memory == 512 * 2**20 and args.token_refresh_margin == 120.0
+    assert args.keys == ("a", "b") and args.sql_types == (("price", "decimal(18,2)"),
+                                                          ("qty", "int"))
+    assert args.max_memory_bytes == 512 * 2**20 and args.token_refresh_margin == 120.0
 
 
 def test_an_argument_wins_over_the_environment():
     args = parse_load(["a.parquet", "--workers", "2", "--key", "id"],
                       {"AZSQL_BULK_WORKERS": "8", "AZSQL_BULK_KEY": "a,b"})
-    assert args.workers == 2 and args.key == ("id",)
+    assert args.workers == 2 and args.keys == ("id",)
 
 
 @pytest.mark.parametrize(("env", "expected"), [
@@ -139,7 +147,7 @@ def test_connection_options_from_arguments():
     args = parse_load(["a.parquet", "--server", "tcp:srv.example,14330", "--database", "db",
                        "--auth", "sql", "--sql-user", "loader", "--encrypt", "strict",
                        "--host-name-in-certificate", "localhost"])
-    options = cli.connection_options(args, warn=pytest.fail)
+    options = connection_options(args, warn=pytest.fail)
     assert (options.server, options.port, options.database) == ("srv.example", 14330, "db")
     assert options.credential.kind == "sql" and options.credential.sql_user == "loader"
     assert str(options.encrypt) == "strict" and options.host_name_in_certificate == "localhost"
@@ -148,7 +156,7 @@ def test_connection_options_from_arguments():
 def test_encrypt_no_warns():
     args = parse_load(["a.parquet", "--server", "srv", "--database", "db", "--encrypt", "no"])
     warnings: list[str] = []
-    cli.connection_options(args, warn=warnings.append)
+    connection_options(args, warn=warnings.append)
     assert len(warnings) == 1 and "unencrypted" in warnings[0]
 
 
@@ -160,7 +168,7 @@ def test_encrypt_no_warns():
 ])
 def test_connection_usage_errors(argv, expected):
     with pytest.raises(UsageError) as info:
-        cli.connection_options(parse_load(["a.parquet", *argv]), warn=print)
+        connection_options(parse_load(["a.parquet", *argv]), warn=print)
     assert expected in str(info.value)
 
 
@@ -169,7 +177,7 @@ def test_connection_usage_errors(argv, expected):
 def test_resume_command_replaces_load_id_and_keeps_the_rest():
     argv = ["load", "my data/*.parquet", "--table", "dbo.t", "--load-id", "old", "--resume",
             "--rows-per-batch=500", "--dry-run", "--json"]
-    command = cli_load.resume_command(argv, "new-id", rows_per_batch=500,
+    command = resume_command(argv, "new-id", rows_per_batch=500,
                                       env_args=["--workers", "8"])
     words = shlex.split(command)
     assert words[0].endswith("azsql-bulk") and words[1:] == [
@@ -182,7 +190,7 @@ def test_env_options_are_spelled_out_in_the_resume_command(monkeypatch):
     monkeypatch.setenv("AZSQL_BULK_ROWS_PER_BATCH", "700")
     monkeypatch.setenv("AZSQL_BULK_SQL_PASSWORD", "never-shown-pw")
     args = parse_load(["a.parquet", "--table", "t"], dict(__import__("os").environ))
-    extra = cli_load._env_args(args)
+    extra = env_args(args, (*LOAD_OPTIONS, *CONNECTION_OPTIONS))
     assert extra == ["--workers", "3"]  # rows per batch is always added by resume_command
     assert "never-shown-pw" not in " ".join(extra)
 
@@ -190,23 +198,65 @@ def test_env_options_are_spelled_out_in_the_resume_command(monkeypatch):
 def test_transfer_options_map_the_cli_names():
     args = parse_load(["a.parquet", "--mode", "upsert", "--key", "id", "--create", "never",
                        "--sql-type", "price=decimal(18,2)", "--workers", "2"])
-    options = cli_load._transfer_options(args, "lid", None)
+    options = transfer_options(args, None)
     assert (options.mode, tuple(options.keys), options.create, options.workers) == (
         "upsert", ("id",), "never", 2)
-    assert dict(options.sql_types) == {"price": "decimal(18,2)"} and options.load_id == "lid"
-    assert options.resume is False
+    assert dict(options.sql_types) == {"price": "decimal(18,2)"} and options.load_id is None
+    assert options.resume is False and options.max_memory_bytes == 512 * 2**20
+
+
+def test_source_options_map_the_cli_names():
+    args = parse_load(["a.parquet", "--column", "id", "--column", "name", "--rename",
+                       "name=label", "--rows-per-batch", "1,000", "--format", "csv"])
+    options = source_options(args)
+    assert (options.columns, dict(options.rename)) == (("id", "name"), {"name": "label"})
+    assert (options.rows_per_batch, options.format) == (1000, "csv")
+    assert source_options(parse_load(["a.parquet"])).columns is None
+
+
+@pytest.mark.parametrize("spelling", ["managed_identity", "managed-identity",
+                                      "Managed-Identity"])
+def test_auth_takes_either_spelling(spelling):
+    for args in (parse_load(["a.parquet", "--auth", spelling]),
+                 parse_load(["a.parquet"], {"AZSQL_BULK_AUTH": spelling})):
+        assert args.auth == "managed-identity"
+
+
+def test_create_takes_either_spelling_and_names_the_choices():
+    args = parse_load(["a.parquet", "--mode", "replace", "--create", "replace_schema"])
+    assert args.create == "replace-schema"
+    assert transfer_options(args, None).create == "replace_schema"
+    with pytest.raises(UsageError, match="not one of if-missing, never, replace-schema"):
+        parse_load(["a.parquet"], {"AZSQL_BULK_CREATE": "sometimes"})
 
 
 def test_scrub_text_hides_secret_environment_values(monkeypatch):
     monkeypatch.setenv("AZSQL_BULK_ACCESS_TOKEN", JWT)
-    assert cli_load.scrub_text(json.dumps({"e": f"bad {JWT}"})) == '{"e": "bad ***"}'
+    assert scrub_text(json.dumps({"e": f"bad {JWT}"})) == '{"e": "bad ***"}'
 
 
-def test_load_usage_errors_exit_2_with_json(capsys, tmp_path):
-    code = cli.main(["load", str(tmp_path / "missing.parquet"), "--table", "dbo.t", "--json"])
+def test_a_missing_source_is_refused_before_any_login(capsys, tmp_path):
+    # a listening socket passes the reachability probe; the engine opens the source before
+    # it logs in, so nothing but the probe's connect ever reaches the "server"
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        code = main(["load", str(tmp_path / "missing.parquet"), "--table", "dbo.t", "--json",
+                     "--server", f"127.0.0.1,{port}", "--database", "db"])
+        listener.settimeout(0)
+        probe, _ = listener.accept()
+        with probe:
+            assert probe.recv(1) == b""  # the probe closed without sending a byte
     out, err = capsys.readouterr()
     assert code == 2
     assert "missing.parquet" in err and "does not exist" in err
     last = json.loads(out.strip().splitlines()[-1])
     assert last["exit_code"] == 2 and last["status"] == "configuration_error"
-    assert "missing.parquet" in last["error"]
+    assert "missing.parquet" in last["error"] and "resume_command" not in last
+    assert "--resume" not in err
+
+
+def test_load_without_a_database_is_a_usage_error(capsys, tmp_path):
+    code = main(["load", str(tmp_path / "missing.parquet"), "--table", "dbo.t", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 2 and "missing --server" in err
+    assert json.loads(out.strip().splitlines()[-1])["status"] == "usage_error"

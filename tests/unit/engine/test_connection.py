@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import socket
 import traceback
 
 import pytest
@@ -17,17 +18,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.connection import (
-    SQL_AUDIENCES,
     Connection,
     ConnectionFactory,
     ConnectionOptions,
     Encryption,
     RetryPolicy,
     connection_attributes,
+    parse_server_address,
+    probe_problem,
+    probe_server,
+    server_address,
 )
 from engine.connection_string import parse_connection_string
 from engine.credentials import AccessToken, CredentialOptions, Secret, TokenProvider
 from engine.errors import ConfigurationError, ConnectError, CredentialError, Disposition
+from engine.login_diagnosis import SQL_AUDIENCES
 
 
 def make_jwt(**claims) -> str:
@@ -440,3 +445,54 @@ def test_no_probe_with_a_custom_connect_function():
     made = ConnectionFactory(ConnectionOptions("srv", "db"), token_provider=FakeProvider(),
                              connect_fn=FakeConnect(), odbc_driver="/x.so")
     assert made._probe is None
+
+
+# -- the one server-address parser and the one probe ------------------------------------------
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("srv.database.windows.net", ("srv.database.windows.net", 1433)),
+    ("tcp:srv.database.windows.net,14330", ("srv.database.windows.net", 14330)),
+    ("  TCP:127.0.0.1 , 1444 ", ("127.0.0.1", 1444)),
+    ("host\\inst", ("host\\inst", 1433)),
+])
+def test_server_addresses_parse(text, expected):
+    assert parse_server_address(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [("srv,port", "port after ','"),
+                                                ("tcp:,1433", "server is empty"),
+                                                ("", "server is empty")])
+def test_bad_server_addresses_say_what_is_wrong(text, expected):
+    with pytest.raises(ConfigurationError, match=expected):
+        parse_server_address(text)
+
+
+@given(host=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,40}", fullmatch=True),
+       port=st.integers(1, 65535))
+def test_server_address_round_trips(host, port):
+    assert parse_server_address(server_address(host, port)) == (host, port)
+    assert ConnectionOptions(server_address(host, port), "db").port == port
+
+
+def test_probe_server_retries_a_refused_port_with_growing_waits():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the socket is
+    waits: list[float] = []
+    with pytest.raises(ConnectionRefusedError) as info:
+        probe_server("127.0.0.1", port, timeout=5.0, attempts=4, sleep=waits.append)
+    assert waits == [1.0, 2.0, 4.0]
+    assert probe_problem(info.value) == "Connection refused"
+
+
+def test_probe_server_does_not_retry_a_name_that_does_not_resolve():
+    waits: list[float] = []
+    with pytest.raises(socket.gaierror):
+        probe_server("no-such-host.invalid", 1433, timeout=5.0, attempts=3,
+                     sleep=waits.append)
+    assert waits == []
+
+
+def test_probe_server_leaves_named_instances_to_the_driver():
+    probe_server("no-such-host.invalid\\SQLEXPRESS", 1433, timeout=5.0)  # no lookup, no error
+    assert probe_problem(TimeoutError()) == "timed out"

@@ -11,22 +11,35 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
+import os
 import socket
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from engine.cli.arguments import Opt, UsageError, add_options, resolve
+from engine.cli.connection_args import CONNECTION_OPTIONS, connection_options
+from engine.connection import (
+    ConnectionFactory,
+    ConnectionOptions,
+    probe_problem,
+    probe_server,
+    server_address,
+)
 from engine.connection_string import build_connection_string
+from engine.credentials import CredentialKind, TokenProvider, create_token_provider
 from engine.driver import (
     DriverInfo,
     check_driver_loads,
     check_system_libraries,
     find_driver,
 )
-from engine.errors import AzsqlBulkError
+from engine.errors import AzsqlBulkError, ConfigurationError, CredentialError, database_error
+from engine.names import TableName, quote_identifier
 
 PRELOGIN = 0x12  # MS-TDS 2.2.3.1.1 packet type of the first client message
 
@@ -85,7 +98,7 @@ def capture_first_packet(driver: DriverInfo, timeout: float = 10.0) -> bytes:
         thread = threading.Thread(target=serve, name="doctor-listener", daemon=True)
         thread.start()
         conn_str = build_connection_string({
-            "Driver": str(driver.path), "Server": f"tcp:127.0.0.1,{port}",
+            "Driver": str(driver.path), "Server": server_address("127.0.0.1", port),
             "Encrypt": "yes", "LoginTimeout": int(timeout),
         })
         try:
@@ -150,13 +163,8 @@ _ROLE_FOR = {"SELECT": "db_datareader", "INSERT": "db_datawriter", "CREATE TABLE
 _JOURNAL = ("azsql_bulk", "load_journal")
 
 
-def _token_check(options: Any) -> tuple[Check, Any]:
+def _token_check(options: ConnectionOptions) -> tuple[Check, TokenProvider | None]:
     """Get a token (or check the SQL password variable); returns the check and the provider."""
-    import os
-
-    from engine.credentials import CredentialKind, create_token_provider
-    from engine.errors import ConfigurationError, CredentialError
-
     cred = options.credential
     if cred.kind is CredentialKind.SQL:
         have = bool(os.environ.get(cred.sql_password_env))
@@ -182,8 +190,6 @@ def _token_check(options: Any) -> tuple[Check, Any]:
 
 def _run_sql(conn: Any, sql: str, params: list[Any] | None = None) -> tuple[list[Any], Any]:
     """(rows, None) or ([], the DatabaseError); rolls the probe back either way."""
-    from engine.errors import database_error
-
     try:
         cursor = conn.cursor()
         cursor.execute(sql, params or [])
@@ -208,12 +214,8 @@ def _permissions(conn: Any, table: str) -> Check:
     fn_my_permissions is not used: it needs VIEW DEFINITION on the object to see anything,
     and some servers (the emulator) lack it; a probe asks the server itself.
     """
-    import uuid
-
-    from engine.schema import quote_identifier, split_table_name
-
-    schema, name = split_table_name(table)
-    qualified = f"{quote_identifier(schema)}.{quote_identifier(name)}"
+    parsed = TableName.parse(table)
+    schema, name, qualified = parsed.schema, parsed.name, parsed.quoted
     cols, error = _run_sql(conn, "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE "
                            "TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
                            [schema, name])
@@ -264,23 +266,20 @@ def _permissions(conn: Any, table: str) -> Check:
                  f"{state}; has {', '.join(have)} (probes rolled back)")
 
 
-def connectivity_checks(options: Any, table: str | None = None) -> list[Check]:
+def connectivity_checks(options: ConnectionOptions, table: str | None = None) -> list[Check]:
     """Reach the server, get a token, log in, show the principal; check ``table``'s needs.
 
-    :param options: :class:`~engine.connection.ConnectionOptions`.
+    :param options: where and how to connect.
     :param table: ``schema.table`` to check permissions for, or None.
     """
-    from engine.connection import ConnectionFactory
-    from engine.errors import AzsqlBulkError
-
     where = f"{options.server},{options.port}"
     try:
-        socket.create_connection((options.server, options.port), timeout=10).close()
+        probe_server(options.server, options.port, timeout=10)
     except socket.gaierror as exc:
         return [Check("network", False, f"cannot resolve {options.server!r} ({exc.strerror}); "
                                         "check --server")]
     except OSError as exc:
-        return [Check("network", False, f"cannot reach {where}: {exc.strerror or exc}; check "
+        return [Check("network", False, f"cannot reach {where}: {probe_problem(exc)}; check "
                       "the host and port, that the server runs, and firewall rules (Azure SQL: "
                       "allow this client's IP, or use a private endpoint)")]
     checks = [Check("network", True, f"{where} accepts TCP connections")]
@@ -316,10 +315,12 @@ def connectivity_checks(options: Any, table: str | None = None) -> list[Check]:
 
 # -- the command ----------------------------------------------------------------------------------
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Add the ``doctor`` subcommand to ``sub`` (the handler is set by the caller)."""
-    from engine.cli import CONNECTION_OPTIONS, Opt, add_options
+_TABLE = Opt("--table", "check the permissions a load into this table needs",
+             metavar="SCHEMA.TABLE")
 
+
+def register(sub: Any) -> None:
+    """Add the ``doctor`` command to the ``azsql-bulk`` parser's subparsers."""
     parser: argparse.ArgumentParser = sub.add_parser(
         "doctor", help="check that this machine can run loads (and reach a database)",
         allow_abbrev=False,
@@ -330,17 +331,18 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         help="path of libmsodbcsql-18.*.so (default: $AZSQL_BULK_ODBC_DRIVER, "
                              "else the mssql-python-odbc package)")
     group = parser.add_argument_group("connectivity (optional)")
-    add_options(group, (Opt("--table", "check the permissions a load into this table needs",
-                            metavar="SCHEMA.TABLE"), *CONNECTION_OPTIONS))
-    return parser
+    add_options(group, (_TABLE, *CONNECTION_OPTIONS))
+    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``azsql-bulk doctor`` with parsed arguments; returns the exit code."""
-    from engine.cli import CONNECTION_OPTIONS, Opt, UsageError, connection_options, resolve
-    from engine.errors import ConfigurationError
-
-    resolve(args, (Opt("--table", ""), *CONNECTION_OPTIONS))
+    resolve(args, (_TABLE, *CONNECTION_OPTIONS))
+    if args.table:
+        try:
+            TableName.parse(args.table)
+        except ConfigurationError as exc:
+            raise UsageError(f"bad --table: {exc}") from None
     connection = None
     if args.server or args.database:
         try:
@@ -354,12 +356,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(driver_path: str | None = None, out: Callable[[str], None] = print, *,
-         connection: Any = None, table: str | None = None) -> int:
+         connection: ConnectionOptions | None = None, table: str | None = None) -> int:
     """Print the checks; return 0 only when every check passed.
 
     :param driver_path: Microsoft's driver library (default: found).
     :param out: prints one line.
-    :param connection: :class:`~engine.connection.ConnectionOptions`: also check logging in.
+    :param connection: also check logging in there.
     :param table: with ``connection``: also check the permissions a load into it needs.
     """
     checks = run_checks(driver_path)
