@@ -1,9 +1,10 @@
 """Real Airflow (``dag.test()``, SQLite metadata DB, DAG files) loading into the emulator.
 
-One child process runs three DAGs from ``dags/``: a plain load (service principal, the
+One child process runs four DAGs from ``dags/``: a plain load (service principal, the
 secret only in the Airflow connection's password), a load whose first try fails mid-way
-on an injected fault and is resumed by Airflow's retry (managed identity), and a load
-mapped over 4 shards. Tables are read back with pyodbc, a different client.
+on an injected fault and is resumed by Airflow's retry (managed identity), a load
+mapped over 4 shards, and a load of some columns under new names. Tables are read back
+with pyodbc, a different client.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 
 @pytest.fixture(scope="module")
 def airflow_run(emu_proc, parquet_dir, reader, tmp_path_factory):
-    """Run the three DAGs once; yields (results, prefix, captured text of all logs)."""
+    """Run the DAGs once; yields (results, prefix, captured text of all logs)."""
     home = tmp_path_factory.mktemp("airflow_home")
     prefix = f"af_{uuid.uuid4().hex[:8]}"
     # The mapped load's shards run with create='never': the table exists beforehand, as it
@@ -63,7 +64,8 @@ def airflow_run(emu_proc, parquet_dir, reader, tmp_path_factory):
     fault = {"kind": "error", "number": 40613, "after_rpc_calls": 2_000, "count": 1}
     plan = [{"dag_id": "azsql_load_once"},
             {"dag_id": "azsql_load_retry", "fault": fault},
-            {"dag_id": "azsql_load_mapped"}]
+            {"dag_id": "azsql_load_mapped"},
+            {"dag_id": "azsql_load_columns"}]
     proc = subprocess.run([sys.executable, str(HERE / "dag_runner.py"), json.dumps(plan)],
                           env=env, cwd=home, capture_output=True, text=True, timeout=240)
     logs = proc.stdout + proc.stderr
@@ -125,6 +127,25 @@ def test_a_load_mapped_over_4_shards_is_exact(airflow_run, reader):
     assert sum(v["rows"] for v in values) == TOTAL_ROWS
     assert sorted(v["rows"] for v in values) == [FILES // 4 * ROWS_PER_FILE] * 4
     check_exact(reader, f"dbo.{prefix}_mapped", TOTAL_ROWS)
+
+
+def test_a_load_of_some_columns_under_new_names(airflow_run, reader):
+    # regression: the operator opened the source with columns/rename and passed them to
+    # transfer() again, which refused them, so every such task failed
+    results, prefix, logs = airflow_run
+    run = results["dags"]["azsql_load_columns"]
+    assert run["state"] == "success", logs[-4000:]
+    (xcom,) = run["xcom"]
+    assert xcom["value"]["rows"] == TOTAL_ROWS
+    table = f"{prefix}_columns"
+    names = [r[0] for r in reader.execute(
+        "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = ? "
+        "ORDER BY ORDINAL_POSITION", table).fetchall()]
+    assert names == ["id", "label"]
+    got = reader.execute(f"SELECT COUNT(*), SUM(id), MIN(label), MAX(label) "  # noqa: S608
+                         f"FROM dbo.{table}").fetchone()
+    assert tuple(got) == (TOTAL_ROWS, sum(range(TOTAL_ROWS)), "row-000000",
+                          f"row-{TOTAL_ROWS - 1:06d}")
 
 
 def test_no_secret_reaches_logs_or_xcom(airflow_run, emu_proc):

@@ -6,86 +6,28 @@ compared exactly. Nothing here mocks the database.
 
 from __future__ import annotations
 
-import json
 import shlex
 import signal
 import socket
 import subprocess
 import threading
-import uuid
-from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from integration.cli.cli_env import SCRIPT, clean_env
+from integration.cli.cli_env import (
+    SCRIPT,
+    clean_env,
+    last_json,
+    run_cli,
+    table_exists,
+    table_name,
+    write_parquet,
+)
 from loads import check_exact
 
 pytest.importorskip("turbodbc")
 pyodbc = pytest.importorskip("pyodbc")
 pytestmark = pytest.mark.integration
-
-
-
-@pytest.fixture(scope="module")
-def sql_env(emu_proc) -> dict[str, str]:
-    return clean_env(AZSQL_BULK_SQL_PASSWORD=emu_proc.credentials.sql_password)
-
-
-@pytest.fixture(scope="module")
-def conn_args(emu_proc) -> list[str]:
-    return ["--server", f"{emu_proc.tds_host},{emu_proc.tds_port}",
-            "--database", emu_proc.database, "--auth", "sql",
-            "--sql-user", emu_proc.credentials.sql_login, "--encrypt", "strict",
-            "--server-certificate", emu_proc.server_cert,
-            "--host-name-in-certificate", "localhost", "--login-timeout", "15"]
-
-
-@pytest.fixture(scope="module")
-def reader(emu_proc, driver_path):
-    from support import odbc_string
-
-    creds = emu_proc.credentials
-    conn = pyodbc.connect(odbc_string(emu_proc, driver_path, UID=creds.sql_login,
-                                      PWD=creds.sql_password), autocommit=True)
-    yield conn
-    conn.close()
-
-
-def table_name(prefix: str) -> str:
-    return f"dbo.cli_{prefix}_{uuid.uuid4().hex[:8]}"
-
-
-def write_parquet(directory: Path, files: int, rows_per_file: int,
-                  row_group_size: int | None = None) -> int:
-    directory.mkdir(parents=True, exist_ok=True)
-    for f in range(files):
-        ids = range(f * rows_per_file, (f + 1) * rows_per_file)
-        pq.write_table(pa.table({
-            "id": pa.array(ids, pa.int64()),
-            "amount": pa.array([i * 0.25 for i in ids], pa.float64()),
-            "name": pa.array([f"row-{i:06d}" for i in ids], pa.string()),
-        }), directory / f"part-{f:04d}.parquet", row_group_size=row_group_size)
-    return files * rows_per_file
-
-
-def run_cli(args: list[str], env: dict[str, str], timeout: float = 300) \
-        -> subprocess.CompletedProcess[str]:
-    return subprocess.run([SCRIPT, *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
-
-
-def last_json(stdout: str) -> dict:
-    lines = [line for line in stdout.splitlines() if line.strip()]
-    assert lines, "nothing on stdout"
-    parsed: dict = json.loads(lines[-1])
-    return parsed
-
-
-def table_exists(conn, table: str) -> bool:
-    schema, name = table.split(".")
-    return conn.execute("SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = ? "
-                        "AND TABLE_NAME = ?", schema, name).fetchone()[0] == 1
 
 
 def closed_port() -> int:
@@ -241,6 +183,24 @@ def test_bad_table_name_is_a_usage_error(tmp_path, sql_env, conn_args):
     assert proc.returncode == 2
     assert "bad --table" in proc.stderr and "'a.b.c'" in proc.stderr
     assert "schema.table" in proc.stderr
+
+
+def test_a_refused_load_that_sent_nothing_prints_no_resume_command(tmp_path, sql_env,
+                                                                   conn_args, reader):
+    # regression: a load refused before any batch (exit 2) printed "to skip the batches
+    # already loaded, run: ... --resume" although nothing was loaded
+    write_parquet(tmp_path / "data", files=1, rows_per_file=100)
+    table = table_name("refused")
+    reader.execute(f"CREATE TABLE {table} (id bigint NOT NULL, other_column int NOT NULL)")
+    proc = run_cli(["load", str(tmp_path / "data"), "--table", table, "--json", *conn_args],
+                   sql_env)
+    assert proc.returncode == 2, proc.stderr
+    assert "incompatible with the source; nothing was sent" in proc.stderr
+    assert "other_column" in proc.stderr
+    assert "--resume" not in proc.stderr and "batches already loaded" not in proc.stderr
+    failure = last_json(proc.stdout)
+    assert failure["status"] == "configuration_error" and "resume_command" not in failure
+    assert reader.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0  # noqa: S608
 
 
 def test_missing_source_file_names_the_file(tmp_path, sql_env, conn_args):

@@ -40,3 +40,10 @@ with DAG("azsql_load_mapped", schedule=None, start_date=START, catchup=False):
     AzureSqlBulkLoadOperator.partial(
         task_id="load", table=f"dbo.{PREFIX}_mapped", conn_id="azsql_mi", workers=1,
         rows_per_batch=250, create="never").expand(source=shards())
+
+with DAG("azsql_load_columns", schedule=None, start_date=START, catchup=False):
+    # columns and rename are source options: the engine opens the source with them
+    AzureSqlBulkLoadOperator(task_id="load", source=DATA + "/*.parquet",
+                             table=f"dbo.{PREFIX}_columns", conn_id="azsql_mi", workers=2,
+                             rows_per_batch=250, columns=["id", "name"],
+                             rename={"name": "label"})
