@@ -9,6 +9,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from integration.airflow.airflow_env import FILES, ROWS_PER_FILE, rows_table
+from loads import reader  # a pyodbc connection to read tables back with another client
+
+__all__ = ["parquet_dir", "reader"]
 
 # Airflow reads its configuration at first import: keep its files out of ~/airflow.
 if "AIRFLOW_HOME" not in os.environ:
@@ -24,16 +27,3 @@ def parquet_dir(tmp_path_factory) -> Path:
         pq.write_table(rows_table(ROWS_PER_FILE, f * ROWS_PER_FILE), root / f"part-{f}.parquet",
                        row_group_size=ROWS_PER_FILE // 2)
     return root
-
-
-@pytest.fixture(scope="module")
-def reader(emu_proc, driver_path):
-    """A pyodbc connection (SQL login) to read tables back with another client."""
-    pyodbc = pytest.importorskip("pyodbc")
-    from support import odbc_string
-
-    creds = emu_proc.credentials
-    conn = pyodbc.connect(odbc_string(emu_proc, driver_path, UID=creds.sql_login,
-                                      PWD=creds.sql_password), autocommit=True)
-    yield conn
-    conn.close()

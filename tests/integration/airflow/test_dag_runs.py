@@ -142,7 +142,7 @@ def test_a_load_of_some_columns_under_new_names(airflow_run, reader):
         "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = ? "
         "ORDER BY ORDINAL_POSITION", table).fetchall()]
     assert names == ["id", "label"]
-    got = reader.execute(f"SELECT COUNT(*), SUM(id), MIN(label), MAX(label) "  # noqa: S608
+    got = reader.execute(f"SELECT COUNT(*), SUM(id), MIN(label), MAX(label) "
                          f"FROM dbo.{table}").fetchone()
     assert tuple(got) == (TOTAL_ROWS, sum(range(TOTAL_ROWS)), "row-000000",
                           f"row-{TOTAL_ROWS - 1:06d}")

@@ -1,9 +1,12 @@
-"""Fixtures of the CLI's integration tests: the emulator's SQL login and a pyodbc reader."""
+"""Fixtures of the CLI's integration tests: the emulator's SQL login; ``reader`` (pyodbc)."""
 
 from __future__ import annotations
 
 import pytest
 from integration.cli.cli_env import clean_env
+from loads import reader
+
+__all__ = ["conn_args", "reader", "sql_env"]
 
 
 @pytest.fixture(scope="module")
@@ -20,16 +23,3 @@ def conn_args(emu_proc) -> list[str]:
             "--sql-user", emu_proc.credentials.sql_login, "--encrypt", "strict",
             "--server-certificate", emu_proc.server_cert,
             "--host-name-in-certificate", "localhost", "--login-timeout", "15"]
-
-
-@pytest.fixture(scope="module")
-def reader(emu_proc, driver_path):
-    """A pyodbc connection (SQL login): tables are read back with another client."""
-    pyodbc = pytest.importorskip("pyodbc")
-    from support import odbc_string
-
-    creds = emu_proc.credentials
-    conn = pyodbc.connect(odbc_string(emu_proc, driver_path, UID=creds.sql_login,
-                                      PWD=creds.sql_password), autocommit=True)
-    yield conn
-    conn.close()

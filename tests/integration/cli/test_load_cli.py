@@ -200,7 +200,7 @@ def test_a_refused_load_that_sent_nothing_prints_no_resume_command(tmp_path, sql
     assert "--resume" not in proc.stderr and "batches already loaded" not in proc.stderr
     failure = last_json(proc.stdout)
     assert failure["status"] == "configuration_error" and "resume_command" not in failure
-    assert reader.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0  # noqa: S608
+    assert reader.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0
 
 
 def test_missing_source_file_names_the_file(tmp_path, sql_env, conn_args):

@@ -86,9 +86,10 @@ def test_password_is_ignored_unless_service_principal():
     assert options.credential.secret_store is None
 
 
-def test_unknown_auth_lists_the_choices():
+@pytest.mark.parametrize("auth", ["kerberos", "sql", "access_token"])
+def test_unknown_or_cli_only_auth_lists_the_choices(auth):
     with pytest.raises(ConfigurationError, match="managed_identity, workload_identity"):
-        connection_options(conn(extra={"auth": "kerberos"}))
+        connection_options(conn(extra={"auth": auth}))
 
 
 def test_missing_host_or_database_is_a_clear_error():

@@ -496,3 +496,13 @@ def test_probe_server_does_not_retry_a_name_that_does_not_resolve():
 def test_probe_server_leaves_named_instances_to_the_driver():
     probe_server("no-such-host.invalid\\SQLEXPRESS", 1433, timeout=5.0)  # no lookup, no error
     assert probe_problem(TimeoutError()) == "timed out"
+
+
+@pytest.mark.parametrize("spelling", ["managed-identity", "managed_identity", "MANAGED_IDENTITY"])
+def test_credential_kinds_take_the_cli_or_the_airflow_spelling(spelling):
+    from engine.credentials import CredentialKind
+
+    assert CredentialOptions(kind=spelling).kind is CredentialKind.MANAGED_IDENTITY
+    assert CredentialKind.MANAGED_IDENTITY.extra_name == "managed_identity"
+    with pytest.raises(ConfigurationError, match="managed-identity, workload-identity"):
+        CredentialOptions(kind="managed identity")
