@@ -59,9 +59,10 @@ from engine.errors import (
     TransferError,
 )
 from engine.names import TableName
-from engine.options import Target
+from engine.options import Target, TransferOptions
 from engine.progress_display import ProgressDisplay
 from engine.results import TransferResult
+from engine.sources import SourceOptions
 from engine.transfer import transfer
 
 __all__ = ["register", "run"]
@@ -102,13 +103,12 @@ def register(sub: Any) -> None:
 
 @dataclass
 class _State:
-    """What a failure message needs: the load id, the resume command, the display."""
+    """What a failure message needs: the load id and the command that resumes the load."""
 
     argv: list[str]
     wants_json: bool = False
     load_id: str | None = None
     resume: str | None = None
-    display: ProgressDisplay | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     env_args: list[str] = field(default_factory=list)
     rows_per_batch: int = 0
@@ -169,7 +169,7 @@ def _run(args: argparse.Namespace, state: _State) -> int:
         raise UsageError("missing --table (or $AZSQL_BULK_TABLE): name the target table, "
                          "e.g. --table dbo.orders")
     try:
-        TableName.parse(args.table)
+        table = TableName.parse(args.table)
     except ConfigurationError as exc:
         raise UsageError(f"bad --table: {exc}; write it as schema.table, quoting odd names "
                          "with brackets: [my schema].[my.table]") from None
@@ -177,21 +177,20 @@ def _run(args: argparse.Namespace, state: _State) -> int:
     read = source_options(args)
     if args.dry_run:
         return dry_run(args, read)
-    options = connection_options(args, warn=say)
-    _check_reachable(options.server, options.port, timeout=args.login_timeout,
-                     attempts=args.connect_attempts)
-    target = Target(options, args.table)
-    state.env_args = env_args(args, (*LOAD_OPTIONS, *CONNECTION_OPTIONS))
-    state.rows_per_batch = read.rows_per_batch
-    state.learn(args.load_id)
+    target = Target(connection_options(args, warn=say), table)
     display = ProgressDisplay(table=str(target.table), workers=args.workers,
                               load_id=args.load_id or "", rows_per_batch=read.rows_per_batch,
                               mode=args.display, interval=args.progress_interval,
                               # --json keeps stdout for the JSON line alone
                               out=sys.stderr if args.json else None)
-    state.display = display
     load = transfer_options(args, display.update if display.mode != "off" else None)
-    result = _transfer_with_signals(args.sources, target, load, read, state)
+    state.env_args = env_args(args, (*LOAD_OPTIONS, *CONNECTION_OPTIONS))
+    state.rows_per_batch = read.rows_per_batch
+    state.learn(args.load_id)
+    c = target.connection
+    _check_reachable(c.server, c.port, timeout=args.login_timeout,
+                     attempts=args.connect_attempts)
+    result = _transfer_with_signals(args.sources, target, load, read, display, state)
     summary = (f"loaded {result.rows:,} rows ({result.bytes / 1e6:,.1f} MB) into "
                f"{result.table} in {result.seconds:,.1f} s: {result.rows_per_second:,.0f} "
                f"rows/s, {result.mb_per_second:,.2f} MB/s; {result.retries} retries, "
@@ -233,12 +232,10 @@ def _check_reachable(host: str, port: int, *, timeout: float, attempts: int) -> 
             "private endpoint), VPN, proxy") from None
 
 
-def _transfer_with_signals(sources: list[str], target: Target, options: Any, read: Any,
+def _transfer_with_signals(sources: list[str], target: Target, options: TransferOptions,
+                           read: SourceOptions, display: ProgressDisplay,
                            state: _State) -> TransferResult:
     """Run the transfer; SIGINT/SIGTERM ask it to stop at a batch boundary."""
-    display = state.display
-    assert display is not None
-
     def on_signal(signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
         if state.cancel.is_set():

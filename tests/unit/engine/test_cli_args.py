@@ -260,3 +260,14 @@ def test_load_without_a_database_is_a_usage_error(capsys, tmp_path):
     out, err = capsys.readouterr()
     assert code == 2 and "missing --server" in err
     assert json.loads(out.strip().splitlines()[-1])["status"] == "usage_error"
+
+
+def test_options_that_do_not_fit_together_are_refused_before_any_connection(capsys, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once the socket is closed
+    code = main(["load", str(tmp_path / "a.parquet"), "--table", "dbo.t", "--mode", "upsert",
+                 "--server", f"127.0.0.1,{port}", "--database", "db", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 2 and "needs keys" in err and "cannot reach" not in err
+    assert json.loads(out.strip().splitlines()[-1])["status"] == "configuration_error"
