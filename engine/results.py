@@ -51,6 +51,7 @@ class Progress:
     :param token_renewals: connections recycled for a fresh token so far.
     :param phase: ``load`` while batches stream, ``apply`` while a staged mode applies
         its staging table to the target.
+    :param load_id: the load's journal id (known from the first snapshot on).
     """
 
     rows: int
@@ -64,6 +65,7 @@ class Progress:
     reconnects: int = 0
     token_renewals: int = 0
     phase: str = "load"
+    load_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ class TransferResult:
     :param widened_columns: columns of a table this load created that a later batch's
         longer values widened: name -> the type they have now (e.g. ``nvarchar(256)``).
     :param transport: how the rows travelled (``parameter-arrays``).
+    :param source_files: how many files the source had (0 for in-memory data).
+    :param source_rows: rows in the source when known without reading it.
     """
 
     table: str
@@ -106,6 +110,8 @@ class TransferResult:
     applied: bool = False
     widened_columns: dict[str, str] = field(default_factory=dict)
     transport: str = "parameter-arrays"
+    source_files: int = 0
+    source_rows: int | None = None
 
     @property
     def rows_per_second(self) -> float:
@@ -141,10 +147,12 @@ class Tally:
     """
 
     def __init__(self, workers: int, total_rows: int | None,
-                 progress: Callable[[Progress], Any] | None) -> None:
+                 progress: Callable[[Progress], Any] | None, *, load_id: str = "",
+                 files: int = 0) -> None:
         self.lock = threading.Lock()
         self.stats = [WorkerStats(i) for i in range(workers)]
         self.total_rows, self.progress = total_rows, progress
+        self.load_id, self.files = load_id, files
         self.rows = self.bytes = self.batches = self.skipped = self.busy = 0
         self.phase = "load"
         self.started = time.monotonic()
@@ -183,7 +191,8 @@ class Tally:
                                 time.monotonic() - self.started, self.total_rows, self.busy,
                                 sum(s.retries for s in self.stats),
                                 sum(s.reconnects for s in self.stats),
-                                sum(s.token_renewals for s in self.stats), self.phase)
+                                sum(s.token_renewals for s in self.stats), self.phase,
+                                self.load_id)
         self.progress(snapshot)
 
     def result(self, table: str, load_id: str, *, created: bool, skipped: int, applied: bool,
@@ -195,4 +204,4 @@ class Tally:
                 self.batches, skipped, sum(s.retries for s in self.stats),
                 sum(s.reconnects for s in self.stats),
                 sum(s.token_renewals for s in self.stats), created, tuple(self.stats),
-                mode, applied, dict(widened), transport)
+                mode, applied, dict(widened), transport, self.files, self.total_rows)

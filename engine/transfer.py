@@ -128,7 +128,9 @@ def _run(source: Source, stream: Any, target: Target, options: TransferOptions,
 
     # -- prepare ---------------------------------------------------------------------
     prepared = prepare(factory, plan, table, stage, options, journal)
-    tally = Tally(options.workers, source.total_rows, options.progress)
+    tally = Tally(options.workers, source.total_rows, options.progress, load_id=load_id,
+                  files=len(source.files))
+    tally.report()  # the load id is known now: the first snapshot tells the caller
     result_of = _result_of(tally, target, load_id, options)
     if prepared.finished:
         close_quietly(prepared.connection)

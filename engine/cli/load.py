@@ -61,7 +61,7 @@ from engine.errors import (
 from engine.names import TableName
 from engine.options import Target, TransferOptions
 from engine.progress_display import ProgressDisplay
-from engine.results import TransferResult
+from engine.results import Progress, TransferResult
 from engine.sources import SourceOptions
 from engine.transfer import transfer
 
@@ -183,7 +183,14 @@ def _run(args: argparse.Namespace, state: _State) -> int:
                               mode=args.display, interval=args.progress_interval,
                               # --json keeps stdout for the JSON line alone
                               out=sys.stderr if args.json else None)
-    load = transfer_options(args, display.update if display.mode != "off" else None)
+    def progress(snapshot: Progress) -> None:
+        if snapshot.load_id and snapshot.load_id != state.load_id:
+            state.learn(snapshot.load_id)  # the engine derived it: the resume command names it
+            display.load_id = snapshot.load_id
+        if display.mode != "off":
+            display.update(snapshot)
+
+    load = transfer_options(args, progress)
     state.env_args = env_args(args, (*LOAD_OPTIONS, *CONNECTION_OPTIONS))
     state.rows_per_batch = read.rows_per_batch
     state.learn(args.load_id)
@@ -200,10 +207,8 @@ def _run(args: argparse.Namespace, state: _State) -> int:
                + f"; load_id {result.load_id}")
     if args.json:
         say(summary)
-        latest = display.latest
         emit_json({**result.to_dict(), "status": "ok", "exit_code": EXIT_OK,
-                   "target": target.describe(), "mode": args.mode,
-                   "source_rows": latest.total_rows if latest is not None else None})
+                   "target": target.describe(), "mode": args.mode})
     else:
         print(summary, flush=True)
     return EXIT_OK

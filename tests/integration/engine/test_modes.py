@@ -424,5 +424,6 @@ def test_an_upsert_after_an_append_of_the_same_file_is_a_new_load(sql_target, re
     second = transfer(str(path), target, TransferOptions(mode="upsert", keys=("id",), workers=2),
                       source_options=SourceOptions(rows_per_batch=500))
     assert first.load_id != second.load_id
+    assert (first.source_files, first.source_rows) == (1, 2_000)  # the CLI's JSON shows them
     assert (second.rows, second.batches_skipped, second.applied) == (2_000, 0, True)
     check_exact(reader, target.table, 2_000)  # upserted onto the same keys: no duplicates

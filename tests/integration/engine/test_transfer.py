@@ -34,6 +34,8 @@ def test_append_50k_rows_with_4_workers(sql_target, reader):
                       source_options=SourceOptions(rows_per_batch=5_000))
     assert result.rows == 50_000 and result.batches == 10 and result.batches_skipped == 0
     assert result.created_table and result.retries == 0
+    # the first snapshot comes before any batch and names the load (the CLI's heading)
+    assert progress[0].rows == 0 and progress[0].load_id == result.load_id
     assert sum(w.rows for w in result.workers) == 50_000 and len(result.workers) == 4
     assert result.rows_per_second > 0 and result.bytes > 0
     check_exact(reader, target.table, 50_000)
