@@ -2,7 +2,9 @@
 PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-EXTRAS := emulator,airflow,bench,dev
+EXTRAS := airflow,bench,dev
+# The emulator is its own distribution in this repository (never in the product wheel).
+EMULATOR := packages/azsql-emulator
 # Re-install the Python packages only when their declaration changed.
 PIP_STAMP := $(VENV)/.azsql-bulk-installed
 
@@ -15,9 +17,11 @@ setup:
 	@bash scripts/build-turbodbc.sh $(PY)
 	@bash scripts/setup-azurite.sh
 
-$(PIP_STAMP): pyproject.toml CMakeLists.txt $(wildcard native/odbc_shim/*.[ch] native/tdsfast/*.c native/fastcast/*.c)
+$(PIP_STAMP): pyproject.toml CMakeLists.txt $(wildcard native/odbc_shim/*.[ch] native/fastcast/*.c) \
+		$(EMULATOR)/pyproject.toml $(EMULATOR)/CMakeLists.txt $(wildcard $(EMULATOR)/native/tdsfast/*.[ch])
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	$(PY) -m pip install --quiet -e $(EMULATOR)
 	@touch $@
 
 test: setup
@@ -30,7 +34,7 @@ integration: setup
 	bash scripts/run-pytest.sh $(PY) tests/integration
 
 lint: setup
-	$(PY) -m ruff check engine emulator airflow_integration tests benchmarks
+	$(PY) -m ruff check engine $(EMULATOR)/azsql_emulator airflow_integration tests benchmarks
 	$(PY) -m mypy
 
 doctor: setup
@@ -50,4 +54,4 @@ soak: setup
 	$(PY) scripts/soak.py $(SOAK_ARGS)
 
 clean:
-	rm -rf build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build $(EMULATOR)/build .pytest_cache .mypy_cache .ruff_cache

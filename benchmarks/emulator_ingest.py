@@ -39,7 +39,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from emulator.process import EmulatorProcess
+from azsql_emulator.process import EmulatorProcess
 from engine.connection_string import build_connection_string
 from engine.driver import find_driver
 

@@ -31,7 +31,7 @@ from support import environment  # noqa: E402  (tests/support.py)
 @contextmanager
 def emulator(args: Sequence[str] = ("--sink", "discard")) -> Iterator[Any]:
     """An emulator child process; its managed-identity variables are set in ``os.environ``."""
-    from emulator.process import EmulatorProcess
+    from azsql_emulator.process import EmulatorProcess
 
     with EmulatorProcess(args=list(args)) as emu, environment(emu.env):
         yield emu

@@ -80,7 +80,7 @@ class DemoError(Exception):
 
 def start_emulator(token_lifetime: int) -> Any:
     """The emulator in a child process with short tokens, state in a temporary directory."""
-    from emulator.process import EmulatorProcess
+    from azsql_emulator.process import EmulatorProcess
 
     emu = EmulatorProcess(args=["--token-lifetime", str(token_lifetime), "--expire-sessions"])
     try:

@@ -31,7 +31,7 @@ from reliability import scenarios  # noqa: E402
 from reliability.scenarios import Lab, Outcome, RestartableEmulator  # noqa: E402
 from support import environment  # noqa: E402
 
-from emulator.process import EmulatorProcess  # noqa: E402
+from azsql_emulator.process import EmulatorProcess  # noqa: E402
 from engine.credentials import CredentialOptions  # noqa: E402
 from engine.driver import find_driver  # noqa: E402
 

@@ -15,7 +15,7 @@ def driver_path() -> str:
     return str(find_driver().path)
 
 def _start(tmp: Path | None, **kwargs) -> Iterator:
-    from emulator.app import Emulator
+    from azsql_emulator.app import Emulator
 
     emu = Emulator(state_dir=tmp, **kwargs)
     with emu:
@@ -34,7 +34,7 @@ def emu_tls_off():
 @pytest.fixture(scope="session")
 def emu_proc():
     """The emulator in a child process: needed by turbodbc, which holds the GIL in close()."""
-    from emulator.process import EmulatorProcess
+    from azsql_emulator.process import EmulatorProcess
 
     with EmulatorProcess(args=__import__("os").environ.get("EMU_ARGS", "").split()) as emu:
         yield emu

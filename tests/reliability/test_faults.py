@@ -17,7 +17,7 @@ from loads import AZURE_VARS, CA_VARS
 from reliability import scenarios
 from reliability.scenarios import Lab, RestartableEmulator
 
-from emulator.process import EmulatorProcess
+from azsql_emulator.process import EmulatorProcess
 from engine.credentials import CredentialOptions
 
 pytest.importorskip("turbodbc")

@@ -33,7 +33,7 @@ def start(args: list[str]) -> tuple[subprocess.Popen, dict]:
     if CONSOLE_SCRIPT.exists():
         cmd = [str(CONSOLE_SCRIPT), "emulator", "start", *args]
     else:
-        cmd = [sys.executable, "-m", "emulator", "start", *args]
+        cmd = [sys.executable, "-m", "azsql_emulator", "start", *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     assert proc.stdout is not None
@@ -93,7 +93,7 @@ def test_start_prints_facts_and_stops_on_sigterm(driver_path):
 
 
 def test_python_dash_m_is_the_same_command():
-    proc = subprocess.Popen([sys.executable, "-m", "emulator", "start", "--tls", "off"],
+    proc = subprocess.Popen([sys.executable, "-m", "azsql_emulator", "start", "--tls", "off"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None
@@ -105,7 +105,7 @@ def test_python_dash_m_is_the_same_command():
 
 
 def test_bad_option_exits_nonzero():
-    result = subprocess.run([sys.executable, "-m", "emulator", "start", "--tls", "sideways"],
+    result = subprocess.run([sys.executable, "-m", "azsql_emulator", "start", "--tls", "sideways"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "--tls" in result.stderr
 

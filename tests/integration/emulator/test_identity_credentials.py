@@ -26,8 +26,8 @@ from azure.identity import (
     WorkloadIdentityCredential,
 )
 
-from emulator.errors import LoginError
-from emulator.identity import IdentityService
+from azsql_emulator.errors import LoginError
+from azsql_emulator.identity import IdentityService
 
 pytestmark = pytest.mark.integration
 

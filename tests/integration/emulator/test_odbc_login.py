@@ -115,7 +115,7 @@ def test_sql_authentication_wrong_password(emu, driver_path):
 
 
 def test_strict_policy_refuses_tds7(driver_path):
-    from emulator.app import Emulator
+    from azsql_emulator.app import Emulator
 
     with Emulator(tls="strict") as emu:
         token = emu.identity.issue_token()

@@ -20,7 +20,7 @@ def _connect(emu, driver, token):
 
 
 def test_expired_token_ends_session_only_with_expire_sessions(driver_path):
-    from emulator.app import Emulator
+    from azsql_emulator.app import Emulator
 
     with Emulator(token_lifetime=LIFETIME, expire_sessions=True) as strict, \
             Emulator(token_lifetime=LIFETIME) as lenient:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.errors import SqlError
-from emulator.sql.batch import split_batch
+from azsql_emulator.errors import SqlError
+from azsql_emulator.sql.batch import split_batch
 
 
 @pytest.mark.parametrize("sql", [

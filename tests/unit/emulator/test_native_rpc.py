@@ -9,13 +9,13 @@ from decimal import Decimal
 
 import pytest
 
-from emulator.reply import Reply
-from emulator.tds import requests
-from emulator.tds.collation import DEFAULT_COLLATION
-from emulator.tds.requests import FastCall, RpcCall, RpcParam, decode_rpc, encode_rpc
-from emulator.tds.typeinfo import TypeInfo
+from azsql_emulator.reply import Reply
+from azsql_emulator.tds import requests
+from azsql_emulator.tds.collation import DEFAULT_COLLATION
+from azsql_emulator.tds.requests import FastCall, RpcCall, RpcParam, decode_rpc, encode_rpc
+from azsql_emulator.tds.typeinfo import TypeInfo
 
-pytest.importorskip("emulator._tdsfast")
+pytest.importorskip("azsql_emulator._tdsfast")
 
 COLL = bytes(DEFAULT_COLLATION)
 LAYOUT = [TypeInfo(0x26, 4), TypeInfo(0x26, 8), TypeInfo(0x26, 1), TypeInfo(0x26, 2),

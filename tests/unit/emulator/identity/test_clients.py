@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from emulator.identity import pki
-from emulator.identity.clients import (
+from azsql_emulator.identity import pki
+from azsql_emulator.identity.clients import (
     DEFAULT_TENANT_ID,
     ClientRegistry,
     load_or_create_default_credentials,

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emulator.errors import LoginError
-from emulator.identity import pki
-from emulator.identity.jwt_tokens import (
+from azsql_emulator.errors import LoginError
+from azsql_emulator.identity import pki
+from azsql_emulator.identity.jwt_tokens import (
     SQL_AUDIENCE,
     TokenIssuer,
     TokenValidator,

@@ -10,7 +10,7 @@ import threading
 import pytest
 from cryptography import x509
 
-from emulator.identity import pki
+from azsql_emulator.identity import pki
 
 
 @pytest.fixture(scope="module")

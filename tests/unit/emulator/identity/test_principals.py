@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from emulator.errors import LoginError
-from emulator.identity.clients import load_or_create_default_credentials
-from emulator.identity.jwt_tokens import TokenIdentity
-from emulator.identity.principals import PrincipalDirectory, PrincipalsFileError
+from azsql_emulator.errors import LoginError
+from azsql_emulator.identity.clients import load_or_create_default_credentials
+from azsql_emulator.identity.jwt_tokens import TokenIdentity
+from azsql_emulator.identity.principals import PrincipalDirectory, PrincipalsFileError
 
 TENANT = "3c0ffee0-0000-4000-8000-000000000000"
 

@@ -7,8 +7,8 @@ import time
 import jwt
 import pytest
 
-from emulator.errors import LoginError
-from emulator.identity import IdentityService, pki
+from azsql_emulator.errors import LoginError
+from azsql_emulator.identity import IdentityService, pki
 
 
 @pytest.fixture(scope="module")

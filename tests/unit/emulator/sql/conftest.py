@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from emulator.errors import SqlError
-from emulator.sql import SessionUser, SqlEngine, SqlSession, StatementResult
+from azsql_emulator.errors import SqlError
+from azsql_emulator.sql import SessionUser, SqlEngine, SqlSession, StatementResult
 
 OWNER = SessionUser("dbo", "app@tenant", frozenset({"db_owner"}), 51)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlglot import exp
 
-from emulator.errors import SqlError
-from emulator.sql.batch import Block, IfStatement, Statement, split_batch
+from azsql_emulator.errors import SqlError
+from azsql_emulator.sql.batch import Block, IfStatement, Statement, split_batch
 
 
 def test_statements_separated_by_newlines_semicolons_and_comments() -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from emulator.sql import SessionUser
+from azsql_emulator.sql import SessionUser
 
 
 @pytest.fixture

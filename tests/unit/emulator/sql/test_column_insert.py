@@ -11,14 +11,14 @@ from decimal import Context, Decimal
 
 import pytest
 
-from emulator.sql import SessionUser, SqlEngine
-from emulator.tds.collation import DEFAULT_COLLATION
-from emulator.tds.columns import ColumnarRun
-from emulator.tds.requests import RpcCall, RpcParam, decode_rpc, encode_rpc
-from emulator.tds.temporal import with_hns
-from emulator.tds.typeinfo import TypeInfo
+from azsql_emulator.sql import SessionUser, SqlEngine
+from azsql_emulator.tds.collation import DEFAULT_COLLATION
+from azsql_emulator.tds.columns import ColumnarRun
+from azsql_emulator.tds.requests import RpcCall, RpcParam, decode_rpc, encode_rpc
+from azsql_emulator.tds.temporal import with_hns
+from azsql_emulator.tds.typeinfo import TypeInfo
 
-pytest.importorskip("emulator._tdsfast")
+pytest.importorskip("azsql_emulator._tdsfast")
 
 COLL = bytes(DEFAULT_COLLATION)
 OWNER = SessionUser("dbo", "app@tenant", frozenset({"db_owner"}), 51)

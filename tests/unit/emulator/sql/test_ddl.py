@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from emulator.sql import SessionUser, SqlEngine
+from azsql_emulator.sql import SessionUser, SqlEngine
 
 OWNER = SessionUser("dbo", "app@tenant", frozenset({"db_owner"}), 51)
 

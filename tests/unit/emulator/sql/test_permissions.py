@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.errors import SqlError
-from emulator.sql import SessionUser
+from azsql_emulator.errors import SqlError
+from azsql_emulator.sql import SessionUser
 
 
 def _session(engine, *roles: str):

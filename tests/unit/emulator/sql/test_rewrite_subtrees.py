@@ -10,7 +10,7 @@ import datetime as dt
 
 import pytest
 
-from emulator.tds.temporal import with_hns
+from azsql_emulator.tds.temporal import with_hns
 
 PARAMS = {"@P1": 5, "@P2": "ab"}
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from emulator.sql import SessionUser
+from azsql_emulator.sql import SessionUser
 
 WRITER = SessionUser("w", "w@t", frozenset({"db_owner"}), 0)
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emulator.sql.checks import make_converter, round_datetime
-from emulator.sqltypes import SqlType
-from emulator.tds.temporal import hns_of, with_hns
+from azsql_emulator.sql.checks import make_converter, round_datetime
+from azsql_emulator.sqltypes import SqlType
+from azsql_emulator.tds.temporal import hns_of, with_hns
 
 NON_BMP = "a\U0001F600é"
 CASES = [
@@ -169,7 +169,7 @@ def test_convert_to_binary_styles(db, expr: str, expected: bytes) -> None:
 
 @pytest.mark.parametrize("type_text", ["datetime2(0)", "datetimeoffset(3)"])
 def test_rounding_past_the_last_day_is_242_not_a_crash(type_text):
-    from emulator.errors import SqlError
+    from azsql_emulator.errors import SqlError
 
     convert = make_converter(SqlType.parse(type_text), "c", "db.dbo.t")
     with pytest.raises(SqlError) as info:

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emulator.sqltypes import ColumnInfo, SqlType
-from emulator.tds import temporal
-from emulator.tds.constants import DataType, EnvChangeType, FedAuthLibrary, TokenType
-from emulator.tds.login7 import (
+from azsql_emulator.sqltypes import ColumnInfo, SqlType
+from azsql_emulator.tds import temporal
+from azsql_emulator.tds.constants import DataType, EnvChangeType, FedAuthLibrary, TokenType
+from azsql_emulator.tds.login7 import (
     FeatureExt,
     FedAuthFeature,
     Login7,
@@ -26,9 +26,9 @@ from emulator.tds.login7 import (
     encode_fedauth_feature,
     encode_login7,
 )
-from emulator.tds.packet import MessageAssembler, ProtocolError, decode_header, encode_message
-from emulator.tds.prelogin import Prelogin, decode_prelogin, encode_prelogin, encode_version
-from emulator.tds.requests import (
+from azsql_emulator.tds.packet import MessageAssembler, ProtocolError, decode_header, encode_message
+from azsql_emulator.tds.prelogin import Prelogin, decode_prelogin, encode_prelogin, encode_version
+from azsql_emulator.tds.requests import (
     AllHeaders,
     RpcCall,
     RpcParam,
@@ -43,7 +43,7 @@ from emulator.tds.requests import (
     encode_sql_batch,
     encode_tm_request,
 )
-from emulator.tds.tokens import (
+from azsql_emulator.tds.tokens import (
     Done,
     EnvChange,
     FeatureExtAck,
@@ -73,7 +73,7 @@ from emulator.tds.tokens import (
     encode_returnstatus,
     encode_returnvalue,
 )
-from emulator.tds.types import (
+from azsql_emulator.tds.types import (
     TypeInfo,
     decode_collation,
     decode_column_value,

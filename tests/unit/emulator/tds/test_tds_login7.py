@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emulator.tds.constants import FeatureId, FedAuthLibrary
-from emulator.tds.login7 import (
+from azsql_emulator.tds.constants import FeatureId, FedAuthLibrary
+from azsql_emulator.tds.login7 import (
     FeatureExt,
     FedAuthFeature,
     Login7,
@@ -22,7 +22,7 @@ from emulator.tds.login7 import (
     encode_login7,
     encode_password,
 )
-from emulator.tds.packet import ProtocolError
+from azsql_emulator.tds.packet import ProtocolError
 
 TOKEN = "eyJ0eXAiOiJKV1QifQ." + "x" * 15000  # Entra tokens can be ~30 KB as UTF-16
 

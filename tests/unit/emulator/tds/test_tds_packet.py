@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emulator.tds.constants import PacketStatus, PacketType
-from emulator.tds.packet import (
+from azsql_emulator.tds.constants import PacketStatus, PacketType
+from azsql_emulator.tds.packet import (
     HEADER_SIZE,
     Message,
     MessageAssembler,

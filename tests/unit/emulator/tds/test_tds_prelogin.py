@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emulator.tds.constants import Encryption
-from emulator.tds.packet import ProtocolError
-from emulator.tds.prelogin import (
+from azsql_emulator.tds.constants import Encryption
+from azsql_emulator.tds.packet import ProtocolError
+from azsql_emulator.tds.prelogin import (
     Prelogin,
     decode_prelogin,
     decode_version,

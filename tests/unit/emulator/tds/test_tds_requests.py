@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emulator.sqltypes import SqlType
-from emulator.tds.collation import DEFAULT_COLLATION
-from emulator.tds.constants import DataType, ProcId, TransactionRequest
-from emulator.tds.packet import ProtocolError
-from emulator.tds.requests import (
+from azsql_emulator.sqltypes import SqlType
+from azsql_emulator.tds.collation import DEFAULT_COLLATION
+from azsql_emulator.tds.constants import DataType, ProcId, TransactionRequest
+from azsql_emulator.tds.packet import ProtocolError
+from azsql_emulator.tds.requests import (
     AllHeaders,
     RpcCall,
     RpcParam,
@@ -28,7 +28,7 @@ from emulator.tds.requests import (
     encode_sql_batch,
     encode_tm_request,
 )
-from emulator.tds.typeinfo import PLP_SIZE, TypeInfo, type_info_for
+from azsql_emulator.tds.typeinfo import PLP_SIZE, TypeInfo, type_info_for
 
 TXN = bytes.fromhex("1122334455667788")
 COLL = DEFAULT_COLLATION.hex()

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emulator.errors import LoginError
-from emulator.sqltypes import ColumnInfo, SqlType
-from emulator.tds.collation import DEFAULT_COLLATION
-from emulator.tds.constants import DataType, DoneStatus, EnvChangeType, FeatureId, TokenType
-from emulator.tds.login7 import FeatureExt
-from emulator.tds.packet import ProtocolError
-from emulator.tds.tokens import (
+from azsql_emulator.errors import LoginError
+from azsql_emulator.sqltypes import ColumnInfo, SqlType
+from azsql_emulator.tds.collation import DEFAULT_COLLATION
+from azsql_emulator.tds.constants import DataType, DoneStatus, EnvChangeType, FeatureId, TokenType
+from azsql_emulator.tds.login7 import FeatureExt
+from azsql_emulator.tds.packet import ProtocolError
+from azsql_emulator.tds.tokens import (
     ColMetadata,
     Column,
     Done,
@@ -53,7 +53,7 @@ from emulator.tds.tokens import (
     encode_returnvalue,
     encode_row,
 )
-from emulator.tds.typeinfo import TypeInfo
+from azsql_emulator.tds.typeinfo import TypeInfo
 
 TXN = bytes.fromhex("0102030405060708")
 
@@ -282,7 +282,7 @@ def test_result_set_round_trip(rs) -> None:
 
 @given(st.integers(0, 0xFFFF), names, st.sampled_from(sorted(EXACT)), st.data())
 def test_returnvalue_round_trip(ordinal: int, name: str, sql: str, data) -> None:
-    from emulator.tds.typeinfo import type_info_for
+    from azsql_emulator.tds.typeinfo import type_info_for
     value = data.draw(st.none() | EXACT[sql])
     rv = ReturnValue(ordinal, name, type_info_for(SqlType.parse(sql)), value)
     raw = encode_returnvalue(rv)

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emulator.sqltypes import SqlType
-from emulator.tds.constants import DataType
-from emulator.tds.packet import ProtocolError
-from emulator.tds.temporal import encode_datetime, encode_smalldatetime, hns_of, with_hns
-from emulator.tds.types import (
+from azsql_emulator.sqltypes import SqlType
+from azsql_emulator.tds.constants import DataType
+from azsql_emulator.tds.packet import ProtocolError
+from azsql_emulator.tds.temporal import encode_datetime, encode_smalldatetime, hns_of, with_hns
+from azsql_emulator.tds.types import (
     DEFAULT_COLLATION,
     PLP_SIZE,
     Collation,
