@@ -100,7 +100,7 @@ class Azurite:
 
 @contextmanager
 def running_azurite(directory: Path, *, oauth: bool = True,
-                    startup_timeout: float = 30) -> Iterator[Azurite]:
+                    startup_timeout: float = 120) -> Iterator[Azurite]:
     """Start Azurite's blob service over HTTPS in ``directory``; stop it on exit.
 
     :param directory: its data and TLS files.

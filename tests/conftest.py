@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from engine.driver import find_driver
+
+# Hypothesis: the same examples on every run, and nothing that depends on how busy the
+# machine is (CI runs on a loaded 2-core box). Loaded here, before any test module is
+# imported, so every @settings(...) in tests/ inherits it; max_examples stays per test.
+# HYPOTHESIS_PROFILE=dev picks random examples (and the example database) for exploring.
+_LOAD_DEPENDENT = [HealthCheck.too_slow, HealthCheck.data_too_large,
+                   HealthCheck.filter_too_much, HealthCheck.large_base_example]
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True,
+                          suppress_health_check=_LOAD_DEPENDENT)
+settings.register_profile("dev", derandomize=False, deadline=None, print_blob=True,
+                          suppress_health_check=_LOAD_DEPENDENT)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

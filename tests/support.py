@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from engine.connection_string import build_connection_string
@@ -115,3 +115,21 @@ def environment(values: dict[str, str], drop: tuple[str, ...] = ()) -> Iterator[
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+# A bound for a hung test, not a timing assertion: a slow or busy machine never reaches it.
+HANG_SECONDS = 120.0
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = HANG_SECONDS,
+               interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until it holds (True) or ``timeout`` seconds pass (then one last
+    check decides). Wait on the real condition with this, never a fixed sleep."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())

@@ -32,10 +32,13 @@ class TaskInstance:
         self.map_index, self.try_number = -1, try_number
 
 
-def source(pause: float) -> pa.RecordBatchReader:
-    """BATCHES batches of ROWS rows, one every ``pause`` seconds."""
+def source(pause: float, hold: threading.Event | None = None) -> pa.RecordBatchReader:
+    """BATCHES batches of ROWS rows, one every ``pause`` seconds; with ``hold``, the second
+    half only once it is set (so the load cannot finish first, however slow the machine)."""
     def batches():
         for b in range(BATCHES):
+            if hold is not None and b == BATCHES // 2:
+                hold.wait(120)  # a bound for a hung test only
             time.sleep(pause)
             yield from rows_table(ROWS, start=b * ROWS).to_batches()
     return pa.RecordBatchReader.from_batches(rows_table(1).schema, batches())
@@ -56,7 +59,7 @@ def first_journaled_load(conn, table: str) -> str | None:
 def test_on_kill_stops_at_a_batch_boundary_and_the_retry_resumes(emu_proc, monkeypatch,
                                                                   reader):
     from airflow_integration.operators import AzureSqlBulkLoadOperator
-    from engine.transfer import TransferCancelled
+    from engine.errors import TransferCancelled
 
     for name in AZURE_VARS:
         monkeypatch.delenv(name, raising=False)
@@ -70,7 +73,8 @@ def test_on_kill_stops_at_a_batch_boundary_and_the_retry_resumes(emu_proc, monke
                                         table=table, conn_id="azsql_mi", workers=2,
                                         rows_per_batch=ROWS)
 
-    first = operator(source(pause=0.05))
+    hold = threading.Event()
+    first = operator(source(pause=0.05, hold=hold))
     outcome: list[BaseException | dict] = []
 
     def run() -> None:
@@ -82,12 +86,13 @@ def test_on_kill_stops_at_a_batch_boundary_and_the_retry_resumes(emu_proc, monke
     thread = threading.Thread(target=run)
     thread.start()
     load_id = None
-    deadline = time.monotonic() + 60  # a bound for a hung load, not a timing assertion
+    deadline = time.monotonic() + 120  # a bound for a hung load, not a timing assertion
     while load_id is None and time.monotonic() < deadline and thread.is_alive():
         time.sleep(0.05)
         load_id = first_journaled_load(reader, table)
     first.on_kill()
-    thread.join(60)
+    hold.set()  # the rest of the source comes only after the kill
+    thread.join(120)
     assert not thread.is_alive() and load_id is not None
     (error,) = outcome
     assert isinstance(error, TransferCancelled), error

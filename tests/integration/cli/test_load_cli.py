@@ -256,7 +256,7 @@ def test_sigterm_stops_at_a_batch_boundary_and_the_resume_command_completes(
     assert proc.stdout is not None
     stdout = proc.stdout.read()
     proc.stdout.close()
-    reader_thread.join(10)
+    reader_thread.join(120)
     stderr = "".join(stderr_lines)
     assert proc.returncode == 3, stderr
     assert "stopping at the next batch boundary" in stderr

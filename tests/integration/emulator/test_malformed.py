@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import socket
 import struct
-import time
 from contextlib import closing
 
 import pytest
-from support import SQL_COPT_SS_ACCESS_TOKEN, odbc_string, token_struct
+from support import HANG_SECONDS, SQL_COPT_SS_ACCESS_TOKEN, odbc_string, token_struct, wait_until
 
 pyodbc = pytest.importorskip("pyodbc")
 pytestmark = pytest.mark.integration
@@ -97,7 +96,7 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
     return buf
 
 
-def closed_by_server(sock: socket.socket, timeout: float = 10.0) -> bool:
+def closed_by_server(sock: socket.socket, timeout: float = HANG_SECONDS) -> bool:
     """True once the server has closed: recv returns b"" or the connection was reset."""
     sock.settimeout(timeout)
     try:
@@ -123,7 +122,7 @@ def bystander(emu_tls_off, driver_path):
 
 
 def raw_connect(emu) -> socket.socket:
-    sock = socket.create_connection((emu.tds_host, emu.tds_port), timeout=10)
+    sock = socket.create_connection((emu.tds_host, emu.tds_port), timeout=HANG_SECONDS)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
 
@@ -154,13 +153,8 @@ def assert_survivors(emu, bystander, driver_path):
         assert fresh.cursor().execute("SELECT 2").fetchone()[0] == 2
 
 
-def wait_for_protocol_errors(emu, at_least, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if emu.metrics()["protocol_errors"] >= at_least:
-            return True
-        time.sleep(0.02)
-    return emu.metrics()["protocol_errors"] >= at_least
+def wait_for_protocol_errors(emu, at_least):
+    return wait_until(lambda: emu.metrics()["protocol_errors"] >= at_least, interval=0.02)
 
 
 # -- sanity: the hand-built login works -------------------------------------------------------
@@ -212,10 +206,7 @@ def test_truncated_input_then_close(emu_tls_off, bystander, driver_path, name):
     sock = raw_connect(emu_tls_off)
     sock.sendall(data)
     sock.close()
-    deadline = time.monotonic() + 10
-    while emu_tls_off.metrics()["sessions"] > sessions and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert emu_tls_off.metrics()["sessions"] <= sessions
+    assert wait_until(lambda: emu_tls_off.metrics()["sessions"] <= sessions, interval=0.02)
     assert_survivors(emu_tls_off, bystander, driver_path)
 
 

@@ -25,7 +25,7 @@ def connect(emu, driver, token=None, **kw):
     return closing(pyodbc.connect(odbc_string(emu, driver, **kw), attrs_before=attrs, timeout=15))
 
 
-def wait_until(predicate, timeout=10.0):
+def wait_until(predicate, timeout=120.0):  # a bound for a hang; a busy machine never hits it
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -24,7 +24,7 @@ def count(conn, table):
     return conn.cursor().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
 
-def wait_until(predicate, timeout=10.0):
+def wait_until(predicate, timeout=120.0):  # a bound for a hang; a busy machine never hits it
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

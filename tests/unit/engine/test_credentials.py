@@ -199,7 +199,7 @@ def test_provider_is_thread_safe_single_flight():
     for t in threads:
         t.start()
     for t in threads:
-        t.join(10)
+        t.join(120)  # a bound for a hang only
     assert len(results) == 16 and credential.calls == 1
     assert len({r.token.reveal() for r in results}) == 1
 

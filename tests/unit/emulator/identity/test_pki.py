@@ -115,7 +115,7 @@ def test_tls_handshake_with_ca_trust(files, version, hostname):
                 tls.sendall(b"hello")
                 assert tls.recv(5) == b"hello"
     finally:
-        thread.join(5)
+        thread.join(120)  # a bound for a hang only
         listener.close()
     assert not errors
 
