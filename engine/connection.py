@@ -178,6 +178,8 @@ class ConnectionOptions:
     :param driver_path: Microsoft's ``libmsodbcsql-18`` (default:
         :func:`engine.driver.find_driver`).
     :param extra_attributes: further ODBC keywords for the driver.
+    :param bulk_copy: enable the driver's bulk-copy (``bcp_*``) API on the connection: the
+        token shim sets ``SQL_COPT_SS_BCP`` before login (``BulkCopy=yes``).
 
     >>> ConnectionOptions(server="tcp:srv.database.windows.net,1433", database="db").server
     'srv.database.windows.net'
@@ -198,6 +200,7 @@ class ConnectionOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     driver_path: Path | None = None
     extra_attributes: Mapping[str, str] = field(default_factory=dict)
+    bulk_copy: bool = False
 
     def __post_init__(self) -> None:
         server, port = parse_server_address(self.server, self.port)
@@ -246,6 +249,8 @@ def connection_attributes(options: ConnectionOptions, driver: str) -> list[tuple
         ("APP", options.application_name),
         ("LoginTimeout", options.login_timeout),
         ("PacketSize", options.packet_size),
+        # consumed by the token shim, which sets SQL_COPT_SS_BCP before login
+        ("BulkCopy", True if options.bulk_copy else None),
     ]
     extra = {k.lower() for k in options.extra_attributes}
     if "connectretrycount" not in extra:

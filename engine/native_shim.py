@@ -4,7 +4,8 @@ The shim (``libazsql_odbc_shim.so``, built from ``native/odbc_shim`` by CMake) i
 driver that unixODBC loads in place of Microsoft's: ``Driver=<shim_path()>``. It forwards
 every call to the real driver named by ``$AZSQL_BULK_SHIM_TARGET`` and turns an
 ``AccessToken=<jwt>`` keyword into ``SQL_COPT_SS_ACCESS_TOKEN``, so turbodbc, pyodbc and
-isql log in with a token without any pre-connect attribute.
+isql log in with a token without any pre-connect attribute. ``BulkCopy=yes`` likewise
+becomes ``SQL_COPT_SS_BCP`` (the driver's ``bcp_*`` API works only on such a connection).
 
 >>> from engine.driver import find_driver
 >>> prepare_environment(find_driver().path)  # doctest: +SKIP
@@ -20,8 +21,8 @@ from pathlib import Path
 
 from engine.errors import DriverNotFoundError
 
-__all__ = ["ACCESS_TOKEN_KEYWORD", "ENV_SHIM_TARGET", "SHIM_DRIVER_KEYWORD", "SHIM_LIBRARY",
-           "prepare_environment", "shim_path"]
+__all__ = ["ACCESS_TOKEN_KEYWORD", "BULK_COPY_KEYWORD", "ENV_SHIM_TARGET", "SHIM_DRIVER_KEYWORD",
+           "SHIM_LIBRARY", "prepare_environment", "shim_path"]
 
 ENV_SHIM_TARGET = "AZSQL_BULK_SHIM_TARGET"
 SHIM_LIBRARY = "libazsql_odbc_shim.so"
@@ -29,6 +30,8 @@ SHIM_LIBRARY = "libazsql_odbc_shim.so"
 # AccessToken last: unixODBC's trace logs only the first 128 characters of the string.
 ACCESS_TOKEN_KEYWORD = "AccessToken"  # noqa: S105 (a keyword, not a secret)
 SHIM_DRIVER_KEYWORD = "ShimDriver"
+# yes/no: set SQL_COPT_SS_BCP (1219) before connecting, for the driver's bulk-copy API.
+BULK_COPY_KEYWORD = "BulkCopy"
 
 _DISTRIBUTION = "azsql-bulk"
 _RELATIVE = Path("engine") / "native" / SHIM_LIBRARY

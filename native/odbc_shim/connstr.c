@@ -11,6 +11,7 @@
 #define KEY_ACCESS_TOKEN "accesstoken"
 #define KEY_SHIM_DRIVER "shimdriver"
 #define KEY_LOGIN_TIMEOUT "logintimeout"
+#define KEY_BULK_COPY "bulkcopy"
 #define MAX_LOGIN_TIMEOUT 65535L
 /* Longest keyword an error message may repeat; longer "keywords" are likely garbage
  * (or a token pasted without a key) and are not echoed. */
@@ -257,12 +258,39 @@ static long timeout_seconds(const uint16_t *t, const struct pair *p)
     return v;
 }
 
+/* Whether the value (blanks trimmed, case folded) is exactly `lower`. */
+static bool value_is(const uint16_t *t, const struct pair *p, const char *lower)
+{
+    struct span v = p->value;
+    while (v.start < v.end && is_blank(t[v.start])) {
+        v.start++;
+    }
+    while (v.end > v.start && is_blank(t[v.end - 1])) {
+        v.end--;
+    }
+    return key_is(t, v, lower);
+}
+
+/* A BulkCopy value: 1 for yes/true/1, 0 for no/false/0, -1 for anything else. Braced
+ * values count too (the Python builder braces nothing here, a hand-written string may). */
+static int bulk_copy_flag(const uint16_t *t, const struct pair *p)
+{
+    if (value_is(t, p, "yes") || value_is(t, p, "true") || value_is(t, p, "1")) {
+        return 1;
+    }
+    if (value_is(t, p, "no") || value_is(t, p, "false") || value_is(t, p, "0")) {
+        return 0;
+    }
+    return -1;
+}
+
 enum shim_connstr_status shim_connstr_split(const uint16_t *text, size_t len,
                                             struct shim_connstr_result *out)
 {
     memset(out, 0, sizeof *out);
     out->login_timeout = -1;
-    bool seen_timeout = false;
+    out->bulk_copy = -1;
+    bool seen_timeout = false, seen_bulk_copy = false;
     /* Kept elements are re-joined with one ';' each, so the rest is never longer. */
     uint16_t *rest = malloc((len + 1) * sizeof *rest);
     if (rest == NULL) {
@@ -290,6 +318,15 @@ enum shim_connstr_status shim_connstr_split(const uint16_t *text, size_t len,
             removed = true;
             if (out->shim_driver == NULL) {
                 st = keep_driver(text, &p, out);
+            }
+        } else if (st == SHIM_CS_OK && key_is(text, p.key, KEY_BULK_COPY)) {
+            removed = true;
+            if (!seen_bulk_copy) { /* the first value counts; every copy is removed */
+                seen_bulk_copy = true;
+                out->bulk_copy = bulk_copy_flag(text, &p);
+                if (out->bulk_copy < 0) {
+                    st = SHIM_CS_BAD_BULK_COPY;
+                }
             }
         } else if (st == SHIM_CS_OK) {
             if (key_is(text, p.key, KEY_LOGIN_TIMEOUT) && !seen_timeout) {
@@ -349,6 +386,8 @@ const char *shim_connstr_describe(enum shim_connstr_status status)
         return "AccessToken= is empty; pass the Entra access token (a JWT) as its value";
     case SHIM_CS_NO_MEMORY:
         return "out of memory while preparing the connection string";
+    case SHIM_CS_BAD_BULK_COPY:
+        return "BulkCopy= takes yes or no (also true/false, 1/0)";
     }
     return "unknown error";
 }

@@ -1,6 +1,7 @@
 /*
  * Connection-string surgery for the token shim, on UTF-16 code units (SQLWCHAR on
- * unixODBC): take out AccessToken= and the shim's own keywords, and turn the token into
+ * unixODBC): take out AccessToken= and the shim's own keywords (ShimDriver=, BulkCopy=),
+ * and turn the token into
  * the ACCESSTOKEN structure Microsoft's driver reads for SQL_COPT_SS_ACCESS_TOKEN.
  *
  * No ODBC headers here, so the unit tests can build this file on its own.
@@ -18,6 +19,7 @@ enum shim_connstr_status {
     SHIM_CS_TEXT_AFTER_BRACE = 2,   /* "key={v}x;": text between "}" and ";" */
     SHIM_CS_EMPTY_TOKEN = 3,        /* AccessToken= with an empty value */
     SHIM_CS_NO_MEMORY = 4,
+    SHIM_CS_BAD_BULK_COPY = 5,      /* BulkCopy= neither yes/no, true/false nor 1/0 */
 };
 
 /* What shim_connstr_split found. Free with shim_connstr_result_free (it wipes the token). */
@@ -36,6 +38,10 @@ struct shim_connstr_result {
      * driver ignores the keyword in a connection string; the shim sets it as the
      * connection's SQL_ATTR_LOGIN_TIMEOUT. The keyword stays in `rest`. */
     long login_timeout;
+    /* BulkCopy=: 1 (yes/true/1), 0 (no/false/0), or -1 when absent. The shim sets it as
+     * SQL_COPT_SS_BCP before connecting (the driver's bcp_* API needs it on); the driver
+     * never sees the keyword. */
+    int bulk_copy;
     /* The keyword a syntax error was found in (ASCII, truncated), for messages. */
     char bad_keyword[64];
 };

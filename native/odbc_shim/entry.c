@@ -1,7 +1,8 @@
 /*
  * The exported ODBC entry points: generated forwarders for the list in odbc_api.h, and
  * the five the shim implements itself (allocation, freeing, diagnostics, and
- * SQLDriverConnectW, where AccessToken= becomes SQL_COPT_SS_ACCESS_TOKEN).
+ * SQLDriverConnectW, where AccessToken= becomes SQL_COPT_SS_ACCESS_TOKEN and BulkCopy=
+ * becomes SQL_COPT_SS_BCP).
  *
  * unixODBC only calls SQLDriverConnectW (it converts an ANSI application's strings
  * itself), so that is the one connect function that needs the token surgery.
@@ -171,7 +172,7 @@ SQLRETURN SQL_API SQLDriverConnectW(SQLHDBC h, SQLHWND hwnd, SQLWCHAR *in, SQLSM
             return rc;
         }
     }
-    if (cs.rest == NULL) { /* neither AccessToken= nor ShimDriver=: pass it on untouched */
+    if (cs.rest == NULL) { /* none of the shim's own keywords: pass it on untouched */
         return api->SQLDriverConnectW(h, hwnd, in, in_len, out, out_max, out_len, completion);
     }
     if (cs.shim_driver != NULL && !names_loaded_driver(cs.shim_driver)) {
@@ -199,6 +200,16 @@ SQLRETURN SQL_API SQLDriverConnectW(SQLHDBC h, SQLHWND hwnd, SQLWCHAR *in, SQLSM
         shim_handle_keep_token(h, cs.token, cs.token_size);
         cs.token = NULL;
         cs.token_size = 0;
+    }
+    if (cs.bulk_copy >= 0) {
+        /* Pre-connect only: the driver decides at login whether bcp_* works here. */
+        SQLRETURN rc = api->SQLSetConnectAttrW(
+            h, SHIM_COPT_SS_BCP,
+            (SQLPOINTER)(uintptr_t)(cs.bulk_copy ? SHIM_BCP_ON : SHIM_BCP_OFF), SQL_IS_INTEGER);
+        if (!SQL_SUCCEEDED(rc)) {
+            shim_connstr_result_free(&cs); /* the driver's own diagnostic explains */
+            return rc;
+        }
     }
     SQLSMALLINT rest_len = cs.rest_len <= SHRT_MAX ? (SQLSMALLINT)cs.rest_len : SQL_NTS;
     SQLRETURN rc = api->SQLDriverConnectW(h, hwnd, cs.rest, rest_len, out, out_max, out_len,

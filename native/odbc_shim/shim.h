@@ -20,6 +20,11 @@ _Static_assert(sizeof(SQLWCHAR) == 2, "the shim expects unixODBC's 2-byte SQLWCH
 #define SHIM_PREFIX "[azsql-bulk][ODBC token shim] "
 /* Microsoft's pre-connect attribute for an Entra access token (msodbcsql.h). */
 #define SHIM_COPT_SS_ACCESS_TOKEN 1256
+/* Microsoft's pre-connect attribute that enables the bcp_* API on a connection, and its
+ * values SQL_BCP_ON / SQL_BCP_OFF (msodbcsql.h). */
+#define SHIM_COPT_SS_BCP 1219
+#define SHIM_BCP_ON 1
+#define SHIM_BCP_OFF 0
 
 /* The real driver's entry points, one typed pointer per name in odbc_api.h. */
 struct shim_api {

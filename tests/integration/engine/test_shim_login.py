@@ -134,6 +134,24 @@ def test_shim_driver_keyword_naming_another_driver_is_refused(emu_proc, shim, tm
     assert token not in text
 
 
+@pytest.mark.parametrize("client", ["pyodbc", "turbodbc"])
+def test_bulk_copy_keyword_still_logs_in_with_the_token(emu_proc, shim, client):
+    """BulkCopy=yes makes the shim set SQL_COPT_SS_BCP before login (that the attribute
+    reads 1 on the session is checked in test_odbc_handle.py); the token login is unchanged."""
+    conn_str = odbc_string(emu_proc, shim, BulkCopy="yes", AccessToken=emu_proc.issue_token())
+    whoami = pyodbc_whoami if client == "pyodbc" else turbodbc_whoami
+    assert whoami(conn_str) == expected_login(emu_proc)
+
+
+def test_bad_bulk_copy_value_is_refused_without_the_token(emu_proc, shim):
+    token = emu_proc.issue_token()
+    with pytest.raises(pyodbc.Error) as info:
+        pyodbc_whoami(odbc_string(emu_proc, shim, BulkCopy="maybe", AccessToken=token))
+    text = str(info.value)
+    assert "HY000" in text and "BulkCopy" in text and "yes or no" in text
+    assert token not in text and token[:20] not in text
+
+
 def test_isql_logs_in(emu_proc, shim):
     isql = shutil.which("isql")
     if isql is None:

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[3]
 SHIM_SOURCES = ROOT / "native" / "odbc_shim"
 
 # enum shim_connstr_status (connstr.h)
-OK, UNTERMINATED_BRACE, TEXT_AFTER_BRACE, EMPTY_TOKEN = 0, 1, 2, 3
+OK, UNTERMINATED_BRACE, TEXT_AFTER_BRACE, EMPTY_TOKEN, NO_MEMORY, BAD_BULK_COPY = range(6)
 
 
 def _exported(path: Path) -> set[str]:
@@ -65,6 +65,7 @@ class _Result(ctypes.Structure):
         ("token_size", ctypes.c_size_t),
         ("shim_driver", ctypes.c_char_p),
         ("login_timeout", ctypes.c_long),
+        ("bulk_copy", ctypes.c_int),
         ("bad_keyword", ctypes.c_char * 64),
     ]
 
@@ -106,6 +107,7 @@ class Split:
         self.token = ctypes.string_at(res.token, res.token_size) if res.token else None
         self.shim_driver = res.shim_driver.decode() if res.shim_driver else None
         self.login_timeout = res.login_timeout
+        self.bulk_copy = res.bulk_copy
         self.bad_keyword = res.bad_keyword.decode()
         lib.shim_connstr_result_free(ctypes.byref(res))
         assert not res.rest and not res.token and res.token_size == 0
@@ -239,7 +241,7 @@ def test_a_long_keyword_is_not_echoed(split):
 
 
 def test_status_messages_never_hold_values(connstr_lib):
-    for status in range(5):
+    for status in range(BAD_BULK_COPY + 1):
         text = connstr_lib.shim_connstr_describe(status).decode()
         assert text and "%" not in text
 
@@ -253,7 +255,7 @@ def test_large_tokens(split, size):
 
 
 _keys = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,11}", fullmatch=True).filter(
-    lambda k: k.lower() not in ("accesstoken", "shimdriver"))
+    lambda k: k.lower() not in ("accesstoken", "shimdriver", "bulkcopy"))
 _values = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"),
                   max_size=20)
 _tokens = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"),
@@ -324,3 +326,70 @@ def test_prepare_environment_refuses_a_missing_driver(monkeypatch, tmp_path):
 def test_login_timeout_is_read_and_kept(split, text, seconds, rest):
     got = split(text)
     assert got.status == OK and got.login_timeout == seconds and got.rest == rest
+
+
+# -- BulkCopy=: SQL_COPT_SS_BCP before connecting -------------------------------------------
+
+@pytest.mark.parametrize(("value", "flag"), [
+    ("yes", 1), ("YES", 1), ("true", 1), ("1", 1), ("  Yes ", 1), ("{yes}", 1),
+    ("no", 0), ("No", 0), ("false", 0), ("0", 0),
+])
+def test_bulk_copy_is_taken_out_and_read(split, value, flag):
+    got = split(f"Driver=shim;BulkCopy={value};Server=s;AccessToken={JWT}")
+    assert got.status == OK and got.bulk_copy == flag
+    assert got.rest == "Driver=shim;Server=s" and got.token == token_struct(JWT)
+
+
+def test_bulk_copy_absent_is_minus_one(split):
+    assert split(f"Server=s;AccessToken={JWT}").bulk_copy == -1
+    assert split("Server=s").bulk_copy == -1
+
+
+def test_bulk_copy_alone_still_rewrites(split):
+    got = split("bulkcopy=yes;Server=s")
+    assert (got.status, got.rest, got.token, got.bulk_copy) == (OK, "Server=s", None, 1)
+
+
+def test_first_bulk_copy_wins_and_every_copy_is_removed(split):
+    got = split("BulkCopy=no;Server=s;BULKCOPY=yes")
+    assert (got.bulk_copy, got.rest) == (0, "Server=s")
+
+
+@pytest.mark.parametrize("value", ["", "on", "2", "yes please", "{}"])
+def test_bad_bulk_copy_value_is_an_error_naming_the_keyword(split, value):
+    got = split(f"Server=s;BulkCopy={value};AccessToken={JWT}")
+    assert got.status == BAD_BULK_COPY and got.bad_keyword == "BulkCopy"
+    assert got.rest is None and got.token is None
+
+
+def test_similar_keywords_to_bulk_copy_reach_the_driver(split):
+    got = split("BulkCopyX=yes;Bulk Copy=yes;Server=s")
+    assert (got.rest, got.bulk_copy) == (None, -1)
+
+
+# -- ConnectionOptions.bulk_copy: the keyword the engine writes is the one the shim reads ----
+
+def _engine_string(**options: object) -> str:
+    from engine.connection import ConnectionOptions, connection_attributes
+
+    attrs = connection_attributes(ConnectionOptions("srv", "db", **options), "/shim.so")
+    return build_connection_string([*attrs, ("AccessToken", JWT)])
+
+
+def test_bulk_copy_option_reaches_the_shim_as_on(split):
+    got = split(_engine_string(bulk_copy=True))
+    assert got.status == OK and got.bulk_copy == 1 and got.token == token_struct(JWT)
+    assert "BulkCopy" not in got.rest and "Server=tcp:srv,1433" in got.rest
+
+
+def test_bulk_copy_is_off_by_default_and_not_written(split):
+    text = _engine_string()
+    assert "bulkcopy" not in text.lower()
+    assert split(text).bulk_copy == -1
+
+
+def test_redaction_still_hides_the_token_with_bulk_copy():
+    from engine.connection_string import redact
+
+    shown = redact(_engine_string(bulk_copy=True))
+    assert JWT not in shown and "AccessToken=***" in shown and "BulkCopy=yes" in shown
