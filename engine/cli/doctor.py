@@ -38,7 +38,13 @@ from engine.driver import (
     check_system_libraries,
     find_driver,
 )
-from engine.errors import AzsqlBulkError, ConfigurationError, CredentialError, database_error
+from engine.errors import (
+    AzsqlBulkError,
+    ConfigurationError,
+    CredentialError,
+    SqlServerError,
+    database_error,
+)
 from engine.names import TableName, quote_identifier
 
 PRELOGIN = 0x12  # MS-TDS 2.2.3.1.1 packet type of the first client message
@@ -156,8 +162,10 @@ def run_checks(driver_path: str | None = None) -> list[Check]:
 
 # -- connectivity -------------------------------------------------------------------------------
 
-_DENIED = {229: "object permission denied", 230: "column permission denied",
-           262: "database permission denied", 2760: "schema permission denied"}
+_DENIED = {SqlServerError.OBJECT_DENIED: "object permission denied",
+           SqlServerError.COLUMN_DENIED: "column permission denied",
+           SqlServerError.DATABASE_DENIED: "database permission denied",
+           SqlServerError.SCHEMA_DENIED: "schema permission denied"}
 _ROLE_FOR = {"SELECT": "db_datareader", "INSERT": "db_datawriter", "CREATE TABLE": "db_ddladmin",
              "CREATE SCHEMA": "db_ddladmin", "ALTER": "db_ddladmin"}
 _JOURNAL = ("azsql_bulk", "load_journal")
