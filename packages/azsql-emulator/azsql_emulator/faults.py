@@ -7,7 +7,8 @@ Every fault is logged and counted; ``GET /faults`` shows what is pending. Body s
   Connection-fatal numbers (class 20+: 40613, 40197, 40501, 10928, 10929) end the
   session after the ERROR token, as Azure drops the link; the others (class 16: 49918-
   49920, 37396) fail the request and keep the session. ``"at": "login"`` fails the next
-  k logins instead.
+  k logins instead. A bulk load (BULK_LOAD message) counts each of its rows as one call
+  and is answered with the error as a whole (nothing of it is stored).
 - ``{"kind": "kill_sessions"}``: drop every session's socket (or ``"session_ids": [...]``,
   or ``"random": n`` of them).
 - ``{"kind": "expire_tokens"}``: every token issued so far counts as expired: at login,

@@ -23,6 +23,9 @@ class Metrics:
         self.protocol_errors = 0
         self.rows_discarded = 0
         self.columnar_rows = 0  # parameter-array rows inserted column-wise (column_insert)
+        self.bulk_loads = 0  # BULK_LOAD (0x07) messages
+        self.bulk_rows = 0  # rows they inserted
+        self.bulk_columnar_rows = 0  # of which decoded and inserted column-wise
         self.busy_seconds = 0.0  # time spent handling requests after login, all sessions
         # CPU seconds of the session threads reading, decrypting and reassembling requests
         # and framing, encrypting and sending replies (outside busy_seconds), all sessions
@@ -56,6 +59,9 @@ class Metrics:
                 "protocol_errors": self.protocol_errors,
                 "rows_discarded": self.rows_discarded,
                 "columnar_rows": self.columnar_rows,
+                "bulk_loads": self.bulk_loads,
+                "bulk_rows": self.bulk_rows,
+                "bulk_columnar_rows": self.bulk_columnar_rows,
                 "busy_seconds": round(self.busy_seconds, 6),
                 "io_seconds": round(self.io_seconds, 6),
             }

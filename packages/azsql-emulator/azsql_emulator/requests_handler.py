@@ -14,6 +14,7 @@ from azsql_emulator.bulk_metadata import answer as bulk_metadata_answer
 from azsql_emulator.bulk_metadata import bulk_metadata_table
 from azsql_emulator.errors import SessionClosed, SqlError
 from azsql_emulator.faults import FATAL_SEVERITY
+from azsql_emulator.first_result_set import batch_call, describe_first_result_set
 from azsql_emulator.reply import Reply
 from azsql_emulator.tds.columns import ColumnarRun
 from azsql_emulator.tds.constants import EnvChangeType, PacketType, ProcId, TransactionRequest
@@ -122,7 +123,13 @@ class RequestHandler:
     def _sql_batch(self, payload: bytes, reply: Reply) -> None:
         batch = decode_sql_batch(payload)
         log.debug("session %d: SQL batch %.2000r", self.session.spid, batch.text)
-        target = bulk.parse_insert_bulk(batch.text)
+        try:
+            target = bulk.parse_insert_bulk(batch.text)
+            if target is not None:
+                bulk.resolve_target(self.sql, target)
+        except SqlError as exc:
+            reply.error(exc).done(error=True)
+            return
         if target is not None:
             self._bulk = target
             reply.done()
@@ -130,6 +137,15 @@ class RequestHandler:
         table = bulk_metadata_table(batch.text)
         if table is not None:
             reply.results(bulk_metadata_answer(self.sql, table), nocount=self.sql.nocount)
+            return
+        described = batch_call(batch.text)
+        if described is not None:
+            try:
+                result = describe_first_result_set(self.sql, described)
+            except SqlError as exc:
+                reply.error(exc).done(error=True)
+                return
+            reply.results([result], nocount=False)
             return
         was = self.sql.in_transaction
         try:
@@ -153,11 +169,29 @@ class RequestHandler:
                                        "end-of-message was encountered: no INSERT BULK "
                                        "announced this bulk load.")).done(error=True)
             return
+        load = bulk.decode_bulk_load(payload)
+        self.metrics.add("bulk_loads")
+        # Fault injection counts each bulk-loaded row as one call, so "after N calls"
+        # lands at the same place in a load whichever transport carries it.
+        injected = self.session.server.faults.take_rpc_error(load.count, self.sql.database)
+        if injected is not None:
+            reply.error(injected).done(error=True)
+            if injected.severity >= FATAL_SEVERITY:
+                self.session.send(reply.payload())
+                raise SessionClosed(f"injected error {injected.number}")
+            return
+        if self.session.server.sink == "discard":
+            self.metrics.add("rows_discarded", load.count)
+            reply.done(count=load.count)
+            return
         try:
-            count = bulk.load_rows(self.sql, target, payload)
+            count = bulk.apply_rows(self.sql, target, load)
         except SqlError as exc:
             reply.error(exc).done(error=True)
             return
+        self.metrics.add("bulk_rows", count)
+        if load.applied_columnar:
+            self.metrics.add("bulk_columnar_rows", count)
         reply.done(count=count)
 
     # -- transaction manager -------------------------------------------------------------------
@@ -309,6 +343,10 @@ class RequestHandler:
                 from azsql_emulator.describe import describe
 
                 reply.results([describe(self.sql, str(values[0]))], nocount=False, in_proc=True)
+                reply.return_status(0)
+            elif name.strip("[]").endswith("sp_describe_first_result_set"):
+                reply.results([describe_first_result_set(self.sql, str(values[0]))],
+                              nocount=False, in_proc=True)
                 reply.return_status(0)
             elif name.endswith("sp_datatype_info_100") or name.endswith("sp_datatype_info"):
                 # The driver only caches what it gets; an empty answer is accepted.

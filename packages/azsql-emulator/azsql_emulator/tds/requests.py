@@ -338,7 +338,7 @@ def _columnar_run(buf: bytes, call_start: int, first: RpcCall, metas: list[bytes
     infos = [p.type_info for p in first.params]
     if any(ti.type not in COLUMNAR_TYPES or ti.size == PLP_SIZE for ti in infos):
         return None
-    if any(ti.type in _CODE_PAGE_TEXT and not _ascii_safe(collation_codec(ti.collation))
+    if any(ti.type in _CODE_PAGE_TEXT and not ascii_safe(collation_codec(ti.collation))
            for ti in infos):
         return None
     count, end, cols = _native.decode_columns(
@@ -356,7 +356,7 @@ _ASCII = bytes(range(128))
 
 
 @functools.cache
-def _ascii_safe(codec: str) -> bool:
+def ascii_safe(codec: str) -> bool:
     """True when the code page reads ASCII bytes as ASCII (decode_columns keeps them)."""
     try:
         return str(_ASCII, codec, "replace") == _ASCII.decode("ascii")
