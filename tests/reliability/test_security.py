@@ -173,7 +173,7 @@ def test_encryption_is_on_by_default_and_checks_the_certificate(emu_proc, monkey
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AZSQL_BULK_SQL_PASSWORD", emu_proc.credentials.sql_password)
     options = ConnectionOptions(server=emu_proc.tds_host, port=emu_proc.tds_port,
-                                database=emu_proc.database, login_timeout=10,
+                                database=emu_proc.database, login_timeout=60,
                                 credential=CredentialOptions(
                                     kind="sql", sql_user=emu_proc.credentials.sql_login))
     with pytest.raises(AzsqlBulkError) as info:

@@ -31,7 +31,9 @@ from integration.airflow.airflow_env import (
 
 pytest.importorskip("airflow.sdk")
 pytest.importorskip("turbodbc")
-pytestmark = pytest.mark.integration
+# the module's fixture (airflow initdb and three dag.test() runs) runs inside its first test:
+# bounds for a hang only
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
 HERE = Path(__file__).parent
 ROWS_PER_BATCH = 250  # as in dags/azsql_test_dags.py
@@ -67,7 +69,7 @@ def airflow_run(emu_proc, parquet_dir, reader, tmp_path_factory):
             {"dag_id": "azsql_load_mapped"},
             {"dag_id": "azsql_load_columns"}]
     proc = subprocess.run([sys.executable, str(HERE / "dag_runner.py"), json.dumps(plan)],
-                          env=env, cwd=home, capture_output=True, text=True, timeout=240)
+                          env=env, cwd=home, capture_output=True, text=True, timeout=1200)
     logs = proc.stdout + proc.stderr
     for path in sorted(home.rglob("*")):
         if path.is_file() and path.suffix in (".log", ".json", ""):

@@ -39,7 +39,7 @@ def start(args: list[str]) -> tuple[subprocess.Popen, dict]:
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
-        proc.wait(30)
+        proc.wait(120)  # bounds for a hang only
         pytest.fail(f"emulator exited with {proc.returncode}: {proc.stderr.read()}")
     return proc, json.loads(line)
 
@@ -47,7 +47,7 @@ def start(args: list[str]) -> tuple[subprocess.Popen, dict]:
 def stop(proc: subprocess.Popen) -> int:
     proc.send_signal(signal.SIGTERM)
     try:
-        return proc.wait(30)
+        return proc.wait(120)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -46,7 +46,9 @@ from support import (
 )
 
 pyodbc = pytest.importorskip("pyodbc")
-pytestmark = pytest.mark.integration
+# 100,000 rows of every type: up to 3 minutes on a loaded 2-core machine; 1200 s (not the
+# suite's 300 s per test) is a bound for a hang only
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 N = 100_000
 

@@ -13,7 +13,7 @@ import time
 import traceback
 
 import pytest
-from support import inject_fault
+from support import inject_fault, wait_until
 
 from azsql_emulator.process import EmulatorProcess
 from engine.connection import ConnectionFactory, ConnectionOptions, RetryPolicy
@@ -352,6 +352,8 @@ def test_a_silent_server_fails_the_login_as_a_timeout(monkeypatch):
     try:
         with ConnectionFactory(options) as factory, pytest.raises(ConnectError) as info:
             factory.connect()
+        # a connection the thread has not accepted yet waits in the backlog: take it first
+        wait_until(lambda: held)
     finally:
         stop.set()
         thread.join()
