@@ -92,6 +92,23 @@ class Connection:
             margin = min(margin, self.lifetime_at_login / 2)
         return left <= margin
 
+    @property
+    def odbc_handle(self) -> int | None:
+        """The driver manager's ODBC connection handle (SQLHDBC) of this session, as an integer.
+
+        For native code that calls the driver on turbodbc's session (the ``bcp_*`` API
+        needs the driver manager's handle, which is what turbodbc holds). Read-only: the
+        handle belongs to turbodbc and is freed by :meth:`close`. None once closed, or
+        when turbodbc was built without ``scripts/turbodbc-handle.patch``.
+
+        >>> Connection(object(), token_expires_at=None, where="x").odbc_handle is None
+        True
+        """
+        if self.closed:
+            return None
+        handle = getattr(getattr(self.turbodbc, "impl", None), "odbc_handle", None)
+        return handle if isinstance(handle, int) and handle != 0 else None
+
     def cursor(self) -> Any:
         """A new turbodbc cursor."""
         return self.turbodbc.cursor()
