@@ -122,6 +122,16 @@ def test_bulk_copy_commits_and_rolls_back_with_the_transaction(probe, conn_str, 
         assert [tuple(r) for r in rows] == [(k, f"value {k}") for k in (1, 2, 3)]
 
 
+def test_narrow_rows_are_decoded_column_wise(emu, probe, conn_str, reader):
+    table = new_table(reader, "bcp_narrow", "id bigint NOT NULL PRIMARY KEY, s nvarchar(20)")
+    before = emu.metrics()["bulk_columnar_rows"]
+    code, out = run_probe(probe, conn_str, table, "plain")
+    assert code == 0, out
+    assert emu.metrics()["bulk_columnar_rows"] - before == 3
+    rows = reader.execute(f"SELECT id, s FROM {table} ORDER BY id").fetchall()
+    assert [tuple(r) for r in rows] == [(k, f"value {k}") for k in (1, 2, 3)]
+
+
 def test_not_null_violation_fails_the_whole_batch(probe, conn_str, reader):
     table = new_table(reader, "bcp_null", "id bigint NOT NULL, s nvarchar(20)")
     code, out = run_probe(probe, conn_str, table, "nullfail")

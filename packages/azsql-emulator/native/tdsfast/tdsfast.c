@@ -533,6 +533,101 @@ PyDoc_STRVAR(decode_columns_doc,
 "tdsfast.c for each type's layout); offsets/units are None except for text. ``count``\n"
 "is 0 (and columns empty) when a type is not decoded column-wise.");
 
+static int is_text(int type) {
+    return type == T_NVARCHAR || type == T_NCHAR || type == T_BIGVARCHR || type == T_BIGCHAR;
+}
+
+/* Set up ``count`` columns from the types and scales sequences (and the metas, when not
+ * NULL). 1 = ready, 0 = a type is not decoded column-wise, -1 = error set. */
+static int columns_init(column *columns, Py_ssize_t count, PyObject *metas, PyObject *types,
+                        PyObject *scales) {
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *m = metas ? PySequence_GetItem(metas, i) : NULL;
+        PyObject *t = PySequence_GetItem(types, i);
+        PyObject *s = PySequence_GetItem(scales, i);
+        if ((metas && (!m || !PyBytes_Check(m))) || !t || !s) {
+            Py_XDECREF(m); Py_XDECREF(t); Py_XDECREF(s);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "metas must be bytes");
+            return -1;
+        }
+        if (m) {
+            columns[i].meta = (const unsigned char *)PyBytes_AS_STRING(m);
+            columns[i].meta_len = PyBytes_GET_SIZE(m);
+        }
+        columns[i].type = (int)PyLong_AsLong(t);
+        columns[i].scale = (int)PyLong_AsLong(s);
+        Py_XDECREF(m); /* metas stays alive in the caller's sequence for the whole call */
+        Py_DECREF(t);
+        Py_DECREF(s);
+        if (PyErr_Occurred()) return -1;
+        int temporal = columns[i].type == T_TIMEN || columns[i].type == T_DATETIME2N;
+        if (!columnar_type(columns[i].type) || columns[i].scale < 0 ||
+            columns[i].scale > (temporal ? 7 : 38))
+            return 0;
+        if (is_text(columns[i].type) && gb_put(&columns[i].offsets, &(int32_t){0}, 4) < 0)
+            return -1;
+    }
+    return 1;
+}
+
+static void columns_save(column *columns, Py_ssize_t count) {
+    for (Py_ssize_t i = 0; i < count; i++) {
+        column *c = &columns[i];
+        c->saved_values = c->values.len;
+        c->saved_offsets = c->offsets.len;
+        c->saved_units = c->units.len;
+        c->saved_nulls = c->nulls;
+        c->saved_max_units = c->max_units;
+    }
+}
+
+/* Undo the half-decoded row or call: the Python decoder takes it. */
+static void columns_restore(column *columns, Py_ssize_t count) {
+    for (Py_ssize_t i = 0; i < count; i++) {
+        column *c = &columns[i];
+        c->values.len = c->saved_values;
+        c->offsets.len = c->saved_offsets;
+        c->units.len = c->saved_units;
+        c->nulls = c->saved_nulls;
+        c->max_units = c->saved_max_units;
+    }
+}
+
+/* (rows, pos, [per column (values, validity, nulls, offsets, units, max_units)]) */
+static PyObject *columns_result(column *columns, Py_ssize_t count, Py_ssize_t rows,
+                                Py_ssize_t pos) {
+    PyObject *cols = PyList_New(count);
+    if (!cols) return NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        column *c = &columns[i];
+        Py_ssize_t bitmap = (rows + 7) / 8;
+        if (c->validity.len > bitmap) c->validity.len = bitmap; /* an undone row's byte */
+        if (bitmap && rows % 8) /* bits past the last row are zero, as Arrow expects */
+            c->validity.data[bitmap - 1] &= (char)((1 << (rows % 8)) - 1);
+        PyObject *item = is_text(c->type)
+            ? Py_BuildValue("(NNnNNi)", gb_bytes(&c->values), gb_bytes(&c->validity), c->nulls,
+                            gb_bytes(&c->offsets), gb_bytes(&c->units), (int)c->max_units)
+            : Py_BuildValue("(NNnOOi)", gb_bytes(&c->values), gb_bytes(&c->validity), c->nulls,
+                            Py_None, Py_None, 0);
+        if (!item) { Py_DECREF(cols); return NULL; }
+        PyList_SET_ITEM(cols, i, item);
+    }
+    PyObject *result = Py_BuildValue("(nnO)", rows, pos, cols);
+    Py_DECREF(cols);
+    return result;
+}
+
+static void columns_free(column *columns, Py_ssize_t count) {
+    if (!columns) return;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyMem_Free(columns[i].values.data);
+        PyMem_Free(columns[i].offsets.data);
+        PyMem_Free(columns[i].units.data);
+        PyMem_Free(columns[i].validity.data);
+    }
+    PyMem_Free(columns);
+}
+
 static PyObject *decode_columns(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer view;
@@ -542,7 +637,7 @@ static PyObject *decode_columns(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*npSOOO", &view, &pos, &first, &header_obj, &metas, &types,
                           &scales))
         return NULL;
-    PyObject *result = NULL, *cols = NULL;
+    PyObject *result = NULL;
     column *columns = NULL;
     Py_ssize_t count = PySequence_Size(metas), rows = 0;
     if (count < 0 || count != PySequence_Size(types) || count != PySequence_Size(scales) ||
@@ -553,33 +648,11 @@ static PyObject *decode_columns(PyObject *self, PyObject *args) {
     }
     columns = PyMem_Calloc((size_t)(count ? count : 1), sizeof(column));
     if (!columns) { PyErr_NoMemory(); goto done; }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *m = PySequence_GetItem(metas, i);
-        PyObject *t = PySequence_GetItem(types, i);
-        PyObject *s = PySequence_GetItem(scales, i);
-        if (!m || !t || !s || !PyBytes_Check(m)) {
-            Py_XDECREF(m); Py_XDECREF(t); Py_XDECREF(s);
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "metas must be bytes");
-            goto done;
-        }
-        columns[i].meta = (const unsigned char *)PyBytes_AS_STRING(m);
-        columns[i].meta_len = PyBytes_GET_SIZE(m);
-        columns[i].type = (int)PyLong_AsLong(t);
-        columns[i].scale = (int)PyLong_AsLong(s);
-        Py_DECREF(m); /* metas stays alive in the caller's sequence for the whole call */
-        Py_DECREF(t);
-        Py_DECREF(s);
-        if (PyErr_Occurred()) goto done;
-        int temporal = columns[i].type == T_TIMEN || columns[i].type == T_DATETIME2N;
-        if (!columnar_type(columns[i].type) || columns[i].scale < 0 ||
-            columns[i].scale > (temporal ? 7 : 38)) {
-            result = Py_BuildValue("(n n [])", (Py_ssize_t)0, pos);
-            goto done;
-        }
-        if ((columns[i].type == T_NVARCHAR || columns[i].type == T_NCHAR ||
-             columns[i].type == T_BIGVARCHR || columns[i].type == T_BIGCHAR) &&
-            gb_put(&columns[i].offsets, &(int32_t){0}, 4) < 0)
-            goto done;
+    int ready = columns_init(columns, count, metas, types, scales);
+    if (ready < 0) goto done;
+    if (ready == 0) {
+        result = Py_BuildValue("(n n [])", (Py_ssize_t)0, pos);
+        goto done;
     }
     const unsigned char *buf = view.buf;
     const unsigned char *header = (const unsigned char *)PyBytes_AS_STRING(header_obj);
@@ -594,14 +667,7 @@ static PyObject *decode_columns(PyObject *self, PyObject *args) {
         }
         if (p + header_len > n || memcmp(buf + p, header, (size_t)header_len) != 0) break;
         p += header_len;
-        for (Py_ssize_t i = 0; i < count; i++) {
-            column *c = &columns[i];
-            c->saved_values = c->values.len;
-            c->saved_offsets = c->offsets.len;
-            c->saved_units = c->units.len;
-            c->saved_nulls = c->nulls;
-            c->saved_max_units = c->max_units;
-        }
+        columns_save(columns, count);
         int ok = 1;
         for (Py_ssize_t i = 0; i < count && ok; i++) {
             column *c = &columns[i];
@@ -615,51 +681,72 @@ static PyObject *decode_columns(PyObject *self, PyObject *args) {
             ok = r;
         }
         if (ok && p < n && buf[p] != 0xFF && buf[p] != 0x80 && buf[p] != 0xFE) ok = 0;
-        if (!ok) { /* undo the half-decoded call: the Python decoder takes it */
-            for (Py_ssize_t i = 0; i < count; i++) {
-                column *c = &columns[i];
-                c->values.len = c->saved_values;
-                c->offsets.len = c->saved_offsets;
-                c->units.len = c->saved_units;
-                c->nulls = c->saved_nulls;
-                c->max_units = c->saved_max_units;
-            }
+        if (!ok) {
+            columns_restore(columns, count);
             break;
         }
         rows++;
         at_first = 0;
         pos = p;
     }
-    cols = PyList_New(count);
-    if (!cols) goto done;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        column *c = &columns[i];
-        Py_ssize_t bitmap = (rows + 7) / 8;
-        if (c->validity.len > bitmap) c->validity.len = bitmap; /* an undone call's byte */
-        if (bitmap && rows % 8) /* bits past the last row are zero, as Arrow expects */
-            c->validity.data[bitmap - 1] &= (char)((1 << (rows % 8)) - 1);
-        int text = c->type == T_NVARCHAR || c->type == T_NCHAR || c->type == T_BIGVARCHR ||
-                   c->type == T_BIGCHAR;
-        PyObject *item = text
-            ? Py_BuildValue("(NNnNNi)", gb_bytes(&c->values), gb_bytes(&c->validity), c->nulls,
-                            gb_bytes(&c->offsets), gb_bytes(&c->units), (int)c->max_units)
-            : Py_BuildValue("(NNnOOi)", gb_bytes(&c->values), gb_bytes(&c->validity), c->nulls,
-                            Py_None, Py_None, 0);
-        if (!item) goto done;
-        PyList_SET_ITEM(cols, i, item);
-    }
-    result = Py_BuildValue("(nnO)", rows, pos, cols);
+    result = columns_result(columns, count, rows, pos);
 done:
-    Py_XDECREF(cols);
-    if (columns) {
-        for (Py_ssize_t i = 0; i < count; i++) {
-            PyMem_Free(columns[i].values.data);
-            PyMem_Free(columns[i].offsets.data);
-            PyMem_Free(columns[i].units.data);
-            PyMem_Free(columns[i].validity.data);
-        }
-        PyMem_Free(columns);
+    columns_free(columns, count);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+PyDoc_STRVAR(decode_rows_doc,
+"decode_rows(payload, pos, types, scales) -> (count, end, columns)\n\n"
+"Decode, column by column, the ROW tokens (0xD1) of a bulk load from ``payload[pos]``:\n"
+"each holds one value per column, encoded as for decode_columns, with no per-value\n"
+"metadata. Stops at the first other token, or before the first row holding a value it\n"
+"does not take exactly (``end`` is then that row's offset). ``columns`` as for\n"
+"decode_columns; ``count`` is 0 (and columns empty) when a type is not decoded here.");
+
+static PyObject *decode_rows(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer view;
+    Py_ssize_t pos;
+    PyObject *types, *scales;
+    if (!PyArg_ParseTuple(args, "y*nOO", &view, &pos, &types, &scales)) return NULL;
+    PyObject *result = NULL;
+    column *columns = NULL;
+    Py_ssize_t count = PySequence_Size(types), rows = 0;
+    if (count < 0 || count != PySequence_Size(scales) || count > 4096) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "types and scales must have one length");
+        goto done;
     }
+    columns = PyMem_Calloc((size_t)(count ? count : 1), sizeof(column));
+    if (!columns) { PyErr_NoMemory(); goto done; }
+    int ready = columns_init(columns, count, NULL, types, scales);
+    if (ready < 0) goto done;
+    if (ready == 0) {
+        result = Py_BuildValue("(n n [])", (Py_ssize_t)0, pos);
+        goto done;
+    }
+    const unsigned char *buf = view.buf;
+    Py_ssize_t n = view.len;
+    while (pos < n && buf[pos] == 0xD1) {
+        Py_ssize_t p = pos + 1;
+        columns_save(columns, count);
+        int ok = 1;
+        for (Py_ssize_t i = 0; i < count && ok; i++) {
+            int r = column_value(&columns[i], rows, buf, n, &p);
+            if (r < 0) goto done;
+            ok = r;
+        }
+        if (!ok) {
+            columns_restore(columns, count);
+            break;
+        }
+        rows++;
+        pos = p;
+    }
+    result = columns_result(columns, count, rows, pos);
+done:
+    columns_free(columns, count);
     PyBuffer_Release(&view);
     return result;
 }
@@ -826,6 +913,7 @@ done:
 static PyMethodDef methods[] = {
     {"decode_run", decode_run, METH_VARARGS, decode_run_doc},
     {"decode_columns", decode_columns, METH_VARARGS, decode_columns_doc},
+    {"decode_rows", decode_rows, METH_VARARGS, decode_rows_doc},
     {"rescale_decimals", rescale_decimals, METH_VARARGS, rescale_decimals_doc},
     {"text_decimals", text_decimals, METH_VARARGS, text_decimals_doc},
     {NULL, NULL, 0, NULL},
@@ -833,7 +921,8 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_tdsfast",
-    "Native decoding of sp_execute parameter arrays for the emulator (see tdsfast.c).",
+    "Native decoding of sp_execute parameter arrays and bulk-load rows for the emulator "
+    "(see tdsfast.c).",
     -1, methods, NULL, NULL, NULL, NULL,
 };
 
