@@ -106,7 +106,7 @@ class BatchWriter:
                     conn.commit()
                     self.tally.skip()
                     return conn
-                self.transport.write(cursor, bound)
+                self.transport.write(conn, cursor, bound)
                 self.journal.record(cursor, item.batch_id, bound.rows)
                 conn.commit()
                 self.tally.committed(stats, bound.rows, item.data.nbytes)

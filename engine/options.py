@@ -22,7 +22,8 @@ from engine.names import TableName
 from engine.results import Progress
 from engine.type_map import SqlType
 
-__all__ = ["CREATE_POLICIES", "MODES", "CreatePolicy", "Mode", "Target", "TransferOptions"]
+__all__ = ["CREATE_POLICIES", "MODES", "TRANSPORTS", "CreatePolicy", "Mode", "Target",
+           "TransferOptions", "TransportKind"]
 
 
 class Mode(StrEnum):
@@ -41,7 +42,15 @@ class CreatePolicy(StrEnum):
     REPLACE_SCHEMA = "replace_schema"  # (replace only) drop and recreate it from the source
 
 
+class TransportKind(StrEnum):
+    """How rows travel to the server (see :mod:`engine.transport`)."""
+
+    PARAMETER_ARRAYS = "parameter-arrays"  # one INSERT RPC per row (turbodbc parameter arrays)
+    BULK_COPY = "bulk-copy"                # TDS bulk load through the driver's bcp API
+
+
 MODES = tuple(m.value for m in Mode)
+TRANSPORTS = tuple(t.value for t in TransportKind)
 CREATE_POLICIES = tuple(c.value for c in CreatePolicy)
 
 
@@ -107,6 +116,8 @@ class TransferOptions:
     :param max_retries: replays of one batch after transient errors before giving up.
     :param retry_base_delay: first backoff ceiling in seconds (doubling, full jitter).
     :param retry_max_delay: largest single backoff, in seconds.
+    :param transport: ``parameter-arrays`` (one INSERT RPC per row) or ``bulk-copy`` (TDS
+        bulk load through the driver's ``bcp_*`` API, see :mod:`engine.bulk_copy`).
     :param nan_as_null: write NaN and ±Inf as NULL instead of failing.
     :param max_memory_bytes: a ceiling on the Arrow bytes of the batches read ahead and
         in flight (default 512 MiB; at most ``2 * workers`` batches are read ahead in any
@@ -156,6 +167,11 @@ class TransferOptions:
     retry_max_delay: float = field(default=30.0, metadata={
         "help": "largest single backoff in seconds", "kind": "seconds",
         "not_exposed": _BACKOFF_IS_TUNED})
+    transport: TransportKind = field(default=TransportKind.PARAMETER_ARRAYS, metadata={
+        "help": "how rows travel: parameter-arrays (one INSERT per row) or bulk-copy (TDS bulk "
+                "load through the driver's bcp API, every type bound natively; proven "
+                "transactional on the server before the first batch, else parameter arrays)",
+        "kind": "choice", "choices": TRANSPORTS})
     nan_as_null: bool = field(default=False, metadata={
         "help": "write NaN and ±Inf as NULL instead of failing", "kind": "switch"})
     max_memory_bytes: int | None = field(default=DEFAULT_MAX_MEMORY_BYTES, metadata={
@@ -173,6 +189,11 @@ class TransferOptions:
         if self.mode not in MODES:
             raise ConfigurationError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         object.__setattr__(self, "mode", Mode(self.mode))
+        folded = str(self.transport).replace("_", "-")
+        if folded not in TRANSPORTS:
+            raise ConfigurationError(f"transport must be one of {', '.join(TRANSPORTS)}, "
+                                     f"not {self.transport!r}")
+        object.__setattr__(self, "transport", TransportKind(folded))
         if isinstance(self.keys, str):
             object.__setattr__(self, "keys", (self.keys,))
         object.__setattr__(self, "keys", tuple(self.keys))

@@ -32,6 +32,7 @@ later like a failed one.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import threading
@@ -39,10 +40,13 @@ from typing import Any
 
 from engine.batch_writer import BatchWriter
 from engine.binder import Binder
+from engine.bulk_copy import BulkCopyTransport, probe_transactional
 from engine.connection import ConnectionFactory, RetryPolicy, close_quietly
+from engine.driver import find_driver
 from engine.errors import ConfigurationError, LoadAlreadyJournaled
-from engine.journal import Journal, default_load_id
-from engine.options import CreatePolicy, Mode, Target, TransferOptions
+from engine.journal import JOURNAL_SCHEMA, Journal, default_load_id
+from engine.names import TableName
+from engine.options import CreatePolicy, Mode, Target, TransferOptions, TransportKind
 from engine.pipeline import Pipeline
 from engine.plan import TablePlan, plan_table
 from engine.prepare import prepare
@@ -50,7 +54,7 @@ from engine.remote import storage_for
 from engine.results import Tally, TransferResult
 from engine.sources import Source, SourceOptions, open_source
 from engine.staging import StagedApply
-from engine.transport import ParameterArrayTransport
+from engine.transport import ParameterArrayTransport, Transport
 from engine.widening import Widening
 
 __all__ = ["transfer"]
@@ -98,7 +102,13 @@ def transfer(source: Any, target: Target, options: TransferOptions | None = None
         opened = open_source(source, source_options,
                              storage=storage_for(target.connection.credential))
     own = factory is None
-    shared = factory if factory is not None else ConnectionFactory(target.connection)
+    bulk = options.transport == TransportKind.BULK_COPY
+    if factory is not None and bulk and not factory.options.bulk_copy:
+        raise ConfigurationError("transport='bulk-copy' needs connections opened with "
+                                 "ConnectionOptions(bulk_copy=True); the factory passed in "
+                                 "has it off")
+    shared = factory if factory is not None else ConnectionFactory(
+        dataclasses.replace(target.connection, bulk_copy=True) if bulk else target.connection)
     stream = opened.batches()
     try:
         return _run(opened, stream, target, options, shared, cancel)
@@ -149,7 +159,7 @@ def _run(source: Source, stream: Any, target: Target, options: TransferOptions,
              options.workers, source.rows_per_batch, len(prepared.done))
 
     # -- bind, transport, pipeline ----------------------------------------------------
-    transport = ParameterArrayTransport(Binder(plan, writes_to, nan_as_null=options.nan_as_null))
+    transport = _transport(plan, writes_to, options, factory, prepared.connection)
     widening = Widening(writes_to, prepared.widths, plan, prepared.existing)
     retry = RetryPolicy(attempts=options.max_retries + 1, base_delay=options.retry_base_delay,
                         max_delay=options.retry_max_delay)
@@ -185,6 +195,21 @@ def _run(source: Source, stream: Any, target: Target, options: TransferOptions,
              "%d token renewal(s)", table, result.rows, result.batches,
              result.batches_skipped, result.seconds, result.retries, result.token_renewals)
     return result
+
+
+def _transport(plan: TablePlan, table: TableName, options: TransferOptions,
+               factory: ConnectionFactory, conn: Any) -> Transport:
+    """The transport asked for; bulk copy only where the server proves it transactional."""
+    arrays = ParameterArrayTransport(Binder(plan, table, nan_as_null=options.nan_as_null))
+    if options.transport != TransportKind.BULK_COPY:
+        return arrays
+    driver = str(find_driver(factory.options.driver_path).path)
+    why = probe_transactional(conn, JOURNAL_SCHEMA, driver)
+    if why is not None:
+        log.warning("bulk copy is not used for %s: %s; loading with parameter arrays",
+                    table, why)
+        return arrays
+    return BulkCopyTransport(plan, table, driver, nan_as_null=options.nan_as_null)
 
 
 def _result_of(tally: Tally, target: Target, load_id: str, options: TransferOptions) -> Any:

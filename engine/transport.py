@@ -9,7 +9,8 @@ same bound batch again on a new connection.
 
 * :class:`ParameterArrayTransport`: turbodbc's ``executemanycolumns`` of one
   parameterised INSERT (one RPC per row on the wire).
-* The TDS bulk-load transport plugs in here as a second implementation.
+* :class:`~engine.bulk_copy.BulkCopyTransport`: TDS bulk load through the driver's
+  ``bcp_*`` API on the same connection (nothing back per row, native types).
 """
 
 from __future__ import annotations
@@ -33,8 +34,13 @@ class Transport(Protocol):
         """Cast one source batch for this transport (raises a value error naming the row)."""
         ...
 
-    def write(self, cursor: Any, bound: BoundBatch) -> None:
-        """Send the bound rows in the caller's open transaction (no commit)."""
+    def write(self, conn: Any, cursor: Any, bound: BoundBatch) -> None:
+        """Send the bound rows in the caller's open transaction (no commit).
+
+        :param conn: the worker's :class:`~engine.odbc_connection.Connection`.
+        :param cursor: its cursor (the journal row goes through it next).
+        :param bound: from :meth:`bind`.
+        """
         ...
 
 
@@ -52,5 +58,5 @@ class ParameterArrayTransport:
     def bind(self, batch: pa.Table | pa.RecordBatch, *, row_offset: int) -> BoundBatch:
         return self.binder.bind(batch, row_offset=row_offset)
 
-    def write(self, cursor: Any, bound: BoundBatch) -> None:
+    def write(self, conn: Any, cursor: Any, bound: BoundBatch) -> None:
         cursor.executemanycolumns(bound.sql, bound.data)

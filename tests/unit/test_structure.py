@@ -21,7 +21,7 @@ if _EMU.is_dir():
     PACKAGES["azsql_emulator"] = _EMU
 MAX_ENGINE_MODULE_LINES = 600
 # compiled extension modules (built by CMake, no .py file): importing one is no circle
-NATIVE_MODULES = {"engine._fastcast", "azsql_emulator._tdsfast"}
+NATIVE_MODULES = {"engine._fastcast", "engine._bcp", "azsql_emulator._tdsfast"}
 
 
 def _modules(package: str, root: Path) -> dict[str, Path]:

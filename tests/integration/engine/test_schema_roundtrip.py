@@ -174,8 +174,9 @@ def test_validation_against_the_created_table_lists_every_mismatch(conn_string):
     assert [m.column for m in err.value.mismatches] == ["ID", "name", "extra"]
 
 
-def test_every_type_round_trips_through_transfer(emu_proc, conn_string, monkeypatch):
-    """The same table through the engine's own path: parameter arrays, two workers."""
+@pytest.mark.parametrize("transport", ["parameter-arrays", "bulk-copy"])
+def test_every_type_round_trips_through_transfer(emu_proc, conn_string, monkeypatch, transport):
+    """The same table through the engine's own path, both transports, two workers."""
     from loads import connection_options
 
     from engine.credentials import CredentialOptions
@@ -185,12 +186,12 @@ def test_every_type_round_trips_through_transfer(emu_proc, conn_string, monkeypa
     creds = emu_proc.credentials
     monkeypatch.setenv("AZSQL_BULK_SQL_PASSWORD", creds.sql_password)
     target = Target(connection_options(emu_proc, CredentialOptions(
-        kind="sql", sql_user=creds.sql_login)), "dbo.roundtrip_transfer")
+        kind="sql", sql_user=creds.sql_login)), f"dbo.roundtrip_{transport.replace('-', '_')}")
     source = SOURCE.drop_columns(["bin"])
-    result = transfer(source, target, TransferOptions(workers=2),
+    result = transfer(source, target, TransferOptions(workers=2, transport=transport),
                       source_options=SourceOptions(rows_per_batch=2))
-    assert result.rows == 3 and result.batches == 2
-    rows, _ = _read(conn_string, "dbo.roundtrip_transfer", source.column_names)
+    assert result.rows == 3 and result.batches == 2 and result.transport == transport
+    rows, _ = _read(conn_string, target.table.quoted, source.column_names)
     got = {name: [row[i] for row in rows] for i, name in enumerate(source.column_names)}
     order = [EXPECTED["i64"].index(v) for v in got["i64"]]
     for name, values in got.items():

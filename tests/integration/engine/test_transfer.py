@@ -110,7 +110,8 @@ def test_injected_40613_mid_load_is_replayed_exactly_once(emu_proc, sql_target, 
     assert journal_rows(reader, result.load_id) == (20, 20_000)
 
 
-def test_kill_sessions_mid_load_is_survived(emu_proc, sql_target, reader):
+@pytest.mark.parametrize("transport", ["parameter-arrays", "bulk-copy"])
+def test_kill_sessions_mid_load_is_survived(emu_proc, sql_target, reader, transport):
     target = sql_target("killed")
     killed = []
 
@@ -119,15 +120,21 @@ def test_kill_sessions_mid_load_is_survived(emu_proc, sql_target, reader):
             killed.append(inject_fault(emu_proc, kind="kill_sessions"))
 
     result = transfer(rows_table(20_000), target,
-                      TransferOptions(workers=2, retry_base_delay=0.05, progress=kill_once),
+                      TransferOptions(workers=2, retry_base_delay=0.05, progress=kill_once,
+                                      transport=transport),
                       source_options=SourceOptions(rows_per_batch=1_000))
-    assert killed
+    assert killed and result.transport == transport
     check_exact(reader, target.table, 20_000)
     assert journal_rows(reader, result.load_id) == (20, 20_000)
 
 
-def test_not_null_violation_stops_the_load_naming_table_batch_and_rows(sql_target, reader):
+@pytest.mark.parametrize("transport", ["parameter-arrays", "bulk-copy"])
+def test_not_null_violation_stops_the_load_naming_table_batch_and_rows(sql_target, reader,
+                                                                       transport):
+    """A bulk batch fails as a whole, like a parameter-array batch: same message, same
+    culprit row, nothing of it kept, and the fixed load resumes exactly."""
     target = sql_target("notnull")
+    load_id = f"notnull-{transport}"
     reader.execute(f"CREATE TABLE {target.table} (id bigint NOT NULL, amount float NULL, "
                    "name nvarchar(20) NULL)")
     bad = rows_table(6_000)
@@ -135,7 +142,8 @@ def test_not_null_violation_stops_the_load_naming_table_batch_and_rows(sql_targe
     ids[4_321] = None
     bad = bad.set_column(0, "id", pa.array(ids, pa.int64()))
     with pytest.raises(TransferError) as info:
-        transfer(bad, target, TransferOptions(workers=2, create="never", load_id="notnull-load"),
+        transfer(bad, target, TransferOptions(workers=2, create="never", load_id=load_id,
+                                              transport=transport),
                  source_options=SourceOptions(rows_per_batch=1_000))
     error = info.value
     text = str(error)
@@ -144,7 +152,7 @@ def test_not_null_violation_stops_the_load_naming_table_batch_and_rows(sql_targe
     assert "the first NULL in column 'id' is at mem, row 4321" in text  # the server says column
     assert "same load_id to resume" in text
     # committed batches stay, whole; the failed one left nothing
-    batches, rows = journal_rows(reader, "notnull-load")
+    batches, rows = journal_rows(reader, load_id)
     (count,) = reader.execute(f"SELECT COUNT(*) FROM {target.table}").fetchone()
     assert count == rows == batches * 1_000
     (in_failed,) = reader.execute(f"SELECT COUNT(*) FROM {target.table} "
@@ -152,9 +160,11 @@ def test_not_null_violation_stops_the_load_naming_table_batch_and_rows(sql_targe
     assert in_failed == 0
     # fixed data, same load id: the resumed load ends exact
     result = transfer(rows_table(6_000), target,
-                      TransferOptions(workers=2, create="never", load_id="notnull-load"),
+                      TransferOptions(workers=2, create="never", load_id=load_id,
+                                      transport=transport),
                       source_options=SourceOptions(rows_per_batch=1_000))
     assert result.batches_skipped == batches and result.rows == 6_000 - rows
+    assert result.transport == transport
     check_exact(reader, target.table, 6_000)
 
 
