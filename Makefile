@@ -17,7 +17,7 @@ setup:
 	@bash scripts/build-turbodbc.sh $(PY)
 	@bash scripts/setup-azurite.sh
 
-$(PIP_STAMP): pyproject.toml CMakeLists.txt $(wildcard native/odbc_shim/*.[ch] native/fastcast/*.c) \
+$(PIP_STAMP): pyproject.toml CMakeLists.txt $(wildcard native/odbc_shim/*.[ch] native/fastcast/*.c native/bcp/*.c) \
 		$(EMULATOR)/pyproject.toml $(EMULATOR)/CMakeLists.txt $(wildcard $(EMULATOR)/native/tdsfast/*.[ch])
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
