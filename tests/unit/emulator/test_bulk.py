@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -23,11 +24,12 @@ from azsql_emulator.tds.values import encode_column_value
 
 OWNER = SessionUser("dbo", "app@tenant", frozenset({"db_owner"}), 51)
 NARROW = ("id bigint NOT NULL PRIMARY KEY, i int, t tinyint, b bit, f float, "
-          "d decimal(18,2), s nvarchar(20), dd date, tm time(7), ts datetime2(7)")
+          "d decimal(18,2), s nvarchar(20), dd date, tm time(7), ts datetime2(7), "
+          "u uniqueidentifier, vb varbinary(16)")
 NARROW_TYPES = [SqlType.parse(t) for t in (
     "bigint", "int", "tinyint", "bit", "float", "decimal(18,2)", "nvarchar(20)", "date",
-    "time(7)", "datetime2(7)")]
-NAMES = ["id", "i", "t", "b", "f", "d", "s", "dd", "tm", "ts"]
+    "time(7)", "datetime2(7)", "uniqueidentifier", "varbinary(16)")]
+NAMES = ["id", "i", "t", "b", "f", "d", "s", "dd", "tm", "ts", "u", "vb"]
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +159,8 @@ ROW = st.tuples(
     st.dates() | st.none(),
     st.times() | st.none(),
     st.datetimes() | st.none(),
+    st.uuids() | st.none(),
+    st.binary(max_size=16) | st.none(),
 )
 
 
@@ -193,13 +197,16 @@ def test_column_wise_and_row_wise_bulk_rows_store_the_same(engine, values):
 def test_bulk_rows_edge_values_column_wise(session):
     rows = [[1, -2**31, 255, True, -2.5e300, Decimal("-9999999999999999.99"),
              "snow \u2603 \U0001d11e", dt.date(1, 1, 1), dt.time(23, 59, 59, 999999),
-             dt.datetime(9999, 12, 31, 23, 59, 59)],
-            [2, None, None, None, None, None, None, None, None, None],
+             dt.datetime(9999, 12, 31, 23, 59, 59),
+             uuid.UUID("01234567-89ab-cdef-0123-456789abcdef"), b"\x00\xff" * 8],
+            [2, None, None, None, None, None, None, None, None, None, None, None],
             [3, 0, 0, False, 0.0, Decimal("0.01"), "", dt.date(9999, 12, 31), dt.time(0),
-             dt.datetime(1, 1, 1)]]
+             dt.datetime(1, 1, 1), uuid.UUID(int=0), b""]]
     columnar, rowwise, used = load_both_ways(session, rows, "edge")
     assert used and columnar == rowwise
     assert [r[6] for r in columnar] == ["snow \u2603 \U0001d11e", None, ""]
+    assert [r[10:] for r in columnar] == [(rows[0][10], rows[0][11]), (None, None),
+                                          (uuid.UUID(int=0), b"")]
     nbc_columnar, nbc_rowwise, nbc_used = load_both_ways(session, rows, "nbc", nbcrow=True)
     assert not nbc_used  # an NBCROW token sends the load row-wise
     assert nbc_columnar == nbc_rowwise == columnar

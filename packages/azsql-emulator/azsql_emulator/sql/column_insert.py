@@ -125,6 +125,11 @@ def _convert(col: ColumnMeta, wire: WireColumn, rows: int) -> pa.Array | None:
     kind = t.kind
     if w in TEXT_TYPES:
         return _from_text(t, wire, rows)
+    if w == D.GUID:  # bulk-load rows: the canonical text, cast to UUID on append
+        return wire.array(rows) if kind is SqlKind.UNIQUEIDENTIFIER else None
+    if w == D.BIGVARBIN:  # bulk-load rows; too long: the row-wise path reports 2628
+        fits = t.length == MAX or wire.max_units <= (t.length or 0)
+        return wire.array(rows) if kind is SqlKind.VARBINARY and fits else None
     if w == D.INTN:
         # numpy rather than pyarrow.compute: no kernel dispatch per call; NULLs hold 0,
         # which every integer range contains

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from azsql_emulator.tds.collation import collation_codec
-from azsql_emulator.tds.columns import COLUMNAR_TYPES, WireColumn
+from azsql_emulator.tds.columns import BULK_COLUMNAR_TYPES, WireColumn
 from azsql_emulator.tds.requests import ascii_safe
 from azsql_emulator.tds.typeinfo import PLP_SIZE, TypeInfo
 
@@ -38,7 +38,7 @@ def decode_rows_columnar(payload: bytes, pos: int, infos: Sequence[TypeInfo]
     """
     if _native is None or not hasattr(_native, "decode_rows") or not infos:
         return None
-    if any(ti.type not in COLUMNAR_TYPES or ti.size == PLP_SIZE for ti in infos):
+    if any(ti.type not in BULK_COLUMNAR_TYPES or ti.size == PLP_SIZE for ti in infos):
         return None
     if any(ti.type in _CODE_PAGE_TEXT and not ascii_safe(collation_codec(ti.collation))
            for ti in infos):

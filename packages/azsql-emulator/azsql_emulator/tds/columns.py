@@ -20,7 +20,7 @@ import pyarrow as pa
 from azsql_emulator.tds.constants import DataType as D
 from azsql_emulator.tds.typeinfo import TypeInfo
 
-__all__ = ["COLUMNAR_TYPES", "TEXT_TYPES", "ColumnarRun", "WireColumn"]
+__all__ = ["BULK_COLUMNAR_TYPES", "COLUMNAR_TYPES", "TEXT_TYPES", "ColumnarRun", "WireColumn"]
 
 # Wire types decode_columns takes (not as PLP); see native/tdsfast/tdsfast.c.
 COLUMNAR_TYPES = frozenset({D.INTN, D.BITN, D.FLTN, D.NVARCHAR, D.NCHAR, D.BIGVARCHR,
@@ -28,6 +28,9 @@ COLUMNAR_TYPES = frozenset({D.INTN, D.BITN, D.FLTN, D.NVARCHAR, D.NCHAR, D.BIGVA
                             D.DATETIME2N})
 # Text types: Arrow strings. varchar/char are taken as ASCII only (see tdsfast.c).
 TEXT_TYPES = frozenset({D.NVARCHAR, D.NCHAR, D.BIGVARCHR, D.BIGCHAR})
+# Also decoded column-wise in bulk-load rows (native decode_rows): uniqueidentifier as its
+# text, varbinary (not PLP) as Arrow binary.
+BULK_COLUMNAR_TYPES = COLUMNAR_TYPES | {D.GUID, D.BIGVARBIN}
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,9 @@ class WireColumn:
         """
         t = self.info.type
         validity = pa.py_buffer(self.validity) if self.nulls else None
-        if t in TEXT_TYPES:
+        if t in TEXT_TYPES or t in (D.GUID, D.BIGVARBIN):
             assert self.offsets is not None
-            return pa.Array.from_buffers(pa.string(), rows, [
+            return pa.Array.from_buffers(pa.binary() if t == D.BIGVARBIN else pa.string(), rows, [
                 validity, pa.py_buffer(self.offsets), pa.py_buffer(self.values)], self.nulls)
         arrow_type = _WIRE_ARROW.get(t)
         if arrow_type is None:  # decimals: 128-bit units at the wire scale

@@ -274,7 +274,7 @@ done:
  * --------------------------------------------------------------------------------------- */
 
 enum { T_DATEN = 0x28, T_TIMEN = 0x29, T_DATETIME2N = 0x2A, T_DECIMALN = 0x6A,
-       T_NUMERICN = 0x6C, T_BIGVARCHR = 0xA7, T_BIGCHAR = 0xAF };
+       T_NUMERICN = 0x6C, T_BIGVARCHR = 0xA7, T_BIGCHAR = 0xAF, T_GUID = 0x24 };
 
 static const int TIME_SIZES[8] = {3, 3, 3, 4, 4, 5, 5, 5};
 static const int64_t POW10[8] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000};
@@ -327,7 +327,14 @@ typedef struct {
 static int columnar_type(int type) {
     return type == T_INTN || type == T_BITN || type == T_FLTN || type == T_NVARCHAR ||
            type == T_NCHAR || type == T_BIGVARCHR || type == T_BIGCHAR || type == T_DECIMALN || type == T_NUMERICN || type == T_DATEN ||
-           type == T_TIMEN || type == T_DATETIME2N;
+           type == T_TIMEN || type == T_DATETIME2N || type == T_GUID || type == T_BIGVARBIN;
+}
+
+/* Columns kept as Arrow variable-size data (offsets + bytes): text as UTF-8, varbinary as
+ * its bytes, uniqueidentifier as its 36-character text (DuckDB casts that to UUID). */
+static int is_text(int type) {
+    return type == T_NVARCHAR || type == T_NCHAR || type == T_BIGVARCHR || type == T_BIGCHAR ||
+           type == T_GUID || type == T_BIGVARBIN;
 }
 
 /* UTF-16LE -> UTF-8; -1 on a lone surrogate (Python keeps it with surrogatepass, which
@@ -386,6 +393,34 @@ static int column_value(column *c, Py_ssize_t row, const unsigned char *buf, Py_
     int is_null = 0;
     if (p >= n) return 0;
     switch (c->type) {
+    case T_GUID: {
+        /* 1-byte length (0 = NULL); Data1-3 little-endian, Data4 as sent */
+        static const int order[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
+        static const char hex[] = "0123456789abcdef";
+        int len = buf[p];
+        p += 1;
+        if (len == 0) {
+            is_null = 1;
+        } else {
+            if (len != 16 || p + 16 > n) return 0;
+            char text[36];
+            int k = 0;
+            for (int i = 0; i < 16; i++) {
+                if (i == 4 || i == 6 || i == 8 || i == 10) text[k++] = '-';
+                unsigned char b = buf[p + order[i]];
+                text[k++] = hex[b >> 4];
+                text[k++] = hex[b & 15];
+            }
+            if (gb_put(&c->values, text, 36) < 0) return -1;
+            p += 16;
+        }
+        if (c->values.len > INT32_MAX) return 0;
+        int32_t off = (int32_t)c->values.len, units = is_null ? 0 : 36;
+        if (gb_put(&c->offsets, &off, 4) < 0 || gb_put(&c->units, &units, 4) < 0) return -1;
+        if (units > c->max_units) c->max_units = units;
+        break;
+    }
+    case T_BIGVARBIN:
     case T_BIGVARCHR:
     case T_BIGCHAR:
     case T_NVARCHAR:
@@ -406,8 +441,9 @@ static int column_value(column *c, Py_ssize_t row, const unsigned char *buf, Py_
             p += len;
         } else {
             if (p + len > n) return 0;
-            for (Py_ssize_t i = 0; i < len; i++)
-                if (buf[p + i] >= 0x80) return 0; /* code-page text: Python decodes it */
+            if (c->type != T_BIGVARBIN)
+                for (Py_ssize_t i = 0; i < len; i++)
+                    if (buf[p + i] >= 0x80) return 0; /* code-page text: Python decodes it */
             if (gb_put(&c->values, buf + p, len) < 0) return -1;
             units = len;
             p += len;
@@ -532,10 +568,6 @@ PyDoc_STRVAR(decode_columns_doc,
 "``(values, validity, nulls, offsets, units, max_units)``: Arrow buffers as bytes (see\n"
 "tdsfast.c for each type's layout); offsets/units are None except for text. ``count``\n"
 "is 0 (and columns empty) when a type is not decoded column-wise.");
-
-static int is_text(int type) {
-    return type == T_NVARCHAR || type == T_NCHAR || type == T_BIGVARCHR || type == T_BIGCHAR;
-}
 
 /* Set up ``count`` columns from the types and scales sequences (and the metas, when not
  * NULL). 1 = ready, 0 = a type is not decoded column-wise, -1 = error set. */
