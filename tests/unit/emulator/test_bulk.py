@@ -25,11 +25,11 @@ from azsql_emulator.tds.values import encode_column_value
 OWNER = SessionUser("dbo", "app@tenant", frozenset({"db_owner"}), 51)
 NARROW = ("id bigint NOT NULL PRIMARY KEY, i int, t tinyint, b bit, f float, "
           "d decimal(18,2), s nvarchar(20), dd date, tm time(7), ts datetime2(7), "
-          "u uniqueidentifier, vb varbinary(16)")
+          "u uniqueidentifier, vb varbinary(16), o datetimeoffset(7)")
 NARROW_TYPES = [SqlType.parse(t) for t in (
     "bigint", "int", "tinyint", "bit", "float", "decimal(18,2)", "nvarchar(20)", "date",
-    "time(7)", "datetime2(7)", "uniqueidentifier", "varbinary(16)")]
-NAMES = ["id", "i", "t", "b", "f", "d", "s", "dd", "tm", "ts", "u", "vb"]
+    "time(7)", "datetime2(7)", "uniqueidentifier", "varbinary(16)", "datetimeoffset(7)")]
+NAMES = ["id", "i", "t", "b", "f", "d", "s", "dd", "tm", "ts", "u", "vb", "o"]
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +161,9 @@ ROW = st.tuples(
     st.datetimes() | st.none(),
     st.uuids() | st.none(),
     st.binary(max_size=16) | st.none(),
+    st.builds(lambda d, m: d.replace(tzinfo=dt.timezone(dt.timedelta(minutes=m))),
+              st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30)),
+              st.integers(-840, 840)) | st.none(),
 )
 
 
@@ -198,15 +201,21 @@ def test_bulk_rows_edge_values_column_wise(session):
     rows = [[1, -2**31, 255, True, -2.5e300, Decimal("-9999999999999999.99"),
              "snow \u2603 \U0001d11e", dt.date(1, 1, 1), dt.time(23, 59, 59, 999999),
              dt.datetime(9999, 12, 31, 23, 59, 59),
-             uuid.UUID("01234567-89ab-cdef-0123-456789abcdef"), b"\x00\xff" * 8],
-            [2, None, None, None, None, None, None, None, None, None, None, None],
+             uuid.UUID("01234567-89ab-cdef-0123-456789abcdef"), b"\x00\xff" * 8,
+             dt.datetime(2024, 6, 1, 12, 34, 56, 123456,
+                         tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30)))],
+            [2, None, None, None, None, None, None, None, None, None, None, None, None],
             [3, 0, 0, False, 0.0, Decimal("0.01"), "", dt.date(9999, 12, 31), dt.time(0),
-             dt.datetime(1, 1, 1), uuid.UUID(int=0), b""]]
+             dt.datetime(1, 1, 1), uuid.UUID(int=0), b"",
+             dt.datetime(1, 1, 1, 8, tzinfo=dt.timezone(dt.timedelta(hours=8)))]]
     columnar, rowwise, used = load_both_ways(session, rows, "edge")
     assert used and columnar == rowwise
     assert [r[6] for r in columnar] == ["snow \u2603 \U0001d11e", None, ""]
-    assert [r[10:] for r in columnar] == [(rows[0][10], rows[0][11]), (None, None),
-                                          (uuid.UUID(int=0), b"")]
+    assert [r[10:12] for r in columnar] == [(rows[0][10], rows[0][11]), (None, None),
+                                            (uuid.UUID(int=0), b"")]
+    assert [r[12] for r in columnar] == [rows[0][12], None, rows[2][12]]
+    assert [r[12].utcoffset() for r in (columnar[0], columnar[2])] == [
+        dt.timedelta(hours=5, minutes=30), dt.timedelta(hours=8)]
     nbc_columnar, nbc_rowwise, nbc_used = load_both_ways(session, rows, "nbc", nbcrow=True)
     assert not nbc_used  # an NBCROW token sends the load row-wise
     assert nbc_columnar == nbc_rowwise == columnar

@@ -161,6 +161,10 @@ def _convert(col: ColumnMeta, wire: WireColumn, rows: int) -> pa.Array | None:
     if w == D.TIMEN:
         return _temporal(wire, rows, t, pa.time64("us"), wrap=True) \
             if kind is SqlKind.TIME else None
+    if w == D.DATETIMEOFFSETN:  # bulk-load rows; a rounding scale: the row-wise path
+        if kind is not SqlKind.DATETIMEOFFSET or t.scale not in (None, 7):
+            return None
+        return _offsets(wire, rows, t)
     arr = wire.array(rows)
     if w == D.FLTN:
         return arr if kind is SqlKind.FLOAT else None
@@ -219,6 +223,25 @@ def _decimal_array(data: bytes | None, wire: WireColumn, rows: int, precision: i
     validity = pa.py_buffer(wire.validity) if wire.nulls else None
     return pa.Array.from_buffers(pa.decimal128(precision, scale), rows,
                                  [validity, pa.py_buffer(data)], wire.nulls)
+
+
+_DTO_WIRE = np.dtype([("hns", "<i8"), ("offset", "<i2"), ("pad", "V6")])
+
+
+def _offsets(wire: WireColumn, rows: int, t: SqlType) -> pa.Array:
+    """datetimeoffset(7) values as stored (typemap.DTO_DUCK): the UTC instant in
+    microseconds, its 100 ns digit and the offset in minutes."""
+    values = np.frombuffer(wire.values, dtype=_DTO_WIRE, count=rows)
+    micros, hns = np.divmod(values["hns"], 10)
+    fields = [pa.Array.from_buffers(pa.timestamp("us"), rows,
+                                    [None, pa.py_buffer(micros.tobytes())]),
+              pa.array(hns.astype(np.uint8), type=pa.uint8()),
+              pa.array(values["offset"], type=pa.int16())]
+    mask = None
+    if wire.nulls:
+        valid = pa.Array.from_buffers(pa.bool_(), rows, [None, pa.py_buffer(wire.validity)])
+        mask = pc.invert(valid)
+    return pa.StructArray.from_arrays(fields, fields=list(arrow_type(t)), mask=mask)
 
 
 def _temporal(wire: WireColumn, rows: int, t: SqlType, arrow: Any, *,

@@ -29,8 +29,9 @@ COLUMNAR_TYPES = frozenset({D.INTN, D.BITN, D.FLTN, D.NVARCHAR, D.NCHAR, D.BIGVA
 # Text types: Arrow strings. varchar/char are taken as ASCII only (see tdsfast.c).
 TEXT_TYPES = frozenset({D.NVARCHAR, D.NCHAR, D.BIGVARCHR, D.BIGCHAR})
 # Also decoded column-wise in bulk-load rows (native decode_rows): uniqueidentifier as its
-# text, varbinary (not PLP) as Arrow binary.
-BULK_COLUMNAR_TYPES = COLUMNAR_TYPES | {D.GUID, D.BIGVARBIN}
+# text, varbinary (not PLP) as Arrow binary, datetimeoffset as 16 bytes a value (int64 UTC
+# 100 ns units since 1970, int16 offset minutes, 6 zero bytes).
+BULK_COLUMNAR_TYPES = COLUMNAR_TYPES | {D.GUID, D.BIGVARBIN, D.DATETIMEOFFSETN}
 
 
 @dataclass(frozen=True)

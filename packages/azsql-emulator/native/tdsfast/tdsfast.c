@@ -274,7 +274,8 @@ done:
  * --------------------------------------------------------------------------------------- */
 
 enum { T_DATEN = 0x28, T_TIMEN = 0x29, T_DATETIME2N = 0x2A, T_DECIMALN = 0x6A,
-       T_NUMERICN = 0x6C, T_BIGVARCHR = 0xA7, T_BIGCHAR = 0xAF, T_GUID = 0x24 };
+       T_NUMERICN = 0x6C, T_BIGVARCHR = 0xA7, T_BIGCHAR = 0xAF, T_GUID = 0x24,
+       T_DATETIMEOFFSETN = 0x2B };
 
 static const int TIME_SIZES[8] = {3, 3, 3, 4, 4, 5, 5, 5};
 static const int64_t POW10[8] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000};
@@ -327,7 +328,7 @@ typedef struct {
 static int columnar_type(int type) {
     return type == T_INTN || type == T_BITN || type == T_FLTN || type == T_NVARCHAR ||
            type == T_NCHAR || type == T_BIGVARCHR || type == T_BIGCHAR || type == T_DECIMALN || type == T_NUMERICN || type == T_DATEN ||
-           type == T_TIMEN || type == T_DATETIME2N || type == T_GUID || type == T_BIGVARBIN;
+           type == T_TIMEN || type == T_DATETIME2N || type == T_GUID || type == T_BIGVARBIN || type == T_DATETIMEOFFSETN;
 }
 
 /* Columns kept as Arrow variable-size data (offsets + bytes): text as UTF-8, varbinary as
@@ -464,7 +465,8 @@ static int column_value(column *c, Py_ssize_t row, const unsigned char *buf, Py_
             is_null = 1;
             if (c->type == T_BITN) width = 1;
             else if (c->type == T_DATEN) width = 4;
-            else if (c->type == T_DECIMALN || c->type == T_NUMERICN) width = 16;
+            else if (c->type == T_DECIMALN || c->type == T_NUMERICN ||
+                     c->type == T_DATETIMEOFFSETN) width = 16;
         } else {
             if (p + len > n) return 0;
             const unsigned char *v = buf + p;
@@ -534,6 +536,26 @@ static int column_value(column *c, Py_ssize_t row, const unsigned char *buf, Py_
                 memcpy(out, &hns, 8);
                 break;
             }
+            case T_DATETIMEOFFSETN: {
+                /* the UTC instant as int64 100 ns units since 1970, then the int16 offset
+                 * in minutes; both the instant and the local time within 0001-9999 */
+                int tlen = TIME_SIZES[c->scale];
+                if (len != tlen + 5) return 0;
+                int64_t ticks = 0;
+                for (int i = tlen - 1; i >= 0; i--) ticks = (ticks << 8) | v[i];
+                if (ticks >= INT64_C(86400) * POW10[c->scale]) return 0;
+                int64_t days = v[tlen] | (v[tlen + 1] << 8) | (v[tlen + 2] << 16);
+                int16_t offset = (int16_t)(v[tlen + 3] | (v[tlen + 4] << 8));
+                if (days >= MAX_DAYS || offset < -840 || offset > 840) return 0;
+                int64_t utc = days * DAY_HNS + ticks * POW10[7 - c->scale];
+                int64_t local = utc + (int64_t)offset * INT64_C(600000000);
+                if (local < 0 || local >= (int64_t)MAX_DAYS * DAY_HNS) return 0;
+                int64_t since_1970 = utc - (int64_t)DAYS_TO_1970 * DAY_HNS;
+                memcpy(out, &since_1970, 8);
+                memcpy(out + 8, &offset, 2);
+                width = 16;
+                break;
+            }
             default:
                 return 0;
             }
@@ -592,7 +614,8 @@ static int columns_init(column *columns, Py_ssize_t count, PyObject *metas, PyOb
         Py_DECREF(t);
         Py_DECREF(s);
         if (PyErr_Occurred()) return -1;
-        int temporal = columns[i].type == T_TIMEN || columns[i].type == T_DATETIME2N;
+        int temporal = columns[i].type == T_TIMEN || columns[i].type == T_DATETIME2N ||
+                       columns[i].type == T_DATETIMEOFFSETN;
         if (!columnar_type(columns[i].type) || columns[i].scale < 0 ||
             columns[i].scale > (temporal ? 7 : 38))
             return 0;
