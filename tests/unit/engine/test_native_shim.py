@@ -70,18 +70,23 @@ class _Result(ctypes.Structure):
     ]
 
 
-@pytest.fixture(scope="session")
-def connstr_lib(tmp_path_factory) -> ctypes.CDLL:
+def _build_connstr(out: Path, *extra: str) -> Path:
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("no C compiler (make setup installs build-essential)")
-    out = tmp_path_factory.mktemp("connstr") / "libconnstr_test.so"
-    # UBSan aborts on undefined behaviour; its runtime loads fine into a plain Python.
     cmd = [cc, "-std=c11", "-shared", "-fPIC", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-           "-Wconversion", "-fsanitize=undefined", "-fno-sanitize-recover=all",
-           "-o", str(out), str(SHIM_SOURCES / "connstr.c")]
+           "-Wconversion", *extra, "-o", str(out), str(SHIM_SOURCES / "connstr.c")]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def connstr_lib(tmp_path_factory) -> ctypes.CDLL:
+    # A plain build in this process. The UBSan build runs in a fresh process of its own
+    # (test_the_surgery_runs_clean_under_ubsan): loading the sanitizer runtime late into
+    # this busy, many-threaded test process once left dlopen spinning forever.
+    out = _build_connstr(tmp_path_factory.mktemp("connstr") / "libconnstr_test.so")
     lib = ctypes.CDLL(str(out))
     lib.shim_connstr_split.restype = ctypes.c_int
     lib.shim_connstr_split.argtypes = [ctypes.POINTER(ctypes.c_uint16), ctypes.c_size_t,
@@ -111,6 +116,38 @@ class Split:
         self.bad_keyword = res.bad_keyword.decode()
         lib.shim_connstr_result_free(ctypes.byref(res))
         assert not res.rest and not res.token and res.token_size == 0
+
+
+_UBSAN_CASES = [
+    "", ";", "Server=tcp:db,1433", "AccessToken={x;y}}z}", "AccessToken={unterminated",
+    "AccessToken={a}b", "Driver={d};;;ShimDriver=/x.so;AccessToken=eyJ.e.c", "BulkCopy=maybe",
+    "BulkCopy=yes;LoginTimeout=7;UID=u", "LoginTimeout=99999999999999999999", "x" * 5000,
+    "AccessToken=" + "é😀" * 300, "=;==;{}", "Server={a;b};AccessToken=",
+]
+_UBSAN_SCRIPT = """
+import ctypes, sys
+lib = ctypes.CDLL(sys.argv[1])
+lib.shim_connstr_split.restype = ctypes.c_int
+for text in sys.argv[2:]:
+    units = text.encode("utf-16-le")
+    buf = (ctypes.c_uint16 * max(len(units) // 2, 1)).from_buffer_copy(units or bytes(2))
+    result = ctypes.create_string_buffer(1024)  # larger than struct shim_connstr_result
+    lib.shim_connstr_split(buf, ctypes.c_size_t(len(units) // 2), result)
+    lib.shim_connstr_result_free(result)
+print("done", len(sys.argv) - 2)
+"""
+
+
+def test_the_surgery_runs_clean_under_ubsan(tmp_path):
+    """UBSan aborts the process on undefined behaviour: every case must run to the end."""
+    import sys
+
+    lib = _build_connstr(tmp_path / "libconnstr_ubsan.so", "-fsanitize=undefined",
+                         "-fno-sanitize-recover=all")
+    proc = subprocess.run([sys.executable, "-c", _UBSAN_SCRIPT, str(lib), *_UBSAN_CASES],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"done {len(_UBSAN_CASES)}"
 
 
 @pytest.fixture
