@@ -9,6 +9,10 @@
   dictionary-encode them away. At most 1,339 UTF-8 bytes, so below the 1,600 UTF-16
   units past which the engine sends text in pieces: the long-text path (values split
   and joined by the server) is not measured here.
+- ``typed``: 8 columns of the types parameter arrays send as exact text (issue 18): an
+  int64 id, decimal128 (18,4), (38,10) and (9,2), two uuids (``arrow.uuid``, so
+  uniqueidentifier) and two timestamps with a time zone (datetimeoffset), NULLs in one
+  of each kind.
 
 Files are cached under ``$AZSQL_BULK_CACHE/bench`` (default ``~/.cache/azsql-bulk/bench``),
 keyed by dataset, row count and ``VERSION``; bump ``VERSION`` when a generator changes.
@@ -29,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 VERSION = 1
-DATASETS = ("narrow", "wide", "text")
+DATASETS = ("narrow", "wide", "text", "typed")  # append only: the index seeds each
 ROW_GROUP = 100_000
 _EPOCH_US = 1_704_067_200_000_000  # 2024-01-01T00:00:00Z in microseconds
 
@@ -66,6 +70,28 @@ def _timestamps(rng: np.random.Generator, rows: int, tz: str | None = None) -> p
     return pa.array(us, pa.timestamp("us", tz=tz))
 
 
+def _decimals(rng: np.random.Generator, rows: int, precision: int, scale: int,
+              magnitude: int) -> pa.Array:
+    """Exact decimals: unscaled int64 values below ``magnitude``, sign-extended into
+    decimal128's 16-byte slots."""
+    unscaled = rng.integers(-magnitude, magnitude, size=rows, dtype=np.int64)
+    slots = np.empty((rows, 2), dtype=np.int64)
+    slots[:, 0], slots[:, 1] = unscaled, unscaled >> 63
+    return pa.Array.from_buffers(pa.decimal128(precision, scale), rows,
+                                 [None, pa.py_buffer(slots.tobytes())])
+
+
+def _uuids(rng: np.random.Generator, rows: int, null_fraction: float = 0.0) -> pa.Array:
+    """Random (version 4 shaped) uuids as the ``arrow.uuid`` extension type."""
+    raw = rng.integers(0, 256, size=(rows, 16), dtype=np.uint8)
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+    storage = pa.Array.from_buffers(pa.binary(16), rows, [None, pa.py_buffer(raw.tobytes())])
+    if null_fraction:  # if_else has no kernel for the extension type: null the storage
+        storage = _with_nulls(rng, storage, null_fraction)
+    return pa.ExtensionArray.from_storage(pa.uuid(), storage)
+
+
 def narrow(rows: int, start: int = 0) -> pa.Table:
     """4 columns: id, amount, code (8-16 characters), ts (microseconds)."""
     rng = _rng("narrow", start)
@@ -88,12 +114,7 @@ def wide(rows: int, start: int = 0) -> pa.Table:
         return pa.array(rng.integers(lo, hi, size=rows, dtype=dtype))
 
     def dec(precision: int, scale: int, magnitude: int) -> pa.Array:
-        # exact: the unscaled int64 values, sign-extended into decimal128's 16-byte slots
-        unscaled = rng.integers(-magnitude, magnitude, size=rows, dtype=np.int64)
-        slots = np.empty((rows, 2), dtype=np.int64)
-        slots[:, 0], slots[:, 1] = unscaled, unscaled >> 63
-        return pa.Array.from_buffers(pa.decimal128(precision, scale), rows,
-                                     [None, pa.py_buffer(slots.tobytes())])
+        return _decimals(rng, rows, precision, scale, magnitude)
 
     cols: dict[str, pa.Array] = {
         "id": pa.array(np.arange(start, start + rows, dtype=np.int64)),
@@ -136,11 +157,27 @@ def text(rows: int, start: int = 0) -> pa.Table:
     return pa.table(cols)
 
 
+def typed(rows: int, start: int = 0) -> pa.Table:
+    """id, three decimals, two uuids, two datetimeoffsets; NULLs in one of each kind."""
+    rng = _rng("typed", start)
+    return pa.table({
+        "id": pa.array(np.arange(start, start + rows, dtype=np.int64)),
+        "price": _decimals(rng, rows, 18, 4, 10**12),
+        "big": _decimals(rng, rows, 38, 10, 9 * 10**17),
+        "small": _with_nulls(rng, _decimals(rng, rows, 9, 2, 10**8), 0.1),
+        "order_id": _uuids(rng, rows),
+        "customer_id": _uuids(rng, rows, 0.1),
+        "created": _timestamps(rng, rows, "UTC"),
+        "changed": _with_nulls(rng, _timestamps(rng, rows, "UTC"), 0.1),
+    })
+
+
 def table(name: str, rows: int, start: int = 0) -> pa.Table:
     """``rows`` rows of dataset ``name`` (deterministic for a given ``start``)."""
     if name not in DATASETS:
         raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, not {name!r}")
-    return {"narrow": narrow, "wide": wide, "text": text}[name](rows, start)
+    makers = {"narrow": narrow, "wide": wide, "text": text, "typed": typed}
+    return makers[name](rows, start)
 
 
 def parquet_path(name: str, rows: int, row_group: int = ROW_GROUP) -> Path:
