@@ -4,6 +4,11 @@ happens, then counts what the table holds against the source: rows expected, fou
 duplicated, lost and wrong. Nothing here mocks the database: the loader is the engine
 (turbodbc over Microsoft's driver), the server is the emulator in its own process, and
 rows are read back with pyodbc.
+
+Every scenario takes ``transport`` (``parameter-arrays`` or ``bulk-copy``, passed to the
+engine explicitly) and notes the transport the load's result reports, plus ``bulk_rows``:
+the rows the emulator received in bulk loads meanwhile (its ``bulk_rows`` counter), so a
+bulk-copy run that silently fell back to parameter arrays shows as one.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ CHILD_BATCH = 2_500
 PROXY = HERE / "cutting_proxy.py"
 TRANSIENT_NUMBERS = (40613, 40197, 40501, 49918, 10928)
 FAST_RETRY = {"retry_base_delay": 0.05, "retry_max_delay": 1.0}
+PARAMETER_ARRAYS, BULK_COPY = "parameter-arrays", "bulk-copy"
+TRANSPORTS = (PARAMETER_ARRAYS, BULK_COPY)
 
 
 @dataclass
@@ -87,6 +94,17 @@ def outcome(name: str, lab: Lab, table: str, n: int, started: float, rng: random
             **notes: Any) -> Outcome:
     found, dups, lost, wrong = count_rows(lab.reader, table, n, rng)
     return Outcome(name, n, found, dups, lost, wrong, time.monotonic() - started, notes)
+
+
+def bulk_rows(emu: Any) -> int:
+    """The emulator's count of rows received in bulk loads (BULK_LOAD messages) so far."""
+    count: int = emu.metrics().get("bulk_rows", 0)
+    return count
+
+
+def transfer_options(transport: str, **options: Any) -> TransferOptions:
+    """The scenarios' options: ``transport`` always explicit, fast retries."""
+    return TransferOptions(transport=transport, **{**FAST_RETRY, **options})
 
 
 # -- the emulator, a read-back client, targets ----------------------------------------------
@@ -177,7 +195,8 @@ class RestartableEmulator(EmulatorProcess):
 # -- scenarios --------------------------------------------------------------------------------
 
 def kill_sessions(lab: Lab, rng: random.Random, rows: int, *, workers: int = 4,
-                  rows_per_batch: int = 1_000, kills: int | None = None) -> Outcome:
+                  rows_per_batch: int = 1_000, kills: int | None = None,
+                  transport: str = PARAMETER_ARRAYS) -> Outcome:
     """Drop sessions' sockets (all of them, or a random few) at random moments of a load."""
     target = lab.target("rel_kill")
     batches = math.ceil(rows / rows_per_batch)
@@ -206,40 +225,45 @@ def kill_sessions(lab: Lab, rng: random.Random, rows: int, *, workers: int = 4,
             killed.append(inject_fault(lab.emu, **body)["killed"])
 
     thread = threading.Thread(target=injector, daemon=True)
+    bulk_before = bulk_rows(lab.emu)
     started = time.monotonic()
     thread.start()
     try:
-        result = transfer(rows_table(rows), target, TransferOptions(
-            workers=workers, load_id=f"rel-{uuid.uuid4().hex}",
-            progress=progress, **FAST_RETRY),
+        result = transfer(rows_table(rows), target, transfer_options(
+            transport, workers=workers, load_id=f"rel-{uuid.uuid4().hex}",
+            progress=progress),
                           source_options=SourceOptions(rows_per_batch=rows_per_batch))
     finally:
         stop.set()
         thread.join(30)
     return outcome("kill_sessions", lab, target.table, rows, started, rng,
                    sessions_killed=sum(killed), kill_events=len(killed),
-                   retries=result.retries, reconnects=result.reconnects)
+                   retries=result.retries, reconnects=result.reconnects,
+                   transport=result.transport, bulk_rows=bulk_rows(lab.emu) - bulk_before)
 
 
 def transient_error(lab: Lab, rng: random.Random, rows: int, number: int, *,
-                    workers: int = 4, rows_per_batch: int = 500) -> Outcome:
+                    workers: int = 4, rows_per_batch: int = 500,
+                    transport: str = PARAMETER_ARRAYS) -> Outcome:
     """The server answers ``count`` requests with error ``number`` after a random number of
-    RPC calls (parameter arrays cost one RPC call per row, so it lands mid-load)."""
+    RPC calls (parameter arrays cost one RPC call per row, and a bulk load counts each of
+    its rows as one call, so it lands mid-load with either transport)."""
     target = lab.target(f"rel_e{number}")
     after, count = rng.randint(rows // 10, rows * 7 // 10), rng.randint(1, 3)
     inject_fault(lab.emu, kind="error", number=number, after_rpc_calls=after, count=count)
+    bulk_before = bulk_rows(lab.emu)
     started = time.monotonic()
     try:
-        result = transfer(rows_table(rows), target, TransferOptions(
-            workers=workers, load_id=f"rel-{uuid.uuid4().hex}",
-            **FAST_RETRY),
+        result = transfer(rows_table(rows), target, transfer_options(
+            transport, workers=workers, load_id=f"rel-{uuid.uuid4().hex}"),
                           source_options=SourceOptions(rows_per_batch=rows_per_batch))
         left = pending_faults(lab.emu)["rpc_errors"]
     finally:
         inject_fault(lab.emu, kind="clear")
     return outcome(f"error {number}", lab, target.table, rows, started, rng,
                    after_rpc_calls=after, count=count, not_fired=len(left),
-                   retries=result.retries, reconnects=result.reconnects)
+                   retries=result.retries, reconnects=result.reconnects,
+                   transport=result.transport, bulk_rows=bulk_rows(lab.emu) - bulk_before)
 
 
 class Proxy:
@@ -276,33 +300,36 @@ class Proxy:
                 stream.close()
 
 
-# Client-to-server bytes per row of rows_table() sent as parameter arrays over strict TLS
-# (measured through the proxy: about 81); cuts are placed within the first 70 % of that.
-UPSTREAM_BYTES_PER_ROW = 80
+# Client-to-server bytes per row of rows_table() over strict TLS, measured through the
+# proxy: about 76-79 as parameter arrays, 42-46 as a bulk load; cuts are placed within
+# the first 70 % of that.
+UPSTREAM_BYTES_PER_ROW = {PARAMETER_ARRAYS: 80, BULK_COPY: 42}
 
 
 def cut_mid_packet(lab: Lab, rng: random.Random, rows: int, *, workers: int = 4,
-                   rows_per_batch: int = 500, cuts: int | None = None) -> Outcome:
+                   rows_per_batch: int = 500, cuts: int | None = None,
+                   transport: str = PARAMETER_ARRAYS) -> Outcome:
     """Sockets closed in the middle of a packet (a truncated TLS record carrying TDS): the
     driver reports SQLSTATE 08S01 (communication link failure) and the batch is replayed."""
     proxy = Proxy(lab.emu.tds_host, lab.emu.tds_port)
+    bulk_before = bulk_rows(lab.emu)
     try:
         target = lab.target("rel_cut", port=proxy.port)
         cuts = cuts or rng.randint(1, 3)
-        span = int(rows * UPSTREAM_BYTES_PER_ROW * 0.7)
+        span = int(rows * UPSTREAM_BYTES_PER_ROW[transport] * 0.7)
         for offset in sorted(rng.sample(range(20_000, max(20_001 + cuts, span)), cuts)):
             proxy.cut_after(offset)
         started = time.monotonic()
-        result = transfer(rows_table(rows), target, TransferOptions(
-            workers=workers, load_id=f"rel-{uuid.uuid4().hex}",
-            **FAST_RETRY),
+        result = transfer(rows_table(rows), target, transfer_options(
+            transport, workers=workers, load_id=f"rel-{uuid.uuid4().hex}"),
                           source_options=SourceOptions(rows_per_batch=rows_per_batch))
         upstream, made, conns = proxy.stats()
     finally:
         proxy.close()
     return outcome("08S01 cut mid-packet", lab, target.table, rows, started, rng,
                    cuts=made, armed=cuts, upstream_bytes=upstream, connections=conns,
-                   retries=result.retries, reconnects=result.reconnects)
+                   retries=result.retries, reconnects=result.reconnects,
+                   transport=result.transport, bulk_rows=bulk_rows(lab.emu) - bulk_before)
 
 
 def slow_source(rows: int, rows_per_batch: int, pause: float) -> pa.RecordBatchReader:
@@ -315,7 +342,8 @@ def slow_source(rows: int, rows_per_batch: int, pause: float) -> pa.RecordBatchR
 
 
 def token_expiry(lab: Lab, rng: random.Random, rows: int, *, seconds: float,
-                 workers: int = 4, rows_per_batch: int = 500) -> Outcome:
+                 workers: int = 4, rows_per_batch: int = 500,
+                 transport: str = PARAMETER_ARRAYS) -> Outcome:
     """A load of about ``seconds`` (randomised) against an emulator issuing short tokens
     with ``--expire-sessions``: sessions whose token expires are dropped by the server, and
     workers must renew before that at batch boundaries. ``lab.credential`` must be a token
@@ -324,15 +352,18 @@ def token_expiry(lab: Lab, rng: random.Random, rows: int, *, seconds: float,
     batches = math.ceil(rows / rows_per_batch)
     pause = rng.uniform(0.7, 1.3) * seconds / batches
     before = lab.emu.metrics().get("distinct_tokens", 0)
+    bulk_before = bulk_rows(lab.emu)
     started = time.monotonic()
     result = transfer(slow_source(rows, rows_per_batch, pause), target,
-                      TransferOptions(workers=workers, load_id=f"rel-{uuid.uuid4().hex}",
-                                      token_refresh_margin=1.0, **FAST_RETRY),
+                      transfer_options(transport, workers=workers,
+                                       load_id=f"rel-{uuid.uuid4().hex}",
+                                       token_refresh_margin=1.0),
                       source_options=SourceOptions(rows_per_batch=rows_per_batch))
     tokens = lab.emu.metrics().get("distinct_tokens", 0) - before
     return outcome("token expiry (3 s)", lab, target.table, rows, started, rng,
                    token_renewals=result.token_renewals, new_tokens=tokens,
-                   retries=result.retries, reconnects=result.reconnects)
+                   retries=result.retries, reconnects=result.reconnects,
+                   transport=result.transport, bulk_rows=bulk_rows(lab.emu) - bulk_before)
 
 
 def write_files(directory: Path, rows: int, rows_per_file: int = 5_000) -> list[str]:
@@ -347,11 +378,13 @@ def write_files(directory: Path, rows: int, rows_per_file: int = 5_000) -> list[
     return files
 
 
-def start_child(emu: Any, table: str, load_id: str, files: list[str]) -> subprocess.Popen[str]:
-    """``load_child.py``: 4 workers, 2,500-row batches, one ``batches N`` line per commit."""
+def start_child(emu: Any, table: str, load_id: str, files: list[str],
+                transport: str = PARAMETER_ARRAYS) -> subprocess.Popen[str]:
+    """``load_child.py``: 4 workers, 2,500-row batches, one ``batches N`` line per commit,
+    ``done ROWS TRANSPORT`` at the end."""
     creds = emu.credentials
     env = dict(os.environ, AZSQL_BULK_SQL_USER=creds.sql_login,
-               AZSQL_BULK_SQL_PASSWORD=creds.sql_password)
+               AZSQL_BULK_SQL_PASSWORD=creds.sql_password, LOAD_CHILD_TRANSPORT=transport)
     return subprocess.Popen(
         [sys.executable, str(LOAD_CHILD), emu.tds_host, str(emu.tds_port), emu.database,
          emu.server_cert, table, load_id, *files],
@@ -368,41 +401,52 @@ def wait_for_batches(child: subprocess.Popen[str], at_least: int) -> int | None:
     return None
 
 
-def finish_child(child: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str]:
-    _, err = child.communicate(timeout=timeout)
-    return child.returncode, err
+def finish_child(child: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str, str]:
+    """Wait for the child; ``(exit code, the transport its ``done`` line names or "",
+    stderr)``."""
+    out, err = child.communicate(timeout=timeout)
+    done = [line.split() for line in out.splitlines() if line.startswith("done ")]
+    return child.returncode, done[-1][2] if done else "", err
 
 
-def resume(lab: Lab, files: list[str], target: Target, load_id: str) -> Any:
-    return transfer(files, target, TransferOptions(workers=4, load_id=load_id, **FAST_RETRY),
+def resume(lab: Lab, files: list[str], target: Target, load_id: str,
+           transport: str = PARAMETER_ARRAYS) -> Any:
+    return transfer(files, target, transfer_options(transport, workers=4, load_id=load_id),
                     source_options=SourceOptions(rows_per_batch=CHILD_BATCH))
 
 
-def loader_sigkill(lab: Lab, rng: random.Random, rows: int, directory: Path) -> Outcome:
+def loader_sigkill(lab: Lab, rng: random.Random, rows: int, directory: Path, *,
+                   transport: str = PARAMETER_ARRAYS) -> Outcome:
     """The loader process is SIGKILLed at a random moment (possibly mid-transaction), then
-    the same load runs again with its load_id (what ``--resume`` does)."""
+    the same load runs again with its load_id (what ``--resume`` does).
+
+    Notes ``child_bulk_rows``: rows the emulator received in bulk loads before the kill
+    (the killed child reports no transport of its own)."""
     files = write_files(directory, rows)
     target = lab.target("rel_sigkill")
     load_id = f"rel-sigkill-{uuid.uuid4().hex}"
     batches = math.ceil(rows / CHILD_BATCH)
+    bulk_before = bulk_rows(lab.emu)
     started = time.monotonic()
-    child = start_child(lab.emu, str(target.table), load_id, files)
+    child = start_child(lab.emu, str(target.table), load_id, files, transport)
     seen = wait_for_batches(child, rng.randint(1, max(1, batches - 2)))
     time.sleep(rng.uniform(0, 0.05))
     child.send_signal(signal.SIGKILL)
-    code, _ = finish_child(child)
+    code, _, _ = finish_child(child)
+    child_bulk = bulk_rows(lab.emu) - bulk_before
     (committed,) = lab.reader.execute("SELECT COUNT(*) FROM [azsql_bulk].[load_journal] "
                                       "WHERE load_id = ?", load_id).fetchone()
     (visible,) = lab.reader.execute(f"SELECT COUNT(*) FROM {target.table}").fetchone()
-    result = resume(lab, files, target, load_id)
+    result = resume(lab, files, target, load_id, transport)
     return outcome("loader SIGKILL + resume", lab, target.table, rows, started, rng,
                    killed_after=seen, exit_code=code, journaled=committed,
                    partial_rows=visible - committed * CHILD_BATCH,  # rows is a multiple
-                   skipped_on_resume=result.batches_skipped, resumed_rows=result.rows)
+                   skipped_on_resume=result.batches_skipped, resumed_rows=result.rows,
+                   transport=result.transport, child_bulk_rows=child_bulk)
 
 
 def emulator_restart(lab: Lab, rng: random.Random, rows: int, directory: Path,
-                     down: str | None = None) -> Outcome:
+                     down: str | None = None, *, transport: str = PARAMETER_ARRAYS) -> Outcome:
     """The emulator (``lab.emu``, a :class:`RestartableEmulator`) is SIGKILLed mid-load and
     started again over its state directory; then the load runs again with its load_id.
 
@@ -413,6 +457,10 @@ def emulator_restart(lab: Lab, rng: random.Random, rows: int, directory: Path,
         down, each connect attempt lasts the driver's 15 s login timeout (Driver 18 ignores
         ``LoginTimeout`` for SQL logins) and every batch replay starts a new connect budget,
         so a loader with default options takes minutes to stop.
+
+    Notes ``child_transport`` (what a child that finished reports), ``child_bulk_rows``
+    (rows the emulator received in bulk loads before the crash) and ``transport`` (the
+    rerun's).
     """
     emu = lab.emu
     assert isinstance(emu, RestartableEmulator)
@@ -421,26 +469,30 @@ def emulator_restart(lab: Lab, rng: random.Random, rows: int, directory: Path,
     target = lab.target("rel_restart")
     load_id = f"rel-restart-{uuid.uuid4().hex}"
     batches = math.ceil(rows / CHILD_BATCH)
+    bulk_before = bulk_rows(emu)
     started = time.monotonic()
-    child = start_child(emu, str(target.table), load_id, files)
+    child = start_child(emu, str(target.table), load_id, files, transport)
     seen = wait_for_batches(child, rng.randint(1, max(1, batches - 2)))
     time.sleep(rng.uniform(0, 0.05))
+    child_bulk = bulk_rows(emu) - bulk_before  # the process's counters die with it
     lab.drop_reader()
     emu.crash()
     if down == "brief":
         time.sleep(rng.uniform(0, 1.5))
         emu.start()
-        code, err = finish_child(child)
+        code, child_transport, err = finish_child(child)
     else:
         child.send_signal(signal.SIGKILL)
-        code, err = finish_child(child)
+        code, child_transport, err = finish_child(child)
         time.sleep(rng.uniform(0, 1.5))
         emu.start()
-    result = resume(lab, files, target, load_id)
+    result = resume(lab, files, target, load_id, transport)
     return outcome("emulator SIGKILL + restart", lab, target.table, rows, started, rng,
                    down=down, crashed_after=seen, child_exit=code,
                    child_error=err.strip().splitlines()[-1][:200] if code and err else "",
-                   skipped_on_resume=result.batches_skipped, resumed_rows=result.rows)
+                   skipped_on_resume=result.batches_skipped, resumed_rows=result.rows,
+                   transport=result.transport, child_transport=child_transport,
+                   child_bulk_rows=child_bulk)
 
 
 def rss_bytes() -> int:
@@ -459,8 +511,16 @@ def stream(rows: int, rows_per_batch: int) -> pa.RecordBatchReader:
     return pa.RecordBatchReader.from_batches(rows_table(1).schema, batches())
 
 
+# A request rate well below what 8 workers send the emulator unthrottled in 250-row batches
+# (measured on 2 cores: parameter arrays about 0.6-1 MB/s, bulk copy about 430 kB/s, its
+# rows being about half the bytes and its batches bound by round trips), so the throttle
+# holds either transport back.
+THROTTLE_BYTES_PER_SECOND = {PARAMETER_ARRAYS: 400_000, BULK_COPY: 150_000}
+
+
 def throttled(lab: Lab, rng: random.Random, rows: int, *, bytes_per_second: int,
-              workers: int = 8, rows_per_batch: int = 250) -> Outcome:
+              workers: int = 8, rows_per_batch: int = 250,
+              transport: str = PARAMETER_ARRAYS) -> Outcome:
     """8 workers against a server admitting ``bytes_per_second`` of requests (Azure's log
     rate governance, scaled to the emulator): no error, no retry, and the loader's resident
     memory sampled per committed batch must not grow from the first to the last quarter."""
@@ -475,12 +535,13 @@ def throttled(lab: Lab, rng: random.Random, rows: int, *, bytes_per_second: int,
 
     waited_before = pending_faults(lab.emu)["throttled_seconds"]
     received_before = lab.emu.metrics()["bytes_received"]
+    bulk_before = bulk_rows(lab.emu)
     inject_fault(lab.emu, kind="throttle", bytes_per_second=bytes_per_second)
     started = time.monotonic()
     try:
-        result = transfer(stream(rows, rows_per_batch), target, TransferOptions(
-            workers=workers, load_id=f"rel-{uuid.uuid4().hex}",
-            progress=progress, **FAST_RETRY),
+        result = transfer(stream(rows, rows_per_batch), target, transfer_options(
+            transport, workers=workers, load_id=f"rel-{uuid.uuid4().hex}",
+            progress=progress),
                           source_options=SourceOptions(rows_per_batch=rows_per_batch))
         seconds = time.monotonic() - started
         waited = pending_faults(lab.emu)["throttled_seconds"] - waited_before
@@ -496,10 +557,12 @@ def throttled(lab: Lab, rng: random.Random, rows: int, *, bytes_per_second: int,
                    rss_early_mib=round(early / 2**20, 1), rss_late_mib=round(late / 2**20, 1),
                    rss_growth_mib=round((late - early) / 2**20, 1),
                    request_bytes_per_second=round(received / seconds),
-                   throttle_bytes_per_second=bytes_per_second)
+                   throttle_bytes_per_second=bytes_per_second,
+                   transport=result.transport, bulk_rows=bulk_rows(lab.emu) - bulk_before)
 
 
 ScenarioFn = Callable[..., Outcome]
-__all__ = ["TRANSIENT_NUMBERS", "Lab", "Outcome", "RestartableEmulator", "TransferError",
+__all__ = ["BULK_COPY", "PARAMETER_ARRAYS", "THROTTLE_BYTES_PER_SECOND", "TRANSIENT_NUMBERS",
+           "TRANSPORTS", "Lab", "Outcome", "RestartableEmulator", "TransferError",
            "cut_mid_packet", "emulator_restart", "kill_sessions",
            "loader_sigkill", "pending_faults", "throttled", "token_expiry", "transient_error"]

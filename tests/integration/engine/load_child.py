@@ -3,7 +3,8 @@ one line per committed batch, so the parent can kill it mid-load.
 
 Usage: python load_child.py HOST PORT DATABASE SERVER_CERT TABLE LOAD_ID FILE...
 (the SQL login's password comes from $AZSQL_BULK_SQL_PASSWORD, the user from
-$AZSQL_BULK_SQL_USER).
+$AZSQL_BULK_SQL_USER; the transport from $LOAD_CHILD_TRANSPORT, default parameter-arrays).
+Prints ``done ROWS TRANSPORT`` when the load finished.
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ def main(argv: list[str]) -> int:
             sys.stdout.write(f"batches {progress.batches}\n")
             sys.stdout.flush()
 
-    result = transfer(files, target, TransferOptions(workers=4, load_id=load_id, progress=report),
+    transport = os.environ.get("LOAD_CHILD_TRANSPORT", "parameter-arrays")
+    result = transfer(files, target, TransferOptions(workers=4, load_id=load_id, progress=report,
+                                                     transport=transport),
                       source_options=SourceOptions(rows_per_batch=2_500))
-    print(f"done {result.rows}", flush=True)
+    print(f"done {result.rows} {result.transport}", flush=True)
     return 0
 
 
