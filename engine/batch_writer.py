@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -29,6 +30,7 @@ import pyarrow.compute as pc
 from engine.connection import ConnectionFactory, RetryPolicy, close_quietly, rollback_quietly
 from engine.errors import (
     COLUMN_IN_MESSAGE,
+    STRING_TRUNCATED_SQLSTATE,
     AzsqlBulkError,
     DatabaseError,
     SqlServerError,
@@ -161,30 +163,55 @@ class BatchWriter:
 
     def _culprit(self, item: SourceBatch, error: BaseException) -> str:
         """For a NULL refused by a NOT NULL column (515) or text too long for its column
-        (2628): where the first such value is in the source (the server names only the
-        column), else empty."""
-        number = error.native_error if isinstance(error, DatabaseError) else None
-        found = (COLUMN_IN_MESSAGE.search(str(error))
-                 if number in (SqlServerError.NOT_NULL, SqlServerError.TRUNCATED) else None)
+        (the server's 2628, or the driver's own SQLSTATE 22001 when bulk copy finds it
+        before sending): where the first such value is in the source, else empty. The
+        server names only the column; the driver names none, so every text column with a
+        known length is searched and the earliest row wins."""
+        if not isinstance(error, DatabaseError):
+            return ""
+        number = error.native_error
+        named = COLUMN_IN_MESSAGE.search(str(error))
+        names = item.data.schema.names
+        if named is not None:
+            wanted = named.group(1).replace("''", "'").casefold()
+            names = [n for n in names if n.casefold() == wanted]
+        data = item.data
+        if number == SqlServerError.NOT_NULL and named is not None:
+            found = _first(names, lambda name: pc.is_null(data.column(name)))
+            what = "the first NULL"
+        elif ((number == SqlServerError.TRUNCATED and named is not None)
+              or error.sqlstate == STRING_TRUNCATED_SQLSTATE):
+            found = _first(names, lambda name: self._too_long(data, name))
+            what = "the first value longer than {limit} characters"
+        else:
+            return ""
         if found is None:
             return ""
-        name = found.group(1).replace("''", "'")
-        match = next((n for n in item.data.schema.names if n.casefold() == name.casefold()),
-                     None)
-        if match is None:
-            return ""
-        values = item.data.column(match)
-        if number == SqlServerError.NOT_NULL:
-            flags, what = pc.is_null(values), "the first NULL"
-        else:
-            limit = self.widening.text_limit(match)
-            if limit is None or not (pa.types.is_string(values.type)
-                                     or pa.types.is_large_string(values.type)):
-                return ""
-            flags = pc.fill_null(pc.greater(utf16_lengths(values), limit), False)
-            what = f"the first value longer than {limit} characters"
-        index = pc.index(flags, True).as_py()
-        if index is None or index < 0:
-            return ""
-        return f"; {what} in column {match!r} is at {item.location.describe(index)}"
+        index, name = found
+        what = what.format(limit=self.widening.text_limit(name))
+        return f"; {what} in column {name!r} is at {item.location.describe(index)}"
+
+    def _too_long(self, data: pa.Table | pa.RecordBatch, name: str) -> Any:
+        """Which values of text column ``name`` exceed the column's length (None: the
+        column is not text of a known length)."""
+        limit = self.widening.text_limit(name)
+        values = data.column(name)
+        if limit is None or not (pa.types.is_string(values.type)
+                                 or pa.types.is_large_string(values.type)):
+            return None
+        return pc.greater(utf16_lengths(values), limit)
+
+
+def _first(names: list[str], flag: Callable[[str], Any]) -> tuple[int, str] | None:
+    """The earliest (row, column) among ``names`` where ``flag(name)`` (an Arrow boolean
+    array, or None to skip the column) is true."""
+    best: tuple[int, str] | None = None
+    for name in names:
+        flags = flag(name)
+        if flags is None:
+            continue
+        index = pc.index(pc.fill_null(flags, False), True).as_py()
+        if index is not None and index >= 0 and (best is None or index < best[0]):
+            best = (index, name)
+    return best
 

@@ -367,6 +367,10 @@ class SqlServerError(IntEnum):
     SCHEMA_DENIED = 2760       # "The specified schema name ... does not exist or ..."
 
 
+#: the driver's own "String data, right truncation": bulk copy checks lengths against the
+#: table's columns before sending and names no column
+STRING_TRUNCATED_SQLSTATE = "22001"
+
 #: a server message's ``column '...'`` (2628, 515), quotes doubled inside
 COLUMN_IN_MESSAGE = re.compile(r"column '((?:[^']|'')+)'")
 

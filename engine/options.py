@@ -22,8 +22,8 @@ from engine.names import TableName
 from engine.results import Progress
 from engine.type_map import SqlType
 
-__all__ = ["CREATE_POLICIES", "MODES", "TRANSPORTS", "CreatePolicy", "Mode", "Target",
-           "TransferOptions", "TransportKind"]
+__all__ = ["AUTO_BULK_MIN_ROWS", "BULK_ONLY_OPTIONS", "CREATE_POLICIES", "MODES",
+           "TRANSPORTS", "CreatePolicy", "Mode", "Target", "TransferOptions", "TransportKind"]
 
 
 class Mode(StrEnum):
@@ -45,6 +45,7 @@ class CreatePolicy(StrEnum):
 class TransportKind(StrEnum):
     """How rows travel to the server (see :mod:`engine.transport`)."""
 
+    AUTO = "auto"                          # bulk copy where it is proven and pays, else arrays
     PARAMETER_ARRAYS = "parameter-arrays"  # one INSERT RPC per row (turbodbc parameter arrays)
     BULK_COPY = "bulk-copy"                # TDS bulk load through the driver's bcp API
 
@@ -87,6 +88,13 @@ class Target:
 # With 50,000-row batches of wide text rows, 2 x workers batches read ahead can reach
 # gigabytes; the default ceiling keeps a default load inside a small Airflow worker.
 DEFAULT_MAX_MEMORY_BYTES = 512 * 2**20
+#: ``transport="auto"`` bulk-copies batches of at least this many rows: below it, the bulk
+#: load's set-up round trips per batch cost more than parameter arrays save
+#: (benchmarks/transport.py measures the crossover)
+AUTO_BULK_MIN_ROWS = 1_000
+#: the options that only bulk copy honours (they become bcp hints)
+BULK_ONLY_OPTIONS = ("table_lock", "check_constraints", "fire_triggers", "order")
+
 # why neither the CLI nor the operator offers the retry delays (see engine.option_spec)
 _BACKOFF_IS_TUNED = dict.fromkeys(("cli", "airflow"), "the backoff is tuned for Azure SQL's "
                                   "transient errors; max_retries bounds it")
@@ -116,8 +124,17 @@ class TransferOptions:
     :param max_retries: replays of one batch after transient errors before giving up.
     :param retry_base_delay: first backoff ceiling in seconds (doubling, full jitter).
     :param retry_max_delay: largest single backoff, in seconds.
-    :param transport: ``parameter-arrays`` (one INSERT RPC per row) or ``bulk-copy`` (TDS
-        bulk load through the driver's ``bcp_*`` API, see :mod:`engine.bulk_copy`).
+    :param transport: ``auto`` (bulk copy where the server proves it transactional and
+        batches are large enough to pay for its set-up, else parameter arrays; see
+        :mod:`engine.transport_choice`), ``parameter-arrays`` (one INSERT RPC per row) or
+        ``bulk-copy`` (TDS bulk load through the driver's ``bcp_*`` API, see
+        :mod:`engine.bulk_copy`).
+    :param table_lock: bulk copy only: take a table lock for the load (bcp's TABLOCK).
+    :param check_constraints: bulk copy only: check CHECK and FOREIGN KEY constraints (off,
+        as in bcp: the server then marks those constraints untrusted).
+    :param fire_triggers: bulk copy only: fire the table's INSERT triggers (off, as in bcp).
+    :param order: bulk copy only: the columns the source is sorted by, matching the
+        target's clustered index (bcp's ORDER hint; the server checks it).
     :param nan_as_null: write NaN and ±Inf as NULL instead of failing.
     :param max_memory_bytes: a ceiling on the Arrow bytes of the batches read ahead and
         in flight (default 512 MiB; at most ``2 * workers`` batches are read ahead in any
@@ -167,11 +184,24 @@ class TransferOptions:
     retry_max_delay: float = field(default=30.0, metadata={
         "help": "largest single backoff in seconds", "kind": "seconds",
         "not_exposed": _BACKOFF_IS_TUNED})
-    transport: TransportKind = field(default=TransportKind.PARAMETER_ARRAYS, metadata={
-        "help": "how rows travel: parameter-arrays (one INSERT per row) or bulk-copy (TDS bulk "
-                "load through the driver's bcp API, every type bound natively; proven "
-                "transactional on the server before the first batch, else parameter arrays)",
-        "kind": "choice", "choices": TRANSPORTS})
+    transport: TransportKind = field(default=TransportKind.AUTO, metadata={
+        "help": "how rows travel: bulk-copy (TDS bulk load through the driver's bcp API, "
+                "every type bound natively; proven transactional on the server before the "
+                "first batch, else parameter arrays), parameter-arrays (one INSERT per row), "
+                f"or auto: bulk copy where it is proven and batches hold at least "
+                f"{AUTO_BULK_MIN_ROWS:,} rows", "kind": "choice", "choices": TRANSPORTS})
+    table_lock: bool = field(default=False, metadata={
+        "help": "bulk copy: hold a table lock while loading (bcp's TABLOCK)",
+        "kind": "switch"})
+    check_constraints: bool = field(default=False, metadata={
+        "help": "bulk copy: check CHECK and FOREIGN KEY constraints (off, as in bcp: the "
+                "server then marks them untrusted)", "kind": "switch"})
+    fire_triggers: bool = field(default=False, metadata={
+        "help": "bulk copy: fire the table's INSERT triggers (off, as in bcp)",
+        "kind": "switch"})
+    order: tuple[str, ...] = field(default=(), metadata={
+        "help": "bulk copy: the source is sorted by these columns, as the target's "
+                "clustered index (bcp's ORDER hint)", "kind": "names", "metavar": "COL"})
     nan_as_null: bool = field(default=False, metadata={
         "help": "write NaN and ±Inf as NULL instead of failing", "kind": "switch"})
     max_memory_bytes: int | None = field(default=DEFAULT_MAX_MEMORY_BYTES, metadata={
@@ -194,9 +224,14 @@ class TransferOptions:
             raise ConfigurationError(f"transport must be one of {', '.join(TRANSPORTS)}, "
                                      f"not {self.transport!r}")
         object.__setattr__(self, "transport", TransportKind(folded))
-        if isinstance(self.keys, str):
-            object.__setattr__(self, "keys", (self.keys,))
-        object.__setattr__(self, "keys", tuple(self.keys))
+        for name in ("keys", "order"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
+        hinted = [n for n in BULK_ONLY_OPTIONS if getattr(self, n)]
+        if hinted and self.transport == TransportKind.PARAMETER_ARRAYS:
+            raise ConfigurationError(
+                f"{', '.join(hinted)} only apply to bulk copy, not transport="
+                "'parameter-arrays': drop them, or use transport='bulk-copy' or 'auto'")
         if self.mode == "upsert" and not self.keys:
             raise ConfigurationError("mode='upsert' needs keys: the columns that identify a "
                                      'row, e.g. keys=("order_id",)')

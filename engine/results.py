@@ -89,9 +89,10 @@ class TransferResult:
         table to the target (False when an earlier run had already finished the load).
     :param widened_columns: columns of a table this load created that a later batch's
         longer values widened: name -> the type they have now (e.g. ``nvarchar(256)``).
-    :param transport: how the rows travelled (``parameter-arrays``).
+    :param transport: how the rows travelled (``parameter-arrays`` or ``bulk-copy``).
     :param source_files: how many files the source had (0 for in-memory data).
     :param source_rows: rows in the source when known without reading it.
+    :param transport_reason: why the rows did not travel by bulk copy (None when they did).
     """
 
     table: str
@@ -112,6 +113,7 @@ class TransferResult:
     transport: str = "parameter-arrays"
     source_files: int = 0
     source_rows: int | None = None
+    transport_reason: str | None = None
 
     @property
     def rows_per_second(self) -> float:
@@ -144,15 +146,19 @@ class Tally:
     :param total_rows: rows in the source when known.
     :param progress: the caller's callback, given a :class:`Progress` after every
         committed batch and at least once a second.
+    :param load_id: the load's journal id.
+    :param files: how many files the source has.
+    :param table: the target, as the result names it.
+    :param mode: the load's mode.
     """
 
     def __init__(self, workers: int, total_rows: int | None,
                  progress: Callable[[Progress], Any] | None, *, load_id: str = "",
-                 files: int = 0) -> None:
+                 files: int = 0, table: str = "", mode: str = "append") -> None:
         self.lock = threading.Lock()
         self.stats = [WorkerStats(i) for i in range(workers)]
         self.total_rows, self.progress = total_rows, progress
-        self.load_id, self.files = load_id, files
+        self.load_id, self.files, self.table, self.mode = load_id, files, table, mode
         self.rows = self.bytes = self.batches = self.skipped = self.busy = 0
         self.phase = "load"
         self.started = time.monotonic()
@@ -195,13 +201,15 @@ class Tally:
                                 self.load_id)
         self.progress(snapshot)
 
-    def result(self, table: str, load_id: str, *, created: bool, skipped: int, applied: bool,
-               mode: str, widened: dict[str, str], transport: str) -> TransferResult:
+    def result(self, *, created: bool, skipped: int, applied: bool,
+               widened: dict[str, str] | None = None, transport: str = "parameter-arrays",
+               transport_reason: str | None = None) -> TransferResult:
         """The run's :class:`TransferResult`."""
         with self.lock:
             return TransferResult(
-                table, load_id, self.rows, self.bytes, time.monotonic() - self.started,
-                self.batches, skipped, sum(s.retries for s in self.stats),
-                sum(s.reconnects for s in self.stats),
+                self.table, self.load_id, self.rows, self.bytes,
+                time.monotonic() - self.started, self.batches, skipped,
+                sum(s.retries for s in self.stats), sum(s.reconnects for s in self.stats),
                 sum(s.token_renewals for s in self.stats), created, tuple(self.stats),
-                mode, applied, dict(widened), transport, self.files, self.total_rows)
+                self.mode, applied, dict(widened or {}), transport, self.files,
+                self.total_rows, transport_reason)

@@ -39,13 +39,9 @@ import threading
 from typing import Any
 
 from engine.batch_writer import BatchWriter
-from engine.binder import Binder
-from engine.bulk_copy import BulkCopyTransport, probe_transactional
 from engine.connection import ConnectionFactory, RetryPolicy, close_quietly
-from engine.driver import find_driver
 from engine.errors import ConfigurationError, LoadAlreadyJournaled
-from engine.journal import JOURNAL_SCHEMA, Journal, default_load_id
-from engine.names import TableName
+from engine.journal import Journal, default_load_id
 from engine.options import CreatePolicy, Mode, Target, TransferOptions, TransportKind
 from engine.pipeline import Pipeline
 from engine.plan import TablePlan, plan_table
@@ -54,7 +50,7 @@ from engine.remote import storage_for
 from engine.results import Tally, TransferResult
 from engine.sources import Source, SourceOptions, open_source
 from engine.staging import StagedApply
-from engine.transport import ParameterArrayTransport, Transport
+from engine.transport_choice import choose_transport
 from engine.widening import Widening
 
 __all__ = ["transfer"]
@@ -102,11 +98,13 @@ def transfer(source: Any, target: Target, options: TransferOptions | None = None
         opened = open_source(source, source_options,
                              storage=storage_for(target.connection.credential))
     own = factory is None
-    bulk = options.transport == TransportKind.BULK_COPY
-    if factory is not None and bulk and not factory.options.bulk_copy:
+    if (factory is not None and options.transport == TransportKind.BULK_COPY
+            and not factory.options.bulk_copy):
         raise ConfigurationError("transport='bulk-copy' needs connections opened with "
                                  "ConnectionOptions(bulk_copy=True); the factory passed in "
                                  "has it off")
+    # bulk copy must be switched on before login; it changes nothing for other statements
+    bulk = options.transport != TransportKind.PARAMETER_ARRAYS
     shared = factory if factory is not None else ConnectionFactory(
         dataclasses.replace(target.connection, bulk_copy=True) if bulk else target.connection)
     stream = opened.batches()
@@ -139,13 +137,13 @@ def _run(source: Source, stream: Any, target: Target, options: TransferOptions,
     # -- prepare ---------------------------------------------------------------------
     prepared = prepare(factory, plan, table, stage, options, journal)
     tally = Tally(options.workers, source.total_rows, options.progress, load_id=load_id,
-                  files=len(source.files))
+                  files=len(source.files), table=str(table), mode=str(options.mode))
     tally.report()  # the load id is known now: the first snapshot tells the caller
-    result_of = _result_of(tally, target, load_id, options)
     if prepared.finished:
         close_quietly(prepared.connection)
         log.info("load %s into %s finished in an earlier run; nothing to do", load_id, table)
-        return result_of(prepared.created, skipped=len(prepared.done) - 1, applied=False)
+        return tally.result(created=prepared.created, skipped=len(prepared.done) - 1,
+                            applied=False, transport_reason="nothing was left to load")
     if prepared.done and not options.resume:
         close_quietly(prepared.connection)
         raise LoadAlreadyJournaled(
@@ -159,7 +157,9 @@ def _run(source: Source, stream: Any, target: Target, options: TransferOptions,
              options.workers, source.rows_per_batch, len(prepared.done))
 
     # -- bind, transport, pipeline ----------------------------------------------------
-    transport = _transport(plan, writes_to, options, factory, prepared.connection)
+    choice = choose_transport(plan, writes_to, options, factory, prepared.connection,
+                              rows_per_batch=source.rows_per_batch)
+    transport = choice.transport
     widening = Widening(writes_to, prepared.widths, plan, prepared.existing)
     retry = RetryPolicy(attempts=options.max_retries + 1, base_delay=options.retry_base_delay,
                         max_delay=options.retry_max_delay)
@@ -189,36 +189,12 @@ def _run(source: Source, stream: Any, target: Target, options: TransferOptions,
         applied = True
 
     # -- result ----------------------------------------------------------------------
-    result = result_of(created, skipped=tally.skipped, applied=applied,
-                       widened=widening.widened, transport=transport.name)
+    result = tally.result(created=created, skipped=tally.skipped, applied=applied,
+                          widened=widening.widened, transport=transport.name,
+                          transport_reason=choice.reason)
     log.info("loaded %s: %d row(s) in %d batch(es), %d skipped, %.1f s, %d retries, "
              "%d token renewal(s)", table, result.rows, result.batches,
              result.batches_skipped, result.seconds, result.retries, result.token_renewals)
-    return result
-
-
-def _transport(plan: TablePlan, table: TableName, options: TransferOptions,
-               factory: ConnectionFactory, conn: Any) -> Transport:
-    """The transport asked for; bulk copy only where the server proves it transactional."""
-    arrays = ParameterArrayTransport(Binder(plan, table, nan_as_null=options.nan_as_null))
-    if options.transport != TransportKind.BULK_COPY:
-        return arrays
-    driver = str(find_driver(factory.options.driver_path).path)
-    why = probe_transactional(conn, JOURNAL_SCHEMA, driver)
-    if why is not None:
-        log.warning("bulk copy is not used for %s: %s; loading with parameter arrays",
-                    table, why)
-        return arrays
-    return BulkCopyTransport(plan, table, driver, nan_as_null=options.nan_as_null)
-
-
-def _result_of(tally: Tally, target: Target, load_id: str, options: TransferOptions) -> Any:
-    def result(created: bool, *, skipped: int, applied: bool,
-               widened: dict[str, str] | None = None,
-               transport: str = ParameterArrayTransport.name) -> TransferResult:
-        return tally.result(str(target.table), load_id, created=created, skipped=skipped,
-                            applied=applied, mode=str(options.mode), widened=widened or {},
-                            transport=transport)
     return result
 
 

@@ -200,15 +200,25 @@ def test_a_created_table_widens_a_column_for_longer_values(sql_target, reader, m
                              source.column("name").to_pylist(), strict=True))
 
 
-def test_a_value_longer_than_an_existing_column_is_terminal(sql_target, reader):
+@pytest.mark.parametrize("transport", ["parameter-arrays", "bulk-copy"])
+def test_a_value_longer_than_an_existing_column_is_terminal(sql_target, reader, transport):
+    """The server refuses it (2628, naming the column); Driver 18's bulk copy refuses it
+    before sending (SQLSTATE 22001, naming none): either way the message names the column
+    and the source row."""
     target = sql_target("toolong")
     reader.execute(f"CREATE TABLE {target.table} (id bigint NOT NULL, amount float NULL, "
-                   "name nvarchar(20) NULL)")
+                   "name nvarchar(20) NULL, note nvarchar(400) NULL)")
     source = _with_long_names(3_000, {2_500: "x" * 300})
+    # a longer value in a column wide enough for it must not be mistaken for the culprit
+    source = source.append_column("note", pa.array(["y" * 300] * 3_000))
     with pytest.raises(TransferError) as info:
-        transfer(source, target, TransferOptions(workers=1),
+        transfer(source, target, TransferOptions(workers=1, transport=transport),
                  source_options=SourceOptions(rows_per_batch=1_000))
-    assert info.value.native_error == 2628 and info.value.batch_id == "mem:2000"
+    if transport == "bulk-copy":
+        assert info.value.error.sqlstate == "22001"
+    else:
+        assert info.value.native_error == 2628
+    assert info.value.batch_id == "mem:2000"
     assert target.qualified in str(info.value) and "rows 2000-2999" in str(info.value)
     assert ("the first value longer than 20 characters in column 'name' is at mem, row 2500"
             in str(info.value))

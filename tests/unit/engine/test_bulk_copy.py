@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from engine.bulk_copy import BulkCopyTransport, _writer_type
-from engine.errors import ConfigurationError, ValueCastError
+from engine.errors import ConfigurationError, NonFiniteValueError
 from engine.names import TableName
 from engine.options import TransferOptions, TransportKind
 from engine.plan import plan_table
@@ -51,7 +51,8 @@ def test_non_finite_floats_name_the_source_row_or_become_null():
     source = pa.table({"x": pa.array([1.0, float("nan")])})
     plan = plan_table(source.schema)
     strict = BulkCopyTransport(plan, TableName("dbo", "t"), "/x")
-    with pytest.raises(ValueCastError, match="source row 11"):
+    # the parameter-array path's check and error (engine.bind_casts.check_finite)
+    with pytest.raises(NonFiniteValueError, match="column 'x', row 11"):
         strict.bind(source, row_offset=10)
     lenient = BulkCopyTransport(plan, TableName("dbo", "t"), "/x", nan_as_null=True)
     assert lenient.bind(source, row_offset=0).data.column("x").to_pylist() == [1.0, None]
@@ -59,6 +60,6 @@ def test_non_finite_floats_name_the_source_row_or_become_null():
 
 def test_the_transport_option_takes_either_spelling():
     assert TransferOptions(transport="bulk_copy").transport is TransportKind.BULK_COPY
-    assert TransferOptions().transport is TransportKind.PARAMETER_ARRAYS
+    assert TransferOptions().transport is TransportKind.AUTO
     with pytest.raises(ConfigurationError, match="transport must be one of"):
         TransferOptions(transport="carrier-pigeon")
