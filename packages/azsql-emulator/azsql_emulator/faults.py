@@ -18,6 +18,13 @@ Every fault is logged and counted; ``GET /faults`` shows what is pending. Body s
   second at most (Azure's log-rate governance slows ingest; it does not fail it).
   ``{"kind": "throttle", "bytes_per_second": 0}`` lifts it.
 - ``{"kind": "clear"}``: forget every pending fault, revocation, expiry and throttle.
+
+Every kind applies to bulk loads (Driver 18's bulk copy, ``INSERT BULK`` + BULK_LOAD) as to
+parameter arrays: a killed or expired session drops its socket even while a bulk load is
+still streaming in (``GET /sessions`` shows such a request as ``receiving``: its packet type,
+0x07 for a bulk load, and the bytes so far), and nothing of that load is kept; the throttle
+admits a BULK_LOAD message by its bytes like any request
+(tests/integration/emulator/test_bulk_faults.py).
 """
 
 from __future__ import annotations

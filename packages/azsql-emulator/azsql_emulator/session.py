@@ -69,6 +69,9 @@ class Session(threading.Thread):
 
     # -- public ------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
+        """What ``GET /sessions`` shows of this session; ``receiving`` is the request the
+        client is still sending (packet type and payload bytes so far, e.g. a bulk load
+        streaming in), or None between requests."""
         return {
             "spid": self.spid, "client": f"{self.addr[0]}:{self.addr[1]}",
             "encryption": self.encryption, "principal": self.principal_name,
@@ -76,7 +79,20 @@ class Session(threading.Thread):
             "token_expires": self.token_expires,
             "connected_seconds": round(time.time() - self.started, 3),
             "in_transaction": bool(self.sql and self.sql.in_transaction),
+            "receiving": self.receiving(),
         }
+
+    def receiving(self) -> dict[str, int] | None:
+        """The message arriving (``type``, ``bytes`` of payload so far), or None.
+
+        Read from another thread (the control API's) without a lock: the two fields may be
+        one packet apart, which is all fault injection needs to know (that a bulk load, say,
+        is on the wire)."""
+        assembler = self.assembler
+        kind = assembler._type  # the assembler's own state; it offers no public view of it
+        if kind is None:
+            return None
+        return {"type": kind, "bytes": assembler.buffered}
 
     def kill(self) -> None:
         """Drop the connection at once, as a failover or network fault would."""
