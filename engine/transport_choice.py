@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.binder import Binder
 from engine.bulk_copy import BulkCopyTransport, native_writer, probe_transactional
-from engine.connection import ConnectionFactory, close_quietly
+from engine.connection import ConnectionFactory, close_quietly, rollback_quietly
 from engine.driver import find_driver
 from engine.errors import AzsqlBulkError, ConfigurationError, database_error
 from engine.journal import JOURNAL_SCHEMA
@@ -60,13 +60,15 @@ def bulk_hints(options: TransferOptions, plan: TablePlan) -> str:
     return ", ".join(parts)
 
 
-def bulk_copy_verdict(conn: Any, factory: ConnectionFactory) -> str | None:
+def bulk_copy_verdict(conn: Any, factory: ConnectionFactory, *,
+                      schema: str = JOURNAL_SCHEMA) -> str | None:
     """Why bulk copy cannot carry a load on ``conn``'s server, or None when it can.
 
     Checks, in order: the compiled writer, the connections' bulk-copy setting, turbodbc's
     exposed handle, and the rollback probe (:func:`engine.bulk_copy.probe_transactional`).
 
     :param conn: an open connection of ``factory`` (autocommit off).
+    :param schema: where the probe may create (and drops) its scratch table.
     :raises DatabaseError: a transient failure during the probe (the caller retries the
         load as it would any batch).
     """
@@ -81,12 +83,13 @@ def bulk_copy_verdict(conn: Any, factory: ConnectionFactory) -> str | None:
                 "scripts/turbodbc-handle.patch; run make setup)")
     driver = str(find_driver(factory.options.driver_path).path)
     try:
-        return probe_transactional(conn, JOURNAL_SCHEMA, driver)
+        return probe_transactional(conn, schema, driver)
     except AzsqlBulkError:
         raise
     except Exception as exc:  # the ODBC client's error: e.g. no CREATE TABLE permission
+        rollback_quietly(conn)  # the connection goes on to load batches
         error = database_error(exc, phase="bulk-copy probe",
-                               where=f"a scratch table in schema {JOURNAL_SCHEMA}")
+                               where=f"a scratch table in schema {schema}")
     if error.transient:
         raise error
     return f"the probe could not run: {error}"

@@ -9,6 +9,7 @@ insert, create it and the load journal), saying what is missing and how to grant
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import importlib.metadata
 import os
@@ -45,7 +46,10 @@ from engine.errors import (
     SqlServerError,
     database_error,
 )
+from engine.journal import JOURNAL_SCHEMA
 from engine.names import TableName, quote_identifier
+from engine.options import AUTO_BULK_MIN_ROWS
+from engine.transport_choice import bulk_copy_verdict
 
 PRELOGIN = 0x12  # MS-TDS 2.2.3.1.1 packet type of the first client message
 
@@ -57,9 +61,12 @@ class Check:
     name: str
     ok: bool
     detail: str
+    #: a finding that does not stop loads (shown as WARN, not counted as failed)
+    advisory: bool = False
 
     def line(self) -> str:
-        return f"{'OK  ' if self.ok else 'FAIL'} {self.name}: {self.detail}"
+        mark = "OK  " if self.ok else "WARN" if self.advisory else "FAIL"
+        return f"{mark} {self.name}: {self.detail}"
 
 
 def _version_check(dist: str, module: str, fix: str) -> Check:
@@ -315,10 +322,39 @@ def connectivity_checks(options: ConnectionOptions, table: str | None = None) ->
                     checks.append(_permissions(conn, table))
             finally:
                 conn.close()
+            checks.append(_bulk_copy_check(options, provider, table))
     finally:
         if provider is not None:
             provider.close()
     return checks
+
+
+def _bulk_copy_check(options: ConnectionOptions, provider: TokenProvider | None,
+                     table: str | None) -> Check:
+    """The verdict ``transport='auto'`` and ``'bulk-copy'`` act on: bulk copy on a
+    connection of its own, proven to stay inside the caller's transaction."""
+    name = "bulk copy"
+    schema = TableName.parse(table).schema if table else "dbo"
+    try:
+        with ConnectionFactory(dataclasses.replace(options, bulk_copy=True),
+                               token_provider=provider) as factory:
+            conn = factory.connect()
+            try:
+                journal = _run_sql(conn, "SELECT 1 FROM sys.schemas WHERE name = ?",
+                                   [JOURNAL_SCHEMA])[0]
+                why = bulk_copy_verdict(conn, factory,
+                                        schema=JOURNAL_SCHEMA if journal else schema)
+            finally:
+                conn.close()
+    except AzsqlBulkError as exc:
+        why = f"the probe could not run: {exc}"
+    if why is None:
+        return Check(name, True,
+                     "a bulk-copied row rolled back with its transaction (probe in a scratch "
+                     "table, dropped); loads use bulk copy with transport auto (batches of "
+                     f"at least {AUTO_BULK_MIN_ROWS:,} rows) or bulk-copy")
+    return Check(name, False, f"not used on this server: {why}; loads still run, with "
+                              "parameter arrays (slower)", advisory=True)
 
 
 # -- the command ----------------------------------------------------------------------------------
@@ -377,7 +413,7 @@ def main(driver_path: str | None = None, out: Callable[[str], None] = print, *,
         checks.extend(connectivity_checks(connection, table))
     for check in checks:
         out(check.line())
-    failed = sum(not c.ok for c in checks)
+    failed = sum(not c.ok and not c.advisory for c in checks)
     if failed:
         out(f"{len(checks) - failed} passed, {failed} failed")
     else:

@@ -41,6 +41,8 @@ def test_doctor_logs_in_with_managed_identity_and_shows_the_principal(emu_proc):
     perms = line(proc.stdout, "permissions for dbo.not_yet")
     assert perms.startswith("OK") and "does not exist yet" in perms
     assert "CREATE TABLE on schema dbo" in perms
+    bulk = line(proc.stdout, "bulk copy")
+    assert bulk.startswith("OK") and "rolled back with its transaction" in bulk
     assert emu_proc.env["IDENTITY_HEADER"] not in proc.stdout + proc.stderr
 
 
@@ -55,6 +57,10 @@ def test_doctor_says_what_a_writer_without_ddl_lacks(emu_proc):
     perms = line(proc.stdout, "permissions for sales.new_orders")
     assert perms.startswith("FAIL") and "missing: CREATE TABLE on schema sales" in perms
     assert f"ALTER ROLE db_ddladmin ADD MEMBER [{writer.display_name}]" in perms
+    # without CREATE TABLE the probe cannot run: a warning, not a failure (loads still run)
+    bulk = line(proc.stdout, "bulk copy")
+    assert bulk.startswith("WARN") and "the probe could not run" in bulk
+    assert "loads still run, with parameter arrays" in bulk
     assert proc.stdout.splitlines()[-1].endswith("1 failed")
     assert (writer.client_secret or "unset") not in proc.stdout + proc.stderr
 
