@@ -427,3 +427,30 @@ def test_an_upsert_after_an_append_of_the_same_file_is_a_new_load(sql_target, re
     assert (first.source_files, first.source_rows) == (1, 2_000)  # the CLI's JSON shows them
     assert (second.rows, second.batches_skipped, second.applied) == (2_000, 0, True)
     check_exact(reader, target.table, 2_000)  # upserted onto the same keys: no duplicates
+
+
+# -- the staging table by bulk copy ----------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["replace", "upsert"])
+def test_the_staging_table_is_written_by_bulk_copy(emu_proc, sql_target, reader, mode):
+    target = sql_target(f"bcpstage{mode[:3]}")
+    transfer(rows_table(2_000, start=50_000), target,
+             TransferOptions(workers=1, transport="parameter-arrays"),
+             source_options=SourceOptions(rows_per_batch=1_000))
+    before = emu_proc.metrics()["bulk_rows"]
+    keys = ("id",) if mode == "upsert" else ()
+    result = transfer(rows_table(9_000), target,
+                      TransferOptions(mode=mode, keys=keys, workers=2, transport="bulk-copy"),
+                      source_options=SourceOptions(rows_per_batch=1_500))
+    assert result.transport == "bulk-copy" and result.transport_reason is None
+    assert result.applied and result.rows == 9_000
+    # every row reached the staging table as bulk-load rows (plus the probe's one row,
+    # rolled back); the apply is one statement on the server
+    assert 9_000 <= emu_proc.metrics()["bulk_rows"] - before <= 9_001
+    expected = 9_000 if mode == "replace" else 11_000
+    (count,) = reader.execute(f"SELECT COUNT(*) FROM {target.table}").fetchone()
+    assert count == expected
+    if mode == "replace":
+        check_exact(reader, target.table, 9_000)
+    name = target.table.name
+    assert tables_like(reader, name) == [name]
