@@ -59,6 +59,7 @@ __all__ = [
     "ValueCastError",
     "bind_spec",
     "cast_for_bind",
+    "check_finite",
 ]
 
 _INT_KINDS = frozenset({"tinyint", "smallint", "int", "bigint", "bit"})
@@ -197,7 +198,7 @@ def cast_for_bind(array: pa.Array | pa.ChunkedArray, spec: BindSpec, *, column: 
         arr = arr.storage
     try:
         if pa.types.is_floating(arr.type):
-            arr = _finite(arr, column, nan_as_null, row_offset)
+            arr = check_finite(arr, column, nan_as_null, row_offset)
         if pa.types.is_dictionary(arr.type):
             arr = arr.dictionary_decode()
         result = _convert(arr, spec)
@@ -242,7 +243,12 @@ def _shown(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _finite(arr: pa.Array, column: str, nan_as_null: bool, row_offset: int) -> pa.Array:
+def check_finite(arr: pa.Array, column: str, nan_as_null: bool, row_offset: int) -> pa.Array:
+    """``arr`` (floating point) as it is when every value is finite or NULL; else NaN and
+    ±Infinity as NULL with ``nan_as_null``, or :class:`NonFiniteValueError` naming the
+    column and the first such value's source row (``row_offset`` + its index). Both
+    transports check floats with it.
+    """
     bad = pc.fill_null(pc.invert(pc.is_finite(arr)), False)
     if not pc.any(bad).as_py():
         return arr

@@ -1,6 +1,6 @@
 /*
  * engine._bcp: one Arrow record batch into a table through Microsoft ODBC Driver 18's bulk
- * copy API (bcp_initW, bcp_bind, bcp_colptr/bcp_collen, bcp_sendrow, bcp_batch, bcp_done),
+ * copy API (bcp_initW, bcp_bind, bcp_sendrow, bcp_done; bcp_colptr only if a buffer moves),
  * on a connection the caller opened with SQL_COPT_SS_BCP on, inside the caller's transaction.
  *
  * The batch arrives through the Arrow C data interface (a PyCapsule pair from
@@ -77,6 +77,7 @@ enum {
 #define BCP_SUCCEED 1
 #define BCP_NULL_DATA (-1)
 #define BCP_VARLEN_DATA (-10)
+#define BCP_INDICATOR 8 /* an int64 length/NULL indicator in front of each bound value */
 #define FILL_RANGE (-2) /* a value the host type cannot carry */
 #define FILL_NOMEM (-3)
 
@@ -84,7 +85,6 @@ typedef int (*bcp_initW_fn)(SQLHDBC, const SQLWCHAR *, const SQLWCHAR *, const S
 typedef int (*bcp_bind_fn)(SQLHDBC, const unsigned char *, int, int32_t, const unsigned char *,
                            int, int, int);
 typedef int (*bcp_colptr_fn)(SQLHDBC, const unsigned char *, int);
-typedef int (*bcp_collen_fn)(SQLHDBC, int32_t, int);
 typedef int (*bcp_sendrow_fn)(SQLHDBC);
 typedef int32_t (*bcp_batch_fn)(SQLHDBC);
 typedef int32_t (*bcp_done_fn)(SQLHDBC);
@@ -94,7 +94,6 @@ static struct {
     bcp_initW_fn initW;
     bcp_bind_fn bind;
     bcp_colptr_fn colptr;
-    bcp_collen_fn collen;
     bcp_sendrow_fn sendrow;
     bcp_batch_fn batch;
     bcp_done_fn done;
@@ -145,8 +144,14 @@ struct column {
     int large;            /* 64-bit offsets */
     const struct ArrowArray *array;
     const uint8_t *validity;
-    unsigned char *scratch; /* the bound value of the current row */
+    /* what bcp_bind points at: the current row's int64 length (or BCP_NULL_DATA), then its
+     * value at scratch (bound + BCP_INDICATOR), room for scratch_size bytes. bcp_sendrow
+     * reads both from here, so a row costs no bcp_colptr/bcp_collen call (each of those
+     * goes through the driver manager's handle lookup, under its mutex). */
+    unsigned char *bound;
+    unsigned char *scratch;
     size_t scratch_size;
+    int moved; /* grow() moved the buffer: bcp_colptr must be told before the next row */
 };
 
 static int resolve(const char *driver, char *err, size_t errlen)
@@ -173,7 +178,6 @@ static int resolve(const char *driver, char *err, size_t errlen)
     } while (0)
     LOOKUP(bind, "bcp_bind", bcp_bind_fn);
     LOOKUP(colptr, "bcp_colptr", bcp_colptr_fn);
-    LOOKUP(collen, "bcp_collen", bcp_collen_fn);
     LOOKUP(sendrow, "bcp_sendrow", bcp_sendrow_fn);
     LOOKUP(batch, "bcp_batch", bcp_batch_fn);
     LOOKUP(done, "bcp_done", bcp_done_fn);
@@ -230,6 +234,8 @@ static int64_t read_int(const struct column *c, int64_t row)
     }
 }
 
+/* room for a value of `need` bytes behind the indicator (write() sizes every buffer for
+ * its column's longest value first, so a row never lands here in practice) */
 static int grow(struct column *c, size_t need)
 {
     if (need <= c->scratch_size) {
@@ -239,24 +245,81 @@ static int grow(struct column *c, size_t need)
     while (size < need) {
         size *= 2;
     }
-    unsigned char *p = realloc(c->scratch, size);
+    unsigned char *p = realloc(c->bound, size + BCP_INDICATOR);
     if (p == NULL) {
         return -1;
     }
-    c->scratch = p;
+    c->moved = c->moved || p != c->bound;
+    c->bound = p;
+    c->scratch = p + BCP_INDICATOR;
     c->scratch_size = size;
     return 0;
 }
 
-/* UTF-8 -> UTF-16LE into the column's scratch; returns the byte length or FILL_NOMEM */
+/* simdutf's convert_utf8_to_utf16le (units written, 0 for invalid UTF-8), found in the
+ * turbodbc extension the connections already use (use_utf16_converter); NULL: the loop in
+ * utf16() does the work */
+typedef size_t (*utf8_to_utf16le_fn)(const char *, size_t, uint16_t *);
+static utf8_to_utf16le_fn g_utf8_to_utf16le;
+
+/* the UTF-8 sequence length by a lead byte's top 5 bits; 0 marks a byte that cannot lead
+ * one (a continuation byte, or 0xf8-0xff) */
+static const uint8_t utf8_length[32] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                                        0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 3, 3, 4, 0};
+/* the lead byte's payload bits by sequence length (0: the replacement character) */
+static const uint8_t utf8_lead_mask[5] = {0, 0x7f, 0x1f, 0x0f, 0x07};
+
+/* UTF-8 -> UTF-16LE into the column's scratch; returns the byte length or FILL_NOMEM.
+ *
+ * Runs of ASCII go 8 bytes at a time; other characters are decoded without a branch on
+ * the sequence length (text mixing scripts would mispredict one per character): the four
+ * bytes at i are combined as if a 4-byte sequence and shifted down by the unused bytes.
+ * That needs 4 readable bytes, so the last 3 bytes of a value take the plain loop. Arrow
+ * validated the UTF-8; a byte that cannot lead a sequence becomes U+FFFD either way. */
 static int64_t utf16(struct column *c, const uint8_t *s, int64_t n)
 {
     if (grow(c, (size_t)n * 2 + 2) != 0) {
         return FILL_NOMEM;
     }
     uint16_t *out = (uint16_t *)c->scratch;
+    if (g_utf8_to_utf16le != NULL && n > 0) {
+        /* at most n units: the buffer holds n + 1 */
+        size_t units = g_utf8_to_utf16le((const char *)s, (size_t)n, out);
+        if (units != 0) {
+            return (int64_t)units * 2;
+        }
+        /* not valid UTF-8: the loop below replaces what does not decode */
+    }
     int64_t o = 0;
-    for (int64_t i = 0; i < n;) {
+    int64_t i = 0;
+    while (i + 4 <= n) {
+        if (i + 8 <= n) {
+            uint64_t word;
+            memcpy(&word, s + i, 8);
+            if ((word & UINT64_C(0x8080808080808080)) == 0) {
+                for (int k = 0; k < 8; k++) {
+                    out[o + k] = s[i + k];
+                }
+                i += 8;
+                o += 8;
+                continue;
+            }
+        }
+        uint32_t b0 = s[i];
+        unsigned len = utf8_length[b0 >> 3];
+        uint32_t full = ((b0 & utf8_lead_mask[len]) << 18) | ((uint32_t)(s[i + 1] & 0x3f) << 12) |
+                        ((uint32_t)(s[i + 2] & 0x3f) << 6) | (uint32_t)(s[i + 3] & 0x3f);
+        unsigned used = len ? len : 1;
+        uint32_t cp = len ? full >> (6 * (4 - len)) : 0xfffd;
+        uint32_t high = cp - 0x10000;
+        int pair = cp >= 0x10000;
+        /* out has room for n + 1 units and o <= i here, so o + 1 is always writable */
+        out[o] = (uint16_t)(pair ? (0xd800 | (high >> 10)) : cp);
+        out[o + 1] = (uint16_t)(0xdc00 | (high & 0x3ff));
+        o += 1 + pair;
+        i += used;
+    }
+    while (i < n) {
         uint32_t cp;
         uint8_t b = s[i];
         if (b < 0x80) {
@@ -466,6 +529,26 @@ static int32_t host_size(const struct column *c)
     }
 }
 
+/* the bytes a column's values take bound: the host type's size, or for text (as UTF-16,
+ * at most 2 bytes per UTF-8 byte) and binary the longest of the first `rows` values */
+static size_t value_room(const struct column *c, int64_t rows)
+{
+    if (c->kind != K_TEXT && c->kind != K_BINARY) {
+        return (size_t)host_size(c);
+    }
+    int64_t longest = 0;
+    const struct ArrowArray *a = c->array;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t i = r + a->offset;
+        int64_t len = c->large ? ((const int64_t *)a->buffers[1])[i + 1] -
+                                     ((const int64_t *)a->buffers[1])[i]
+                               : (int64_t)((const int32_t *)a->buffers[1])[i + 1] -
+                                     ((const int32_t *)a->buffers[1])[i];
+        longest = len > longest ? len : longest;
+    }
+    return c->kind == K_TEXT ? (size_t)longest * 2 + 2 : (size_t)longest + 1;
+}
+
 static int64_t unit_per_sec(char unit)
 {
     switch (unit) {
@@ -647,10 +730,11 @@ static PyObject *write_batch(PyObject *self, PyObject *args)
             goto out;
         }
         c->validity = c->array->null_count != 0 ? c->array->buffers[0] : NULL;
-        if (grow(c, 64) != 0) {
+        if (grow(c, value_room(c, array->length)) != 0) {
             PyErr_NoMemory();
             goto out;
         }
+        c->moved = 0;
     }
     int64_t nrows = array->length;
     int rc = 0;
@@ -670,12 +754,13 @@ static PyObject *write_batch(PyObject *self, PyObject *args)
         rc = -1;
     }
     for (int64_t k = 0; rc == 0 && k < ncols; k++) {
-        /* every row sets the data pointer (bcp_colptr) and length (bcp_collen); text and
-         * binary are bound with a length of 0 here (the driver wants a length, a prefix or a
-         * terminator for them), fixed types with their size */
+        /* bound once, with an 8-byte indicator in front of the value: each row writes its
+         * length (or BCP_NULL_DATA) there, and the value behind it. Text and binary say
+         * SQL_VARLEN_DATA (the indicator gives the length), fixed types their size. */
         int varlen = cols[k].kind == K_TEXT || cols[k].kind == K_BINARY;
-        if (g_bcp.bind(dbc, cols[k].scratch, 0, varlen ? 0 : host_size(&cols[k]), NULL, 0,
-                       types[k], (int)(k + 1)) != BCP_SUCCEED) {
+        if (g_bcp.bind(dbc, cols[k].bound, BCP_INDICATOR,
+                       varlen ? BCP_VARLEN_DATA : host_size(&cols[k]), NULL, 0, types[k],
+                       (int)(k + 1)) != BCP_SUCCEED) {
             driver_error(dbc, "bcp_bind", err, sizeof err);
             rc = -1;
         }
@@ -699,11 +784,14 @@ static PyObject *write_batch(PyObject *self, PyObject *args)
                 rc = -2;
                 break;
             }
-            if (g_bcp.colptr(dbc, c->scratch, (int)(k + 1)) != BCP_SUCCEED ||
-                g_bcp.collen(dbc, (int32_t)len, (int)(k + 1)) != BCP_SUCCEED) {
-                driver_error(dbc, "bcp_colptr/bcp_collen", err, sizeof err);
-                rc = -1;
-                break;
+            memcpy(c->bound, &len, sizeof len); /* the indicator: length or BCP_NULL_DATA */
+            if (c->moved) { /* not reached while value_room sized the buffer */
+                if (g_bcp.colptr(dbc, c->bound, (int)(k + 1)) != BCP_SUCCEED) {
+                    driver_error(dbc, "bcp_colptr", err, sizeof err);
+                    rc = -1;
+                    break;
+                }
+                c->moved = 0;
             }
         }
         if (rc == 0 && g_bcp.sendrow(dbc) != BCP_SUCCEED) {
@@ -730,7 +818,7 @@ static PyObject *write_batch(PyObject *self, PyObject *args)
     }
 out:
     for (int64_t k = 0; k < ncols; k++) {
-        free(cols[k].scratch);
+        free(cols[k].bound);
     }
     free(cols);
     free(types);
@@ -739,12 +827,95 @@ out:
     return result;
 }
 
+/* use_utf16_converter(library): take simdutf's UTF-8 -> UTF-16LE conversion from an
+ * already loaded library that exports it (turbodbc's extension, which converts parameter
+ * arrays' text with it); False when it is not there (the scalar loop stays) */
+static PyObject *use_utf16_converter(PyObject *self, PyObject *args)
+{
+    (void)self;
+    const char *path;
+    if (!PyArg_ParseTuple(args, "s", &path)) {
+        return NULL;
+    }
+    void *lib = dlopen(path, RTLD_NOW | RTLD_NOLOAD); /* never loads anything new */
+    void *fn = lib != NULL ? dlsym(lib, "_ZN7simdutf23convert_utf8_to_utf16leEPKcmPDs") : NULL;
+    if (fn == NULL) {
+        Py_RETURN_FALSE;
+    }
+    memcpy(&g_utf8_to_utf16le, &fn, sizeof fn); /* the library stays loaded: no dlclose */
+    Py_RETURN_TRUE;
+}
+
+/* SELECT @@TRANCOUNT on the connection, through the driver manager: one SQL batch, no
+ * prepared statement to drop later, no result buffer of the caller's ODBC library */
+static PyObject *trancount(PyObject *self, PyObject *args)
+{
+    (void)self;
+    unsigned long long handle;
+    if (!PyArg_ParseTuple(args, "K", &handle)) {
+        return NULL;
+    }
+    SQLHDBC dbc = (SQLHDBC)(uintptr_t)handle;
+    SQLHSTMT stmt = SQL_NULL_HSTMT;
+    SQLINTEGER depth = -1;
+    SQLLEN got = 0;
+    char err[4096] = {0};
+    const char *what = NULL;
+    SQLRETURN rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = SQLAllocHandle(SQL_HANDLE_STMT, dbc, &stmt);
+    if (!SQL_SUCCEEDED(rc)) {
+        what = "SQLAllocHandle";
+    } else {
+        static SQLCHAR query[] = "SELECT @@TRANCOUNT";
+        rc = SQLExecDirect(stmt, query, SQL_NTS);
+        if (!SQL_SUCCEEDED(rc)) {
+            what = "SQLExecDirect(SELECT @@TRANCOUNT)";
+        } else if (!SQL_SUCCEEDED(rc = SQLFetch(stmt))) {
+            what = "SQLFetch";
+        } else if (!SQL_SUCCEEDED(rc = SQLGetData(stmt, 1, SQL_C_SLONG, &depth, 0, &got)) ||
+                   got == SQL_NULL_DATA) {
+            what = "SQLGetData";
+        }
+        if (what != NULL) {
+            SQLCHAR state[6] = {0}, text[1024] = {0};
+            SQLINTEGER native = 0;
+            SQLSMALLINT len = 0;
+            if (SQL_SUCCEEDED(SQLGetDiagRec(SQL_HANDLE_STMT, stmt, 1, state, &native, text,
+                                            (SQLSMALLINT)sizeof text, &len))) {
+                snprintf(err, sizeof err, "%s failed\nstate: %s\nnative error code: %ld\n"
+                         "message: %s", what, (const char *)state, (long)native,
+                         (const char *)text);
+            }
+        }
+        (void)SQLFreeHandle(SQL_HANDLE_STMT, stmt); /* closes the cursor too */
+    }
+    if (what != NULL && err[0] == '\0' && stmt == SQL_NULL_HSTMT) {
+        driver_error(dbc, what, err, sizeof err);
+    }
+    Py_END_ALLOW_THREADS
+    if (what != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, err[0] ? err : what);
+        return NULL;
+    }
+    return PyLong_FromLong((long)depth);
+}
+
 static PyMethodDef methods[] = {
     {"write", write_batch, METH_VARARGS,
      "write(hdbc, driver_path, table, schema_capsule, array_capsule, hints='') -> rows\n\n"
      "Bulk-copy one Arrow record batch into `table` on the driver manager's connection "
      "handle `hdbc` (SQL_COPT_SS_BCP on), inside its open transaction. Raises ValueError "
      "for a value the host type cannot carry, RuntimeError with the driver's diagnostics."},
+    {"use_utf16_converter", use_utf16_converter, METH_VARARGS,
+     "use_utf16_converter(library_path) -> bool\n\n"
+     "Convert text with simdutf::convert_utf8_to_utf16le from `library_path`, a library this "
+     "process has already loaded (turbodbc_intern exports it); False when it is not there, "
+     "and the writer's own conversion stays."},
+    {"trancount", trancount, METH_VARARGS,
+     "trancount(hdbc) -> int\n\n"
+     "SELECT @@TRANCOUNT on the driver manager's connection handle `hdbc` (one round trip; "
+     "RuntimeError with the driver's diagnostics)."},
     {NULL, NULL, 0, NULL},
 };
 
