@@ -506,6 +506,9 @@ def print_summary(result: dict[str, Any], rows: int, verified: bool, wall: float
         ("load time", f"{result.get('seconds', 0):.1f} s"),
         ("throughput", f"{result.get('rows_per_second', 0):,.0f} rows/s, "
                        f"{result.get('mb_per_second', 0):.2f} MB/s"),
+        ("transport", str(result.get("transport", "?"))
+                      + (f" ({result['transport_reason']})" if result.get("transport_reason")
+                         else "")),
         ("token renewals", f"{result.get('token_renewals', 0)}"),
         ("retries", f"{result.get('retries', 0)} (reconnects {result.get('reconnects', 0)})"),
         ("load id", str(result.get("load_id", "?"))),

@@ -46,6 +46,8 @@ def test_demo_loads_and_verifies_then_reuses_its_cached_dataset(tmp_path):
     assert facts["verification"] == "OK", first.stdout
     assert facts["rows loaded"] == f"{ROWS:,} of {ROWS:,}", first.stdout
     assert re.fullmatch(r"\d+", facts["token renewals"]), first.stdout
+    # the default transport (auto) chose bulk copy on the emulator, and the demo says so
+    assert facts["transport"] == "bulk-copy", first.stdout
     assert f"OK   rows: {ROWS:,}" in first.stdout
     assert "FAIL" not in first.stdout
     assert "--auth managed-identity" in first.stdout  # the load went through the CLI
