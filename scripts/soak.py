@@ -3,12 +3,17 @@ seeds; every run is checked exactly against its source. Writes a markdown table 
 runs, rows expected, rows found, duplicates, lost, time) to ``tests/reliability/SOAK.md``
 and stdout; exits 1 when any run lost, duplicated or changed a row, or failed.
 
-The scenarios are those of the fast suite (``tests/reliability/scenarios.py``); the
-emulator (one process per role: plain, 3-second tokens, restartable) is the bottleneck,
-so sizes are chosen for the default 20 runs to finish in about 35 minutes on 2 cores.
+The scenarios are those of the fast suite (``tests/reliability/scenarios.py``), run with
+each transport asked for (``--transport``: parameter-arrays, bulk-copy, or both, the
+default; always passed to the engine explicitly). A run whose rows did not travel by the
+transport asked for (the load's result and the emulator's bulk-loaded row count disagree
+with it) is a failed run. The emulator (one process per role: plain, 3-second tokens,
+restartable) is the bottleneck; sizes are chosen for the default 20 runs of one transport
+to finish in about 35 minutes on 2 cores.
 
-    .venv/bin/python scripts/soak.py                      # 20 runs of each scenario
+    .venv/bin/python scripts/soak.py                      # 20 runs of each, both transports
     .venv/bin/python scripts/soak.py --runs 3 --only kill_sessions,restart
+    .venv/bin/python scripts/soak.py --transport bulk-copy --runs 3
 """
 
 from __future__ import annotations
@@ -45,14 +50,16 @@ SIZES = {
     "restart": 100_000,
     "throttle": 48_000,
 }
-THROTTLE_BYTES_PER_SECOND = 400_000  # below what 8 workers send the emulator unthrottled
+# below what 8 workers send the emulator unthrottled, per transport
+THROTTLE_BYTES_PER_SECOND = scenarios.THROTTLE_BYTES_PER_SECOND
+BOTH = "both"
 
 
 class Row:
-    """One scenario's runs, summed."""
+    """One scenario's runs with one transport, summed."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, name: str, transport: str) -> None:
+        self.name, self.transport = name, transport
         self.outcomes: list[Outcome] = []
         self.failures: list[str] = []
         self.seconds = 0.0
@@ -61,6 +68,9 @@ class Row:
         started = time.monotonic()
         try:
             outcome = run()
+            problem = scenarios.transport_problem(outcome, self.transport)
+            if problem:  # exact or not, it did not test what it was meant to
+                self.failures.append(problem)
         except Exception as exc:  # a run that stops is a failed run, reported, not fatal
             self.failures.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
             traceback.print_exc()
@@ -68,7 +78,8 @@ class Row:
         self.seconds += time.monotonic() - started
         self.outcomes.append(outcome)
         state = "exact" if outcome.exact else "NOT EXACT"
-        print(f"  {self.name} run {len(self.outcomes)}: {state}, {outcome.found:,}/"
+        print(f"  {self.name} [{self.transport}] run {len(self.outcomes)}: {state}, "
+              f"{outcome.found:,}/"
               f"{outcome.expected:,} rows, {outcome.duplicates} dup, {outcome.lost} lost, "
               f"{outcome.wrong} wrong, {time.monotonic() - started:.1f} s {outcome.notes}",
               flush=True)
@@ -76,7 +87,7 @@ class Row:
     def cells(self) -> list[str]:
         o = self.outcomes
         per_run = statistics.median(x.seconds for x in o) if o else 0.0
-        return [self.name, str(len(o)), f"{sum(x.expected for x in o):,}",
+        return [self.name, self.transport, str(len(o)), f"{sum(x.expected for x in o):,}",
                 f"{sum(x.found for x in o):,}", str(sum(x.duplicates for x in o)),
                 str(sum(x.lost for x in o)), str(sum(x.wrong for x in o)),
                 str(len(self.failures)), f"{self.seconds:.0f} s ({per_run:.1f} s/run)",
@@ -116,7 +127,7 @@ class Row:
         return "; ".join(parts + extra) or "-"
 
 
-HEADER = ["scenario", "runs", "rows expected", "rows found", "duplicates", "lost",
+HEADER = ["scenario", "transport", "runs", "rows expected", "rows found", "duplicates", "lost",
           "wrong values", "failed runs", "time", "faults seen"]
 
 
@@ -131,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=20, help="runs of each scenario")
     parser.add_argument("--only", default="", help=f"comma list of {', '.join(SIZES)}")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size")
+    parser.add_argument("--transport", default=BOTH,
+                        choices=[*scenarios.TRANSPORTS, BOTH],
+                        help="the transport the loads ask for (default: both, one after "
+                             "the other)")
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--out", default=str(ROOT / "tests" / "reliability" / "SOAK.md"))
     args = parser.parse_args(argv)
@@ -145,12 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     started = time.monotonic()
 
-    def runs(name: str, label: str, make: Callable[[random.Random], Outcome]) -> None:
+    transports = scenarios.TRANSPORTS if args.transport == BOTH else (args.transport,)
+
+    def runs(name: str, label: str, transport: str,
+             make: Callable[[random.Random], Outcome]) -> None:
         if name not in chosen:
             return
-        row = Row(label)
+        row = Row(label, transport)
         rows.append(row)
-        print(f"{label}: {args.runs} runs of {sizes[name]:,} rows", flush=True)
+        print(f"{label} [{transport}]: {args.runs} runs of {sizes[name]:,} rows", flush=True)
         for _ in range(args.runs):
             rng = random.Random(master.getrandbits(64))  # noqa: S311
             row.add(lambda rng=rng: make(rng), sizes[name])
@@ -158,24 +176,30 @@ def main(argv: list[str] | None = None) -> int:
     with EmulatorProcess() as emu, environment(
             {"AZSQL_BULK_SQL_PASSWORD": emu.credentials.sql_password}):
         lab = Lab(emu, driver)
-        runs("kill_sessions", "random kill_sessions, 4 workers",
-             lambda rng: scenarios.kill_sessions(lab, rng, sizes["kill_sessions"],
-                                                 rows_per_batch=10_000,
-                                                 kills=rng.randint(1, 5)))
-        for number in scenarios.TRANSIENT_NUMBERS:
-            runs("errors", f"error {number} at a random RPC call",
-                 lambda rng, number=number: scenarios.transient_error(
-                     lab, rng, sizes["errors"], number, rows_per_batch=2_000))
-        runs("cut", "socket cut mid-packet (08S01)",
-             lambda rng: scenarios.cut_mid_packet(lab, rng, sizes["cut"],
-                                                  rows_per_batch=2_000,
-                                                  cuts=rng.randint(1, 4)))
-        runs("sigkill", "loader SIGKILL, then resume",
-             lambda rng: scenarios.loader_sigkill(lab, rng, sizes["sigkill"],
-                                                  work / f"sigkill-{rng.random()}"))
-        runs("throttle", f"throttle {THROTTLE_BYTES_PER_SECOND // 1000} kB/s, 8 workers",
-             lambda rng: scenarios.throttled(lab, rng, sizes["throttle"],
-                                             bytes_per_second=THROTTLE_BYTES_PER_SECOND))
+        for t in transports:
+            runs("kill_sessions", "random kill_sessions, 4 workers", t,
+                 lambda rng, t=t: scenarios.kill_sessions(lab, rng, sizes["kill_sessions"],
+                                                          rows_per_batch=10_000,
+                                                          kills=rng.randint(1, 5),
+                                                          transport=t))
+            for number in scenarios.TRANSIENT_NUMBERS:
+                runs("errors", f"error {number} at a random call (row)", t,
+                     lambda rng, number=number, t=t: scenarios.transient_error(
+                         lab, rng, sizes["errors"], number, rows_per_batch=2_000,
+                         transport=t))
+            runs("cut", "socket cut mid-packet (08S01)", t,
+                 lambda rng, t=t: scenarios.cut_mid_packet(lab, rng, sizes["cut"],
+                                                           rows_per_batch=2_000,
+                                                           cuts=rng.randint(1, 4),
+                                                           transport=t))
+            runs("sigkill", "loader SIGKILL, then resume", t,
+                 lambda rng, t=t: scenarios.loader_sigkill(lab, rng, sizes["sigkill"],
+                                                           work / f"sigkill-{rng.random()}",
+                                                           transport=t))
+            rate = THROTTLE_BYTES_PER_SECOND[t]
+            runs("throttle", f"throttle {rate // 1000} kB/s, 8 workers", t,
+                 lambda rng, t=t, rate=rate: scenarios.throttled(
+                     lab, rng, sizes["throttle"], bytes_per_second=rate, transport=t))
         lab.close()
 
     if "tokens" in chosen:
@@ -183,10 +207,12 @@ def main(argv: list[str] | None = None) -> int:
             env = {**short.env, "SSL_CERT_FILE": short.ca_cert}
             with environment(env, drop=(*CA_VARS, *AZURE_VARS)):
                 lab = Lab(short, driver, CredentialOptions(kind="managed-identity"))
-                runs("tokens", "3 s tokens, --expire-sessions",
-                     lambda rng: scenarios.token_expiry(lab, rng, sizes["tokens"],
-                                                        seconds=12.0,
-                                                        rows_per_batch=1_000))
+                for t in transports:
+                    runs("tokens", "3 s tokens, --expire-sessions", t,
+                         lambda rng, t=t: scenarios.token_expiry(lab, rng, sizes["tokens"],
+                                                                 seconds=12.0,
+                                                                 rows_per_batch=1_000,
+                                                                 transport=t))
                 lab.close()
 
     if "restart" in chosen:
@@ -196,16 +222,18 @@ def main(argv: list[str] | None = None) -> int:
             with environment({"AZSQL_BULK_SQL_PASSWORD":
                               restartable.credentials.sql_password}):
                 lab = Lab(restartable, driver)
-                runs("restart", "emulator SIGKILL + restart, then resume",
-                     lambda rng: scenarios.emulator_restart(lab, rng, sizes["restart"],
-                                                            work / f"restart-{rng.random()}"))
+                for t in transports:
+                    runs("restart", "emulator SIGKILL + restart, then resume", t,
+                         lambda rng, t=t: scenarios.emulator_restart(
+                             lab, rng, sizes["restart"], work / f"restart-{rng.random()}",
+                             transport=t))
                 lab.close()
         finally:
             restartable.close()
 
     elapsed = time.monotonic() - started
     report = (f"# Soak results\n\n`{' '.join(['scripts/soak.py', *(argv or sys.argv[1:])])}`"
-              f" — {args.runs} runs per scenario, seed {args.seed}, "
+              f" — {args.runs} runs per scenario and transport, seed {args.seed}, "
               f"total {elapsed / 60:.1f} min.\n\n{table(rows)}\n")
     failures = [f"- {r.name}: {f}" for r in rows for f in r.failures]
     if failures:

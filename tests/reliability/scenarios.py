@@ -96,6 +96,32 @@ def outcome(name: str, lab: Lab, table: str, n: int, started: float, rng: random
     return Outcome(name, n, found, dups, lost, wrong, time.monotonic() - started, notes)
 
 
+def transport_problem(o: Outcome, transport: str) -> str | None:
+    """Why the rows of run ``o`` did not travel by ``transport`` as asked, or None: the
+    load's result must name it, and the emulator's bulk-loaded rows must agree (none for
+    parameter arrays; for bulk copy at least the source's rows, or for a loader child
+    killed before it could report, at least the rows of the batches it committed)."""
+    notes = o.notes
+    if notes.get("transport") != transport:
+        return f"the load reports transport {notes.get('transport')!r}, not {transport!r}"
+    if notes.get("child_transport") and notes["child_transport"] != transport:
+        return f"the loader child reports transport {notes['child_transport']!r}"
+    bulk = transport == BULK_COPY
+    if "bulk_rows" in notes:
+        if bulk and notes["bulk_rows"] < o.expected:
+            return f"only {notes['bulk_rows']} of {o.expected} rows came in bulk loads"
+        if not bulk and notes["bulk_rows"]:
+            return f"{notes['bulk_rows']} rows came in bulk loads"
+    if "child_bulk_rows" in notes:
+        committed = notes.get("killed_after", notes.get("crashed_after")) or 0
+        if bulk and notes["child_bulk_rows"] < max(1, committed * CHILD_BATCH):
+            return (f"the loader child committed {committed} batches but only "
+                    f"{notes['child_bulk_rows']} rows came in bulk loads")
+        if not bulk and notes["child_bulk_rows"]:
+            return f"the loader child sent {notes['child_bulk_rows']} rows in bulk loads"
+    return None
+
+
 def bulk_rows(emu: Any) -> int:
     """The emulator's count of rows received in bulk loads (BULK_LOAD messages) so far."""
     count: int = emu.metrics().get("bulk_rows", 0)
@@ -564,5 +590,6 @@ def throttled(lab: Lab, rng: random.Random, rows: int, *, bytes_per_second: int,
 ScenarioFn = Callable[..., Outcome]
 __all__ = ["BULK_COPY", "PARAMETER_ARRAYS", "THROTTLE_BYTES_PER_SECOND", "TRANSIENT_NUMBERS",
            "TRANSPORTS", "Lab", "Outcome", "RestartableEmulator", "TransferError",
-           "cut_mid_packet", "emulator_restart", "kill_sessions",
-           "loader_sigkill", "pending_faults", "throttled", "token_expiry", "transient_error"]
+           "cut_mid_packet", "emulator_restart", "kill_sessions", "loader_sigkill",
+           "pending_faults", "throttled", "token_expiry", "transient_error",
+           "transport_problem"]
