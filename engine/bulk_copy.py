@@ -21,7 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from engine.bind_casts import cast_for_bind, check_finite
+from engine.bind_casts import Binding, cast_for_bind, check_finite
 from engine.binder import BoundBatch
 from engine.errors import ConfigurationError, DatabaseError
 from engine.names import TableName
@@ -87,6 +87,11 @@ def _writer_type(t: pa.DataType) -> pa.DataType | None:
     return None
 
 
+def _is_number(t: pa.DataType) -> bool:
+    return (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+            or pa.types.is_boolean(t))
+
+
 class BulkCopyTransport:
     """Bulk-copy each batch into ``table`` with :mod:`engine._bcp`.
 
@@ -112,6 +117,11 @@ class BulkCopyTransport:
     @staticmethod
     def _strategy(c: ColumnPlan) -> pa.DataType | None:
         wanted = _writer_type(c.arrow_type)
+        if (wanted is not None and c.bind.binding == Binding.NATIVE
+                and wanted != c.bind.arrow_type and _is_number(wanted)):
+            # a numeric column converted for its SQL type (e.g. uint64 into a bigint
+            # override): the parameter-array cast, with its range checks and located errors
+            return None
         if (wanted is not None and pa.types.is_fixed_size_binary(wanted)
                 and c.sql_type.name != "uniqueidentifier"):
             return pa.large_binary()  # 16 bytes into a binary column: bytes, not a GUID

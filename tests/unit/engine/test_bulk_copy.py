@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from engine.bulk_copy import BulkCopyTransport, _writer_type
-from engine.errors import ConfigurationError, NonFiniteValueError
+from engine.errors import ConfigurationError, NonFiniteValueError, ValueCastError
 from engine.names import TableName
 from engine.options import TransferOptions, TransportKind
 from engine.plan import plan_table
@@ -63,3 +63,15 @@ def test_the_transport_option_takes_either_spelling():
     assert TransferOptions().transport is TransportKind.AUTO
     with pytest.raises(ConfigurationError, match="transport must be one of"):
         TransferOptions(transport="carrier-pigeon")
+
+
+def test_a_checked_numeric_conversion_takes_the_parameter_array_cast_and_its_error():
+    source = pa.table({"id": pa.array([1, 2**63 + 7], pa.uint64()),
+                       "small": pa.array([1, 2], pa.int32())})
+    plan = plan_table(source.schema, overrides={"id": "bigint", "small": "decimal(9,0)"})
+    transport = BulkCopyTransport(plan, TableName("dbo", "t"), "/x")
+    assert transport.native == {"id": None, "small": None}  # both converted as for arrays
+    with pytest.raises(ValueCastError, match=r"column 'id'.*row 41, value 9223372036854775815"):
+        transport.bind(source, row_offset=40)
+    plain = BulkCopyTransport(plan_table(source.schema), TableName("dbo", "t"), "/x")
+    assert plain.native == {"id": pa.decimal128(20, 0), "small": pa.int32()}
