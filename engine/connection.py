@@ -18,6 +18,7 @@ or put into an exception; ODBC errors are re-raised as our own, scrubbed and unc
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import socket
@@ -53,6 +54,7 @@ from engine.errors import (
 )
 from engine.login_diagnosis import login_diagnosis
 from engine.odbc_connection import ConnectFunction, Connection, turbodbc_connect
+from engine.session_audit import application_label, session_context, set_session_context
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +169,8 @@ class ConnectionOptions:
         differs from ``server``.
     :param trust_server_certificate: skip certificate validation (``yes``/``no`` only): for
         local development, never for Azure.
-    :param application_name: sent as the login's application name.
+    :param application_name: sent as the login's application name, followed by the
+        ``audit`` facts (see :func:`engine.session_audit.application_label`).
     :param login_timeout: seconds, sent as ``LoginTimeout=``. Microsoft's Driver 18 ignores
         that keyword (seen: a silent server still times out after its 15 s default); it
         takes effect only where the token shim maps it to ``SQL_ATTR_LOGIN_TIMEOUT``.
@@ -180,6 +183,10 @@ class ConnectionOptions:
     :param extra_attributes: further ODBC keywords for the driver.
     :param bulk_copy: enable the driver's bulk-copy (``bcp_*``) API on the connection: the
         token shim sets ``SQL_COPT_SS_BCP`` before login (``BulkCopy=yes``).
+    :param audit: facts that name what the sessions belong to (``load``, ``dag``,
+        ``task``...), for the server's audit trail: appended to the application name as
+        ``key=value`` and set at connect as read-only ``SESSION_CONTEXT`` keys (see
+        :mod:`engine.session_audit`). Never a secret.
 
     >>> ConnectionOptions(server="tcp:srv.database.windows.net,1433", database="db").server
     'srv.database.windows.net'
@@ -201,6 +208,7 @@ class ConnectionOptions:
     driver_path: Path | None = None
     extra_attributes: Mapping[str, str] = field(default_factory=dict)
     bulk_copy: bool = False
+    audit: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         server, port = parse_server_address(self.server, self.port)
@@ -225,7 +233,7 @@ class ConnectionOptions:
             raise ConfigurationError(
                 "trust_server_certificate has no effect with encrypt=strict; give "
                 "server_certificate, or trust the server's CA")
-        for name in ("turbodbc_options", "extra_attributes"):
+        for name in ("turbodbc_options", "extra_attributes", "audit"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
 
@@ -246,7 +254,7 @@ def connection_attributes(options: ConnectionOptions, driver: str) -> list[tuple
         ("ServerCertificate", options.server_certificate),
         ("HostNameInCertificate", options.host_name_in_certificate),
         ("TrustServerCertificate", True if options.trust_server_certificate else None),
-        ("APP", options.application_name),
+        ("APP", application_label(options.application_name, options.audit)),
         ("LoginTimeout", options.login_timeout),
         ("PacketSize", options.packet_size),
         # consumed by the token shim, which sets SQL_COPT_SS_BCP before login
@@ -384,6 +392,12 @@ class ConnectionFactory:
                     "and the emulator only; use an Entra credential kind for Azure SQL",
                     self.where)
 
+    def name_load(self, load_id: str) -> None:
+        """Name the load in every connection opened from now on (the ``load`` audit fact,
+        first: see :attr:`ConnectionOptions.audit`)."""
+        facts = {"load": load_id, **{k: v for k, v in self.options.audit.items() if k != "load"}}
+        self.options = dataclasses.replace(self.options, audit=facts)
+
     # -- driver ---------------------------------------------------------------------------
     def _driver(self) -> str:
         if self._odbc_driver is None:
@@ -413,6 +427,9 @@ class ConnectionFactory:
             if isinstance(diagnostics, Connection):
                 diagnostics.attempts = attempt
                 self.stats.connects += 1
+                pairs = session_context(self.options.application_name, self.options.audit)
+                if pairs:
+                    set_session_context(diagnostics, pairs)
                 return diagnostics
             disposition = classify(diagnostics)
             log.info("connect to %s: attempt %d failed (%s): %s", self.where, attempt,

@@ -10,6 +10,10 @@ and creates the schema and the table when they are missing::
         [target]       nvarchar(300) NOT NULL,  -- the table the rows went to
         [rows]         bigint        NOT NULL,
         [committed_at] datetime2(3)  NOT NULL DEFAULT SYSUTCDATETIME(),
+        [mode]         varchar(16)   NULL,      -- append, replace or upsert
+        [table_name]   nvarchar(300) NULL,      -- the load's table (target is its stage)
+        [login]        nvarchar(128) NULL,      -- SUSER_SNAME() of the writer
+        [source_rows]  bigint        NULL,      -- rows in the whole source, when known
         CONSTRAINT [PK_azsql_bulk_load_journal] PRIMARY KEY ([load_id], [batch_key])
     )
 
@@ -19,12 +23,17 @@ its ``load_id`` first and skips those batches; a replayed batch (after a transie
 error whose commit may or may not have landed) checks its own key before inserting.
 The primary key makes a second commit of the same batch fail instead of duplicating it.
 
+The last four columns came later (``azsql-bulk journal`` reads them). A journal created
+before them is altered when a load finds it (``ALTER TABLE ... ADD``, nullable columns,
+so the rows already there keep working); an identity that may not alter it writes the
+original six columns, and ``journal list`` shows what those rows hold.
+
 The identity needs ``db_ddladmin`` (or CREATE SCHEMA/CREATE TABLE) the first time, then
 SELECT/INSERT/DELETE on the journal. **Clean-up**: journal rows are small (one per batch,
 about 200 bytes) and are not removed by the engine, because a finished load's rows are
-what makes re-running it a no-op. Delete a load's rows once it will not be resumed or
-re-run (:func:`forget_load_sql`), or old ones in bulk, e.g. ``DELETE FROM
-[azsql_bulk].[load_journal] WHERE committed_at < DATEADD(day, -30, SYSUTCDATETIME())``.
+what makes re-running it a no-op. Forget a load once it will not be resumed or re-run
+(``azsql-bulk journal forget LOAD_ID``), or old ones in bulk (``azsql-bulk journal prune
+--older-than 30d``); see :mod:`engine.journal_admin`.
 
 >>> batch_key("data.parquet#0:0")[:16]
 'c3081ad2fc882d08'
@@ -35,11 +44,13 @@ re-run (:func:`forget_load_sql`), or old ones in bulk, e.g. ``DELETE FROM
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
 from engine.errors import ConfigurationError, database_error
 
 __all__ = [
+    "ADDED_COLUMNS",
     "JOURNAL_SCHEMA",
     "JOURNAL_TABLE",
     "Journal",
@@ -47,7 +58,10 @@ __all__ = [
     "create_journal_sql",
     "default_load_id",
     "forget_load_sql",
+    "journal_columns",
 ]
+
+log = logging.getLogger(__name__)
 
 JOURNAL_SCHEMA = "azsql_bulk"
 JOURNAL_TABLE = "load_journal"
@@ -57,6 +71,12 @@ _QUALIFIED = f"[{JOURNAL_SCHEMA}].[{JOURNAL_TABLE}]"
 # it first; CREATE SCHEMA reports the same number), 2759 "CREATE SCHEMA failed due to
 # previous errors".
 _ALREADY_EXISTS = frozenset({2714, 2759})
+# 2705 "Column names in each table must be unique": a concurrent loader added it first
+_COLUMN_EXISTS = 2705
+#: the columns added after the first release, in order, with their types (all nullable)
+ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("mode", "varchar(16)"), ("table_name", "nvarchar(300)"), ("login", "nvarchar(128)"),
+    ("source_rows", "bigint"))
 
 
 def batch_key(batch_id: str) -> str:
@@ -113,6 +133,7 @@ def create_journal_sql() -> str:
             "    [committed_at] datetime2(3) NOT NULL\n"
             "        CONSTRAINT [DF_azsql_bulk_load_journal_committed_at]\n"
             "        DEFAULT SYSUTCDATETIME(),\n"
+            + "".join(f"    [{name}] {kind} NULL,\n" for name, kind in ADDED_COLUMNS) +
             "    CONSTRAINT [PK_azsql_bulk_load_journal] PRIMARY KEY ([load_id], [batch_key])\n"
             ")")
 
@@ -120,8 +141,9 @@ def create_journal_sql() -> str:
 def forget_load_sql() -> str:
     """``DELETE`` of one load's journal rows (one parameter: the load id).
 
-    Run it when a load will never be resumed or re-run; re-running it afterwards loads
-    every batch again.
+    ``azsql-bulk journal forget LOAD_ID`` runs it (see :mod:`engine.journal_admin`): for
+    a load that will never be resumed or re-run; re-running it afterwards loads every
+    batch again.
     """
     return f"DELETE FROM {_QUALIFIED} WHERE [load_id] = ?"  # noqa: S608 (fixed names)
 
@@ -134,31 +156,54 @@ class Journal:
 
     :param load_id: the load's id (at most 128 characters).
     :param target: the target table as written in the journal (``schema.table``).
+    :param table: the load's table when ``target`` is its staging table (default: target).
+    :param mode: the load's mode, as the journal lists it.
+    :param source_rows: rows in the whole source, when known: tells ``journal list`` a
+        complete load from a partial one.
 
     >>> Journal("a" * 32, "dbo.sales").record_sql.startswith("INSERT INTO [azsql_bulk]")
     True
     """
 
-    record_sql = (f"INSERT INTO {_QUALIFIED} ([load_id], [batch_key], [batch_id], [target], "  # noqa: S608
-                  "[rows]) VALUES (?, ?, ?, ?, ?)")
+    legacy_record_sql = (f"INSERT INTO {_QUALIFIED} ([load_id], [batch_key], [batch_id], "  # noqa: S608
+                         "[target], [rows]) VALUES (?, ?, ?, ?, ?)")
+    extended_record_sql = (
+        f"INSERT INTO {_QUALIFIED} ([load_id], [batch_key], [batch_id], [target], [rows], "  # noqa: S608
+        + ", ".join(f"[{name}]" for name, _ in ADDED_COLUMNS)
+        + ") VALUES (?, ?, ?, ?, ?" + ", ?" * len(ADDED_COLUMNS) + ")")
     keys_sql = f"SELECT [batch_key] FROM {_QUALIFIED} WHERE [load_id] = ?"  # noqa: S608
     rows_sql = (f"SELECT COALESCE(SUM([rows]), 0) FROM {_QUALIFIED} "  # noqa: S608
                 "WHERE [load_id] = ?")
     contains_sql = (f"SELECT COUNT(*) FROM {_QUALIFIED} "  # noqa: S608
                     "WHERE [load_id] = ? AND [batch_key] = ?")
 
-    def __init__(self, load_id: str, target: str) -> None:
+    def __init__(self, load_id: str, target: str, *, table: str | None = None,
+                 mode: str | None = None, source_rows: int | None = None) -> None:
         if not load_id or len(load_id) > MAX_LOAD_ID:
             raise ConfigurationError(f"load_id must be 1-{MAX_LOAD_ID} characters, "
                                      f"not {len(load_id)}")
         self.load_id = load_id
         self.target = target
+        self.table = table or target
+        self.mode = mode
+        self.source_rows = source_rows
+        self.login: str | None = None
+        # until ensure() finds the journal's columns: the original ones, which every
+        # journal has
+        self.extended = False
+
+    @property
+    def record_sql(self) -> str:
+        """The INSERT of one journal row (with the later columns when the journal has them)."""
+        return self.extended_record_sql if self.extended else self.legacy_record_sql
 
     def ensure(self, conn: Any) -> bool:
         """Create ``[azsql_bulk]`` and the journal table when missing; True when created.
 
         Plain statements after a catalog check (no ``EXEC``), each committed; a loader
-        that loses a creation race to another one carries on.
+        that loses a creation race to another one carries on. A journal that lacks the
+        later columns (:data:`ADDED_COLUMNS`) gets them (``ALTER TABLE ... ADD``); an
+        identity that may not alter it writes the original columns only.
 
         :param conn: an :class:`engine.connection.Connection` (autocommit off).
         """
@@ -167,10 +212,19 @@ class Journal:
         cursor.execute("SELECT COUNT(*) FROM sys.schemas WHERE name = ?", [JOURNAL_SCHEMA])
         if not int(cursor.fetchall()[0][0]):
             created |= _create(conn, f"CREATE SCHEMA [{JOURNAL_SCHEMA}]")
-        cursor.execute("SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES "
-                       "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", [JOURNAL_SCHEMA, JOURNAL_TABLE])
-        if not int(cursor.fetchall()[0][0]):
+        have = journal_columns(cursor)
+        if not have:
             created |= _create(conn, create_journal_sql())
+            have = journal_columns(cursor)
+        missing = [(n, k) for n, k in ADDED_COLUMNS if n not in have]
+        if missing:
+            _add_columns(conn, missing)
+            have = journal_columns(conn.cursor())
+        self.extended = all(n in have for n, _ in ADDED_COLUMNS)
+        cursor = conn.cursor()
+        cursor.execute("SELECT SUSER_SNAME()")
+        login = cursor.fetchall()[0][0]
+        self.login = str(login)[:128] if login is not None else None
         conn.commit()
         return created
 
@@ -198,8 +252,10 @@ class Journal:
         :param batch_id: the batch's id.
         :param rows: how many rows it holds.
         """
-        cursor.execute(self.record_sql, [self.load_id, batch_key(batch_id), batch_id,
-                                         self.target, rows])
+        values: list[Any] = [self.load_id, batch_key(batch_id), batch_id, self.target, rows]
+        if self.extended:
+            values += [self.mode, self.table, self.login, self.source_rows]
+        cursor.execute(self.record_sql, values)
 
     def rows(self, cursor: Any) -> int:
         """Rows journaled for this load, over all its batches.
@@ -219,6 +275,37 @@ class Journal:
 
     def __repr__(self) -> str:
         return f"<Journal load_id={self.load_id} target={self.target}>"
+
+
+def journal_columns(cursor: Any) -> set[str]:
+    """The journal table's column names, lower case (empty: there is no journal).
+
+    :param cursor: a cursor.
+    """
+    cursor.execute("SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS "
+                   "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", [JOURNAL_SCHEMA, JOURNAL_TABLE])
+    return {str(row[0]).lower() for row in cursor.fetchall()}
+
+
+def _add_columns(conn: Any, missing: list[tuple[str, str]]) -> None:
+    """ALTER an older journal: add the later columns (nullable: old rows keep working)."""
+    for name, kind in missing:
+        try:
+            conn.cursor().execute(f"ALTER TABLE {_QUALIFIED} ADD [{name}] {kind} NULL")
+            conn.commit()
+            log.info("added column %s to the load journal %s", name, _QUALIFIED)
+            continue
+        except Exception as exc:  # the ODBC client's error, classified below
+            error = database_error(exc, phase="add a column to the load journal",
+                                   where=_QUALIFIED)
+        conn.rollback()
+        if error.native_error == _COLUMN_EXISTS:
+            continue  # a concurrent loader added it
+        log.warning("the load journal %s lacks column %s and this identity cannot add it "
+                    "(%s); journal rows are written without the later columns, so "
+                    "`azsql-bulk journal list` shows less about them. Run a load once as an "
+                    "identity with ALTER on the journal to upgrade it", _QUALIFIED, name, error)
+        return
 
 
 def _create(conn: Any, sql: str) -> bool:

@@ -77,6 +77,10 @@ def prepare(factory: ConnectionFactory, plan: TablePlan, target: TableName,
     :raises ConfigurationError: a missing table with ``create="never"``.
     :raises DatabaseError: a statement failed.
     """
+    # the journal's facts for `azsql-bulk journal list`, and the sessions' audit trail:
+    # every connection of the load names it (application name, SESSION_CONTEXT)
+    journal.table, journal.mode = str(target), str(options.mode)
+    factory.name_load(journal.load_id)
     conn: Any = factory.connect()
     phase = "check the target table"
     try:
@@ -151,9 +155,8 @@ def _ensure_stage(conn: Any, plan: TablePlan, stage: TableName, options: Transfe
         if prepared.done:
             raise ConfigurationError(
                 f"load_id {journal.load_id} has batches journaled for staging table "
-                f"{stage}, which no longer exists, so they cannot be applied; "
-                "delete the load's journal rows (engine.journal.forget_load_sql) and "
-                "load again")
+                f"{stage}, which no longer exists, so they cannot be applied; forget the "
+                f"load (azsql-bulk journal forget {journal.load_id}) and load again")
         cursor.execute(create_table_sql(plan, stage, like=like))
         log.info("created staging table %s", stage)
         if not like:

@@ -144,13 +144,14 @@ def _run(source: Source, stream: Any, target: Target, options: TransferOptions,
         log.info("load %s into %s finished in an earlier run; nothing to do", load_id, table)
         return tally.result(created=prepared.created, skipped=len(prepared.done) - 1,
                             applied=False, transport_reason="nothing was left to load")
+    journal.source_rows = source.total_rows  # journal list: complete or partial
     if prepared.done and not options.resume:
         close_quietly(prepared.connection)
         raise LoadAlreadyJournaled(
             f"load_id {load_id} already has {len(prepared.done)} batch(es) journaled for "
-            f"{writes_to}; pass resume=True to skip them, another load_id to load the source "
-            "again, or delete the load's journal rows (engine.journal.forget_load_sql)",
-            load_id=load_id, batches=len(prepared.done))
+            f"{writes_to}; pass resume=True to skip them (the CLI's default), another "
+            f"load_id to load the source again, or forget the load first (azsql-bulk "
+            f"journal forget {load_id})", load_id=load_id, batches=len(prepared.done))
     log.info("loading %s into %s (mode %s%s): load_id %s, %d worker(s), %d row(s) per "
              "batch, %d batch(es) already journaled", source.files or "<memory>", table,
              options.mode, f", staging table {stage}" if stage else "", load_id,

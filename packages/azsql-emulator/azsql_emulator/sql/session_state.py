@@ -76,6 +76,8 @@ class SessionState:
         self.rowcount = 0
         self.last_error = 0
         self.variables: dict[str, Variable] = {}
+        # sp_set_session_context: key -> (value, read_only); SESSION_CONTEXT(N'key') reads it
+        self.session_context: dict[str, tuple[object, bool]] = {}
         self._snapshots: dict[str, tuple[int, CatalogSnapshot]] = {}
         self._pending: Counter[str] = Counter()
         self._ddl_dirty = False
@@ -103,6 +105,7 @@ class SessionState:
             "ORIGINAL_LOGIN": login, "SCHEMA_NAME": "dbo", "SCOPE_IDENTITY": self.scope_identity,
             "HOST_NAME": SERVER_NAME, "APP_NAME": ""}
         functions.update({f"SERVERPROPERTY:{k}": v for k, v in SERVER_PROPERTIES.items()})
+        functions.update({f"SESSION_CONTEXT:{k}": v for k, (v, _) in self.session_context.items()})
         return Env(self.database, self.snapshot, self.variables, system, functions,
                    tuple(self.engine.databases))
 
@@ -487,6 +490,11 @@ class SessionState:
             args += [named[k] for k in order[len(args):] if k in named]
             self.atomic(lambda: ddl.sp_rename(self, args))
             return StatementResult(None, [], None)
+        if proc == "sp_set_session_context":
+            order = ["key", "value", "read_only"]
+            args += [named[k] for k in order[len(args):] if k in named]
+            self._set_session_context(args)
+            return StatementResult(None, [], None)
         if proc == "sp_executesql":
             inner_sql = str(args[0] if args else named.get("stmt", ""))
             outer, results = self._results, self._results
@@ -499,6 +507,25 @@ class SessionState:
             self._abort = any(r.error and em.aborts_batch(r.error) for r in nested)
             return None
         raise SqlError(2812, f"Could not find stored procedure '{node.this.name}'.")
+
+    def _set_session_context(self, args: list[object]) -> None:
+        """``sp_set_session_context @key, @value[, @read_only]``: SQL Server's rules for a
+        key (sysname, not NULL), a read-only key (15664) and a value (8,000 bytes)."""
+        if not args or args[0] is None:
+            raise SqlError(201, "Procedure or function 'sp_set_session_context' expects "
+                                "parameter '@key', which was not supplied.")
+        key = str(args[0])
+        if len(key) > 128:
+            raise SqlError(8152, "String or binary data would be truncated.")
+        value = args[1] if len(args) > 1 else None
+        if isinstance(value, str) and utf16_len(value) * 2 > 8000:
+            raise SqlError(8152, "String or binary data would be truncated.")
+        old = self.session_context.get(key)
+        if old is not None and old[1]:
+            raise SqlError(15664, f"Cannot set key '{key}' in the session context. The key "
+                                  "has been set as read_only for this session.")
+        read_only = bool(args[2]) if len(args) > 2 and args[2] is not None else False
+        self.session_context[key] = (value, read_only)
 
     # -- execute_many -------------------------------------------------------------------
 

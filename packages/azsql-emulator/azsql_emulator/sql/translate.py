@@ -491,6 +491,9 @@ class Translator:
         if name == "SERVERPROPERTY":
             prop = node.expressions[0].name if node.expressions else ""
             return literal_node(self.env.functions.get(f"SERVERPROPERTY:{prop.upper()}"))
+        if name == "SESSION_CONTEXT":
+            return literal_node(self.env.functions.get(
+                f"SESSION_CONTEXT:{self._session_key(node)}"))
         if name in ("DB_NAME", "DB_ID") and node.expressions:
             raise em.unsupported(f"{name} with an argument")
         if name in self.env.functions:
@@ -498,6 +501,17 @@ class Translator:
         if name == "DATALENGTH":
             return self._datalength(node)
         return node
+
+    def _session_key(self, node: exp.Anonymous) -> str:
+        """The key of ``SESSION_CONTEXT(N'key')`` (a literal or a variable)."""
+        arg = node.expressions[0] if len(node.expressions) == 1 else None
+        if isinstance(arg, exp.National) or (isinstance(arg, exp.Literal) and arg.is_string):
+            return str(arg.name)
+        if isinstance(arg, exp.Parameter) and not isinstance(arg.this, exp.Parameter):
+            var = self.env.variables.get(arg.name.lower())
+            if var is not None and var.value is not None:
+                return str(var.value)
+        raise em.unsupported("SESSION_CONTEXT with anything but a text key")
 
     def _len(self, node: exp.Length) -> exp.Expr:
         """LEN(x): UTF-16 code units (how SQL Server counts nvarchar), trailing blanks not
