@@ -18,6 +18,7 @@ from airflow.sdk import BaseHook
 from airflow_integration.connection_fields import CONN_TYPE, connection_options, extra_value
 from engine.connection import Connection, ConnectionFactory, ConnectionOptions
 from engine.errors import AzsqlBulkError, scrub
+from engine.journal_admin import JournalAdmin
 from engine.names import TableName
 from engine.options import Target
 
@@ -74,6 +75,22 @@ class AzureSqlBulkHook(BaseHook):
         if self._factory is None:
             self._factory = ConnectionFactory(self.connection_options())
         return self._factory.connect()
+
+    def journal(self) -> JournalAdmin:
+        """The load journal of this connection's database: list, show, forget and prune
+        loads, as ``azsql-bulk journal`` does (call :meth:`close` when done).
+
+        A maintenance DAG prunes loads finished long ago:
+
+        >>> from engine.journal_admin import parse_age
+        >>> hook = AzureSqlBulkHook("azure_sql")  # doctest: +SKIP
+        >>> pruned = hook.journal().prune(parse_age("30d"))  # doctest: +SKIP
+        >>> [f.load.load_id for f in pruned]  # doctest: +SKIP
+        ['79a00c7f0c902f15cd9e3623d40f4deb']
+        """
+        if self._factory is None:
+            self._factory = ConnectionFactory(self.connection_options())
+        return JournalAdmin(self._factory)
 
     def close(self) -> None:
         """Release the token provider the hook's connections share."""

@@ -39,7 +39,7 @@ from engine.transfer import transfer
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["LOAD_PARAMETERS", "AzureSqlBulkLoadOperator", "task_load_id"]
+__all__ = ["LOAD_PARAMETERS", "AzureSqlBulkLoadOperator", "audit_facts", "task_load_id"]
 
 
 def _load_parameters() -> dict[str, inspect.Parameter]:
@@ -81,6 +81,22 @@ def task_load_id(dag_id: str, task_id: str, run_id: str, map_index: int, target:
     """
     identity = f"airflow\n{dag_id}\n{task_id}\n{run_id}\n{map_index}"
     return default_load_id(identity, target, options=options, source_options=source_options)
+
+
+def audit_facts(ti: Any) -> dict[str, str]:
+    """What a task instance's sessions say about it (the engine adds ``load`` first): the
+    login's application name ``azsql-bulk/<version> load=... dag=... task=... run=...``
+    (cut to 128 characters) and SESSION_CONTEXT keys ``airflow.dag_id``,
+    ``airflow.task_id``, ``airflow.run_id`` (see :mod:`engine.session_audit`). Ids only.
+
+    >>> from types import SimpleNamespace
+    >>> audit_facts(SimpleNamespace(dag_id="nightly", task_id="load", run_id="r1", map_index=2))
+    {'dag': 'nightly', 'task': 'load[2]', 'run': 'r1'}
+    """
+    map_index = getattr(ti, "map_index", None)
+    task = str(ti.task_id) + (f"[{map_index}]" if map_index is not None and map_index >= 0
+                              else "")
+    return {"dag": str(ti.dag_id), "task": task, "run": str(ti.run_id)}
 
 
 def _documented(doc: str) -> str:
@@ -165,6 +181,8 @@ class AzureSqlBulkLoadOperator(BaseOperator):
                 options = dataclasses.replace(options, load_id=task_load_id(
                     ti.dag_id, ti.task_id, ti.run_id, map_index, target, options=options,
                     source_options=read))
+            target = dataclasses.replace(target, connection=dataclasses.replace(
+                target.connection, audit=audit_facts(context["ti"])))
         except (ConfigurationError, ValueError) as exc:  # a retry cannot fix a bad setting
             raise AirflowFailException(str(exc)) from None
         load_id = options.load_id

@@ -165,13 +165,12 @@ class TransferOptions:
         "help": "the load's journal id (default: derived from the source and the target, so "
                 "running the same load again resumes it)", "kind": "text", "metavar": "ID"})
     resume: bool = field(default=True, metadata={
-        "help": "skip batches already journaled under the load id (without it, a load id "
-                "that already has batches is refused)", "kind": "switch",
+        "help": "skip the batches already journaled under the load id, so running the same "
+                "load again finishes a stopped one and does nothing for a finished one (the "
+                "journal makes this safe; without it, a load id that already has batches is "
+                "refused)", "kind": "switch",
         "not_exposed": {"airflow": "every try of a task instance resumes its load: Airflow "
-                                   "retries depend on it"},
-        "surface_defaults": {"cli": (False, "a command typed again must not quietly "
-                                            "continue an old load: the CLI asks for "
-                                            "--resume, and prints the command that adds it")}})
+                                   "retries depend on it"}})
     token_refresh_margin: float = field(default=300.0, metadata={
         "help": "reconnect with a fresh token this many seconds before the login token "
                 "expires", "kind": "seconds", "metavar": "S"})

@@ -2,7 +2,8 @@
 
 :class:`ProgressDisplay` takes :class:`engine.results.Progress` snapshots (from worker
 threads and from the transfer's once-a-second tick) and shows rows, megabytes, rows/s and
-MB/s (over the last few seconds, and on average), workers busy, token renewals, retries,
+MB/s (over the last few seconds, with the load's average beside them; the final line
+shows only the average, and which transport wrote the rows), workers busy, token renewals, retries,
 reconnects and, when the source's row count is known, a bar and an ETA. On a terminal it
 redraws four times a second; when stdout is not a terminal (CI, ``| tee``, cron) it writes
 one line to stderr every ``interval`` seconds instead.
@@ -83,6 +84,7 @@ class ProgressDisplay:
         self._last_log = self._started
         self._live: Any = None
         self._stopped = False
+        self._final: str | None = None  # set by stop(): figures are the whole load's now
 
     # -- input ------------------------------------------------------------------------
     @property
@@ -164,7 +166,15 @@ class ProgressDisplay:
         }
 
     def describe(self) -> str:
-        """One line: the log-mode text."""
+        """One line: the log-mode text (the final one: averages only, and the transport).
+
+        >>> from engine.results import Progress
+        >>> d = ProgressDisplay(table="t", workers=1, mode="log", err=__import__("io").StringIO())
+        >>> d.update(Progress(40_000, 4, 0, 4_000_000, 2.0, None))
+        >>> d.stop("done", final="via bulk copy")
+        >>> d.describe().split(", ")[:3]
+        ['40,000 rows', '4.0 MB', '20,000 rows/s average']
+        """
         f = self._figures()
         parts = []
         if f["total_rows"] is not None:
@@ -173,8 +183,13 @@ class ProgressDisplay:
         else:
             parts.append(f"{_count(f['rows'])} rows")
         parts.append(f"{f['bytes'] / 1e6:,.1f} MB")
-        parts.append(f"{_count(f['rows_per_second'])} rows/s")
-        parts.append(f"{f['mb_per_second']:,.2f} MB/s")
+        if self._final is not None:
+            parts.append(f"{_count(f['avg_rows_per_second'])} rows/s average")
+            parts.append(f"{f['avg_mb_per_second']:,.2f} MB/s average")
+        else:
+            parts.append(f"{_count(f['rows_per_second'])} rows/s "
+                         f"(avg {_count(f['avg_rows_per_second'])})")
+            parts.append(f"{f['mb_per_second']:,.2f} MB/s (avg {f['avg_mb_per_second']:,.2f})")
         if f["workers_busy"] is not None:
             parts.append(f"workers busy {f['workers_busy']}/{self.workers}")
         counters = [(f[k], label) for k, label in (("token_renewals", "renewals"),
@@ -185,8 +200,10 @@ class ProgressDisplay:
         if f["batches_skipped"]:
             parts.append(f"{f['batches_skipped']} batches skipped (already loaded)")
         parts.append(f"elapsed {format_duration(f['elapsed'])}")
-        if f["eta"] is not None:
+        if f["eta"] is not None and self._final is None:
             parts.append(f"ETA {format_duration(f['eta'])}")
+        if self._final:
+            parts.append(self._final)
         return ", ".join(parts)
 
     def _render(self) -> Any:
@@ -220,10 +237,15 @@ class ProgressDisplay:
             rows_text = f"{_count(f['done_rows'])} / {_count(f['total_rows'])}"
             if f["batches_skipped"]:  # a resumed load: say how much this run sent
                 rows_text += f"  ({_count(f['rows'])} this run)"
-        grid.add_row("rows", rows_text, "rows/s",
-                     f"{_count(f['rows_per_second'])}  (avg {_count(f['avg_rows_per_second'])})")
-        grid.add_row("data", f"{f['bytes'] / 1e6:,.1f} MB", "MB/s",
-                     f"{f['mb_per_second']:,.2f}  (avg {f['avg_mb_per_second']:,.2f})")
+        if self._final is not None:  # the whole load's figures: its averages only
+            grid.add_row("rows", rows_text, "rows/s", f"{_count(f['avg_rows_per_second'])} avg")
+            grid.add_row("data", f"{f['bytes'] / 1e6:,.1f} MB", "MB/s",
+                         f"{f['avg_mb_per_second']:,.2f} avg")
+        else:
+            grid.add_row("rows", rows_text, "rows/s", f"{_count(f['rows_per_second'])}  "
+                         f"(avg {_count(f['avg_rows_per_second'])})")
+            grid.add_row("data", f"{f['bytes'] / 1e6:,.1f} MB", "MB/s",
+                         f"{f['mb_per_second']:,.2f}  (avg {f['avg_mb_per_second']:,.2f})")
         busy = f["workers_busy"]
         grid.add_row("batches", f"{_count(f['batches'])} committed"
                      + (f", {_count(f['batches_skipped'])} skipped" if f["batches_skipped"]
@@ -236,6 +258,8 @@ class ProgressDisplay:
         grid.add_row("renewals", counter("token_renewals"), "retries",
                      f"{counter('retries')}  (reconnects {counter('reconnects')})")
         grid.add_row("elapsed", format_duration(f["elapsed"]), "status", f["phase"])
+        if self._final:
+            grid.add_row("transport", self._final, "", "")
         lines.append(grid)
         from rich.console import Group
 
@@ -269,14 +293,19 @@ class ProgressDisplay:
             self._live.start()
         return self
 
-    def stop(self, phase: str | None = None) -> None:
+    def stop(self, phase: str | None = None, *, final: str | None = None) -> None:
         """Draw the last state and stop (a final log line in log mode).
 
+        The last state shows the load's average rates only (the current ones describe a
+        few seconds, not the load).
+
         :param phase: the final status to show, e.g. ``done``.
+        :param final: what else the last state says, e.g. ``via bulk copy``.
         """
         if self._stopped:
             return
         self._stopped = True
+        self._final = final or ""
         if phase is not None:
             with self._lock:
                 self.phase = phase

@@ -2,7 +2,7 @@
 
 Every command registers the same way: a function ``register(subparsers)`` adds the
 command's subparser and sets its ``handler`` (parsed arguments -> exit code). This
-distribution's commands (``load``, ``doctor``) are listed in :data:`BUILTIN_COMMANDS`;
+distribution's commands (``load``, ``doctor``, ``journal``) are listed in :data:`BUILTIN_COMMANDS`;
 other installed distributions add theirs through the ``azsql_bulk.commands`` entry-point
 group (the azsql-emulator distribution adds ``emulator``), so the engine never imports
 them. A command that is known but not installed says what to install (exit 2).
@@ -31,6 +31,7 @@ COMMAND_GROUP = "azsql_bulk.commands"
 BUILTIN_COMMANDS: tuple[EntryPoint, ...] = (
     EntryPoint("load", "engine.cli.load:register", COMMAND_GROUP),
     EntryPoint("doctor", "engine.cli.doctor:register", COMMAND_GROUP),
+    EntryPoint("journal", "engine.cli.journal:register", COMMAND_GROUP),
 )
 #: commands other distributions of this repository add -> (distribution, how to install it)
 KNOWN_PLUGINS: Mapping[str, tuple[str, str]] = {

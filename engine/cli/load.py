@@ -1,8 +1,12 @@
 """``azsql-bulk load``: load files into a table from the command line.
 
-Exit codes: 0 loaded; 1 the load failed (nothing committed, or not resumable); 2 a usage
-or configuration error (nothing was sent); 3 a partial load that can be resumed (stopped
-by a failure, Ctrl-C or SIGTERM): the message prints the exact command that resumes it.
+Running the same command again finishes a stopped load and is a no-op for a finished
+one (the load journal makes it safe); ``--fresh`` loads again under a new load id.
+
+Exit codes: 0 loaded (or already loaded); 1 the load failed (nothing committed, or not
+resumable); 2 a usage or configuration error (nothing was sent); 3 a partial load that
+can be resumed (stopped by a failure, Ctrl-C or SIGTERM): running the same command again
+finishes it, and the message prints that command with the load id.
 With ``--json`` the last line on stdout is one JSON object, on success and on failure.
 
 The command reads no data itself: it hands the paths and the
@@ -22,6 +26,7 @@ import signal
 import socket
 import sys
 import threading
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +45,7 @@ from engine.cli.dry_run import dry_run
 from engine.cli.load_args import (
     LOAD_OPTIONS,
     OUTPUT_OPTIONS,
+    RERUN_OPTIONS,
     SOURCE_OPTIONS,
     TABLE,
     TRANSFER_OPTIONS,
@@ -47,7 +53,7 @@ from engine.cli.load_args import (
     transfer_options,
 )
 from engine.cli.resume import env_args, resume_command
-from engine.connection import probe_problem, probe_server
+from engine.connection import ConnectionFactory, probe_problem, probe_server
 from engine.errors import (
     AzsqlBulkError,
     ConfigurationError,
@@ -58,6 +64,7 @@ from engine.errors import (
     TransferCancelled,
     TransferError,
 )
+from engine.journal_admin import JournalAdmin
 from engine.names import TableName
 from engine.options import Target, TransferOptions
 from engine.progress_display import ProgressDisplay
@@ -75,8 +82,14 @@ Secrets are never arguments: --auth sql reads $AZSQL_BULK_SQL_PASSWORD,
 --auth access-token reads $AZSQL_BULK_ACCESS_TOKEN (or --access-token-file),
 --auth service-principal reads $AZURE_CLIENT_SECRET.
 
-exit codes: 0 loaded; 1 load failed; 2 usage or configuration error;
-3 partial load, resumable: run the printed command (it adds --load-id ID --resume).
+Running the same command again is safe: the load journal in the target database
+records every committed batch, so a stopped load resumes where it stopped and a
+finished one does nothing ("already loaded"). --fresh loads the source again on
+purpose, under a new load id. `azsql-bulk journal` lists and forgets loads.
+
+exit codes: 0 loaded (or already loaded); 1 load failed; 2 usage or configuration
+error; 3 partial load, resumable: run the same command again (or the printed one,
+which names the load id).
 
 example:
   azsql-bulk load 'orders/*.parquet' --server myserver.database.windows.net \\
@@ -94,7 +107,8 @@ def register(sub: Any) -> None:
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", nargs="*", metavar="SOURCE",
                         help="files, directories or globs [env AZSQL_BULK_SOURCE]")
-    add_options(parser.add_argument_group("target and load"), (TABLE, *TRANSFER_OPTIONS))
+    add_options(parser.add_argument_group("target and load"),
+                (TABLE, *TRANSFER_OPTIONS, *RERUN_OPTIONS))
     add_options(parser.add_argument_group("source"), SOURCE_OPTIONS)
     add_options(parser.add_argument_group("output"), OUTPUT_OPTIONS)
     add_options(parser.add_argument_group("connection"), CONNECTION_OPTIONS)
@@ -112,6 +126,7 @@ class _State:
     cancel: threading.Event = field(default_factory=threading.Event)
     env_args: list[str] = field(default_factory=list)
     rows_per_batch: int = 0
+    batches_skipped: int = 0
 
     def learn(self, load_id: str | None) -> None:
         """Take the load id the engine derived; the resume command names it."""
@@ -148,12 +163,12 @@ def run(args: argparse.Namespace) -> int:
         return _run(args, state)
     except UsageError as exc:
         return _fail(state, EXIT_USAGE, "usage_error", f"{exc}")
-    except LoadAlreadyJournaled as exc:  # batches of an earlier run: --resume skips them
+    except LoadAlreadyJournaled as exc:  # resume switched off ($AZSQL_BULK_RESUME=0)
         state.learn(exc.load_id)
         return _fail(state, EXIT_USAGE, "configuration_error",
-                     f"{exc}. From the command line: add --resume to skip the batches already "
-                     "loaded (the printed command does), or give a new --load-id to load the "
-                     "source again", rerun="to skip the batches already loaded, run")
+                     f"{exc}. From the command line: leave resume on (the default) to skip "
+                     "the batches already loaded (the printed command does), or add --fresh "
+                     "to load the source again", rerun="to skip the batches already loaded, run")
     except ConfigurationError as exc:  # bad table name, missing file, schema mismatch...
         return _fail(state, EXIT_USAGE, "configuration_error", str(exc))
     except CredentialError as exc:
@@ -174,6 +189,11 @@ def _run(args: argparse.Namespace, state: _State) -> int:
         raise UsageError(f"bad --table: {exc}; write it as schema.table, quoting odd names "
                          "with brackets: [my schema].[my.table]") from None
     args.sources = _sources(args)
+    if args.fresh:
+        if args.load_id:
+            raise UsageError("--fresh picks a new load id; leave out --load-id (or leave out "
+                             "--fresh to run the load with that id)")
+        args.load_id = uuid.uuid4().hex  # nothing journaled under it: every batch loads
     read = source_options(args)
     if args.dry_run:
         return dry_run(args, read)
@@ -184,6 +204,7 @@ def _run(args: argparse.Namespace, state: _State) -> int:
                               # --json keeps stdout for the JSON line alone
                               out=sys.stderr if args.json else None)
     def progress(snapshot: Progress) -> None:
+        state.batches_skipped = max(state.batches_skipped, snapshot.batches_skipped)
         if snapshot.load_id and snapshot.load_id != state.load_id:
             state.learn(snapshot.load_id)  # the engine derived it: the resume command names it
             display.load_id = snapshot.load_id
@@ -197,14 +218,19 @@ def _run(args: argparse.Namespace, state: _State) -> int:
     c = target.connection
     _check_reachable(c.server, c.port, timeout=args.login_timeout,
                      attempts=args.connect_attempts)
+    if args.fresh:
+        say(f"azsql-bulk load: --fresh: loading every batch again under the new load id "
+            f"{args.load_id}")
     result = _transfer_with_signals(args.sources, target, load, read, display, state)
+    if result.rows == 0 and result.batches == 0 and result.batches_skipped:
+        return _already_loaded(args, target, result)
     summary = (f"loaded {result.rows:,} rows ({result.bytes / 1e6:,.1f} MB) into "
                f"{result.table} in {result.seconds:,.1f} s: {result.rows_per_second:,.0f} "
                f"rows/s, {result.mb_per_second:,.2f} MB/s; {result.retries} retries, "
                f"{result.reconnects} reconnects, {result.token_renewals} token renewals"
                + (f"; {result.batches_skipped} batches already loaded, skipped"
                   if result.batches_skipped else "")
-               + f"; load_id {result.load_id}")
+               + f"; {transport_text(result)}; load_id {result.load_id}")
     if args.json:
         say(summary)
         emit_json({**result.to_dict(), "status": "ok", "exit_code": EXIT_OK,
@@ -216,6 +242,43 @@ def _run(args: argparse.Namespace, state: _State) -> int:
 
 class _Unreachable(AzsqlBulkError):
     """The server's address does not accept TCP connections."""
+
+
+def _already_loaded(args: argparse.Namespace, target: Target, result: TransferResult) -> int:
+    """Every batch was journaled before this run: say so, with when the load completed."""
+    completed = None
+    try:  # one more query; the answer stands without it
+        with ConnectionFactory(target.connection) as factory:
+            completed = JournalAdmin(factory).get(result.load_id).last_commit
+    except AzsqlBulkError as exc:
+        say(f"azsql-bulk load: could not read when the load completed: {exc}")
+    when = completed.strftime("%Y-%m-%d %H:%M:%S UTC") if completed else "an earlier run"
+    message = (f"already loaded: load id {result.load_id}, completed at {when} "
+               f"({result.batches_skipped:,} batches journaled into {result.table}); nothing "
+               "was changed. Add --fresh to load the source again")
+    if args.json:
+        say(message)
+        emit_json({**result.to_dict(), "status": "ok", "exit_code": EXIT_OK,
+                   "already_loaded": True,
+                   "completed_at": completed.isoformat() if completed else None,
+                   "target": target.describe(), "mode": args.mode})
+    else:
+        print(message, flush=True)
+    return EXIT_OK
+
+
+def transport_text(result: TransferResult) -> str:
+    """Which transport wrote the rows, and why not bulk copy when it did not.
+
+    >>> from engine.results import TransferResult
+    >>> transport_text(TransferResult("t", "x", 1, 1, 1.0, 1, 0, 0, 0, 0, False,
+    ...                transport="parameter-arrays", transport_reason="small batches"))
+    'via parameter arrays (small batches)'
+    """
+    text = "via " + result.transport.replace("-", " ")
+    if result.transport != "bulk-copy" and result.transport_reason:
+        text += f" ({result.transport_reason})"
+    return text
 
 
 def _check_reachable(host: str, port: int, *, timeout: float, attempts: int) -> None:
@@ -259,7 +322,7 @@ def _transfer_with_signals(sources: list[str], target: Target, options: Transfer
         with display:
             result = transfer(sources, target, options, source_options=read,
                               cancel=state.cancel)
-            display.stop("done")
+            display.stop("done", final=transport_text(result))
             return result
     finally:
         for s, handler in previous.items():
@@ -293,7 +356,7 @@ def _failed_load(args: argparse.Namespace, exc: AzsqlBulkError, state: _State) -
     cancelled = isinstance(exc, TransferCancelled) or state.cancel.is_set()
     # partial = something of this run is journaled (or an earlier run's, when resuming)
     resumable = isinstance(exc, TransferError) and exc.resumable and bool(
-        committed_batches or args.resume)
+        committed_batches or state.batches_skipped)
     extra: dict[str, Any] = {"error_type": type(exc).__name__, "rows_committed": committed_rows,
              "batches_committed": committed_batches, "resumable": resumable or cancelled}
     if cancelled:

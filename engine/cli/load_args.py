@@ -29,8 +29,8 @@ from engine.options import TransferOptions
 from engine.results import Progress
 from engine.sources import SourceOptions
 
-__all__ = ["LOAD_OPTIONS", "OUTPUT_OPTIONS", "SOURCE_OPTIONS", "TABLE", "TRANSFER_OPTIONS",
-           "source_options", "transfer_options"]
+__all__ = ["LOAD_OPTIONS", "OUTPUT_OPTIONS", "RERUN_OPTIONS", "SOURCE_OPTIONS", "TABLE",
+           "TRANSFER_OPTIONS", "source_options", "transfer_options"]
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "count": positive_int, "int": non_negative_int, "seconds": non_negative_float,
@@ -96,7 +96,12 @@ OUTPUT_OPTIONS: tuple[Opt, ...] = (
     Opt("--log-level", "engine log level", choices=("debug", "info", "warning", "error"),
         default="warning"),
 )
-LOAD_OPTIONS = (TABLE, *TRANSFER_OPTIONS, *SOURCE_OPTIONS, *OUTPUT_OPTIONS)
+RERUN_OPTIONS: tuple[Opt, ...] = (
+    Opt("--fresh", "load the source again on purpose, under a new load id (without it, "
+        "running the same command again resumes or skips the load the journal holds; "
+        "an append then writes the rows twice)", action="flag"),
+)
+LOAD_OPTIONS = (TABLE, *TRANSFER_OPTIONS, *RERUN_OPTIONS, *SOURCE_OPTIONS, *OUTPUT_OPTIONS)
 
 
 def _given(args: argparse.Namespace) -> dict[str, Any]:

@@ -18,10 +18,10 @@ from engine.cli.console import program_name
 __all__ = ["env_args", "resume_command"]
 
 _DROP_WITH_VALUE = {"--load-id", "--rows-per-batch"}
-_DROP = {"--resume", "--dry-run"}
+_DROP = {"--resume", "--dry-run", "--fresh"}  # --fresh's new load id is spelled out
 # never spelled out from the environment: the resume command sets them itself, or they
 # only shape this run's output
-_NOT_FROM_ENV = {"--load-id", "--rows-per-batch", "--resume", "--dry-run", "--json"}
+_NOT_FROM_ENV = {"--load-id", "--rows-per-batch", "--resume", "--dry-run", "--json", "--fresh"}
 
 
 def resume_command(argv: Sequence[str], load_id: str | None, *, rows_per_batch: int,

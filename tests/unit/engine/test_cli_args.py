@@ -86,8 +86,9 @@ def test_defaults_without_arguments_or_environment():
 
     assert (args.workers, args.rows_per_batch, args.mode, args.create) == (
         4, DEFAULT_ROWS_PER_BATCH, "append", "if-missing")
-    assert (args.resume, args.json, args.dry_run, args.encrypt, args.auth) == (
-        False, False, False, "yes", "default")
+    # resume is on: the same command run again finishes (or skips) the journaled load
+    assert (args.resume, args.fresh, args.json, args.dry_run, args.encrypt, args.auth) == (
+        True, False, False, False, "yes", "default")
     assert args.keys == () and args.sql_types == ()
     assert args.max_memory_bytes == 512 * 2**20 and args.max_retries == 5
 
@@ -96,14 +97,14 @@ def test_every_option_reads_its_environment_variable():
     env = {"AZSQL_BULK_WORKERS": "8", "AZSQL_BULK_ROWS_PER_BATCH": "20_000",
            "AZSQL_BULK_TABLE": "sales.orders", "AZSQL_BULK_SERVER": "srv,1444",
            "AZSQL_BULK_DATABASE": "db", "AZSQL_BULK_AUTH": "managed-identity",
-           "AZSQL_BULK_RESUME": "yes", "AZSQL_BULK_JSON": "1", "AZSQL_BULK_KEY": "a, b",
+           "AZSQL_BULK_RESUME": "no", "AZSQL_BULK_JSON": "1", "AZSQL_BULK_KEY": "a, b",
            "AZSQL_BULK_SQL_TYPE": "price=decimal(18,2), qty=int", "AZSQL_BULK_MAX_MEMORY": "512MiB",
            "AZSQL_BULK_ENCRYPT": "strict", "AZSQL_BULK_TOKEN_REFRESH_MARGIN": "120"}
     args = parse_load(["a.parquet"], env)
     assert (args.workers, args.rows_per_batch, args.table) == (8, 20_000, "sales.orders")
     assert (args.server, args.database, args.auth, args.encrypt) == (
         "srv,1444", "db", "managed-identity", "strict")
-    assert args.resume is True and args.json is True
+    assert args.resume is False and args.json is True
     assert args.keys == ("a", "b") and args.sql_types == (("price", "decimal(18,2)"),
                                                           ("qty", "int"))
     assert args.max_memory_bytes == 512 * 2**20 and args.token_refresh_margin == 120.0
@@ -202,7 +203,7 @@ def test_transfer_options_map_the_cli_names():
     assert (options.mode, tuple(options.keys), options.create, options.workers) == (
         "upsert", ("id",), "never", 2)
     assert dict(options.sql_types) == {"price": "decimal(18,2)"} and options.load_id is None
-    assert options.resume is False and options.max_memory_bytes == 512 * 2**20
+    assert options.resume is True and options.max_memory_bytes == 512 * 2**20
 
 
 def test_source_options_map_the_cli_names():
