@@ -57,12 +57,19 @@ _COMMON: tuple[Opt, ...] = (
 _CONFIRM = (Opt("--yes", "do not ask for confirmation", action="flag"),)
 
 
-def _age(text: str) -> Any:
-    return parse_age(text)
+class _Age:
+    """An age as parsed (:func:`parse_age`) and as the user wrote it."""
+
+    def __init__(self, text: str) -> None:
+        self.delta = parse_age(text)
+        self.text = text.strip()
+
+    def __str__(self) -> str:
+        return self.text
 
 
 _PRUNE = (Opt("--older-than", "forget loads whose last commit is older than this age "
-              "(e.g. 30d, 12h, 2w)", type=_age, metavar="AGE"),
+              "(e.g. 30d, 12h, 2w)", type=_Age, metavar="AGE"),
           Opt("--dry-run", "list the loads that would be forgotten; forget nothing",
               action="flag"))
 
@@ -193,7 +200,7 @@ def _show(args: argparse.Namespace, admin: JournalAdmin) -> int:
                                for source, items in grouped.items()]})
         return EXIT_OK
     print(_table([_HEADINGS, _line(summary)]))
-    if summary.staged:
+    if summary.staged and summary.state != "complete":
         print(f"staging table {summary.target}")
     for source, items in grouped.items():
         print(f"\n{source}: {len(items):,} batches, {sum(b.rows for b in items):,} rows")
@@ -214,7 +221,7 @@ def _forget(args: argparse.Namespace, admin: JournalAdmin) -> int:
     question = (f"forget {_describe(summary)}? Rows it loaded stay in the table; running "
                 "it again loads every batch again"
                 + (f"; its staging table {summary.target} is dropped" if summary.staged
-                   else "") + ".")
+                   and summary.state != "complete" else "") + ".")
     if not _confirm(args, question):
         say("azsql-bulk journal forget: not confirmed; nothing was forgotten "
             "(--yes skips the question)")
@@ -233,7 +240,7 @@ def _prune(args: argparse.Namespace, admin: JournalAdmin) -> int:
     if args.older_than is None:
         raise UsageError("prune needs --older-than AGE (e.g. 30d): loads whose last commit "
                          "is older are forgotten")
-    candidates = admin.prune(args.older_than, dry_run=True)
+    candidates = admin.prune(args.older_than.delta, dry_run=True)
     if not candidates:
         if args.json:
             emit_json({"status": "ok", "exit_code": EXIT_OK, "forgotten": []})
@@ -255,7 +262,8 @@ def _prune(args: argparse.Namespace, admin: JournalAdmin) -> int:
         if args.json:
             emit_json({"status": "not_confirmed", "exit_code": EXIT_FAILED})
         return EXIT_FAILED
-    forgotten = admin.prune(args.older_than, only={f.load.load_id for f in candidates})
+    forgotten = admin.prune(args.older_than.delta,
+                            only={f.load.load_id for f in candidates})
     if args.json:
         emit_json({"status": "ok", "exit_code": EXIT_OK,
                    "forgotten": [f.to_dict() for f in forgotten]})

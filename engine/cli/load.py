@@ -275,6 +275,8 @@ def transport_text(result: TransferResult) -> str:
     ...                transport="parameter-arrays", transport_reason="small batches"))
     'via parameter arrays (small batches)'
     """
+    if result.rows == 0 and result.batches_skipped:
+        return "nothing left to load"
     text = "via " + result.transport.replace("-", " ")
     if result.transport != "bulk-copy" and result.transport_reason:
         text += f" ({result.transport_reason})"

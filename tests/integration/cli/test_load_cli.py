@@ -64,8 +64,11 @@ def test_load_with_json_is_exact_and_shows_no_secret(tmp_path, emu_proc, sql_env
 
     again = run_cli(["load", str(tmp_path / "data"), "--table", table, "--workers", "2",
                      "--rows-per-batch", "5000", "--json", *conn_args], sql_env)
-    assert again.returncode == 2
-    assert "--resume" in again.stderr and result["load_id"] in again.stderr
+    # the same command again: the journal says it is loaded; nothing changes (exit 0)
+    assert again.returncode == 0, again.stderr
+    assert f"already loaded: load id {result['load_id']}" in again.stderr
+    assert last_json(again.stdout)["already_loaded"] is True
+    check_exact(reader, table, total)
     resumed = run_cli(["load", str(tmp_path / "data"), "--table", table, "--workers", "2",
                        "--rows-per-batch", "5000", "--json", "--resume", *conn_args], sql_env)
     assert resumed.returncode == 0, resumed.stderr
