@@ -6,8 +6,9 @@ with ``--sink discard`` (it parses every parameter row and stores nothing), and 
 runs alternated ``--rounds`` times, A then B then C:
 
 - ``engine``: ``engine.transfer(table, target, TransferOptions(workers=1,
-  rows_per_batch=R))`` from the source table (the engine casts each batch itself, inserts
-  a journal row and commits per batch);
+  transport="parameter-arrays"))`` with R rows per batch, from the source table (the
+  engine casts each batch itself, inserts a journal row and commits per batch; parameter
+  arrays, the transport raw turbodbc uses, so only the engine's own work differs);
 - ``raw``: one connection from the engine's own ``ConnectionFactory`` (same token shim,
   same managed-identity token, same driver), then ``executemanycolumns`` of R-row slices
   of the table pre-cast once with ``engine.binder.cast_batch`` (before the clock starts),
@@ -52,8 +53,9 @@ TABLE = "dbo.bench_overhead"
 
 def engine_run(source: pa.Table, target: Target, rows_per_batch: int,
                sql_types: dict[str, Any] | None = None) -> harness.Meter:
+    # parameter arrays, as raw turbodbc sends: the engine's overhead over the same transport
     options = TransferOptions(workers=1, load_id=uuid.uuid4().hex, create="never",
-                              sql_types=sql_types or {})
+                              transport="parameter-arrays", sql_types=sql_types or {})
     source_options = SourceOptions(rows_per_batch=rows_per_batch)
     with harness.Meter() as meter:
         result = transfer(source, target, options, source_options=source_options)
