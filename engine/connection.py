@@ -562,12 +562,29 @@ class ConnectionFactory:
         return f"<ConnectionFactory {self.where} encrypt={self.options.encrypt} {self._kind}>"
 
 
+_NO_TRANSACTION = "3903"  # "The ROLLBACK TRANSACTION request has no corresponding BEGIN..."
+
+
 def rollback_quietly(conn: Any) -> None:
-    """Roll back; a broken link needs none (the server rolls back an open transaction)."""
+    """Roll back; a broken link needs none (the server rolls back an open transaction).
+
+    When the server had already ended the failed transaction (error 3903), the driver
+    still believes one is open, and turbodbc's close would roll it back again and print
+    the raw error to stderr from C++ ("Error during rollback ... 3903"). A transaction
+    begun here when none is open gives that last rollback one to end, silently.
+    """
     try:
         conn.rollback()
-    except Exception:  # a broken link: the server rolls back the open transaction itself
-        log.debug("rollback failed on a broken connection", exc_info=False)
+        return
+    except Exception as exc:  # a broken link: the server rolls back the open transaction itself
+        gone = _NO_TRANSACTION in error_text(exc)
+        log.debug("rollback failed%s", " (no transaction left)" if gone else
+                  " on a broken connection", exc_info=False)
+    if gone:
+        try:
+            conn.cursor().execute("IF @@TRANCOUNT = 0 BEGIN TRANSACTION")
+        except Exception:  # the link went too: nothing is left to roll back
+            log.debug("could not realign the driver's transaction state", exc_info=False)
 
 
 def close_quietly(conn: Any) -> None:
