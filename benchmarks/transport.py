@@ -279,6 +279,20 @@ def linear_model(runs: dict[int, dict[str, list[dict[str, Any]]]], rows: int) ->
             "crossover_rows_per_batch": crossing}
 
 
+def source_tree() -> dict[str, Any]:
+    """The commit measured and the files changed in the working tree (a shared tree)."""
+    import subprocess
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", *argv], cwd=harness.REPO, capture_output=True,
+                              text=True, check=False)
+        return done.stdout.rstrip("\n")
+
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "changed": [line[3:] for line in git("status", "--short", "--untracked-files=no")
+                        .splitlines()]}
+
+
 def parse_rows(text: str) -> dict[str, int]:
     out = dict(ROWS)
     for part in filter(None, text.split(",")):
@@ -306,7 +320,7 @@ def main() -> None:
     verify = args.sink == "duckdb"
     machine_start = harness.machine()
     report: dict[str, Any] = {"benchmark": "transport", "command": harness.command_line(),
-                              "sink": args.sink, "comparisons": []}
+                              "sink": args.sink, "tree": source_tree(), "comparisons": []}
     with harness.emulator(["--sink", args.sink]) as emu:
         info = harness.facts(emu)
         factory = ConnectionFactory(harness.connection_options(info))
