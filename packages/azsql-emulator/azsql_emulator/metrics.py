@@ -31,6 +31,11 @@ class Metrics:
         # and framing, encrypting and sending replies (outside busy_seconds), all sessions
         self.io_seconds = 0.0
         self.tokens_seen: set[str] = set()  # uti/jti of tokens presented at login
+        # Rows that took the row-by-row path (checks' converters, one Python object per
+        # value) instead of the column-wise one: parameter-array calls and bulk-load rows
+        self.row_path_calls = 0
+        self.fallbacks: Counter[str] = Counter()  # reason -> how many runs/loads fell back
+        self._fallback_shapes: set[tuple[str, str]] = set()  # (statement, reason) logged
 
     def add(self, name: str, amount: float = 1) -> None:
         with self._lock:
@@ -39,6 +44,24 @@ class Metrics:
     def login_failed(self, reason: str) -> None:
         with self._lock:
             self.logins_failed[reason] += 1
+
+    def fallback(self, statement: str, reason: str, rows: int) -> bool:
+        """Count ``rows`` sent down the row path for ``reason``; True the first time this
+        statement shape falls back for this reason (the caller then logs it, once).
+
+        :param statement: the statement (or bulk-load target) text, the shape's key.
+        :param reason: why, short and without values (a ``fallbacks`` key).
+        :param rows: the calls or rows concerned.
+        """
+        with self._lock:
+            self.row_path_calls += rows
+            self.fallbacks[reason] += 1
+            key = (statement, reason)
+            if key in self._fallback_shapes:
+                return False
+            if len(self._fallback_shapes) < 10_000:  # bounded: a client inventing shapes
+                self._fallback_shapes.add(key)
+            return True
 
     def token_seen(self, token_id: str) -> None:
         with self._lock:
@@ -62,6 +85,8 @@ class Metrics:
                 "bulk_loads": self.bulk_loads,
                 "bulk_rows": self.bulk_rows,
                 "bulk_columnar_rows": self.bulk_columnar_rows,
+                "row_path_calls": self.row_path_calls,
+                "fallbacks": dict(self.fallbacks),
                 "busy_seconds": round(self.busy_seconds, 6),
                 "io_seconds": round(self.io_seconds, 6),
             }

@@ -192,6 +192,8 @@ class RequestHandler:
         self.metrics.add("bulk_rows", count)
         if load.applied_columnar:
             self.metrics.add("bulk_columnar_rows", count)
+        else:
+            ingest.note_bulk_rows(self.metrics, target.table, load, count)
         reply.done(count=count)
 
     # -- transaction manager -------------------------------------------------------------------
@@ -262,7 +264,7 @@ class RequestHandler:
         discard = self.session.server.sink == "discard"
         try:
             done = ingest.columnar_run(None if discard else self.sql, stmt, names, run, reply,
-                                       last_call_is_last=last)
+                                       last_call_is_last=last, metrics=self.metrics)
         except SqlError:
             # A statement-level failure (permissions, a missing table...): the row-wise
             # path raises it again and answers each call as SQL Server does.
@@ -293,7 +295,8 @@ class RequestHandler:
                 ingest.discard_run(names, calls, reply, last_call_is_last=last)
                 self.metrics.add("rows_discarded", len(calls))
             else:
-                ingest.execute_run(self.sql, stmt, names, calls, reply, last_call_is_last=last)
+                ingest.execute_run(self.sql, stmt, names, calls, reply, last_call_is_last=last,
+                                   metrics=self.metrics)
         except SqlError as exc:
             if exc.number == 50100:  # the engine cannot batch this INSERT: go row by row
                 reply.truncate(mark)

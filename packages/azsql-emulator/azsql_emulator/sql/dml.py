@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -94,6 +95,96 @@ def python_literal(node: exp.Expr, env: Env) -> tuple[object, str | None]:
             raise em.must_declare("@" + node.name)
         return var.value, hint_of(var.type)
     raise LookupError
+
+
+def _parameter_name(node: exp.Expr) -> str | None:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Parameter) and not isinstance(node.this, exp.Parameter):
+        return node.name.lower()
+    return None
+
+
+def _max_text_cast(node: exp.Expr, kinds: tuple[object, ...]) -> exp.Expr | None:
+    """The operand of ``CAST(x AS <kind>(max))`` (one of ``kinds``), else None."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if not isinstance(node, exp.Cast) or node.args.get("format") is not None:
+        return None
+    to = node.to
+    if to.this not in kinds or len(to.expressions) != 1:
+        return None
+    size = to.expressions[0]
+    inner = size.this if isinstance(size, exp.DataTypeParam) else size
+    if not (isinstance(inner, exp.Var) and inner.name.lower() == "max"):
+        return None
+    return node.this
+
+
+_DT = exp.DataType.Type
+_HEX_DIGITS = re.compile(r"(?:[0-9a-fA-F]{2})*")
+
+
+def hex_parameters(node: exp.Expr) -> list[str] | None:
+    """The parameter names of ``CONVERT(varbinary(max), CAST(@P AS varchar(max)), 2)``, the
+    marker azsql-bulk binds bytes with (hex text; engine/bind_casts.py), or of its long form
+    ``CONVERT(varbinary(max), CAST((CAST(@P1 AS nvarchar(max)) + ...) AS varchar(max)), 2)``
+    (hex text too long for one parameter, sent in pieces); None for anything else.
+
+    :param node: a VALUES item.
+    """
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if not isinstance(node, exp.Convert):
+        return None
+    style = node.args.get("style")
+    target = node.this
+    if not (isinstance(style, exp.Literal) and style.name == "2"
+            and isinstance(target, exp.DataType) and target.this == _DT.VARBINARY):
+        return None
+    sizes = target.expressions
+    inner = sizes[0].this if sizes and isinstance(sizes[0], exp.DataTypeParam) else None
+    if len(sizes) != 1 or not (isinstance(inner, exp.Var) and inner.name.lower() == "max"):
+        return None
+    operand = _max_text_cast(node.expression, (_DT.VARCHAR,))
+    if operand is None:
+        return None
+    single = _parameter_name(operand)
+    if single is not None:
+        return [single]
+    parts: list[exp.Expr] = []
+    stack = [operand.this if isinstance(operand, exp.Paren) else operand]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, exp.Add):
+            stack.extend([cur.expression, cur.this])
+        else:
+            parts.append(cur)
+    names = []
+    for part in parts:
+        piece = _max_text_cast(part, (_DT.NVARCHAR,))
+        name = None if piece is None else _parameter_name(piece)
+        if name is None:
+            return None
+        names.append(name)
+    return names
+
+
+def hex_value(values: Sequence[object]) -> bytes | None:
+    """What ``CONVERT(varbinary(max), <joined text>, 2)`` gives for one call's pieces.
+
+    :param values: the pieces' parameter values.
+    :raises TypeError: a piece that is not text, or text that is not whole hex digits (the
+        general path then evaluates the statement and reports SQL Server's error).
+    """
+    if any(v is None for v in values):
+        return None
+    if not all(isinstance(v, str) for v in values):
+        raise TypeError("a hex cast of a non-text parameter")
+    text = "".join(values)  # type: ignore[arg-type]
+    if _HEX_DIGITS.fullmatch(text) is None:
+        raise TypeError("not hex digits")
+    return bytes.fromhex(text)
 
 
 @dataclass

@@ -547,6 +547,7 @@ class SessionState:
                 get = _positional(row, index)
             source_rows.append([get(s[1]) if s[0] == "param"
                                 else _text_value([get(n) for n in s[1]], s[2]) if s[0] == "text"
+                                else dml.hex_value([get(n) for n in s[1]]) if s[0] == "hex"
                                 else s[1] for s in sources])
         hints = [s[2] if s[0] == "const" else None for s in sources]
         errors = self.atomic(lambda: dml.write_insert(self, plan, source_rows, hints,
@@ -620,6 +621,9 @@ class SessionState:
                 parts, length = text
                 names.extend(n for n in parts if n not in names)
                 sources.append(("text", parts, length))
+            elif (hex_parts := dml.hex_parameters(item)) is not None:
+                names.extend(n for n in hex_parts if n not in names)
+                sources.append(("hex", hex_parts, None))
             else:
                 value, hint = dml.python_literal(item, env)
                 sources.append(("const", value, hint))
