@@ -292,6 +292,27 @@ def transient_error(lab: Lab, rng: random.Random, rows: int, number: int, *,
                    transport=result.transport, bulk_rows=bulk_rows(lab.emu) - bulk_before)
 
 
+def error_at_start(lab: Lab, rng: random.Random, rows: int, number: int, *,
+                   workers: int = 4, rows_per_batch: int = 1_000,
+                   transport: str = PARAMETER_ARRAYS) -> Outcome:
+    """The very first RPC call of the load (its first connection's first statements, before
+    any batch) fails with error ``number``, once."""
+    target = lab.target(f"rel_start{number}")
+    inject_fault(lab.emu, kind="error", number=number, after_rpc_calls=0, count=1)
+    bulk_before = bulk_rows(lab.emu)
+    started = time.monotonic()
+    try:
+        result = transfer(rows_table(rows), target, transfer_options(
+            transport, workers=workers, load_id=f"rel-{uuid.uuid4().hex}"),
+                          source_options=SourceOptions(rows_per_batch=rows_per_batch))
+        left = pending_faults(lab.emu)["rpc_errors"]
+    finally:
+        inject_fault(lab.emu, kind="clear")
+    return outcome(f"error {number} first", lab, target.table, rows, started, rng,
+                   not_fired=len(left), retries=result.retries, reconnects=result.reconnects,
+                   transport=result.transport, bulk_rows=bulk_rows(lab.emu) - bulk_before)
+
+
 class Proxy:
     """:mod:`cutting_proxy` in a child process, in front of the emulator's TDS port."""
 
@@ -590,6 +611,7 @@ def throttled(lab: Lab, rng: random.Random, rows: int, *, bytes_per_second: int,
 ScenarioFn = Callable[..., Outcome]
 __all__ = ["BULK_COPY", "PARAMETER_ARRAYS", "THROTTLE_BYTES_PER_SECOND", "TRANSIENT_NUMBERS",
            "TRANSPORTS", "Lab", "Outcome", "RestartableEmulator", "TransferError",
-           "cut_mid_packet", "emulator_restart", "kill_sessions", "loader_sigkill",
+           "cut_mid_packet", "emulator_restart", "error_at_start", "kill_sessions",
+           "loader_sigkill",
            "pending_faults", "throttled", "token_expiry", "transient_error",
            "transport_problem"]
