@@ -24,12 +24,15 @@ except ImportError:  # pragma: no cover - the C part is built with the package
 __all__ = ["decode_rows_columnar"]
 
 _CODE_PAGE_TEXT = frozenset({0xA7, 0xAF})  # BIGVARCHR, BIGCHAR
+# (max) columns whose PLP values the native decoder takes: nvarchar, varchar, varbinary
+_PLP_TYPES = frozenset({0xE7, 0xA7, 0xA5})
 
 
 def decode_rows_columnar(payload: bytes, pos: int, infos: Sequence[TypeInfo]
                          ) -> tuple[int, int, list[WireColumn]] | None:
     """The ROW tokens from ``pos`` as (rows, end, columns); None when they must be decoded
-    row-wise: a type the native decoder does not take, PLP, an NBCROW token, or a value it
+    row-wise: a type the native decoder does not take (PLP only for nvarchar(max),
+    varchar(max) and varbinary(max)), an NBCROW token, or a value it
     does not take exactly (the row-wise decoder then decides, and raises if it is bad).
 
     :param payload: the BULK_LOAD message.
@@ -38,13 +41,16 @@ def decode_rows_columnar(payload: bytes, pos: int, infos: Sequence[TypeInfo]
     """
     if _native is None or not hasattr(_native, "decode_rows") or not infos:
         return None
-    if any(ti.type not in BULK_COLUMNAR_TYPES or ti.size == PLP_SIZE for ti in infos):
+    plp_flag = getattr(_native, "PLP_FLAG", None)  # absent: a build without PLP rows
+    if any(ti.type not in BULK_COLUMNAR_TYPES or (ti.size == PLP_SIZE and (
+            plp_flag is None or ti.type not in _PLP_TYPES)) for ti in infos):
         return None
     if any(ti.type in _CODE_PAGE_TEXT and not ascii_safe(collation_codec(ti.collation))
            for ti in infos):
         return None
-    count, end, cols = _native.decode_rows(payload, pos, [ti.type for ti in infos],
-                                           [ti.scale for ti in infos])
+    types = [ti.type | plp_flag if ti.size == PLP_SIZE and plp_flag else ti.type
+             for ti in infos]
+    count, end, cols = _native.decode_rows(payload, pos, types, [ti.scale for ti in infos])
     if end < len(payload) and payload[end] in (0xD1, 0xD2):  # stopped early: row-wise
         return None
     return count, end, [WireColumn(ti, *c) for ti, c in zip(infos, cols, strict=True)]

@@ -314,6 +314,7 @@ typedef struct {
     const unsigned char *meta;
     Py_ssize_t meta_len;
     int type, scale;
+    int plp;          /* bulk-load rows: (max) values as PLP streams (see PLP_FLAG) */
     growbuf values;   /* fixed-width values, or UTF-8 text */
     growbuf offsets;  /* text: int32 offsets, one more than values */
     growbuf units;    /* text: int32 UTF-16 length of each value */
@@ -324,6 +325,9 @@ typedef struct {
     Py_ssize_t saved_values, saved_offsets, saved_units, saved_nulls;
     int32_t saved_max_units;
 } column;
+
+/* decode_rows: a type OR-ed with this takes its values as PLP streams ((max) columns) */
+#define PLP_FLAG 0x10000
 
 static int columnar_type(int type) {
     return type == T_INTN || type == T_BITN || type == T_FLTN || type == T_NVARCHAR ||
@@ -426,29 +430,84 @@ static int column_value(column *c, Py_ssize_t row, const unsigned char *buf, Py_
     case T_BIGCHAR:
     case T_NVARCHAR:
     case T_NCHAR: {
-        if (p + 2 > n) return 0;
-        uint16_t len = u16le(buf + p);
-        p += 2;
+        const unsigned char *data = NULL;
+        Py_ssize_t len = 0;
+        unsigned char *joined = NULL; /* a PLP value in several chunks, put together */
+        if (c->plp) {
+            /* PLP: u64 total length (~0 = NULL, ~1 = unknown), then chunks of u32 length
+             * + bytes, ended by a zero-length chunk */
+            if (p + 8 > n) return 0;
+            uint64_t total = (uint64_t)int_le(buf + p, 8);
+            p += 8;
+            if (total == UINT64_MAX) {
+                is_null = 1;
+            } else {
+                Py_ssize_t q = p, sum = 0, chunks = 0, first = p + 4;
+                for (;;) {
+                    if (q + 4 > n) return 0;
+                    uint32_t size = (uint32_t)int_le(buf + q, 4);
+                    q += 4;
+                    if (size == 0) break;
+                    if ((Py_ssize_t)size > n - q || sum > INT32_MAX) return 0;
+                    sum += size;
+                    q += size;
+                    chunks++;
+                }
+                if (total != UINT64_MAX - 1 && total != (uint64_t)sum) return 0;
+                if (chunks > 1) {
+                    joined = PyMem_Malloc((size_t)sum);
+                    if (!joined) { PyErr_NoMemory(); return -1; }
+                    Py_ssize_t at = p, k = 0;
+                    for (;;) {
+                        uint32_t size = (uint32_t)int_le(buf + at, 4);
+                        at += 4;
+                        if (size == 0) break;
+                        memcpy(joined + k, buf + at, size);
+                        k += size;
+                        at += size;
+                    }
+                    data = joined;
+                } else {
+                    data = buf + first;
+                }
+                len = sum;
+                p = q;
+            }
+        } else {
+            if (p + 2 > n) return 0;
+            uint16_t ulen = u16le(buf + p);
+            p += 2;
+            if (ulen == 0xFFFF) {
+                is_null = 1;
+            } else {
+                if (p + ulen > n) return 0;
+                data = buf + p;
+                len = ulen;
+                p += ulen;
+            }
+        }
         int32_t units = 0;
         int wide = c->type == T_NVARCHAR || c->type == T_NCHAR;
-        if (len == 0xFFFF) {
-            is_null = 1;
-        } else if (wide) {
-            if (len % 2 || p + len > n) return 0;
-            int r = put_utf16(c, buf + p, len / 2);
-            if (r == -2) return -1;
-            if (r < 0) return 0;
-            units = len / 2;
-            p += len;
-        } else {
-            if (p + len > n) return 0;
-            if (c->type != T_BIGVARBIN)
-                for (Py_ssize_t i = 0; i < len; i++)
-                    if (buf[p + i] >= 0x80) return 0; /* code-page text: Python decodes it */
-            if (gb_put(&c->values, buf + p, len) < 0) return -1;
-            units = len;
-            p += len;
+        int r = 1;
+        if (!is_null) {
+            if (wide) {
+                if (len % 2) {
+                    r = 0;
+                } else {
+                    int put = put_utf16(c, data, len / 2);
+                    r = put == -2 ? -1 : put < 0 ? 0 : 1;
+                    units = (int32_t)(len / 2);
+                }
+            } else {
+                if (c->type != T_BIGVARBIN)
+                    for (Py_ssize_t i = 0; i < len && r == 1; i++)
+                        if (data[i] >= 0x80) r = 0; /* code-page text: Python decodes it */
+                if (r == 1 && gb_put(&c->values, data, len) < 0) r = -1;
+                units = (int32_t)len;
+            }
         }
+        PyMem_Free(joined);
+        if (r != 1) return r;
         if (c->values.len > INT32_MAX) return 0;
         int32_t off = (int32_t)c->values.len;
         if (gb_put(&c->offsets, &off, 4) < 0 || gb_put(&c->units, &units, 4) < 0) return -1;
@@ -610,6 +669,15 @@ static int columns_init(column *columns, Py_ssize_t count, PyObject *metas, PyOb
         }
         columns[i].type = (int)PyLong_AsLong(t);
         columns[i].scale = (int)PyLong_AsLong(s);
+        if (!metas && (columns[i].type & PLP_FLAG)) { /* bulk-load rows only */
+            columns[i].type &= ~PLP_FLAG;
+            columns[i].plp = 1;
+            if (columns[i].type != T_NVARCHAR && columns[i].type != T_BIGVARCHR &&
+                columns[i].type != T_BIGVARBIN) {
+                Py_XDECREF(m); Py_DECREF(t); Py_DECREF(s);
+                return 0;
+            }
+        }
         Py_XDECREF(m); /* metas stays alive in the caller's sequence for the whole call */
         Py_DECREF(t);
         Py_DECREF(s);
@@ -755,7 +823,8 @@ PyDoc_STRVAR(decode_rows_doc,
 "decode_rows(payload, pos, types, scales) -> (count, end, columns)\n\n"
 "Decode, column by column, the ROW tokens (0xD1) of a bulk load from ``payload[pos]``:\n"
 "each holds one value per column, encoded as for decode_columns, with no per-value\n"
-"metadata. Stops at the first other token, or before the first row holding a value it\n"
+"metadata; a type OR-ed with PLP_FLAG (nvarchar, varchar, varbinary) takes PLP streams,\n"
+"the (max) types. Stops at the first other token, or before the first row holding a value it\n"
 "does not take exactly (``end`` is then that row's offset). ``columns`` as for\n"
 "decode_columns; ``count`` is 0 (and columns empty) when a type is not decoded here.");
 
@@ -982,4 +1051,11 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__tdsfast(void);
-PyMODINIT_FUNC PyInit__tdsfast(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__tdsfast(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddIntConstant(m, "PLP_FLAG", PLP_FLAG) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
