@@ -97,7 +97,9 @@ class Row:
         """What the faults did, summed over the runs (from each run's notes)."""
         total: dict[str, float] = {}
         for o in self.outcomes:
-            for key in ("kill_events", "sessions_killed", "cuts", "retries", "reconnects",
+            for key in ("kill_events", "sessions_killed", "killed_mid_request",
+                        "killed_mid_bulk_load", "cuts", "cut_mid_request",
+                        "cut_mid_bulk_load", "retries", "reconnects",
                         "token_renewals", "throttled_seconds"):
                 value = o.notes.get(key)
                 if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -128,6 +128,14 @@ def bulk_rows(emu: Any) -> int:
     return count
 
 
+def killed_receiving(emu: Any, how: str = "killed") -> dict[str, int]:
+    """Sessions that ended while a request was still arriving, by packet type
+    (``killed_receiving_0x07``: a bulk load cut short by kill_sessions; ``_0x03``: an RPC);
+    ``how="dropped"``: the link broke by other causes (a cut, an expired token)."""
+    injected = pending_faults(emu)["injected"]
+    return {k: int(v) for k, v in injected.items() if k.startswith(f"{how}_receiving_")}
+
+
 def transfer_options(transport: str, **options: Any) -> TransferOptions:
     """The scenarios' options: ``transport`` always explicit, fast retries."""
     return TransferOptions(transport=transport, **{**FAST_RETRY, **options})
@@ -252,6 +260,7 @@ def kill_sessions(lab: Lab, rng: random.Random, rows: int, *, workers: int = 4,
 
     thread = threading.Thread(target=injector, daemon=True)
     bulk_before = bulk_rows(lab.emu)
+    cut_before = killed_receiving(lab.emu)
     started = time.monotonic()
     thread.start()
     try:
@@ -262,8 +271,11 @@ def kill_sessions(lab: Lab, rng: random.Random, rows: int, *, workers: int = 4,
     finally:
         stop.set()
         thread.join(30)
+    cut = {k: n - cut_before.get(k, 0) for k, n in killed_receiving(lab.emu).items()}
     return outcome("kill_sessions", lab, target.table, rows, started, rng,
                    sessions_killed=sum(killed), kill_events=len(killed),
+                   killed_mid_request=sum(cut.values()),
+                   killed_mid_bulk_load=cut.get("killed_receiving_0x07", 0),
                    retries=result.retries, reconnects=result.reconnects,
                    transport=result.transport, bulk_rows=bulk_rows(lab.emu) - bulk_before)
 
@@ -360,6 +372,7 @@ def cut_mid_packet(lab: Lab, rng: random.Random, rows: int, *, workers: int = 4,
     driver reports SQLSTATE 08S01 (communication link failure) and the batch is replayed."""
     proxy = Proxy(lab.emu.tds_host, lab.emu.tds_port)
     bulk_before = bulk_rows(lab.emu)
+    cut_before = killed_receiving(lab.emu, "dropped")
     try:
         target = lab.target("rel_cut", port=proxy.port)
         cuts = cuts or rng.randint(1, 3)
@@ -373,8 +386,11 @@ def cut_mid_packet(lab: Lab, rng: random.Random, rows: int, *, workers: int = 4,
         upstream, made, conns = proxy.stats()
     finally:
         proxy.close()
+    cut = {k: n - cut_before.get(k, 0) for k, n in killed_receiving(lab.emu, "dropped").items()}
     return outcome("08S01 cut mid-packet", lab, target.table, rows, started, rng,
                    cuts=made, armed=cuts, upstream_bytes=upstream, connections=conns,
+                   cut_mid_request=sum(cut.values()),
+                   cut_mid_bulk_load=cut.get("dropped_receiving_0x07", 0),
                    retries=result.retries, reconnects=result.reconnects,
                    transport=result.transport, bulk_rows=bulk_rows(lab.emu) - bulk_before)
 

@@ -22,7 +22,9 @@ Every fault is logged and counted; ``GET /faults`` shows what is pending. Body s
 Every kind applies to bulk loads (Driver 18's bulk copy, ``INSERT BULK`` + BULK_LOAD) as to
 parameter arrays: a killed or expired session drops its socket even while a bulk load is
 still streaming in (``GET /sessions`` shows such a request as ``receiving``: its packet type,
-0x07 for a bulk load, and the bytes so far), and nothing of that load is kept; the throttle
+0x07 for a bulk load, and the bytes so far; ``injected`` counts such kills as
+``killed_receiving_0x07``, and a session whose link broke mid-request by other causes as
+``dropped_receiving_0x07``), and nothing of that load is kept; the throttle
 admits a BULK_LOAD message by its bytes like any request
 (tests/integration/emulator/test_bulk_faults.py).
 """
@@ -182,6 +184,20 @@ class FaultPlan:
             self.counts[f"rpc_error_{fault.number}"] += 1
             number = fault.number
         return self.error(number, database)
+
+    def killed_receiving(self, packet_type: int) -> None:
+        """Count a session dropped while a request of ``packet_type`` was still arriving
+        (``injected`` then shows ``killed_receiving_0x07`` for a bulk load cut short)."""
+        with self._lock:
+            self.counts[f"killed_receiving_0x{packet_type:02x}"] += 1
+
+    def dropped_receiving(self, packet_type: int) -> None:
+        """Count a session that ended, not by a fault of this plan, while a request of
+        ``packet_type`` was still arriving: its link broke or its client left mid-request,
+        or its token expired (``--expire-sessions``); ``dropped_receiving_0x07`` for a bulk
+        load."""
+        with self._lock:
+            self.counts[f"dropped_receiving_0x{packet_type:02x}"] += 1
 
     def token_revoked(self, issued_at: float, keys: tuple[str, ...]) -> str | None:
         """Why a token (by issue time and identity keys) may no longer log in, or None."""

@@ -95,8 +95,12 @@ class Session(threading.Thread):
         return {"type": kind, "bytes": assembler.buffered}
 
     def kill(self) -> None:
-        """Drop the connection at once, as a failover or network fault would."""
+        """Drop the connection at once, as a failover or network fault would (counted by
+        the fault plan when a request was still arriving, e.g. a bulk load)."""
         self._killed = True
+        receiving = self.receiving()
+        if receiving is not None:
+            self.server.faults.killed_receiving(receiving["type"])
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -112,6 +116,9 @@ class Session(threading.Thread):
         except (SessionClosed, ConnectionError, ssl.SSLError, OSError) as exc:
             if not self._killed:
                 log.info("session %d closed: %s", self.spid, exc)
+                receiving = self.receiving()
+                if receiving is not None:  # the link went (or the token expired) mid-request
+                    self.server.faults.dropped_receiving(receiving["type"])
         except Exception:  # never let one session take the server down
             log.exception("session %d: internal error; closing", self.spid)
         finally:

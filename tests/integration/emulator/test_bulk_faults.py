@@ -38,6 +38,7 @@ pytestmark = pytest.mark.integration
 SOURCE = Path(__file__).with_name("bcp_stream.c")
 BULK_LOAD = 0x07  # the TDS packet type of a bulk load's rows
 APP = "bcp-stream"
+MID_BULK_LOAD = "killed_receiving_0x07"  # GET /faults: sessions dropped mid bulk load
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +193,9 @@ def test_kill_sessions_while_a_bulk_load_streams_in_keeps_nothing_of_it(clean, c
     assert wait_until(lambda: streaming_bulk_load(emu) is not None)
     spid = streaming_bulk_load(emu)
     loads_before = emu.metrics()["bulk_loads"]
-    assert inject_fault(emu, kind="kill_sessions", session_ids=[spid])["killed"] == 1
+    cut_short = inject_fault(emu, kind="clear")["injected"].get(MID_BULK_LOAD, 0)
+    killed = inject_fault(emu, kind="kill_sessions", session_ids=[spid])
+    assert killed["killed"] == 1 and killed["injected"][MID_BULK_LOAD] == cut_short + 1
     more, done = loader.ask("rows 3000"), loader.ask("done")
     assert link_dropped(more, done), (more, done)
     assert wait_until(lambda: gone(emu, spid))
@@ -258,6 +261,8 @@ def test_expire_tokens_while_a_bulk_load_streams_in_ends_the_session(expiring, c
     spid = streaming_bulk_load(emu)
     try:
         assert inject_fault(emu, kind="expire_tokens")["killed"] >= 1
+        # (counted as the sessions go, after the answer's summary was taken)
+        assert emu.tds.faults.pending()["injected"][MID_BULK_LOAD] >= 1
         more, done = loader.ask("rows 3000"), loader.ask("done")
         assert link_dropped(more, done), (more, done)
         assert wait_until(lambda: gone(emu, spid))
