@@ -167,8 +167,8 @@ class TransferOptions:
     resume: bool = field(default=True, metadata={
         "help": "skip the batches already journaled under the load id, so running the same "
                 "load again finishes a stopped one and does nothing for a finished one (the "
-                "journal makes this safe; without it, a load id that already has batches is "
-                "refused)", "kind": "switch",
+                "journal makes this safe); when off, a load id that already has batches is "
+                "refused", "kind": "switch",
         "not_exposed": {"airflow": "every try of a task instance resumes its load: Airflow "
                                    "retries depend on it"}})
     token_refresh_margin: float = field(default=300.0, metadata={
