@@ -165,6 +165,12 @@ def test_forgetting_a_stopped_staged_load_drops_its_staging_table(tmp_path, sql_
                      "--rows-per-batch", "100", "--load-id", load_id, *conn_args], sql_env)
     assert again.returncode == 0, again.stderr
     check_exact(reader, table, total)  # every batch once: nothing stale was staged
+    applied = run_cli(["load", str(tmp_path / "data"), "--table", table, "--mode", "replace",
+                       "--rows-per-batch", "100", "--load-id", load_id, *conn_args], sql_env)
+    assert applied.returncode == 0, applied.stderr  # the finish row: nothing left to do
+    assert f"already loaded: load id {load_id}, completed at " in applied.stdout
+    assert listed(conn_args, sql_env)[load_id]["state"] == "complete"
+    check_exact(reader, table, total)
 
 
 # -- running the same command again -------------------------------------------------------------
