@@ -1,6 +1,7 @@
 /*
  * engine._bcp: one Arrow record batch into a table through Microsoft ODBC Driver 18's bulk
- * copy API (bcp_initW, bcp_bind, bcp_sendrow, bcp_done; bcp_colptr only if a buffer moves),
+ * copy API (bcp_initW, bcp_bind, bcp_sendrow, bcp_done; bcp_collen around empty values,
+ * bcp_colptr only if a buffer moves),
  * on a connection the caller opened with SQL_COPT_SS_BCP on, inside the caller's transaction.
  *
  * The batch arrives through the Arrow C data interface (a PyCapsule pair from
@@ -85,6 +86,7 @@ typedef int (*bcp_initW_fn)(SQLHDBC, const SQLWCHAR *, const SQLWCHAR *, const S
 typedef int (*bcp_bind_fn)(SQLHDBC, const unsigned char *, int, int32_t, const unsigned char *,
                            int, int, int);
 typedef int (*bcp_colptr_fn)(SQLHDBC, const unsigned char *, int);
+typedef int (*bcp_collen_fn)(SQLHDBC, int32_t, int);
 typedef int (*bcp_sendrow_fn)(SQLHDBC);
 typedef int32_t (*bcp_batch_fn)(SQLHDBC);
 typedef int32_t (*bcp_done_fn)(SQLHDBC);
@@ -94,6 +96,7 @@ static struct {
     bcp_initW_fn initW;
     bcp_bind_fn bind;
     bcp_colptr_fn colptr;
+    bcp_collen_fn collen;
     bcp_sendrow_fn sendrow;
     bcp_batch_fn batch;
     bcp_done_fn done;
@@ -152,6 +155,7 @@ struct column {
     unsigned char *scratch;
     size_t scratch_size;
     int moved; /* grow() moved the buffer: bcp_colptr must be told before the next row */
+    int empty; /* bcp_collen(0) is in force for this column (its last value was empty) */
 };
 
 static int resolve(const char *driver, char *err, size_t errlen)
@@ -178,6 +182,7 @@ static int resolve(const char *driver, char *err, size_t errlen)
     } while (0)
     LOOKUP(bind, "bcp_bind", bcp_bind_fn);
     LOOKUP(colptr, "bcp_colptr", bcp_colptr_fn);
+    LOOKUP(collen, "bcp_collen", bcp_collen_fn);
     LOOKUP(sendrow, "bcp_sendrow", bcp_sendrow_fn);
     LOOKUP(batch, "bcp_batch", bcp_batch_fn);
     LOOKUP(done, "bcp_done", bcp_done_fn);
@@ -785,6 +790,20 @@ static PyObject *write_batch(PyObject *self, PyObject *args)
                 break;
             }
             memcpy(c->bound, &len, sizeof len); /* the indicator: length or BCP_NULL_DATA */
+            /* An indicator of 0 is not taken as an empty value for a (max) column: Driver
+             * 18 then sent a malformed PLP value (seen against the emulator). An empty
+             * value is said with bcp_collen(0) instead, and SQL_VARLEN_DATA (the indicator
+             * decides) is restored at the column's next value that is not empty. */
+            int want_empty = len == 0 && (c->kind == K_TEXT || c->kind == K_BINARY);
+            if (want_empty != c->empty) {
+                if (g_bcp.collen(dbc, want_empty ? 0 : BCP_VARLEN_DATA, (int)(k + 1)) !=
+                    BCP_SUCCEED) {
+                    driver_error(dbc, "bcp_collen", err, sizeof err);
+                    rc = -1;
+                    break;
+                }
+                c->empty = want_empty;
+            }
             if (c->moved) { /* not reached while value_room sized the buffer */
                 if (g_bcp.colptr(dbc, c->bound, (int)(k + 1)) != BCP_SUCCEED) {
                     driver_error(dbc, "bcp_colptr", err, sizeof err);
@@ -836,6 +855,10 @@ static PyObject *use_utf16_converter(PyObject *self, PyObject *args)
     const char *path;
     if (!PyArg_ParseTuple(args, "s", &path)) {
         return NULL;
+    }
+    if (path[0] == '\0') { /* back to the writer's own loop */
+        g_utf8_to_utf16le = NULL;
+        Py_RETURN_FALSE;
     }
     void *lib = dlopen(path, RTLD_NOW | RTLD_NOLOAD); /* never loads anything new */
     void *fn = lib != NULL ? dlsym(lib, "_ZN7simdutf23convert_utf8_to_utf16leEPKcmPDs") : NULL;
@@ -911,7 +934,7 @@ static PyMethodDef methods[] = {
      "use_utf16_converter(library_path) -> bool\n\n"
      "Convert text with simdutf::convert_utf8_to_utf16le from `library_path`, a library this "
      "process has already loaded (turbodbc_intern exports it); False when it is not there, "
-     "and the writer's own conversion stays."},
+     "and the writer's own conversion stays. An empty path goes back to the writer's own."},
     {"trancount", trancount, METH_VARARGS,
      "trancount(hdbc) -> int\n\n"
      "SELECT @@TRANCOUNT on the driver manager's connection handle `hdbc` (one round trip; "
