@@ -27,6 +27,19 @@ turbodbc's buffers) stay out of the figures; the measured INSERT is still prepar
 described and planned inside them.
 
 Run: ``.venv/bin/python benchmarks/emulator_ingest.py --rows 200000`` (prints JSON).
+
+``--compare-all-types`` (issue 19) measures something else, side by side in one run and
+one emulator (duckdb sink): the engine's own loads (``engine.transfer``) of the narrow
+dataset (``bench_data.narrow``) and of the all-types dataset (``all_types_data``: every
+Arrow type the engine maps, NULLs, edge values, (max) text and bytes), each through both
+transports, passed explicitly. For each it reports the Arrow MB/s the engine reports
+(``TransferResult.mb_per_second``), the emulator's ``row_path_calls`` and ``fallbacks``
+during that load, and whether the rows read back exactly through pyodbc (all-types:
+every value; narrow: the count and exact sums); then per transport the ratio
+all-types MB/s / narrow MB/s (issue 19's target: at least 0.5, with row_path_calls 0).
+A small load of each dataset through each transport goes first, unmeasured.
+
+    .venv/bin/python benchmarks/emulator_ingest.py --compare-all-types --rows 100000
 """
 
 from __future__ import annotations
@@ -138,14 +151,126 @@ def run(sink: str, table: pa.Table, batch_rows: int, warmup_rows: int = 0) -> di
     }
 
 
+TRANSPORTS = ("parameter-arrays", "bulk-copy")
+
+
+def _delta(before: dict, after: dict) -> dict:
+    fallbacks = {k: v - before["fallbacks"].get(k, 0) for k, v in after["fallbacks"].items()
+                 if v != before["fallbacks"].get(k, 0)}
+    return {"row_path_calls": after["row_path_calls"] - before["row_path_calls"],
+            "fallbacks": fallbacks,
+            "columnar_rows": after["columnar_rows"] - before["columnar_rows"],
+            "bulk_columnar_rows": after["bulk_columnar_rows"] - before["bulk_columnar_rows"],
+            "emulator_seconds": round(after["busy_seconds"] - before["busy_seconds"]
+                                      + after["io_seconds"] - before["io_seconds"], 3)}
+
+
+def _narrow_exact(conn: object, name: str, table: pa.Table) -> bool:
+    import pyarrow.compute as pc
+
+    got = conn.execute(  # type: ignore[attr-defined]
+        f"SELECT COUNT(*), SUM(CAST(id AS decimal(38,0))), SUM(amount), "
+        f"SUM(CAST(LEN(code) AS bigint)) FROM {name}").fetchone()
+    want = (table.num_rows, pc.sum(table.column("id")).as_py(),
+            pc.sum(table.column("amount")).as_py(),
+            pc.sum(pc.utf8_length(table.column("code"))).as_py())
+    return (got[0], int(got[1]), got[3]) == (want[0], want[1], want[3]) \
+        and abs(got[2] - want[2]) <= 1e-6 * abs(want[2])
+
+
+def compare_all_types(rows: int, transports: tuple[str, ...], workers: int,
+                      rows_per_batch: int, rounds: int = 1, verify: bool = True) -> dict:
+    """Narrow and all-types loads side by side (see the module doc); JSON-able."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import all_types_data
+    import bench_data
+    import harness
+    import pyodbc
+    from support import odbc_string
+
+    from engine import Target, TransferOptions, transfer
+    from engine.sources import SourceOptions
+
+    datasets = {"narrow": bench_data.table("narrow", rows),
+                "all_types": all_types_data.all_types(rows)}
+    runs: list[dict] = []
+    with harness.emulator(("--sink", "duckdb")) as emu:
+        info = harness.facts(emu)
+        options = harness.connection_options(info)
+        creds = emu.credentials
+        reader = pyodbc.connect(odbc_string(emu, str(find_driver().path), UID=creds.sql_login,
+                                            PWD=creds.sql_password), autocommit=True)
+
+        def load(table: pa.Table, name: str, transport: str) -> tuple[object, dict]:
+            before = harness.metrics(info)
+            result = transfer(table, Target(options, name),
+                              TransferOptions(workers=workers, transport=transport),
+                              source_options=SourceOptions(rows_per_batch=rows_per_batch))
+            assert result.transport == transport, (transport, result.transport_reason)
+            return result, _delta(before, harness.metrics(info))
+
+        for transport in transports:  # first use of every path, unmeasured
+            for key, table in datasets.items():
+                load(table.slice(0, min(2 * rows_per_batch, rows)),
+                     f"dbo.warm_{key}_{transport.replace('-', '_')}", transport)
+        for round_ in range(rounds):
+            for transport in transports:
+                for key, table in datasets.items():
+                    name = f"dbo.{key}_{transport.replace('-', '_')}_{round_}"
+                    result, server = load(table, name, transport)
+                    exact = None
+                    if verify:
+                        exact = (not all_types_data.verify(reader, name, table)
+                                 if key == "all_types" else _narrow_exact(reader, name, table))
+                    runs.append({
+                        "dataset": key, "transport": transport, "round": round_,
+                        "rows": result.rows, "columns": table.num_columns,  # type: ignore[attr-defined]
+                        "arrow_mb": round(result.bytes / 1e6, 2),  # type: ignore[attr-defined]
+                        "seconds": round(result.seconds, 3),  # type: ignore[attr-defined]
+                        "mb_per_second": round(result.mb_per_second, 3),  # type: ignore[attr-defined]
+                        "rows_per_second": round(result.rows_per_second),  # type: ignore[attr-defined]
+                        "read_back_exact": exact, **server})
+        reader.close()
+    ratios = {}
+    for transport in transports:
+        def median_rate(key: str, transport: str = transport) -> float:
+            return harness.median([r["mb_per_second"] for r in runs
+                                   if r["dataset"] == key and r["transport"] == transport])
+        ratios[transport] = round(median_rate("all_types") / median_rate("narrow"), 3)
+    return {"command": harness.command_line(), "machine": harness.machine(),
+            "rows": rows, "workers": workers, "rows_per_batch": rows_per_batch,
+            "runs": runs, "all_types_over_narrow_mb_per_second": ratios,
+            "row_path_calls": sum(r["row_path_calls"] for r in runs)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--compare-all-types", action="store_true",
+                        help="narrow vs all-types datasets through the engine, both "
+                             "transports, side by side (issue 19)")
+    parser.add_argument("--transport", choices=(*TRANSPORTS, "both"), default="both",
+                        help="with --compare-all-types: the transport(s) to measure")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="with --compare-all-types: engine workers per load")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with --compare-all-types: measured rounds (median ratio)")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="with --compare-all-types: skip the read-back")
     parser.add_argument("--batch-rows", type=int, default=10_000)
     parser.add_argument("--warmup-rows", type=int, default=None,
                         help="rows loaded into another table first, not measured "
                              "(default: one batch; 0 for none)")
     args = parser.parse_args()
+    if args.compare_all_types:
+        transports = TRANSPORTS if args.transport == "both" else (args.transport,)
+        print(json.dumps(compare_all_types(args.rows, transports, args.workers,
+                                           args.batch_rows, args.rounds, not args.no_verify),
+                         indent=2))
+        return
     table = make_table(args.rows)
     warmup = args.batch_rows if args.warmup_rows is None else args.warmup_rows
     results = [run(sink, table, args.batch_rows, warmup) for sink in ("duckdb", "discard")]
