@@ -150,6 +150,8 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for k in ("server_seconds", "wall_seconds", "cpu_seconds"):
         out[k] = round(out[k], 3)
     out["rows_per_second"] = round(out["rows_per_second"])
+    out["cpu_seconds_per_run"] = [round(r["cpu_seconds"], 3) for r in runs]
+    out["wall_seconds_per_run"] = [round(r["wall_seconds"], 3) for r in runs]
     out["batches"] = runs[0]["batches"]
     out["commits"], out["bulk_loads"] = runs[0]["commits"], runs[0]["bulk_loads"]
     out["rpc_calls"], out["sql_batches"] = runs[0]["rpc_calls"], runs[0]["sql_batches"]
