@@ -169,8 +169,7 @@ class ConnectionOptions:
         differs from ``server``.
     :param trust_server_certificate: skip certificate validation (``yes``/``no`` only): for
         local development, never for Azure.
-    :param application_name: sent as the login's application name, followed by the
-        ``audit`` facts (see :func:`engine.session_audit.application_label`).
+    :param application_name: the login's application name (``audit`` facts follow).
     :param login_timeout: seconds, sent as ``LoginTimeout=``. Microsoft's Driver 18 ignores
         that keyword (seen: a silent server still times out after its 15 s default); it
         takes effect only where the token shim maps it to ``SQL_ATTR_LOGIN_TIMEOUT``.
@@ -183,10 +182,8 @@ class ConnectionOptions:
     :param extra_attributes: further ODBC keywords for the driver.
     :param bulk_copy: enable the driver's bulk-copy (``bcp_*``) API on the connection: the
         token shim sets ``SQL_COPT_SS_BCP`` before login (``BulkCopy=yes``).
-    :param audit: facts that name what the sessions belong to (``load``, ``dag``,
-        ``task``...), for the server's audit trail: appended to the application name as
-        ``key=value`` and set at connect as read-only ``SESSION_CONTEXT`` keys (see
-        :mod:`engine.session_audit`). Never a secret.
+    :param audit: what the sessions belong to (``load``, ``dag``, ``task``...): in the
+        application name and SESSION_CONTEXT (:mod:`engine.session_audit`). No secret.
 
     >>> ConnectionOptions(server="tcp:srv.database.windows.net,1433", database="db").server
     'srv.database.windows.net'
@@ -425,11 +422,8 @@ class ConnectionFactory:
             attempt += 1
             diagnostics = self._probe_server() or self._attempt(token)
             if isinstance(diagnostics, Connection):
-                diagnostics.attempts = attempt
-                self.stats.connects += 1
-                pairs = session_context(self.options.application_name, self.options.audit)
-                if pairs:
-                    set_session_context(diagnostics, pairs)
+                diagnostics = self._named(diagnostics, attempt)
+            if isinstance(diagnostics, Connection):
                 return diagnostics
             disposition = classify(diagnostics)
             log.info("connect to %s: attempt %d failed (%s): %s", self.where, attempt,
@@ -451,6 +445,20 @@ class ConnectionFactory:
                 self._sleep(delay)
             if disposition is Disposition.TRANSIENT and self.token_provider is not None:
                 token = self.token_provider.get_token()
+
+    def _named(self, conn: Connection, attempt: int) -> Connection | list[Diagnostic]:
+        """``conn`` with its SESSION_CONTEXT set, or a transient failure's diagnostics."""
+        pairs = session_context(self.options.application_name, self.options.audit)
+        failure = set_session_context(conn, pairs) if pairs else None
+        diagnostics = scrubbed_diagnostics(failure) if failure else []
+        if diagnostics and classify(diagnostics) is not Disposition.TERMINAL:
+            close_quietly(conn)
+            return diagnostics
+        if diagnostics:  # e.g. an old server: the application name still names the load
+            log.warning("could not set the session context: %s", describe(diagnostics))
+        conn.attempts = attempt
+        self.stats.connects += 1
+        return conn
 
     def _probe_server(self) -> list[Diagnostic] | None:
         """None when the port accepts TCP (or there is no probe); else the failure.
@@ -563,15 +571,12 @@ class ConnectionFactory:
 
 
 _NO_TRANSACTION = "3903"  # "The ROLLBACK TRANSACTION request has no corresponding BEGIN..."
-
-
 def rollback_quietly(conn: Any) -> None:
     """Roll back; a broken link needs none (the server rolls back an open transaction).
 
-    When the server had already ended the failed transaction (error 3903), the driver
-    still believes one is open, and turbodbc's close would roll it back again and print
-    the raw error to stderr from C++ ("Error during rollback ... 3903"). A transaction
-    begun here when none is open gives that last rollback one to end, silently.
+    After error 3903 (the server had already ended the transaction) the driver still
+    believes one is open, and turbodbc's close would print its raw "Error during rollback
+    ... 3903" to stderr: a transaction begun here gives that last rollback one to end.
     """
     try:
         conn.rollback()

@@ -8,13 +8,16 @@ listed (:class:`~engine.errors.SchemaMismatchError`) before any data moves.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.connection import ConnectionFactory, close_quietly, rollback_quietly
+from engine.connection import ConnectionFactory, RetryPolicy, close_quietly, rollback_quietly
 from engine.errors import (
     AzsqlBulkError,
     ConfigurationError,
+    ConnectError,
+    DatabaseError,
     SqlServerError,
     database_error,
 )
@@ -75,19 +78,45 @@ def prepare(factory: ConnectionFactory, plan: TablePlan, target: TableName,
     :param journal: the load's journal.
     :raises SchemaMismatchError: the existing target cannot take the source's columns.
     :raises ConfigurationError: a missing table with ``create="never"``.
-    :raises DatabaseError: a statement failed.
+    :raises DatabaseError: a statement failed (transient failures are retried on a new
+        connection, ``options.max_retries`` times, as a batch is: every step is idempotent).
     """
     # the journal's facts for `azsql-bulk journal list`, and the sessions' audit trail:
     # every connection of the load names it (application name, SESSION_CONTEXT)
     journal.table, journal.mode = str(target), str(options.mode)
     factory.name_load(journal.load_id)
+    retry = RetryPolicy(attempts=options.max_retries + 1, base_delay=options.retry_base_delay,
+                        max_delay=options.retry_max_delay)
+    created = [False]  # an attempt that created the target, then failed, still created it
+    for attempt in range(1, retry.attempts + 1):
+        try:
+            return _prepare_once(factory, plan, target, stage, options, journal, created)
+        except DatabaseError as error:  # a login that kept failing was retried by connect()
+            if isinstance(error, ConnectError) or not error.transient \
+                    or attempt >= retry.attempts:
+                raise
+            delay = retry.backoff(attempt)
+            log.warning("setting up the load of %s failed transiently (attempt %d), retrying "
+                        "in %.1f s on a new connection: %s", target, attempt, delay, error)
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _prepare_once(factory: ConnectionFactory, plan: TablePlan, target: TableName,
+                  stage: TableName | None, options: TransferOptions, journal: Journal,
+                  created: list[bool]) -> Prepared:
     conn: Any = factory.connect()
     phase = "check the target table"
     try:
         cursor = conn.cursor()
         existing = read_columns(cursor, target)
         prepared = Prepared(False, set(), existing)
-        if existing and options.create != CreatePolicy.REPLACE_SCHEMA:
+        if created[0]:  # an earlier attempt created it from the plan: carry on as it did
+            validate_against(plan, existing, table=str(target))
+            prepared.created, prepared.existing = True, []
+            if stage is None:
+                prepared.widths = widenable(plan, None)
+        elif existing and options.create != CreatePolicy.REPLACE_SCHEMA:
             validate_against(plan, existing, table=str(target))
         elif not existing and options.create == CreatePolicy.NEVER:
             raise ConfigurationError(
@@ -96,7 +125,7 @@ def prepare(factory: ConnectionFactory, plan: TablePlan, target: TableName,
         elif not existing and options.mode != Mode.REPLACE:
             # append and upsert need the target now; replace renames its stage in
             phase = "create the target table"
-            prepared.created = _create_target(conn, plan, target, prepared)
+            prepared.created = created[0] = _create_target(conn, plan, target, prepared)
             if prepared.created and stage is None:
                 prepared.widths = widenable(plan, None)
         phase = "prepare the load journal"

@@ -65,24 +65,25 @@ def session_context(application_name: str, audit: Mapping[str, str]) -> list[tup
     return [(k, v[:_VALUE_MAX]) for k, v in pairs]
 
 
-def set_session_context(conn: Any, pairs: Sequence[tuple[str, str]]) -> None:
+def set_session_context(conn: Any, pairs: Sequence[tuple[str, str]]) -> str | None:
     """``sp_set_session_context`` of each pair (read-only keys) on a new connection; commit.
-
-    A server that refuses it costs the ``SESSION_CONTEXT`` keys, not the load: the
-    application name still names it.
 
     :param conn: an :class:`engine.odbc_connection.Connection`, just opened.
     :param pairs: from :func:`session_context`.
+    :return: None when set, else the ODBC client's error text: the caller decides (a
+        transient failure means the new connection is no good; a server that refuses the
+        procedure costs the keys, not the load, as the application name still names it).
     """
     sql = "".join("EXEC sys.sp_set_session_context @key = ?, @value = ?, @read_only = 1;\n"
                   for _ in pairs)
     try:
         conn.cursor().execute(sql, [x for pair in pairs for x in pair])
         conn.commit()
-    except Exception as exc:  # the ODBC client's error: the connection stays usable
-        log.warning("could not set the session context (%s); the application name still "
-                    "names the load", error_text(exc)[:300])
-        try:
-            conn.rollback()
-        except Exception:  # a broken link: the server rolls back by itself
-            log.debug("rollback after the session context failed", exc_info=False)
+        return None
+    except Exception as exc:  # the ODBC client's error
+        failure = error_text(exc)
+    try:
+        conn.rollback()
+    except Exception:  # a broken link: the server rolls back by itself
+        log.debug("rollback after the session context failed", exc_info=False)
+    return failure
