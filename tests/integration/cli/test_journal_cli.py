@@ -283,6 +283,48 @@ def test_a_journal_from_before_the_new_columns_is_altered_and_keeps_working(
         db.close()
 
 
+def test_an_identity_that_may_not_alter_an_old_journal_writes_it_as_before(
+        tmp_path, own_emulator, driver_path):
+    emu = own_emulator
+    creds = emu.credentials
+    db = pyodbc.connect(odbc_string(emu, driver_path, UID=creds.sql_login,
+                                    PWD=creds.sql_password), autocommit=True)
+    try:  # an old journal again (this module's emulator: nobody else uses it)
+        db.execute(f"IF OBJECT_ID('azsql_bulk.load_journal') IS NOT NULL DROP TABLE {JOURNAL}")
+        if not db.execute("SELECT COUNT(*) FROM sys.schemas WHERE name = 'azsql_bulk'"
+                          ).fetchone()[0]:
+            db.execute("CREATE SCHEMA [azsql_bulk]")
+        db.execute(f"CREATE TABLE {JOURNAL} ([load_id] nvarchar(128) NOT NULL, "
+                   "[batch_key] char(64) NOT NULL, [batch_id] nvarchar(max) NOT NULL, "
+                   "[target] nvarchar(300) NOT NULL, [rows] bigint NOT NULL, "
+                   "[committed_at] datetime2(3) NOT NULL DEFAULT SYSUTCDATETIME(), "
+                   "CONSTRAINT [PK_azsql_bulk_load_journal] PRIMARY KEY ([load_id], [batch_key]))")
+        db.execute("CREATE TABLE dbo.writer_target (id bigint NOT NULL)")
+        pq.write_table(pa.table({"id": pa.array(range(300), pa.int64())}),
+                       tmp_path / "w.parquet")
+        token = emu.issue_token(appid=creds.writer_app.client_id)  # no ALTER, no DDL
+        env = clean_env(AZSQL_BULK_ACCESS_TOKEN=token, SSL_CERT_FILE=emu.ca_cert)
+        args = ["--server", f"{emu.tds_host},{emu.tds_port}", "--database", emu.database,
+                "--auth", "access-token", "--encrypt", "strict", "--server-certificate",
+                emu.server_cert, "--host-name-in-certificate", "localhost"]
+        command = ["load", str(tmp_path / "w.parquet"), "--table", "dbo.writer_target",
+                   "--load-id", "by-writer", "--rows-per-batch", "100", *args]
+        load = run_cli(command, env)
+        assert load.returncode == 0, load.stderr
+        assert "cannot add it" in load.stderr and token not in load.stdout + load.stderr
+        columns = {r[0] for r in db.execute(
+            "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = "
+            "'azsql_bulk' AND TABLE_NAME = 'load_journal'").fetchall()}
+        assert "login" not in columns  # the journal is as it was
+        mine = listed(args, env)["by-writer"]
+        assert (mine["rows"], mine["batches"], mine["mode"]) == (300, 3, None)
+        again = run_cli(command, env)
+        assert again.returncode == 0 and "already loaded" in again.stdout, again.stderr
+        assert db.execute("SELECT COUNT(*) FROM dbo.writer_target").fetchone()[0] == 300
+    finally:
+        db.close()
+
+
 def test_journal_usage_errors_exit_2_before_connecting(sql_env):
     missing = subprocess.run([SCRIPT, "journal", "prune", "--server", "127.0.0.1,1",
                               "--database", "db", "--auth", "sql", "--sql-user", "u"],
