@@ -272,3 +272,10 @@ def test_options_that_do_not_fit_together_are_refused_before_any_connection(caps
     out, err = capsys.readouterr()
     assert code == 2 and "needs keys" in err and "cannot reach" not in err
     assert json.loads(out.strip().splitlines()[-1])["status"] == "configuration_error"
+
+
+def test_the_resume_command_of_a_fresh_load_names_its_new_id_instead_of_fresh():
+    command = resume_command(["load", "a.parquet", "--table", "dbo.t", "--fresh"], "new-id",
+                             rows_per_batch=100)
+    assert command.split()[1:] == ["load", "a.parquet", "--table", "dbo.t",
+                                   "--rows-per-batch", "100", "--load-id", "new-id", "--resume"]
