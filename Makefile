@@ -48,8 +48,9 @@ bench: setup
 demo: setup
 	$(PY) scripts/demo.py $(DEMO_ARGS)
 
-# The reliability scenarios, 20 runs each, larger (under 45 minutes on 2 cores); writes
-# tests/reliability/SOAK.md. SOAK_ARGS passes options, e.g. make soak SOAK_ARGS="--runs 3".
+# The reliability scenarios, 20 runs each, larger, with each transport (parameter arrays
+# about 28 minutes on 2 cores, bulk copy about 20); writes tests/reliability/SOAK.md.
+# SOAK_ARGS passes options, e.g. make soak SOAK_ARGS="--runs 3 --transport bulk-copy".
 soak: setup
 	$(PY) scripts/soak.py $(SOAK_ARGS)
 
