@@ -6,7 +6,10 @@ expected, found, duplicated, lost, wrong values, read back with pyodbc), with a 
 the fault really happened, and with a check that the rows travelled as asked: the load's
 result names the transport, and the emulator's count of bulk-loaded rows is 0 for
 parameter arrays and at least the source's rows for bulk copy (so a silent fallback to
-parameter arrays cannot pass as bulk copy).
+parameter arrays cannot pass as bulk copy). Here kills and cuts land at random moments
+(``scripts/soak.py`` counts how many cut a bulk load short); a kill, a token expiry, an
+error and a throttle put exactly inside a streaming bulk load are emulator tests
+(tests/integration/emulator/test_bulk_faults.py).
 Already covered elsewhere, not repeated here: SIGTERM then the printed resume command
 (tests/integration/cli/test_load_cli.py), an Airflow retry resuming a failed try
 (tests/integration/airflow/test_dag_runs.py, test_operator_execute.py).
