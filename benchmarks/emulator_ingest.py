@@ -40,6 +40,13 @@ all-types MB/s / narrow MB/s (issue 19's target: at least 0.5, with row_path_cal
 A small load of each dataset through each transport goes first, unmeasured.
 
     .venv/bin/python benchmarks/emulator_ingest.py --compare-all-types --rows 100000
+
+``--compare-demo`` runs ``make demo``'s load step (scripts/demo.py's orders, emulator and
+CLI command) and the same command over the narrow dataset, per transport, and reports
+their Arrow MB/s (the CLI's ``mb_per_second``), row_path_calls and the ratio
+demo / narrow (issue 19's target: at least 0.5).
+
+    .venv/bin/python benchmarks/emulator_ingest.py --compare-demo --rows 200000
 """
 
 from __future__ import annotations
@@ -246,12 +253,65 @@ def compare_all_types(rows: int, transports: tuple[str, ...], workers: int,
             "row_path_calls": sum(r["row_path_calls"] for r in runs)}
 
 
+def compare_demo(rows: int, transports: tuple[str, ...], rounds: int = 1) -> dict:
+    """``make demo``'s load (scripts/demo.py: its orders, its emulator with 30 s tokens, its
+    ``azsql-bulk load`` command: 4 workers, 10,000 rows per batch, managed identity) and
+    the same command over the narrow dataset, alternated, per transport; JSON-able."""
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    sys.path[:0] = [str(here), str(here.parent / "scripts")]
+    import bench_data
+    import demo  # scripts/demo.py
+    import demo_data
+    import harness
+
+    cli = demo.cli_path()
+    files = {"demo": demo_data.ensure_dataset(demo_data.default_cache_dir(), rows,
+                                              log=lambda _text: None),
+             "narrow": [bench_data.parquet_path("narrow", rows)]}
+    runs = []
+    for round_ in range(rounds):
+        for transport in transports:
+            for key in ("narrow", "demo"):
+                emu = demo.start_emulator(demo.TOKEN_LIFETIME)
+                try:
+                    command = demo.load_command(cli, emu, files[key], workers=4,
+                                                rows_per_batch=10_000,
+                                                token_refresh_margin=demo.TOKEN_REFRESH_MARGIN)
+                    before = emu.metrics()
+                    result = demo.run_load([*command, "--transport", transport],
+                                           demo.load_environment(emu))
+                    after = emu.metrics()
+                finally:
+                    emu.close()
+                runs.append({"dataset": key, "transport": result.get("transport"),
+                             "round": round_, "rows": result.get("rows"),
+                             "arrow_mb": round(result.get("bytes", 0) / 1e6, 2),
+                             "seconds": round(result.get("seconds", 0), 3),
+                             "mb_per_second": round(result.get("mb_per_second", 0), 3),
+                             "rows_per_second": round(result.get("rows_per_second", 0)),
+                             **_delta(before, after)})
+    ratios = {}
+    for transport in transports:
+        def rate(key: str, transport: str = transport) -> float:
+            return harness.median([r["mb_per_second"] for r in runs
+                                   if r["dataset"] == key and r["transport"] == transport])
+        ratios[transport] = round(rate("demo") / rate("narrow"), 3)
+    return {"command": harness.command_line(), "machine": harness.machine(), "rows": rows,
+            "runs": runs, "demo_over_narrow_mb_per_second": ratios}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--compare-all-types", action="store_true",
                         help="narrow vs all-types datasets through the engine, both "
                              "transports, side by side (issue 19)")
+    parser.add_argument("--compare-demo", action="store_true",
+                        help="make demo's load vs the same command over the narrow "
+                             "dataset, both transports (issue 19)")
     parser.add_argument("--transport", choices=(*TRANSPORTS, "both"), default="both",
                         help="with --compare-all-types: the transport(s) to measure")
     parser.add_argument("--workers", type=int, default=1,
@@ -265,6 +325,10 @@ def main() -> None:
                         help="rows loaded into another table first, not measured "
                              "(default: one batch; 0 for none)")
     args = parser.parse_args()
+    if args.compare_demo:
+        transports = TRANSPORTS if args.transport == "both" else (args.transport,)
+        print(json.dumps(compare_demo(args.rows, transports, args.rounds), indent=2))
+        return
     if args.compare_all_types:
         transports = TRANSPORTS if args.transport == "both" else (args.transport,)
         print(json.dumps(compare_all_types(args.rows, transports, args.workers,

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from loads import reader, sql_target  # fixtures (tests/loads.py)
 
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -33,6 +34,7 @@ from engine.names import TableName  # noqa: E402
 from engine.plan import plan_table  # noqa: E402
 
 pytestmark = pytest.mark.integration
+__all__ = ["reader", "sql_target"]  # the fixtures, imported for pytest
 ROWS = 1_200
 BATCH = 600
 

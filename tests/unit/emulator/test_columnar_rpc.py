@@ -142,7 +142,7 @@ def test_other_layouts_types_and_procedures_are_left_row_wise(monkeypatch):
                                                   "nvarchar(max) is PLP")])] * 3
     calls += calls_for(2, 2, handle=8)
     calls += [RpcCall(proc_id=12, params=[RpcParam("", 0, TypeInfo(0x26, 4), 7),
-                                         RpcParam("", 0, TypeInfo(0x24, 16), None)])] * 2
+                                         RpcParam("", 0, TypeInfo(0x6F, 8), None)])] * 2
     calls += [RpcCall(name="sp_unprepare", params=[RpcParam("", 0, TypeInfo(0x26, 4), 7)])]
     payload = encode_rpc(calls)
     got = decode_rpc(payload, columnar=True)

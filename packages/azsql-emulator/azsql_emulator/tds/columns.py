@@ -22,16 +22,17 @@ from azsql_emulator.tds.typeinfo import TypeInfo
 
 __all__ = ["BULK_COLUMNAR_TYPES", "COLUMNAR_TYPES", "TEXT_TYPES", "ColumnarRun", "WireColumn"]
 
-# Wire types decode_columns takes (not as PLP); see native/tdsfast/tdsfast.c.
+# Wire types decode_columns (parameter arrays) and decode_rows (bulk-load rows) take (not as
+# PLP); see native/tdsfast/tdsfast.c. uniqueidentifier comes as its text, varbinary as Arrow
+# binary, datetimeoffset as 16 bytes a value (int64 UTC 100 ns units since 1970, int16
+# offset minutes, 6 zero bytes). Clients such as pyodbc's fast_executemany bind uuids,
+# bytes and tz-aware datetimes as these.
 COLUMNAR_TYPES = frozenset({D.INTN, D.BITN, D.FLTN, D.NVARCHAR, D.NCHAR, D.BIGVARCHR,
                             D.BIGCHAR, D.DECIMALN, D.NUMERICN, D.DATEN, D.TIMEN,
-                            D.DATETIME2N})
+                            D.DATETIME2N, D.GUID, D.BIGVARBIN, D.DATETIMEOFFSETN})
 # Text types: Arrow strings. varchar/char are taken as ASCII only (see tdsfast.c).
 TEXT_TYPES = frozenset({D.NVARCHAR, D.NCHAR, D.BIGVARCHR, D.BIGCHAR})
-# Also decoded column-wise in bulk-load rows (native decode_rows): uniqueidentifier as its
-# text, varbinary (not PLP) as Arrow binary, datetimeoffset as 16 bytes a value (int64 UTC
-# 100 ns units since 1970, int16 offset minutes, 6 zero bytes).
-BULK_COLUMNAR_TYPES = COLUMNAR_TYPES | {D.GUID, D.BIGVARBIN, D.DATETIMEOFFSETN}
+BULK_COLUMNAR_TYPES = COLUMNAR_TYPES
 
 
 @dataclass(frozen=True)
