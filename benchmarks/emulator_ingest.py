@@ -56,6 +56,7 @@ import datetime as dt
 import json
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -312,6 +313,8 @@ def main() -> None:
     parser.add_argument("--compare-demo", action="store_true",
                         help="make demo's load vs the same command over the narrow "
                              "dataset, both transports (issue 19)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="with --compare-demo: also write the JSON report here")
     parser.add_argument("--transport", choices=(*TRANSPORTS, "both"), default="both",
                         help="with --compare-all-types: the transport(s) to measure")
     parser.add_argument("--workers", type=int, default=1,
@@ -327,7 +330,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.compare_demo:
         transports = TRANSPORTS if args.transport == "both" else (args.transport,)
-        print(json.dumps(compare_demo(args.rows, transports, args.rounds), indent=2))
+        report = json.dumps(compare_demo(args.rows, transports, args.rounds), indent=2)
+        if args.out:  # the loads' progress shares stdout
+            args.out.write_text(report + "\n")
+        print(report)
         return
     if args.compare_all_types:
         transports = TRANSPORTS if args.transport == "both" else (args.transport,)
