@@ -12,9 +12,12 @@ Per batch, a worker:
    ``max_retries`` times with exponential backoff;
 4. on a text value too long for a column this load created, widens the column
    (:mod:`engine.widening`) and sends the batch again;
-5. on a terminal error raises :class:`~engine.errors.TransferError` naming the table,
-   the batch, its source rows and, where the server names a column, the first
-   offending value's source row.
+5. on a terminal error a row's value causes, when the load allows rejects
+   (``max_errors``), sets the bad rows aside and commits the others with the rejects'
+   record and the journal row (:mod:`engine.rejects`);
+6. on any other terminal error (or one reject too many) raises
+   :class:`~engine.errors.TransferError` naming the table, the batch, its source rows
+   and, where the server names a column, the first offending value's source row.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from engine.errors import (
 )
 from engine.journal import Journal, batch_key
 from engine.pipeline import Stopped
+from engine.rejects import RejectLimitReached, Splitter, row_caused
 from engine.results import Tally, WorkerStats
 from engine.sources import SourceBatch
 from engine.text_length import utf16_lengths
@@ -64,17 +68,19 @@ class BatchWriter:
     :param max_retries: replays of one batch after transient errors.
     :param retry: the backoff between replays.
     :param token_refresh_margin: seconds before token expiry to reconnect at.
+    :param splitter: sets a batch's bad rows aside (None: the load allows no rejects).
     """
 
     def __init__(self, table: str, load_id: str, *, factory: ConnectionFactory,
                  journal: Journal, transport: Transport, widening: Widening, tally: Tally,
                  stop: threading.Event, max_retries: int, retry: RetryPolicy,
-                 token_refresh_margin: float) -> None:
+                 token_refresh_margin: float, splitter: Splitter | None = None) -> None:
         self.table, self.load_id = table, load_id
         self.factory, self.journal, self.transport = factory, journal, transport
         self.widening, self.tally, self.stop = widening, tally, stop
         self.max_retries, self.retry = max_retries, retry
         self.margin = token_refresh_margin
+        self.splitter = splitter
 
     def __call__(self, conn: Any, item: SourceBatch, stats: WorkerStats) -> Any:
         """Insert one batch and its journal row in one transaction; returns the connection."""
@@ -128,6 +134,20 @@ class BatchWriter:
                     continue
                 except Exception as exc:  # the ODBC client's error
                     error = database_error(exc, phase="widen a column", where=where)
+            if self.splitter is not None and conn is not None and row_caused(error):
+                rollback_quietly(conn)
+                try:  # set the bad rows aside, commit the others
+                    kept, _ = self.splitter.commit(conn, item, bound, error, where)
+                    self.tally.committed(stats, kept, item.data.nbytes)
+                    return conn
+                except RejectLimitReached:
+                    pass  # one too many: stop as without rejects, on the batch's error
+                except DatabaseError as exc:
+                    error = exc
+                except AzsqlBulkError:
+                    raise
+                except Exception as exc:  # the ODBC client's error
+                    error = database_error(exc, phase="insert", where=where)
             if conn is not None:
                 rollback_quietly(conn)
                 close_quietly(conn)

@@ -140,6 +140,13 @@ class TransferOptions:
         in flight (default 512 MiB; at most ``2 * workers`` batches are read ahead in any
         case; None: no byte ceiling). A single batch larger than the ceiling is still
         loaded, alone.
+    :param max_errors: rows the server refuses (a NULL into a NOT NULL column, text
+        longer than its column, a value its type cannot hold, a duplicate key, a CHECK or
+        FOREIGN KEY violation) that the load sets aside and goes on, over the whole load;
+        one more stops it as with 0, the default (see :mod:`engine.rejects`).
+    :param reject_file: with ``max_errors``: a local Parquet file the load's rejected
+        rows are written to at its end (they are always recorded in
+        ``[azsql_bulk].[rejected_rows]``, in the batch's transaction).
     :param progress: called with a :class:`engine.results.Progress` after every
         committed batch, from worker threads (keep it quick and thread-safe).
     """
@@ -206,6 +213,16 @@ class TransferOptions:
     max_memory_bytes: int | None = field(default=DEFAULT_MAX_MEMORY_BYTES, metadata={
         "help": "ceiling on the Arrow bytes of batches read ahead and in flight",
         "kind": "bytes", "flag": "--max-memory", "metavar": "SIZE"})
+    max_errors: int = field(default=0, metadata={
+        "help": "set aside up to N rows the server refuses (NULL into NOT NULL, text too "
+                "long, a value the type cannot hold, a duplicate key, a CHECK or FOREIGN KEY "
+                "violation) and go on; they are recorded in [azsql_bulk].[rejected_rows] "
+                "with their source file and row; one more stops the load", "kind": "int",
+        "metavar": "N"})
+    reject_file: str | None = field(default=None, metadata={
+        "help": "with --max-errors: write the load's rejected rows (source file, row, "
+                "column, server error, values as text) to this local Parquet file at the "
+                "end of the load", "kind": "text", "metavar": "PATH"})
     progress: Callable[[Progress], Any] | None = field(default=None, compare=False, metadata={
         "help": "called with a Progress after every committed batch", "kind": "object",
         "not_exposed": {"cli": "a Python callback: the CLI passes its own progress display",
@@ -249,6 +266,15 @@ class TransferOptions:
         if self.max_memory_bytes is not None and self.max_memory_bytes < 1:
             raise ConfigurationError(f"max_memory_bytes must be positive, not "
                                      f"{self.max_memory_bytes}")
+        if self.max_errors < 0:
+            raise ConfigurationError(f"max_errors must not be negative, not {self.max_errors}")
+        if self.reject_file is not None and not self.max_errors:
+            raise ConfigurationError("reject_file needs max_errors: with max_errors=0 the first "
+                                     "refused row stops the load and nothing is rejected")
+        if self.reject_file is not None and "://" in self.reject_file:
+            raise ConfigurationError(f"reject_file must be a local path, not "
+                                     f"{self.reject_file!r} (rejects are also kept in "
+                                     "[azsql_bulk].[rejected_rows])")
         if self.max_retries < 0:
             raise ConfigurationError("max_retries must not be negative")
         if self.token_refresh_margin < 0:

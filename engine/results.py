@@ -93,6 +93,8 @@ class TransferResult:
     :param source_files: how many files the source had (0 for in-memory data).
     :param source_rows: rows in the source when known without reading it.
     :param transport_reason: why the rows did not travel by bulk copy (None when they did).
+    :param rows_rejected: rows this run set aside as refused by the server (``max_errors``;
+        recorded in ``[azsql_bulk].[rejected_rows]``, see :mod:`engine.rejects`).
     """
 
     table: str
@@ -114,6 +116,7 @@ class TransferResult:
     source_files: int = 0
     source_rows: int | None = None
     transport_reason: str | None = None
+    rows_rejected: int = 0
 
     @property
     def rows_per_second(self) -> float:

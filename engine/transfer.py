@@ -46,6 +46,7 @@ from engine.options import CreatePolicy, Mode, Target, TransferOptions, Transpor
 from engine.pipeline import Pipeline
 from engine.plan import TablePlan, plan_table
 from engine.prepare import prepare
+from engine.rejects import Budget, Splitter, finish_rejects, start_rejects
 from engine.remote import storage_for
 from engine.results import Tally, TransferResult
 from engine.sources import Source, SourceOptions, open_source
@@ -139,9 +140,14 @@ def _run(source: Source, stream: Any, target: Target, options: TransferOptions,
     tally = Tally(options.workers, source.total_rows, options.progress, load_id=load_id,
                   files=len(source.files), table=str(table), mode=str(options.mode))
     tally.report()  # the load id is known now: the first snapshot tells the caller
+    # rejects (max_errors): earlier runs' count against the limit
+    earlier = start_rejects(prepared.connection, load_id) if options.max_errors else 0
     if prepared.finished:
         close_quietly(prepared.connection)
         log.info("load %s into %s finished in an earlier run; nothing to do", load_id, table)
+        if options.max_errors:
+            finish_rejects(factory, load_id, earlier=earlier, reject_file=options.reject_file,
+                           columns=plan.names)
         return tally.result(created=prepared.created, skipped=len(prepared.done) - 1,
                             applied=False, transport_reason="nothing was left to load")
     journal.source_rows = source.total_rows  # journal list: complete or partial
@@ -169,7 +175,9 @@ def _run(source: Source, stream: Any, target: Target, options: TransferOptions,
     writer = BatchWriter(str(table), load_id, factory=factory, journal=journal,
                          transport=transport, widening=widening, tally=tally,
                          stop=pipeline.stop, max_retries=options.max_retries, retry=retry,
-                         token_refresh_margin=options.token_refresh_margin)
+                         token_refresh_margin=options.token_refresh_margin,
+                         splitter=Splitter(journal, transport, Budget(options.max_errors, earlier),
+                                           widening.text_limit) if options.max_errors else None)
     batches = itertools.chain([first] if first is not None else [], stream)
     pipeline.run(batches, prepared.done, writer, spare=prepared.connection)
 
@@ -193,6 +201,10 @@ def _run(source: Source, stream: Any, target: Target, options: TransferOptions,
     result = tally.result(created=created, skipped=tally.skipped, applied=applied,
                           widened=widening.widened, transport=transport.name,
                           transport_reason=choice.reason)
+    if options.max_errors:
+        result = dataclasses.replace(result, rows_rejected=finish_rejects(
+            factory, load_id, earlier=earlier, reject_file=options.reject_file,
+            columns=plan.names))
     log.info("loaded %s: %d row(s) in %d batch(es), %d skipped, %.1f s, %d retries, "
              "%d token renewal(s)", table, result.rows, result.batches,
              result.batches_skipped, result.seconds, result.retries, result.token_renewals)

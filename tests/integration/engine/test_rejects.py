@@ -1,0 +1,203 @@
+"""Rejected rows (max_errors) against the emulator: real turbodbc, Driver 18, both transports.
+
+A load with a few bad rows (NULLs into a NOT NULL column, text too long for an existing
+nvarchar(20) column) sets them aside, loads every other row exactly once, and records
+each reject once, with its source row, column and server error, in
+``[azsql_bulk].[rejected_rows]`` (and the reject file) — also after a cancelled load is
+resumed. One reject too many stops the load as without rejects.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from loads import journal_rows, rows_table
+
+from engine.errors import TransferCancelled, TransferError
+from engine.options import TransferOptions
+from engine.sources import SourceOptions
+from engine.transfer import transfer
+
+pytest.importorskip("turbodbc")
+pyodbc = pytest.importorskip("pyodbc")
+pytestmark = pytest.mark.integration
+
+TRANSPORTS = ["parameter-arrays", "bulk-copy"]
+#: the bad rows (fractions of the source, so smaller variants keep them spread out):
+#: NULL ids (515) and names over nvarchar(20) (2628, or the driver's 22001 in bulk copy);
+#: two in one batch, and two next to each other
+NULL_AT = (0.2123, 0.3, 0.9999)  # none in the first batch, which the plan checks
+LONG_AT = (0.1, 0.5555, 0.77)
+
+
+def bad_rows(n: int) -> tuple[pa.Table, dict[int, str]]:
+    """``rows_table(n)`` with 7 bad rows; returns it and row -> the column at fault."""
+    source = rows_table(n)
+    ids = source.column("id").to_pylist()
+    names = source.column("name").to_pylist()
+    bad: dict[int, str] = {}
+    nulls = [int(n * f) for f in NULL_AT] + [int(n * 0.3) + 1]  # two next to each other
+    for at in nulls:
+        ids[at] = None
+        bad[at] = "id"
+    for f in LONG_AT:
+        names[int(n * f)] = "é" * 21  # 21 characters into nvarchar(20)
+        bad[int(n * f)] = "name"
+    assert len(bad) == 7
+    source = source.set_column(0, "id", pa.array(ids, pa.int64()))
+    return source.set_column(2, "name", pa.array(names, pa.string())), bad
+
+
+def create(reader, target) -> None:
+    reader.execute(f"CREATE TABLE {target.table} (id bigint NOT NULL, amount float NULL, "
+                   "name nvarchar(20) NULL)")
+
+
+def rejected(reader, load_id: str) -> list[tuple]:
+    return [tuple(r) for r in reader.execute(
+        "SELECT source_row, column_name, error_number, sqlstate FROM "
+        "[azsql_bulk].[rejected_rows] WHERE load_id = ? ORDER BY source_row", load_id)]
+
+
+def check_loaded(reader, target, n: int, bad: dict[int, str], load_id: str) -> None:
+    """Every good row exactly once, none of the bad ones; the journal agrees."""
+    good = [i for i in range(n) if i not in bad]
+    count, distinct, total = reader.execute(
+        f"SELECT COUNT(*), COUNT(DISTINCT id), SUM(id) FROM {target.table}").fetchone()
+    assert (count, distinct, total) == (len(good), len(good), sum(good))
+    (longs,) = reader.execute(f"SELECT COUNT(*) FROM {target.table} "
+                              "WHERE name <> CONCAT('row-', RIGHT(CONCAT('00000', id), 6))"
+                              ).fetchone()
+    assert longs == 0
+    _, rows = journal_rows(reader, load_id)
+    assert rows == len(good)
+
+
+def check_rejects(reader, load_id: str, bad: dict[int, str], transport: str) -> None:
+    got = rejected(reader, load_id)
+    assert [r[0] for r in got] == sorted(bad)  # each bad row once, located
+    for row, column, number, state in got:
+        if bad[row] == "id":
+            assert (column, number) == ("id", 515)
+        elif transport == "bulk-copy":  # the driver refuses it before sending
+            assert (column, state) == ("name", "22001")
+        else:
+            assert (column, number) == ("name", 2628)
+
+
+@pytest.mark.parametrize(("transport", "n"), [("parameter-arrays", 20_000),
+                                              ("bulk-copy", 100_000)])
+def test_bad_rows_are_set_aside_and_the_rest_loads(sql_target, reader, tmp_path,
+                                                   transport, n):
+    target = sql_target("rejects")
+    create(reader, target)
+    source, bad = bad_rows(n)
+    path = tmp_path / "rejects.parquet"
+    result = transfer(source, target,
+                      TransferOptions(workers=2, create="never", transport=transport,
+                                      max_errors=10, reject_file=str(path)),
+                      source_options=SourceOptions(rows_per_batch=n // 10))
+    assert result.transport == transport
+    assert (result.rows, result.rows_rejected) == (n - 7, 7)
+    assert result.to_dict()["rows_rejected"] == 7
+    check_loaded(reader, target, n, bad, result.load_id)
+    check_rejects(reader, result.load_id, bad, transport)
+    written = pq.read_table(path).to_pylist()
+    assert [r["source_row"] for r in written] == sorted(bad)
+    for r in written:
+        assert r["source_file"] == "mem" and r["load_id"] == result.load_id
+        assert r["column_name"] == bad[r["source_row"]] and r["error_message"]
+        assert r["batch_id"] == f"mem:{r['source_row'] - r['row_in_batch']}"
+        if bad[r["source_row"]] == "id":
+            assert r["id"] is None and r["name"] == f"row-{r['source_row']:06d}"
+        else:
+            assert r["id"] == str(r["source_row"]) and r["name"] == "é" * 21
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_cancelled_load_resumes_without_reloading_or_rerejecting(sql_target, reader,
+                                                                   tmp_path, transport):
+    """Cancelled after a few batches (with rejects among them), then run again with the
+    same load id: each good row once, each reject once, the reject file exact."""
+    n = 20_000
+    target = sql_target("rejresume")
+    create(reader, target)
+    source, bad = bad_rows(n)
+    load_id = f"rejects-resume-{transport}"
+    cancel = threading.Event()
+
+    def stop_after_4(progress):
+        if progress.batches >= 4:
+            cancel.set()
+
+    def options(**extra) -> TransferOptions:
+        return TransferOptions(workers=2, create="never", transport=transport, max_errors=10,
+                               load_id=load_id, reject_file=str(tmp_path / "r.parquet"),
+                               **extra)
+
+    per_batch = SourceOptions(rows_per_batch=1_000)
+    with pytest.raises(TransferCancelled):
+        transfer(source, target, options(progress=stop_after_4), source_options=per_batch,
+                 cancel=cancel)
+    batches, rows = journal_rows(reader, load_id)
+    assert 4 <= batches < 20
+    (count,) = reader.execute(f"SELECT COUNT(*) FROM {target.table}").fetchone()
+    first = rejected(reader, load_id)
+    assert count == rows and count + len(first) == 1_000 * batches  # whole batches only
+    result = transfer(source, target, options(), source_options=per_batch)
+    assert result.batches_skipped == batches
+    assert result.rows == n - 7 - rows and result.rows_rejected == 7 - len(first)
+    check_loaded(reader, target, n, bad, load_id)
+    check_rejects(reader, load_id, bad, transport)
+    assert sorted(r["source_row"] for r in pq.read_table(tmp_path / "r.parquet").to_pylist()
+                  ) == sorted(bad)
+    again = transfer(source, target, options(), source_options=per_batch)  # a no-op
+    assert (again.rows, again.rows_rejected) == (0, 0)
+    check_rejects(reader, load_id, bad, transport)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_one_reject_too_many_stops_the_load_as_without_rejects(sql_target, reader,
+                                                               transport):
+    n = 20_000
+    target = sql_target("rejlimit")
+    create(reader, target)
+    source, bad = bad_rows(n)
+    load_id = f"rejects-limit-{transport}"
+    with pytest.raises(TransferError) as info:
+        transfer(source, target,
+                 TransferOptions(workers=2, create="never", transport=transport, max_errors=5,
+                                 load_id=load_id),
+                 source_options=SourceOptions(rows_per_batch=2_000))
+    text = str(info.value)
+    assert info.value.native_error in (515, 2628) or info.value.error.sqlstate == "22001"
+    assert f"loading {target.qualified} stopped at batch" in text
+    assert "nothing of the failed batch was kept" in text and "same load_id to resume" in text
+    got = rejected(reader, load_id)
+    assert len(got) <= 5 and all(r[0] in bad for r in got)
+    _, rows = journal_rows(reader, load_id)
+    (count,) = reader.execute(f"SELECT COUNT(*) FROM {target.table}").fetchone()
+    assert count == rows
+
+
+def test_without_max_errors_nothing_changes(sql_target, reader):
+    """max_errors=0 (the default): the first bad row stops the load, no rejects table row."""
+    target = sql_target("rejnone")
+    create(reader, target)
+    source, _ = bad_rows(20_000)
+    with pytest.raises(TransferError) as info:
+        transfer(source, target, TransferOptions(workers=1, create="never",
+                                                 transport="parameter-arrays",
+                                                 load_id="rejects-none"),
+                 source_options=SourceOptions(rows_per_batch=1_000))
+    assert info.value.native_error == 2628 and info.value.batch_id == "mem:2000"
+    assert ("the first value longer than 20 characters in column 'name' is at mem, row 2000"
+            in str(info.value))
+    (count,) = reader.execute(f"SELECT COUNT(*) FROM {target.table}").fetchone()
+    assert count == 2_000
+    (table,) = reader.execute("SELECT OBJECT_ID('azsql_bulk.rejected_rows')").fetchone()
+    if table is not None:  # created by another test's load
+        assert rejected(reader, "rejects-none") == []
