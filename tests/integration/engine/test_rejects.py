@@ -201,3 +201,79 @@ def test_without_max_errors_nothing_changes(sql_target, reader):
     (table,) = reader.execute("SELECT OBJECT_ID('azsql_bulk.rejected_rows')").fetchone()
     if table is not None:  # created by another test's load
         assert rejected(reader, "rejects-none") == []
+
+
+@pytest.mark.parametrize(("mode", "transport"), [("replace", "parameter-arrays"),
+                                                 ("upsert", "bulk-copy")])
+def test_staged_modes_reject_at_the_staging_insert(sql_target, reader, mode, transport):
+    """The staging table has the target's types and nullability, so the same rows are
+    refused there; the apply then moves exactly the good rows."""
+    n = 10_000
+    target = sql_target(f"rej{mode[:3]}")
+    create(reader, target)
+    reader.execute(f"INSERT INTO {target.table} (id, amount, name) VALUES (-1, 0, 'old')")
+    source, bad = bad_rows(n)
+    result = transfer(source, target,
+                      TransferOptions(workers=2, create="never", transport=transport, mode=mode,
+                                      keys=("id",) if mode == "upsert" else (), max_errors=7),
+                      source_options=SourceOptions(rows_per_batch=1_000))
+    assert result.applied and (result.rows, result.rows_rejected) == (n - 7, 7)
+    check_rejects(reader, result.load_id, bad, transport)
+    (old,) = reader.execute(f"SELECT COUNT(*) FROM {target.table} WHERE id = -1").fetchone()
+    assert old == (1 if mode == "upsert" else 0)  # replace swapped it out
+    reader.execute(f"DELETE FROM {target.table} WHERE id = -1")
+    good = [i for i in range(n) if i not in bad]
+    count, total = reader.execute(f"SELECT COUNT(*), SUM(id) FROM {target.table}").fetchone()
+    assert (count, total) == (len(good), sum(good))
+
+
+def test_a_transient_error_while_splitting_replays_the_batch_exactly_once(emu_proc, sql_target,
+                                                                          reader):
+    """A 40613 lands while a batch with a bad row is written and split (parameter arrays:
+    one RPC per row): the batch is replayed on a new connection and split again; each
+    good row and each reject is kept once."""
+    from support import inject_fault
+
+    n = 10_000
+    target = sql_target("rejfault")
+    create(reader, target)
+    source, bad = bad_rows(n)
+    # batch 0 (1,000 RPCs) commits; batch 1 fails at its bad row 1,000 (row 1,000 is its
+    # first) and its probes follow: the fault falls among them
+    inject_fault(emu_proc, kind="error", number=40613, after_rpc_calls=1_300, count=1)
+    try:
+        result = transfer(source, target,
+                          TransferOptions(workers=1, create="never", max_errors=7,
+                                          transport="parameter-arrays", retry_base_delay=0.05),
+                          source_options=SourceOptions(rows_per_batch=1_000))
+    finally:
+        inject_fault(emu_proc, kind="clear")
+    assert result.retries >= 1
+    assert result.rows_rejected == 7 and result.rows + 1_000 * result.batches_skipped >= n - 7
+    check_loaded(reader, target, n, bad, result.load_id)
+    check_rejects(reader, result.load_id, bad, "parameter-arrays")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_duplicate_keys_are_rejected_the_first_occurrence_kept(sql_target, reader, transport):
+    """A key already in the table (2627), and a key twice in one batch: each row alone
+    loads, together they fail, so the shortest failing prefix names the second one."""
+    target = sql_target("rejdup")
+    reader.execute(f"CREATE TABLE {target.table} (id bigint NOT NULL PRIMARY KEY, "
+                   "amount float NULL, name nvarchar(20) NULL)")
+    reader.execute(f"INSERT INTO {target.table} (id, amount, name) VALUES (2500, 0, 'old')")
+    source = rows_table(4_000)
+    ids = source.column("id").to_pylist()
+    ids[3_700] = 3_100  # the same batch as 3,100, later
+    source = source.set_column(0, "id", pa.array(ids, pa.int64()))
+    result = transfer(source, target,
+                      TransferOptions(workers=2, create="never", transport=transport,
+                                      max_errors=2, load_id=f"rejdup-{transport}"),
+                      source_options=SourceOptions(rows_per_batch=1_000))
+    assert (result.rows, result.rows_rejected) == (3_998, 2)
+    got = rejected(reader, result.load_id)
+    assert [(r[0], r[2]) for r in got] == [(2_500, 2627), (3_700, 2627)]
+    (name,) = reader.execute(f"SELECT name FROM {target.table} WHERE id = 3100").fetchone()
+    assert name == "row-003100"  # the first occurrence
+    (count,) = reader.execute(f"SELECT COUNT(*) FROM {target.table}").fetchone()
+    assert count == 3_999
