@@ -88,10 +88,13 @@ class Target:
 # With 50,000-row batches of wide text rows, 2 x workers batches read ahead can reach
 # gigabytes; the default ceiling keeps a default load inside a small Airflow worker.
 DEFAULT_MAX_MEMORY_BYTES = 512 * 2**20
-#: ``transport="auto"`` bulk-copies batches of at least this many rows: below it, the bulk
-#: load's set-up round trips per batch cost more than parameter arrays save
-#: (benchmarks/transport.py measures the crossover)
-AUTO_BULK_MIN_ROWS = 1_000
+#: ``transport="auto"`` bulk-copies batches of at least this many rows. Each bulk batch
+#: pays three more round trips than parameter arrays (``sp_describe_first_result_set``,
+#: ``insert bulk``, ``@@TRANCOUNT``). Against the emulator on loopback the two were about
+#: even from 300 to 5,000 rows per batch, and bulk copy ahead from 10,000; at 1 ms per
+#: round trip, 3,000 rows is where the extra trips (~1 us per row) meet bulk copy's
+#: per-row saving (0.6-1.3 us measured): ``benchmarks/README.md``, transport.py's sweep
+AUTO_BULK_MIN_ROWS = 3_000
 #: the options that only bulk copy honours (they become bcp hints)
 BULK_ONLY_OPTIONS = ("table_lock", "check_constraints", "fire_triggers", "order")
 
