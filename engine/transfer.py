@@ -51,7 +51,7 @@ from engine.remote import storage_for
 from engine.results import Tally, TransferResult
 from engine.sources import Source, SourceOptions, open_source
 from engine.staging import StagedApply
-from engine.transport_choice import choose_transport
+from engine.transport_choice import bulk_hints, choose_transport
 from engine.widening import Widening
 
 __all__ = ["transfer"]
@@ -128,6 +128,7 @@ def _run(source: Source, stream: Any, target: Target, options: TransferOptions,
     plan = plan_table(source.schema, overrides=options.sql_types,
                       sample=first.data if first is not None else None)
     _check_keys(plan, options.keys)
+    bulk_hints(options, plan)  # a bad --order column fails here, before anything is sent
     load_id = options.load_id or default_load_id(source.fingerprint, target, options=options,
                                                  source_options=source.options)
     table = target.table

@@ -16,7 +16,7 @@ from support import inject_fault
 
 from azsql_emulator.process import EmulatorProcess
 from engine.credentials import CredentialOptions
-from engine.errors import TransferError
+from engine.errors import ConfigurationError, TransferError
 from engine.options import Target, TransferOptions
 from engine.sources import SourceOptions
 from engine.transfer import transfer
@@ -296,3 +296,28 @@ def test_unicode_text_survives_with_default_turbodbc_options(sql_target, reader)
     assert result.rows == len(texts)
     got = reader.cursor().execute(f"SELECT id, t FROM {target.table} ORDER BY id").fetchall()
     assert [r[1] for r in got] == texts
+
+
+def test_bulk_options_travel_as_hints_and_the_rows_arrive(sql_target, reader):
+    """TABLOCK, ORDER, CHECK_CONSTRAINTS and FIRE_TRIGGERS reach the server in the driver's
+    ``insert bulk ... with (...)``, which must accept them (the emulator parses them)."""
+    target = sql_target("hinted")
+    reader.execute(f"CREATE TABLE {target.table} (id bigint NOT NULL PRIMARY KEY, "
+                   "amount float NULL, name nvarchar(40) NULL)")
+    result = transfer(rows_table(8_000), target,
+                      TransferOptions(workers=2, create="never", transport="bulk-copy",
+                                      table_lock=True, check_constraints=True,
+                                      fire_triggers=True, order=("id",)),
+                      source_options=SourceOptions(rows_per_batch=2_000))
+    assert result.transport == "bulk-copy" and result.rows == 8_000
+    check_exact(reader, target.table, 8_000)
+
+
+def test_an_order_hint_on_a_column_not_loaded_is_refused_before_anything_is_sent(sql_target,
+                                                                              reader):
+    target = sql_target("badorder")
+    with pytest.raises(ConfigurationError, match=r"order columns \['nope'\]"):
+        transfer(rows_table(10), target, TransferOptions(transport="bulk-copy", order="nope"))
+    (tables,) = reader.execute("SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES WHERE "
+                               "TABLE_NAME = ?", target.table.name).fetchone()
+    assert tables == 0  # not even created
