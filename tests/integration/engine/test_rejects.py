@@ -277,3 +277,69 @@ def test_duplicate_keys_are_rejected_the_first_occurrence_kept(sql_target, reade
     assert name == "row-003100"  # the first occurrence
     (count,) = reader.execute(f"SELECT COUNT(*) FROM {target.table}").fetchone()
     assert count == 3_999
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_the_cli_killed_mid_load_and_run_again_keeps_each_row_and_reject_once(
+        emu_proc, sql_target, reader, tmp_path, transport):
+    """``azsql-bulk load --max-errors 10 --reject-file``, SIGKILLed once a few batches are
+    journaled (the server slowed down so that it is mid-load), then the same command
+    again: exit 0, rows_rejected in the JSON line, each row and each reject once."""
+    import os
+    import signal
+    import subprocess
+
+    from integration.cli.cli_env import SCRIPT, clean_env, last_json
+    from support import inject_fault, wait_until
+
+    n = 40_000
+    target = sql_target("rejcli")
+    create(reader, target)
+    source, bad = bad_rows(n)
+    data = tmp_path / "data.parquet"
+    pq.write_table(source, data, row_group_size=10_000)
+    rejects = tmp_path / "rejects.parquet"
+    load_id = f"rejects-cli-{transport}-{target.table.name}"
+    creds = emu_proc.credentials
+    env = clean_env(AZSQL_BULK_SQL_PASSWORD=creds.sql_password)
+    argv = [SCRIPT, "load", str(data), "--table", str(target.table), "--create", "never",
+            "--transport", transport, "--max-errors", "10", "--reject-file", str(rejects),
+            "--load-id", load_id, "--workers", "2", "--rows-per-batch", "1000", "--json",
+            "--progress", "off",
+            "--server", f"{emu_proc.tds_host},{emu_proc.tds_port}",
+            "--database", emu_proc.database, "--auth", "sql", "--sql-user", creds.sql_login,
+            "--encrypt", "strict", "--server-certificate", emu_proc.server_cert,
+            "--host-name-in-certificate", "localhost", "--login-timeout", "15"]
+    inject_fault(emu_proc, kind="throttle", bytes_per_second=200_000)
+    try:
+        child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        def journaled_batches() -> int:
+            (journal,) = reader.execute("SELECT OBJECT_ID('azsql_bulk.load_journal')").fetchone()
+            return journal_rows(reader, load_id)[0] if journal is not None else 0
+
+        journaled = wait_until(lambda: child.poll() is not None or journaled_batches() >= 6)
+        child.send_signal(signal.SIGKILL)
+        _, stderr = child.communicate(timeout=120)
+    finally:
+        inject_fault(emu_proc, kind="throttle", bytes_per_second=0)
+    assert journaled and child.returncode == -signal.SIGKILL, stderr
+    batches, rows = journal_rows(reader, load_id)
+    assert 6 <= batches < 40
+    (count,) = reader.execute(f"SELECT COUNT(*) FROM {target.table}").fetchone()
+    assert count == rows and count + len(rejected(reader, load_id)) == 1_000 * batches
+    assert not rejects.exists()  # written at the end of the load
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    result = last_json(done.stdout)
+    assert result["status"] == "ok" and result["batches_skipped"] == batches
+    assert result["rows"] == n - 7 - rows
+    assert result["rows_rejected"] == 7 - (1_000 * batches - rows)
+    assert "rejected" in done.stderr and str(rejects) in done.stderr  # the warning line
+    check_loaded(reader, target, n, bad, load_id)
+    check_rejects(reader, load_id, bad, transport)
+    written = pq.read_table(rejects).to_pylist()
+    assert sorted(r["source_row"] for r in written) == sorted(bad)
+    assert {r["source_file"] for r in written} == {os.fspath(data)}
+    assert {r["unit"] for r in written} <= {0, 1, 2, 3}
