@@ -73,7 +73,7 @@ from engine.errors import (
     Diagnostic,
     database_error,
 )
-from engine.journal import JOURNAL_SCHEMA, Journal, batch_key
+from engine.journal import JOURNAL_SCHEMA, JOURNAL_TABLE, Journal, batch_key
 from engine.sources import SourceBatch
 from engine.text_length import utf16_lengths
 from engine.transport import Transport
@@ -199,12 +199,20 @@ _INSERT_SQL = (f"INSERT INTO {_QUALIFIED} ([load_id], [batch_key], [row_in_batch
                "[batch_id], [target], [source_file], [unit], [source_row], [column_name], "
                "[error_number], [sqlstate], [error_message], [row_values]) "
                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-_COUNT_SQL = f"SELECT COUNT(*) FROM {_QUALIFIED} WHERE [load_id] = ?"  # noqa: S608
+# a load's rejects are those of its journaled batches: rows a forgotten run of the same
+# load id left behind (``journal forget`` deletes journal rows only) do not count
+_JOURNALED = ("[r].[load_id] = ? AND EXISTS (SELECT 1 FROM "  # noqa: S608
+              f"[{JOURNAL_SCHEMA}].[{JOURNAL_TABLE}] AS [j] WHERE [j].[load_id] = [r].[load_id] "
+              "AND [j].[batch_key] = [r].[batch_key])")
+_COUNT_SQL = f"SELECT COUNT(*) FROM {_QUALIFIED} AS [r] WHERE {_JOURNALED}"  # noqa: S608
 _READ_COLUMNS = ("batch_id", "source_file", "unit", "source_row", "row_in_batch",
                  "column_name", "error_number", "sqlstate", "error_message", "row_values")
-_READ_SQL = (f"SELECT {', '.join(f'[{c}]' for c in _READ_COLUMNS)} FROM {_QUALIFIED} "  # noqa: S608
-             "WHERE [load_id] = ? ORDER BY [source_file], [source_row], [batch_id], "
-             "[row_in_batch]")
+_READ_SQL = (f"SELECT {', '.join(f'[r].[{c}]' for c in _READ_COLUMNS)} "  # noqa: S608
+             f"FROM {_QUALIFIED} AS [r] WHERE {_JOURNALED} ORDER BY [r].[source_file], "
+             "[r].[source_row], [r].[batch_id], [r].[row_in_batch]")
+#: a forgotten run's rejects of a batch about to commit (it is not journaled, so they are
+#: stale)
+_STALE_SQL = f"DELETE FROM {_QUALIFIED} WHERE [load_id] = ? AND [batch_key] = ?"  # noqa: S608
 
 
 def ensure_rejects_table(conn: Any) -> None:
@@ -232,7 +240,7 @@ def ensure_rejects_table(conn: Any) -> None:
 
 
 def count_rejects(cursor: Any, load_id: str) -> int:
-    """Rejects committed for ``load_id`` (by every run of it)."""
+    """Rejects committed for ``load_id`` (by every run of it; those of journaled batches)."""
     cursor.execute(_COUNT_SQL, [load_id])
     return int(cursor.fetchall()[0][0])
 
@@ -416,6 +424,8 @@ class Splitter:
     def _record(self, cursor: Any, item: SourceBatch, rejects: dict[int, DatabaseError]) -> None:
         """Insert the batch's rejects into the rejects table (in the open transaction)."""
         key, loc = batch_key(item.batch_id), item.location
+        if rejects:
+            cursor.execute(_STALE_SQL, [self.journal.load_id, key])
         for row in sorted(rejects):
             error = rejects[row]
             number, state, message = _message(error)

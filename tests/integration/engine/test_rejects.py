@@ -343,3 +343,24 @@ def test_the_cli_killed_mid_load_and_run_again_keeps_each_row_and_reject_once(
     assert sorted(r["source_row"] for r in written) == sorted(bad)
     assert {r["source_file"] for r in written} == {os.fspath(data)}
     assert {r["unit"] for r in written} <= {0, 1, 2, 3}
+
+
+def test_a_forgotten_load_run_again_rejects_each_row_once(sql_target, reader):
+    """``journal forget`` deletes a load's journal rows, not its rejects: run again under
+    the same load id, the load replaces the stale rejects of each batch it commits and
+    counts only its own."""
+    n = 10_000
+    target = sql_target("rejforget")
+    create(reader, target)
+    source, bad = bad_rows(n)
+    load_id = f"rejects-forget-{target.table.name}"
+    options = TransferOptions(workers=2, create="never", transport="parameter-arrays",
+                              max_errors=7, load_id=load_id)
+    per_batch = SourceOptions(rows_per_batch=1_000)
+    assert transfer(source, target, options, source_options=per_batch).rows_rejected == 7
+    reader.execute("DELETE FROM [azsql_bulk].[load_journal] WHERE load_id = ?", load_id)
+    reader.execute(f"DELETE FROM {target.table}")
+    result = transfer(source, target, options, source_options=per_batch)  # 7 allowed, not 14
+    assert (result.rows, result.rows_rejected, result.batches_skipped) == (n - 7, 7, 0)
+    check_loaded(reader, target, n, bad, load_id)
+    check_rejects(reader, load_id, bad, "parameter-arrays")

@@ -128,7 +128,8 @@ def split(values: list[int], limit: int = 10):
 
 
 def rejected_rows(conn) -> list[list]:
-    return [params for sql, params in conn.statements if "rejected_rows" in sql]
+    return [params for sql, params in conn.statements
+            if "rejected_rows" in sql and sql.startswith("INSERT")]
 
 
 def test_bisection_rejects_the_bad_rows_and_commits_the_rest_with_the_journal_row():
