@@ -446,6 +446,10 @@ def _uuid_text(arr: pa.Array) -> pa.Array:
 
 def _json(arr: pa.Array) -> pa.Array:
     pl = _polars()
+    if pa.types.is_fixed_size_list(arr.type):
+        # polars refuses a sliced fixed-size list with NULLs (every batch after the first:
+        # "validity mask length must be equal to..."); the same values as a plain list go
+        arr = arr.cast(pa.list_(arr.type.value_field))
     series = pl.from_arrow(arr)
     if pa.types.is_struct(arr.type):
         encoded = series.struct.json_encode().to_arrow().cast(pa.string())

@@ -27,7 +27,7 @@ ROWS = 20_000
 def run_demo(cache: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(DEMO), "--rows", str(ROWS), "--cache-dir", str(cache),
-         "--rows-per-batch", "1000", "--token-lifetime", "5", "--token-refresh-margin", "3"],
+         "--rows-per-batch", "3000", "--token-lifetime", "5", "--token-refresh-margin", "3"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=280,
         check=False)
 

@@ -35,3 +35,11 @@ def test_a_decimal_that_would_lose_digits_is_named_in_a_slice():
     arr = pa.array([Decimal("1.00"), None, Decimal("7.25"), Decimal("2.00")],
                    pa.decimal128(5, 2)).slice(1)
     assert "(row 11, value Decimal('7.25'))" in error_of(arr, SqlType("int"), row_offset=10)
+
+
+def test_a_sliced_fixed_size_list_with_nulls_becomes_json():
+    # every batch after the first is such a slice (polars alone refuses it)
+    values = pa.array([[1, 2], None, [3, 4], [5, None], None, [7, 8]], pa.list_(pa.int64(), 2))
+    spec = bind_spec(values.type, SqlType("nvarchar", length=4000))
+    assert cast_for_bind(values.slice(2, 4), spec).to_pylist() == ["[3,4]", "[5,null]", None,
+                                                                   "[7,8]"]
