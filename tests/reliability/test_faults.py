@@ -26,7 +26,6 @@ from reliability.scenarios import Lab, RestartableEmulator
 
 from azsql_emulator.process import EmulatorProcess
 from engine.credentials import CredentialOptions
-from engine.errors import DatabaseError
 
 pytest.importorskip("turbodbc")
 pytest.importorskip("pyodbc")
@@ -63,12 +62,9 @@ def test_injected_transient_error_is_replayed_exactly_once(number, transport, la
 
 
 @TRANSPORTS
-@pytest.mark.xfail(raises=DatabaseError, strict=True, reason=(
-    "engine bug: nothing before the first batch is retried. sp_set_session_context on the "
-    "new connection swallows the link failure (engine/session_audit.py), then the target "
-    "table check (engine/prepare.py) meets the dead link and the load stops; a 40613 on "
-    "the check itself stops it too"))
 def test_connection_fatal_error_on_the_loads_first_call_is_ridden_out(transport, lab):
+    """Before the first batch too: the set-up (session context, table check, journal, the
+    bulk-copy probe) is retried on a new connection."""
     outcome = scenarios.error_at_start(lab, random.Random(1), 5_000, 40613,
                                        transport=transport)
     assert_exact(outcome, transport)
