@@ -111,6 +111,8 @@ class BatchWriter:
                 cursor = conn.cursor()
                 if attempt and self.journal.contains(cursor, key):
                     # the failed attempt's commit landed after all
+                    if self.splitter is not None:  # with its rejects, if any
+                        self.splitter.landed(cursor, key)
                     conn.commit()
                     self.tally.skip()
                     return conn

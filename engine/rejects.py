@@ -147,6 +147,11 @@ class Budget:
             self.used += n
             return True
 
+    def add(self, n: int) -> None:
+        """Count ``n`` rejects that committed although their batch's commit seemed to fail."""
+        with self.lock:
+            self.used += n
+
     def release(self, n: int) -> None:
         """Give back ``n`` reserved rejects (their batch did not commit)."""
         with self.lock:
@@ -210,6 +215,8 @@ _READ_COLUMNS = ("batch_id", "source_file", "unit", "source_row", "row_in_batch"
 _READ_SQL = (f"SELECT {', '.join(f'[r].[{c}]' for c in _READ_COLUMNS)} "  # noqa: S608
              f"FROM {_QUALIFIED} AS [r] WHERE {_JOURNALED} ORDER BY [r].[source_file], "
              "[r].[source_row], [r].[batch_id], [r].[row_in_batch]")
+_BATCH_COUNT_SQL = (f"SELECT COUNT(*) FROM {_QUALIFIED} "  # noqa: S608
+                    "WHERE [load_id] = ? AND [batch_key] = ?")
 #: a forgotten run's rejects of a batch about to commit (it is not journaled, so they are
 #: stale)
 _STALE_SQL = f"DELETE FROM {_QUALIFIED} WHERE [load_id] = ? AND [batch_key] = ?"  # noqa: S608
@@ -359,6 +366,12 @@ class Splitter:
         except BaseException:
             self.budget.release(len(rejects))
             raise
+
+    def landed(self, cursor: Any, key: str) -> None:
+        """A replay found its batch (journal key ``key``) committed after all: its rejects,
+        given back when the commit seemed to fail, count again."""
+        cursor.execute(_BATCH_COUNT_SQL, [self.journal.load_id, key])
+        self.budget.add(int(cursor.fetchall()[0][0]))
 
     def _reject(self, rejects: dict[int, DatabaseError], row: int,
                 error: DatabaseError) -> None:

@@ -230,3 +230,17 @@ def test_the_operator_offers_max_errors_and_reject_file():
                                   reject_file="/tmp/r.parquet")
     options = op.transfer_options()
     assert (options.max_errors, options.reject_file) == (4, "/tmp/r.parquet")
+
+
+def test_a_batch_found_committed_on_replay_counts_its_rejects_again():
+    class Count:
+        def execute(self, sql, params):
+            assert "rejected_rows" in sql and params == ["l", "k" * 64]
+
+        def fetchall(self):
+            return [(3,)]
+
+    budget = Budget(5)
+    Splitter(Journal("l", "dbo.t"), FakeTransport(), budget, lambda n: None).landed(
+        Count(), "k" * 64)
+    assert budget.used == 3 and budget.take(2) and not budget.take(1)
