@@ -158,7 +158,11 @@ class BulkCopyTransport:
         if batch is None:
             return
         schema, array = batch.__arrow_c_array__()
-        self.writer.write(handle, self.driver, bound.sql, schema, array, self.hints)
+        taken = self.writer.write(handle, self.driver, bound.sql, schema, array, self.hints)
+        if taken != bound.rows:  # bcp_done's count: what the server says it stored
+            raise DatabaseError(
+                f"bulk copy into {self.table} stored {taken} of the batch's {bound.rows} "
+                "rows: the batch is rolled back and fails rather than commit a short batch")
         # the rows must still be inside the batch's open transaction, or the journal row
         # would commit without them (or they without it). Asked natively on the same
         # connection: one SQL batch, without a turbodbc result set (its buffer costs
