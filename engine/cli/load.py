@@ -64,10 +64,12 @@ from engine.errors import (
     TransferCancelled,
     TransferError,
 )
+from engine.journal import JOURNAL_SCHEMA
 from engine.journal_admin import JournalAdmin
 from engine.names import TableName
 from engine.options import Target, TransferOptions
 from engine.progress_display import ProgressDisplay
+from engine.rejects import REJECTS_TABLE
 from engine.results import Progress, TransferResult
 from engine.sources import SourceOptions
 from engine.transfer import transfer
@@ -231,6 +233,11 @@ def _run(args: argparse.Namespace, state: _State) -> int:
                + (f"; {result.batches_skipped} batches already loaded, skipped"
                   if result.batches_skipped else "")
                + f"; {transport_text(result)}; load_id {result.load_id}")
+    if result.rows_rejected:
+        where = ", ".join(filter(None, (args.reject_file, f"[{JOURNAL_SCHEMA}].[{REJECTS_TABLE}]")))
+        summary += f"; {result.rows_rejected:,} rows rejected"
+        say(f"azsql-bulk load: warning: {result.rows_rejected:,} row(s) were rejected "
+            f"(within --max-errors {args.max_errors:,}); they are in {where}")
     if args.json:
         say(summary)
         emit_json({**result.to_dict(), "status": "ok", "exit_code": EXIT_OK,

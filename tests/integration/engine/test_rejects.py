@@ -337,6 +337,10 @@ def test_the_cli_killed_mid_load_and_run_again_keeps_each_row_and_reject_once(
     assert result["rows"] == n - 7 - rows
     assert result["rows_rejected"] == 7 - (1_000 * batches - rows)
     assert "rejected" in done.stderr and str(rejects) in done.stderr  # the warning line
+    if result["rows_rejected"]:  # the CLI's own warning and summary, whatever the log level
+        assert "(within --max-errors 10); they are in" in done.stderr
+        assert "[azsql_bulk].[rejected_rows]" in done.stderr
+        assert f"{result['rows_rejected']:,} rows rejected" in done.stderr
     check_loaded(reader, target, n, bad, load_id)
     check_rejects(reader, load_id, bad, transport)
     written = pq.read_table(rejects).to_pylist()
