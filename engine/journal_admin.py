@@ -38,6 +38,7 @@ from engine.connection import ConnectionFactory, close_quietly, rollback_quietly
 from engine.errors import AzsqlBulkError, ConfigurationError, database_error
 from engine.journal import ADDED_COLUMNS, JOURNAL_SCHEMA, JOURNAL_TABLE, batch_key, journal_columns
 from engine.names import TableName
+from engine.rejects import REJECTS_TABLE
 from engine.staging import FINISH_BATCH_ID
 
 __all__ = ["BatchRecord", "Forgotten", "JournalAdmin", "LoadSummary", "UnknownLoad",
@@ -335,6 +336,10 @@ class JournalAdmin:
                        [load_id])
         count = int(cursor.fetchall()[0][0])
         cursor.execute(f"DELETE FROM {_QUALIFIED} WHERE [load_id] = ?", [load_id])  # noqa: S608
+        rejects = f"[{JOURNAL_SCHEMA}].[{REJECTS_TABLE}]"
+        cursor.execute("SELECT OBJECT_ID(?)", [rejects])
+        if cursor.fetchall()[0][0] is not None:  # the load's rejected rows go with it
+            cursor.execute(f"DELETE FROM {rejects} WHERE [load_id] = ?", [load_id])  # noqa: S608
         conn.commit()
         log.info("forgot load %s: %d journal row(s)%s", load_id, count,
                  f", dropped staging table {dropped}" if dropped else "")

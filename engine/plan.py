@@ -25,7 +25,7 @@ CREATE TABLE [dbo].[people] (
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 
@@ -320,7 +320,7 @@ def _length_verdict(col: ColumnPlan, tgt: SqlType, unit: str) -> _Verdict:
 
 
 def validate_against(plan: TablePlan, existing_columns: Iterable[ExistingColumn | Iterable[object]],
-                     *, table: str = "the target table") -> None:
+                     *, table: str = "the target table", sampled: bool = True) -> None:
     """Check that an existing table can take the plan's columns; raise listing every problem.
 
     Names match case-insensitively. Every source column must exist with a type that
@@ -332,6 +332,9 @@ def validate_against(plan: TablePlan, existing_columns: Iterable[ExistingColumn 
     :param existing_columns: :class:`ExistingColumn` objects, or raw
         ``INFORMATION_SCHEMA.COLUMNS`` rows in :meth:`ExistingColumn.from_row`'s order.
     :param table: the table's name, for the message.
+    :param sampled: also refuse what the first batch's values show (NULLs for a NOT NULL
+        column, text longer than the column); False when such rows are to be set aside
+        one by one (``max_errors``) instead of stopping the load.
     :raises SchemaMismatchError: listing every incompatible column.
 
     >>> import pyarrow as pa
@@ -343,6 +346,8 @@ def validate_against(plan: TablePlan, existing_columns: Iterable[ExistingColumn 
     by_lower = {c.name.lower(): c for c in existing}
     problems: list[Mismatch] = []
     for col in plan.columns:
+        if not sampled:
+            col = replace(col, max_length=None, sample_has_nulls=None)
         source = f"{col.arrow_type} -> {col.sql_type.sql()}"
         target = by_lower.get(col.name.lower())
         if target is None:

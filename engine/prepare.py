@@ -112,12 +112,14 @@ def _prepare_once(factory: ConnectionFactory, plan: TablePlan, target: TableName
         existing = read_columns(cursor, target)
         prepared = Prepared(False, set(), existing)
         if created[0]:  # an earlier attempt created it from the plan: carry on as it did
-            validate_against(plan, existing, table=str(target))
+            validate_against(plan, existing, table=str(target),
+                             sampled=not options.max_errors)
             prepared.created, prepared.existing = True, []
             if stage is None:
                 prepared.widths = widenable(plan, None)
         elif existing and options.create != CreatePolicy.REPLACE_SCHEMA:
-            validate_against(plan, existing, table=str(target))
+            validate_against(plan, existing, table=str(target),
+                             sampled=not options.max_errors)
         elif not existing and options.create == CreatePolicy.NEVER:
             raise ConfigurationError(
                 f"table {target} does not exist and create='never'; create it "
@@ -176,7 +178,7 @@ def _ensure_stage(conn: Any, plan: TablePlan, stage: TableName, options: Transfe
     # batch may hold longer text than the first; the target takes it)
     like = prepared.existing if options.create != CreatePolicy.REPLACE_SCHEMA else None
     if stage_columns:
-        validate_against(plan, stage_columns, table=str(stage))
+        validate_against(plan, stage_columns, table=str(stage), sampled=not options.max_errors)
         log.info("resuming into staging table %s", stage)
         if not like:  # the stage becomes the target: it may grow (from where it is)
             prepared.widths = widenable(plan, stage_columns)

@@ -368,3 +368,23 @@ def test_a_forgotten_load_run_again_rejects_each_row_once(sql_target, reader):
     assert (result.rows, result.rows_rejected, result.batches_skipped) == (n - 7, 7, 0)
     check_loaded(reader, target, n, bad, load_id)
     check_rejects(reader, load_id, bad, "parameter-arrays")
+
+
+def test_journal_forget_takes_the_loads_rejected_rows_with_it(sql_target, reader):
+    from engine.connection import ConnectionFactory
+    from engine.journal_admin import JournalAdmin
+
+    target = sql_target("rejadmin")
+    create(reader, target)
+    source, _ = bad_rows(5_000)
+    load_id = f"rejects-admin-{target.table.name}"
+    result = transfer(source, target,
+                      TransferOptions(workers=1, create="never", transport="parameter-arrays",
+                                      max_errors=7, load_id=load_id),
+                      source_options=SourceOptions(rows_per_batch=1_000))
+    kept = len(rejected(reader, load_id))
+    assert result.rows_rejected == kept > 0
+    with ConnectionFactory(target.connection) as factory:
+        forgotten = JournalAdmin(factory).forget(load_id)
+    assert forgotten.journal_rows == 5
+    assert rejected(reader, load_id) == []

@@ -103,3 +103,18 @@ def test_long_text_splits_only_past_what_one_parameter_holds():
         joined = ["".join(p or "" for p in row) for row in zip(*(
             c.to_pylist() for c in table.columns), strict=True)]
         assert joined[:3] + joined[4:] == [*whole[:3], longer]
+
+
+def test_with_rows_set_aside_the_first_batchs_nulls_and_long_text_are_not_refused_up_front():
+    sample = pa.table({"id": pa.array([1, None], pa.int64()), "name": ["x" * 30, "y"]})
+    plan = plan_table(sample.schema, sample=sample)
+    existing = [("id", "bigint", None, 19, 0, None, "NO"),
+                ("name", "nvarchar", 20, None, None, None, "YES")]
+    with pytest.raises(SchemaMismatchError) as info:
+        validate_against(plan, existing, table="dbo.t")
+    assert "the source holds NULLs" in str(info.value) and "30 characters" in str(info.value)
+    validate_against(plan, existing, table="dbo.t", sampled=False)  # max_errors: row by row
+    with pytest.raises(SchemaMismatchError, match="narrower"):  # a type is still a type
+        validate_against(plan, [("id", "int", None, 10, 0, None, "YES"),
+                                ("name", "nvarchar", 20, None, None, None, "YES")],
+                         table="dbo.t", sampled=False)
