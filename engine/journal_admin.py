@@ -31,7 +31,7 @@ import datetime as dt
 import hashlib
 import logging
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from engine.connection import ConnectionFactory, close_quietly, rollback_quietly
@@ -99,6 +99,7 @@ class LoadSummary:
     :param last_commit: the last commit, the apply included (UTC).
     :param logins: the logins that wrote its rows (empty for old journal rows).
     :param source_rows: rows in the whole source, when known.
+    :param rejects: rows set aside under ``max_errors`` (``[azsql_bulk].[rejected_rows]``).
     """
 
     load_id: str
@@ -112,6 +113,7 @@ class LoadSummary:
     last_commit: dt.datetime | None
     logins: tuple[str, ...] = ()
     source_rows: int | None = None
+    rejects: int = 0
 
     @property
     def staged(self) -> bool:
@@ -297,6 +299,7 @@ class JournalAdmin:
                        "WHERE [batch_key] = ?" + (" AND [load_id] = ?" if load_id else ""),
                        params)
         finished = {str(r[0]): r for r in cursor.fetchall()}
+        rejects = _reject_counts(cursor, load_id)
         out = []
         for lid in set(batches) | set(finished):
             row = batches.get(lid)
@@ -316,7 +319,7 @@ class JournalAdmin:
                 lid, str(table), target, str(mode) if mode else ("staged" if staged else None),
                 "", count, rows, _utc(min(commits)) if commits else None,
                 _utc(max(commits)) if commits else None, logins,
-                int(source_rows) if source_rows is not None else None)
+                int(source_rows) if source_rows is not None else None, rejects.get(lid, 0))
             out.append(_with_state(summary, finished=fin is not None))
         epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
         out.sort(key=lambda s: (s.last_commit or epoch, s.load_id), reverse=True)
@@ -346,18 +349,29 @@ class JournalAdmin:
         return Forgotten(summary, count, dropped)
 
 
+def _reject_counts(cursor: Any, load_id: str | None) -> dict[str, int]:
+    """Rejected rows per load id (none when no load ever set rows aside)."""
+    rejects = f"[{JOURNAL_SCHEMA}].[{REJECTS_TABLE}]"
+    cursor.execute("SELECT OBJECT_ID(?)", [rejects])
+    if cursor.fetchall()[0][0] is None:
+        return {}
+    cursor.execute(f"SELECT [load_id], COUNT(*) FROM {rejects}"  # noqa: S608
+                   + (" WHERE [load_id] = ?" if load_id else "") + " GROUP BY [load_id]",
+                   [load_id] if load_id else [])
+    return {str(r[0]): int(r[1]) for r in cursor.fetchall()}
+
+
 def _with_state(s: LoadSummary, *, finished: bool) -> LoadSummary:
     known = s.source_rows is not None
     if finished:
         state = "complete"
     elif s.staged:
-        state = "applying" if known and s.rows >= (s.source_rows or 0) else "partial"
+        state = "applying" if known and s.rows + s.rejects >= (s.source_rows or 0) else "partial"
     elif known:
-        state = "complete" if s.rows >= (s.source_rows or 0) else "partial"
+        state = "complete" if s.rows + s.rejects >= (s.source_rows or 0) else "partial"
     else:
         state = "unknown"
-    return LoadSummary(s.load_id, s.table, s.target, s.mode, state, s.batches, s.rows,
-                       s.first_commit, s.last_commit, s.logins, s.source_rows)
+    return replace(s, state=state)
 
 
 def _stage_suffix(load_id: str) -> str:

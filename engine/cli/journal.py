@@ -141,7 +141,7 @@ def _when(value: Any) -> str:
 
 def _table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    right = {4, 5}  # batches, rows
+    right = {4, 5, 6}  # batches, rows, rejects
     return "\n".join("  ".join(c.rjust(w) if i in right else c.ljust(w)
                                for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
                      for r in rows)
@@ -149,16 +149,19 @@ def _table(rows: list[list[str]]) -> str:
 
 def _line(s: LoadSummary) -> list[str]:
     return [s.load_id, s.table, s.mode or "-", s.state, f"{s.batches:,}", f"{s.rows:,}",
-            _when(s.first_commit), _when(s.last_commit), ", ".join(s.logins) or "-"]
+            f"{s.rejects:,}", _when(s.first_commit), _when(s.last_commit),
+            ", ".join(s.logins) or "-"]
 
 
-_HEADINGS = ["LOAD ID", "TABLE", "MODE", "STATE", "BATCHES", "ROWS", "FIRST COMMIT (UTC)",
-             "LAST COMMIT (UTC)", "LOGIN"]
+_HEADINGS = ["LOAD ID", "TABLE", "MODE", "STATE", "BATCHES", "ROWS", "REJECTS",
+             "FIRST COMMIT (UTC)", "LAST COMMIT (UTC)", "LOGIN"]
 
 
 def _describe(s: LoadSummary) -> str:
     return (f"load {s.load_id} into {s.table} ({s.mode or 'mode not journaled'}, {s.state}: "
-            f"{s.batches:,} batches, {s.rows:,} rows, last commit {_when(s.last_commit)} UTC)")
+            f"{s.batches:,} batches, {s.rows:,} rows"
+            + (f", {s.rejects:,} rejected" if s.rejects else "")
+            + f", last commit {_when(s.last_commit)} UTC)")
 
 
 def _confirm(args: argparse.Namespace, question: str) -> bool:

@@ -385,6 +385,10 @@ def test_journal_forget_takes_the_loads_rejected_rows_with_it(sql_target, reader
     kept = len(rejected(reader, load_id))
     assert result.rows_rejected == kept > 0
     with ConnectionFactory(target.connection) as factory:
-        forgotten = JournalAdmin(factory).forget(load_id)
+        admin = JournalAdmin(factory)
+        (listed,) = [s for s in admin.loads() if s.load_id == load_id]
+        # journal list's REJECTS; the load is complete: its rows and rejects are the source
+        assert (listed.rows, listed.rejects, listed.state) == (5_000 - kept, kept, "complete")
+        forgotten = admin.forget(load_id)
     assert forgotten.journal_rows == 5
     assert rejected(reader, load_id) == []
