@@ -139,8 +139,8 @@ class BatchWriter:
             if self.splitter is not None and conn is not None and row_caused(error):
                 rollback_quietly(conn)
                 try:  # set the bad rows aside, commit the others
-                    kept, _ = self.splitter.commit(conn, item, bound, error, where)
-                    self.tally.committed(stats, kept, item.data.nbytes)
+                    kept, rejected = self.splitter.commit(conn, item, bound, error, where)
+                    self.tally.committed(stats, kept, item.data.nbytes, rejected=rejected)
                     return conn
                 except RejectLimitReached:
                     pass  # one too many: stop as without rejects, on the batch's error
@@ -236,4 +236,3 @@ def _first(names: list[str], flag: Callable[[str], Any]) -> tuple[int, str] | No
         if index is not None and index >= 0 and (best is None or index < best[0]):
             best = (index, name)
     return best
-

@@ -163,6 +163,7 @@ class ProgressDisplay:
             "retries": p.retries if p else None,
             "reconnects": p.reconnects if p else None,
             "token_renewals": p.token_renewals if p else None,
+            "rows_rejected": p.rows_rejected if p else 0,
         }
 
     def describe(self) -> str:
@@ -197,6 +198,8 @@ class ProgressDisplay:
                                                     ("reconnects", "reconnects"))
                     if f[k] is not None]
         parts.extend(f"{value} {label}" for value, label in counters)
+        if f["rows_rejected"]:
+            parts.append(f"{_count(f['rows_rejected'])} rows rejected")
         if f["batches_skipped"]:
             parts.append(f"{f['batches_skipped']} batches skipped (already loaded)")
         parts.append(f"elapsed {format_duration(f['elapsed'])}")
@@ -257,6 +260,8 @@ class ProgressDisplay:
 
         grid.add_row("renewals", counter("token_renewals"), "retries",
                      f"{counter('retries')}  (reconnects {counter('reconnects')})")
+        if f["rows_rejected"]:
+            grid.add_row("rejected", _count(f["rows_rejected"]), "", "")
         grid.add_row("elapsed", format_duration(f["elapsed"]), "status", f["phase"])
         if self._final:
             grid.add_row("transport", self._final, "", "")

@@ -52,6 +52,7 @@ class Progress:
     :param phase: ``load`` while batches stream, ``apply`` while a staged mode applies
         its staging table to the target.
     :param load_id: the load's journal id (known from the first snapshot on).
+    :param rows_rejected: rows this run set aside so far (``max_errors``).
     """
 
     rows: int
@@ -66,6 +67,7 @@ class Progress:
     token_renewals: int = 0
     phase: str = "load"
     load_id: str = ""
+    rows_rejected: int = 0
 
 
 @dataclass(frozen=True)
@@ -162,18 +164,21 @@ class Tally:
         self.stats = [WorkerStats(i) for i in range(workers)]
         self.total_rows, self.progress = total_rows, progress
         self.load_id, self.files, self.table, self.mode = load_id, files, table, mode
-        self.rows = self.bytes = self.batches = self.skipped = self.busy = 0
+        self.rows = self.bytes = self.batches = self.skipped = self.busy = self.rejected = 0
         self.phase = "load"
         self.started = time.monotonic()
 
-    def committed(self, stats: WorkerStats, rows: int, nbytes: int) -> None:
-        """A worker committed a batch of ``rows`` rows (``nbytes`` Arrow bytes)."""
+    def committed(self, stats: WorkerStats, rows: int, nbytes: int, *,
+                  rejected: int = 0) -> None:
+        """A worker committed a batch of ``rows`` rows (``nbytes`` Arrow bytes), having set
+        ``rejected`` rows of it aside."""
         stats.rows += rows
         stats.batches += 1
         with self.lock:
             self.rows += rows
             self.bytes += nbytes
             self.batches += 1
+            self.rejected += rejected
         self.report()
 
     def skip(self) -> None:
@@ -201,7 +206,7 @@ class Tally:
                                 sum(s.retries for s in self.stats),
                                 sum(s.reconnects for s in self.stats),
                                 sum(s.token_renewals for s in self.stats), self.phase,
-                                self.load_id)
+                                self.load_id, self.rejected)
         self.progress(snapshot)
 
     def result(self, *, created: bool, skipped: int, applied: bool,

@@ -96,12 +96,15 @@ def test_bad_rows_are_set_aside_and_the_rest_loads(sql_target, reader, tmp_path,
     create(reader, target)
     source, bad = bad_rows(n)
     path = tmp_path / "rejects.parquet"
+    seen: list[int] = []  # the progress snapshots' count (the live display shows it)
     result = transfer(source, target,
                       TransferOptions(workers=2, create="never", transport=transport,
-                                      max_errors=10, reject_file=str(path)),
+                                      max_errors=10, reject_file=str(path),
+                                      progress=lambda p: seen.append(p.rows_rejected)),
                       source_options=SourceOptions(rows_per_batch=n // 10))
     assert result.transport == transport
     assert (result.rows, result.rows_rejected) == (n - 7, 7)
+    assert max(seen) == 7
     assert result.to_dict()["rows_rejected"] == 7
     check_loaded(reader, target, n, bad, result.load_id)
     check_rejects(reader, result.load_id, bad, transport)

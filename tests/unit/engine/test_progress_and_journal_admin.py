@@ -50,6 +50,24 @@ def test_the_rich_view_renders_live_and_final():
     assert "10,000 avg" in shown and "(avg" not in shown and "via bulk copy" in shown
 
 
+def test_rejected_rows_are_counted_live_and_in_the_final_view():
+    d, err = display()
+    d.update(Progress(9_993, 10, 0, 1_000_000, 1.0, 10_000, rows_rejected=7))
+    assert "7 rows rejected" in d.describe()
+    d.stop("done", final="via bulk copy")
+    assert "7 rows rejected" in err.getvalue().strip().splitlines()[-1]
+    d.update(Progress(10_000, 10, 0, 1_000_000, 1.0, 10_000))
+    assert "rejected" not in d.describe()  # nothing said when nothing was set aside
+    pytest.importorskip("rich")
+    from rich.console import Console
+
+    rich = ProgressDisplay(table="dbo.t", workers=2, mode="rich", out=io.StringIO())
+    rich.update(Progress(9_993, 10, 0, 1_000_000, 1.0, 10_000, rows_rejected=7))
+    console = Console(file=io.StringIO(), width=120)
+    console.print(rich._render())
+    assert "rejected" in console.file.getvalue()  # type: ignore[attr-defined]
+
+
 def summary(load_id: str = "L", target: str = "dbo.t", rows: int = 10,
             source_rows: int | None = None) -> LoadSummary:
     now = dt.datetime(2026, 12, 6, tzinfo=dt.UTC)
