@@ -19,6 +19,7 @@ from typing import Any
 from engine.connection import ConnectionOptions
 from engine.errors import ConfigurationError
 from engine.names import TableName
+from engine.remote_uri import is_remote
 from engine.results import Progress
 from engine.type_map import SqlType
 
@@ -147,9 +148,10 @@ class TransferOptions:
         longer than its column, a value its type cannot hold, a duplicate key, a CHECK or
         FOREIGN KEY violation) that the load sets aside and goes on, over the whole load;
         one more stops it as with 0, the default (see :mod:`engine.rejects`).
-    :param reject_file: with ``max_errors``: a local Parquet file the load's rejected
-        rows are written to at its end (they are always recorded in
-        ``[azsql_bulk].[rejected_rows]``, in the batch's transaction).
+    :param reject_file: with ``max_errors``: a Parquet file (local, or ``abfss://`` written
+        with the load's storage identity) the load's rejected rows are written to at its
+        end (they are always recorded in ``[azsql_bulk].[rejected_rows]``, in the batch's
+        transaction).
     :param progress: called with a :class:`engine.results.Progress` after every
         committed batch, from worker threads (keep it quick and thread-safe).
     """
@@ -224,8 +226,8 @@ class TransferOptions:
         "metavar": "N"})
     reject_file: str | None = field(default=None, metadata={
         "help": "with --max-errors: write the load's rejected rows (source file, row, "
-                "column, server error, values as text) to this local Parquet file at the "
-                "end of the load", "kind": "text", "metavar": "PATH"})
+                "column, server error, values as text) to this Parquet file (local or "
+                "abfss://) at the end of the load", "kind": "text", "metavar": "PATH"})
     progress: Callable[[Progress], Any] | None = field(default=None, compare=False, metadata={
         "help": "called with a Progress after every committed batch", "kind": "object",
         "not_exposed": {"cli": "a Python callback: the CLI passes its own progress display",
@@ -274,9 +276,10 @@ class TransferOptions:
         if self.reject_file is not None and not self.max_errors:
             raise ConfigurationError("reject_file needs max_errors: with max_errors=0 the first "
                                      "refused row stops the load and nothing is rejected")
-        if self.reject_file is not None and "://" in self.reject_file:
-            raise ConfigurationError(f"reject_file must be a local path, not "
-                                     f"{self.reject_file!r} (rejects are also kept in "
+        if (self.reject_file is not None and "://" in self.reject_file
+                and not is_remote(self.reject_file)):
+            raise ConfigurationError(f"reject_file must be a local path or an abfss:// object, "
+                                     f"not {self.reject_file!r} (rejects are also kept in "
                                      "[azsql_bulk].[rejected_rows])")
         if self.max_retries < 0:
             raise ConfigurationError("max_retries must not be negative")

@@ -54,6 +54,7 @@ False
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import threading
@@ -68,12 +69,13 @@ from engine.connection import close_quietly, rollback_quietly
 from engine.errors import (
     COLUMN_IN_MESSAGE,
     STRING_TRUNCATED_SQLSTATE,
-    ConfigurationError,
     DatabaseError,
     Diagnostic,
     database_error,
 )
 from engine.journal import JOURNAL_SCHEMA, JOURNAL_TABLE, Journal, batch_key
+from engine.remote import RemoteFiles
+from engine.remote_uri import is_remote
 from engine.sources import SourceBatch
 from engine.text_length import utf16_lengths
 from engine.transport import Transport
@@ -265,7 +267,7 @@ def read_rejects(cursor: Any, load_id: str) -> list[dict[str, Any]]:
 
 
 def write_reject_file(path: str, load_id: str, records: list[dict[str, Any]],
-                      columns: list[str]) -> int:
+                      columns: list[str], *, storage: Any = None) -> int:
     """Write ``records`` (from :func:`read_rejects`) to a Parquet file; returns the rows.
 
     Columns: ``load_id``, ``batch_id``, ``source_file``, ``unit``, ``source_row``,
@@ -273,16 +275,15 @@ def write_reject_file(path: str, load_id: str, records: list[dict[str, Any]],
     then every loaded column as text (named as loaded; ``value_`` before a name that
     clashes with the columns before).
 
-    :param path: a local path (``abfss://`` is not written).
+    :param path: a local path, or an ``abfss://`` (``abfs://``, ``az://``) object, written
+        with the load's storage identity.
     :param load_id: the load's id.
     :param records: the rejects.
     :param columns: the loaded columns, in order.
+    :param storage: :class:`engine.remote.StorageOptions` for a remote ``path`` (None: from
+        the environment).
     """
     import pyarrow.parquet as pq
-
-    if "://" in path:
-        raise ConfigurationError(f"reject_file must be a local path, not {path!r}: the "
-                                 "rejects are in [azsql_bulk].[rejected_rows] either way")
     meta: dict[str, pa.Array] = {
         "load_id": pa.array([load_id] * len(records), pa.string()),
         "batch_id": pa.array([r["batch_id"] for r in records], pa.string()),
@@ -298,7 +299,16 @@ def write_reject_file(path: str, load_id: str, records: list[dict[str, Any]],
     for name in columns:
         label = f"value_{name}" if name in meta else name
         meta[label] = pa.array([r["values"].get(name) for r in records], pa.string())
-    pq.write_table(pa.table(meta), path)
+    if not is_remote(path):
+        pq.write_table(pa.table(meta), path)
+        return len(records)
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(meta), buffer)
+    files = RemoteFiles(storage)
+    try:
+        files.upload(path, buffer.getvalue())
+    finally:
+        files.close()
     return len(records)
 
 
@@ -501,7 +511,7 @@ def start_rejects(conn: Any, load_id: str) -> int:
 
 
 def finish_rejects(factory: Any, load_id: str, *, earlier: int, reject_file: str | None,
-                   columns: list[str]) -> int:
+                   columns: list[str], storage: Any = None) -> int:
     """At the end of a load: write ``reject_file`` from the rejects table (every reject of
     the load, earlier runs' too, so it is exact after a resume) and warn where the
     rejects are; returns the rejects this run committed.
@@ -511,6 +521,7 @@ def finish_rejects(factory: Any, load_id: str, *, earlier: int, reject_file: str
     :param earlier: what :func:`start_rejects` returned.
     :param reject_file: the Parquet file to write, or None.
     :param columns: the loaded columns, in order.
+    :param storage: for an ``abfss://`` reject file: :class:`engine.remote.StorageOptions`.
     """
     conn = factory.connect()
     try:
@@ -521,7 +532,7 @@ def finish_rejects(factory: Any, load_id: str, *, earlier: int, reject_file: str
     finally:
         close_quietly(conn)
     if reject_file:
-        write_reject_file(reject_file, load_id, records, columns)
+        write_reject_file(reject_file, load_id, records, columns, storage=storage)
     if total:
         where = f"{reject_file} and " if reject_file else ""
         log.warning("%d row(s) of load %s were rejected (%d by this run); they are in %s%s "

@@ -240,6 +240,20 @@ class RemoteFiles:
         """What was listed for ``path``."""
         return self._objects[path]
 
+    def upload(self, text: str, data: bytes) -> str:
+        """Write ``data`` to the object ``text`` names (replacing it); returns its URI.
+
+        :raises SourceError: storage refused the write or could not be reached (the
+            message names the object and what to do, e.g. the missing role).
+        """
+        options = self.options
+        uri = parse_uri(text, account=options.account).with_account(options.account)
+        uri = replace(uri, bare=bool(options.endpoint))
+        endpoint = uri.blob_endpoint(options.endpoint)
+        blob = self._container(endpoint, uri).get_blob_client(uri.path)
+        _call(lambda: blob.upload_blob(data, overwrite=True), uri, endpoint)
+        return uri.display()
+
     def close(self) -> None:
         """Close the HTTP connection pools."""
         with self._lock:

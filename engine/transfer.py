@@ -148,7 +148,7 @@ def _run(source: Source, stream: Any, target: Target, options: TransferOptions,
         log.info("load %s into %s finished in an earlier run; nothing to do", load_id, table)
         if options.max_errors:
             finish_rejects(factory, load_id, earlier=earlier, reject_file=options.reject_file,
-                           columns=plan.names)
+                           columns=plan.names, storage=storage_for(target.connection.credential))
         return tally.result(created=prepared.created, skipped=len(prepared.done) - 1,
                             applied=False, transport_reason="nothing was left to load")
     journal.source_rows = source.total_rows  # journal list: complete or partial
@@ -205,7 +205,7 @@ def _run(source: Source, stream: Any, target: Target, options: TransferOptions,
     if options.max_errors:
         result = dataclasses.replace(result, rows_rejected=finish_rejects(
             factory, load_id, earlier=earlier, reject_file=options.reject_file,
-            columns=plan.names))
+            columns=plan.names, storage=storage_for(target.connection.credential)))
     log.info("loaded %s: %d row(s) in %d batch(es), %d skipped, %.1f s, %d retries, "
              "%d token renewal(s)", table, result.rows, result.batches,
              result.batches_skipped, result.seconds, result.retries, result.token_renewals)

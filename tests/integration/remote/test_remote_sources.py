@@ -269,3 +269,31 @@ def test_reads_fetch_only_the_projected_columns_of_the_row_groups_read(
     rest = sum(b.data.num_rows for b in batches)
     assert rest == 50_000
     assert sum(fetched) < len(data) // 2  # "amount" and "name" never left storage
+
+
+# -- rejected rows written to storage -----------------------------------------------------------
+
+def test_a_reject_file_in_storage_is_written_with_the_loads_identity(
+        azurite, storage_env, emu_proc, reader, monkeypatch):
+    monkeypatch.setenv("AZSQL_BULK_STORAGE_ENDPOINT", azurite.endpoint_template)
+    client = service(azurite)
+    client.create_container("rejects")
+    table = f"dbo.remote_rejects_{os.getpid()}"
+    reader.execute(f"CREATE TABLE {table} (id bigint NOT NULL, amount float NULL, "
+                   "name nvarchar(20) NULL)")
+    source = rows_table(4_000)
+    ids = source.column("id").to_pylist()
+    for at in (5, 1_234, 3_999):
+        ids[at] = None  # NULL into NOT NULL: set aside
+    source = source.set_column(0, "id", pa.array(ids, pa.int64()))
+    uri = f"abfss://rejects@{ACCOUNT}/nightly/orders-rejects.parquet"
+    result = transfer(source, mi_target(emu_proc, table),
+                      TransferOptions(workers=2, create="never", max_errors=5, reject_file=uri),
+                      source_options=SourceOptions(rows_per_batch=1_000))
+    assert (result.rows, result.rows_rejected) == (3_997, 3)
+    data = client.get_blob_client("rejects", "nightly/orders-rejects.parquet") \
+        .download_blob().readall()
+    written = pq.read_table(io.BytesIO(data)).to_pylist()
+    assert [(r["source_row"], r["column_name"], r["error_number"]) for r in written] == [
+        (5, "id", 515), (1_234, "id", 515), (3_999, "id", 515)]
+    assert {r["load_id"] for r in written} == {result.load_id}
