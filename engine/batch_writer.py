@@ -154,6 +154,17 @@ class BatchWriter:
                 rollback_quietly(conn)
                 close_quietly(conn)
                 conn = None
+            if attempt and not error.transient:
+                # a replay refused outright (a duplicate journal key, a commit conflict):
+                # the attempt whose link dropped may have committed meanwhile. Then the
+                # batch is in, exactly once; check before calling it a failure.
+                landed = self._landed_after_all(key)
+                if landed is not None:
+                    log.info("worker %d: batch %s was committed by an earlier attempt after "
+                             "all (its replay failed with: %s); skipped", stats.worker,
+                             item.batch_id, error)
+                    self.tally.skip()
+                    return landed
             if not error.transient or attempt >= self.max_retries:
                 raise self.stopped_at(item, error, attempts=attempt + 1)
             attempt += 1
@@ -164,6 +175,25 @@ class BatchWriter:
                         self.max_retries + 1, delay, error)
             if self.stop.wait(delay):
                 raise Stopped
+
+    def _landed_after_all(self, key: str) -> Any:
+        """A new connection when the batch with journal key ``key`` is committed (its
+        rejects counted again), else None (the check's own failure included)."""
+        conn = None
+        try:
+            conn = self.factory.connect()
+            cursor = conn.cursor()
+            if not self.journal.contains(cursor, key):
+                close_quietly(conn)
+                return None
+            if self.splitter is not None:
+                self.splitter.landed(cursor, key)
+            conn.commit()
+            return conn
+        except Exception:  # best effort: the batch's own error stands
+            if conn is not None:
+                close_quietly(conn)
+            return None
 
     def stopped_at(self, item: SourceBatch, error: BaseException,
                    attempts: int = 1) -> TransferError:
