@@ -109,10 +109,8 @@ class BatchWriter:
                     conn = self.factory.connect()
                     stats.token_renewals += 1
                 cursor = conn.cursor()
-                if attempt and self.journal.contains(cursor, key):
+                if attempt and self._journaled(cursor, key):
                     # the failed attempt's commit landed after all
-                    if self.splitter is not None:  # with its rejects, if any
-                        self.splitter.landed(cursor, key)
                     conn.commit()
                     self.tally.skip()
                     return conn
@@ -176,18 +174,24 @@ class BatchWriter:
             if self.stop.wait(delay):
                 raise Stopped
 
+    def _journaled(self, cursor: Any, key: str) -> bool:
+        """Whether the batch with journal key ``key`` is committed; if so its rejects,
+        given back when its commit seemed to fail, count again."""
+        if not self.journal.contains(cursor, key):
+            return False
+        if self.splitter is not None:
+            self.splitter.landed(cursor, key)
+        return True
+
     def _landed_after_all(self, key: str) -> Any:
         """A new connection when the batch with journal key ``key`` is committed (its
         rejects counted again), else None (the check's own failure included)."""
         conn = None
         try:
             conn = self.factory.connect()
-            cursor = conn.cursor()
-            if not self.journal.contains(cursor, key):
+            if not self._journaled(conn.cursor(), key):
                 close_quietly(conn)
                 return None
-            if self.splitter is not None:
-                self.splitter.landed(cursor, key)
             conn.commit()
             return conn
         except Exception:  # best effort: the batch's own error stands

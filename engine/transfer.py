@@ -143,12 +143,17 @@ def _run(source: Source, stream: Any, target: Target, options: TransferOptions,
     tally.report()  # the load id is known now: the first snapshot tells the caller
     # rejects (max_errors): earlier runs' count against the limit
     earlier = start_rejects(prepared.connection, load_id) if options.max_errors else 0
+
+    def finish_rejected() -> int:  # write the reject file; this run's rejects
+        return finish_rejects(factory, load_id, earlier=earlier,
+                              reject_file=options.reject_file, columns=plan.names,
+                              storage=storage_for(target.connection.credential))
+
     if prepared.finished:
         close_quietly(prepared.connection)
         log.info("load %s into %s finished in an earlier run; nothing to do", load_id, table)
         if options.max_errors:
-            finish_rejects(factory, load_id, earlier=earlier, reject_file=options.reject_file,
-                           columns=plan.names, storage=storage_for(target.connection.credential))
+            finish_rejected()
         return tally.result(created=prepared.created, skipped=len(prepared.done) - 1,
                             applied=False, transport_reason="nothing was left to load")
     journal.source_rows = source.total_rows  # journal list: complete or partial
@@ -203,9 +208,7 @@ def _run(source: Source, stream: Any, target: Target, options: TransferOptions,
                           widened=widening.widened, transport=transport.name,
                           transport_reason=choice.reason)
     if options.max_errors:
-        result = dataclasses.replace(result, rows_rejected=finish_rejects(
-            factory, load_id, earlier=earlier, reject_file=options.reject_file,
-            columns=plan.names, storage=storage_for(target.connection.credential)))
+        result = dataclasses.replace(result, rows_rejected=finish_rejected())
     log.info("loaded %s: %d row(s) in %d batch(es), %d skipped, %.1f s, %d retries, "
              "%d token renewal(s)", table, result.rows, result.batches,
              result.batches_skipped, result.seconds, result.retries, result.token_renewals)

@@ -5,9 +5,10 @@
   finds nothing against it on this server; otherwise parameter arrays, with a warning
   saying why (a load never stops because bulk copy is unavailable).
 - ``auto`` (the default): bulk copy when the verdict is clear *and* the load's batches hold
-  at least :data:`~engine.options.AUTO_BULK_MIN_ROWS` rows; each bulk batch pays for two
-  set-up round trips (``sp_describe_first_result_set`` and ``insert bulk``) that small
-  batches do not earn back. The reason for parameter arrays is logged at INFO.
+  at least :data:`~engine.options.AUTO_BULK_MIN_ROWS` rows; each bulk batch pays for three
+  round trips more than parameter arrays (``sp_describe_first_result_set``, ``insert
+  bulk`` and the ``@@TRANCOUNT`` check) that small batches do not earn back. The reason
+  for parameter arrays is logged at INFO.
 
 The verdict is the same one ``azsql-bulk doctor`` prints.
 """
