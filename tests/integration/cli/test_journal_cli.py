@@ -237,6 +237,16 @@ def own_emulator():
         yield emu
 
 
+
+def create_old_journal(db) -> None:
+    """The journal as releases before the mode/table_name/login/source_rows columns made it."""
+    db.execute(f"CREATE TABLE {JOURNAL} ([load_id] nvarchar(128) NOT NULL, "
+               "[batch_key] char(64) NOT NULL, [batch_id] nvarchar(max) NOT NULL, "
+               "[target] nvarchar(300) NOT NULL, [rows] bigint NOT NULL, "
+               "[committed_at] datetime2(3) NOT NULL DEFAULT SYSUTCDATETIME(), "
+               "CONSTRAINT [PK_azsql_bulk_load_journal] PRIMARY KEY ([load_id], [batch_key]))")
+
+
 def test_a_journal_from_before_the_new_columns_is_altered_and_keeps_working(
         tmp_path, own_emulator, driver_path):
     emu = own_emulator
@@ -249,11 +259,7 @@ def test_a_journal_from_before_the_new_columns_is_altered_and_keeps_working(
                                     PWD=creds.sql_password), autocommit=True)
     try:
         db.execute("CREATE SCHEMA [azsql_bulk]")
-        db.execute(f"CREATE TABLE {JOURNAL} ([load_id] nvarchar(128) NOT NULL, "
-                   "[batch_key] char(64) NOT NULL, [batch_id] nvarchar(max) NOT NULL, "
-                   "[target] nvarchar(300) NOT NULL, [rows] bigint NOT NULL, "
-                   "[committed_at] datetime2(3) NOT NULL DEFAULT SYSUTCDATETIME(), "
-                   "CONSTRAINT [PK_azsql_bulk_load_journal] PRIMARY KEY ([load_id], [batch_key]))")
+        create_old_journal(db)
         db.execute(f"INSERT INTO {JOURNAL} (load_id, batch_key, batch_id, target, rows) "
                    "VALUES ('old-load', ?, 'old/part-0.parquet#0:0', 'dbo.old_table', 7)",
                    "a" * 64)
@@ -294,11 +300,7 @@ def test_an_identity_that_may_not_alter_an_old_journal_writes_it_as_before(
         if not db.execute("SELECT COUNT(*) FROM sys.schemas WHERE name = 'azsql_bulk'"
                           ).fetchone()[0]:
             db.execute("CREATE SCHEMA [azsql_bulk]")
-        db.execute(f"CREATE TABLE {JOURNAL} ([load_id] nvarchar(128) NOT NULL, "
-                   "[batch_key] char(64) NOT NULL, [batch_id] nvarchar(max) NOT NULL, "
-                   "[target] nvarchar(300) NOT NULL, [rows] bigint NOT NULL, "
-                   "[committed_at] datetime2(3) NOT NULL DEFAULT SYSUTCDATETIME(), "
-                   "CONSTRAINT [PK_azsql_bulk_load_journal] PRIMARY KEY ([load_id], [batch_key]))")
+        create_old_journal(db)
         db.execute("CREATE TABLE dbo.writer_target (id bigint NOT NULL)")
         pq.write_table(pa.table({"id": pa.array(range(300), pa.int64())}),
                        tmp_path / "w.parquet")
