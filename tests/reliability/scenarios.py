@@ -286,22 +286,10 @@ def transient_error(lab: Lab, rng: random.Random, rows: int, number: int, *,
     """The server answers ``count`` requests with error ``number`` after a random number of
     RPC calls (parameter arrays cost one RPC call per row, and a bulk load counts each of
     its rows as one call, so it lands mid-load with either transport)."""
-    target = lab.target(f"rel_e{number}")
     after, count = rng.randint(rows // 10, rows * 7 // 10), rng.randint(1, 3)
-    inject_fault(lab.emu, kind="error", number=number, after_rpc_calls=after, count=count)
-    bulk_before = bulk_rows(lab.emu)
-    started = time.monotonic()
-    try:
-        result = transfer(rows_table(rows), target, transfer_options(
-            transport, workers=workers, load_id=f"rel-{uuid.uuid4().hex}"),
-                          source_options=SourceOptions(rows_per_batch=rows_per_batch))
-        left = pending_faults(lab.emu)["rpc_errors"]
-    finally:
-        inject_fault(lab.emu, kind="clear")
-    return outcome(f"error {number}", lab, target.table, rows, started, rng,
-                   after_rpc_calls=after, count=count, not_fired=len(left),
-                   retries=result.retries, reconnects=result.reconnects,
-                   transport=result.transport, bulk_rows=bulk_rows(lab.emu) - bulk_before)
+    return _erring_load(lab, rng, rows, number, f"rel_e{number}", f"error {number}", after,
+                        count, workers, rows_per_batch, transport,
+                        after_rpc_calls=after, count=count)
 
 
 def error_at_start(lab: Lab, rng: random.Random, rows: int, number: int, *,
@@ -309,8 +297,17 @@ def error_at_start(lab: Lab, rng: random.Random, rows: int, number: int, *,
                    transport: str = PARAMETER_ARRAYS) -> Outcome:
     """The very first RPC call of the load (its first connection's first statements, before
     any batch) fails with error ``number``, once."""
-    target = lab.target(f"rel_start{number}")
-    inject_fault(lab.emu, kind="error", number=number, after_rpc_calls=0, count=1)
+    return _erring_load(lab, rng, rows, number, f"rel_start{number}", f"error {number} first",
+                        0, 1, workers, rows_per_batch, transport)
+
+
+def _erring_load(lab: Lab, rng: random.Random, rows: int, number: int, table: str, name: str,
+                 after: int, times: int, workers: int, rows_per_batch: int, transport: str,
+                 **details: Any) -> Outcome:
+    """Load ``rows`` rows while ``times`` RPC calls after the first ``after`` fail with
+    ``number``; the outcome says how many of those faults never fired."""
+    target = lab.target(table)
+    inject_fault(lab.emu, kind="error", number=number, after_rpc_calls=after, count=times)
     bulk_before = bulk_rows(lab.emu)
     started = time.monotonic()
     try:
@@ -320,7 +317,7 @@ def error_at_start(lab: Lab, rng: random.Random, rows: int, number: int, *,
         left = pending_faults(lab.emu)["rpc_errors"]
     finally:
         inject_fault(lab.emu, kind="clear")
-    return outcome(f"error {number} first", lab, target.table, rows, started, rng,
+    return outcome(name, lab, target.table, rows, started, rng, **details,
                    not_fired=len(left), retries=result.retries, reconnects=result.reconnects,
                    transport=result.transport, bulk_rows=bulk_rows(lab.emu) - bulk_before)
 
