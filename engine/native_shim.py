@@ -19,6 +19,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from engine.driver import DRIVER_PACKAGE, ENV_DRIVER
 from engine.errors import DriverNotFoundError
 
 __all__ = ["ACCESS_TOKEN_KEYWORD", "BULK_COPY_KEYWORD", "ENV_SHIM_TARGET", "SHIM_DRIVER_KEYWORD",
@@ -86,6 +87,7 @@ def prepare_environment(driver_path: str | os.PathLike[str]) -> None:
     path = Path(driver_path).expanduser().resolve()
     if not path.is_file():
         raise DriverNotFoundError(
-            f"ODBC driver not found at {path}; pass the path of libmsodbcsql-18.*.so "
-            "(engine.driver.find_driver() locates it)")
+            f"ODBC driver not found at {path}; set {ENV_DRIVER} to the path of "
+            f"libmsodbcsql-18.*.so, or unset it to use the driver from the {DRIVER_PACKAGE} "
+            "package (`azsql-bulk doctor` shows which driver is found)")
     os.environ[ENV_SHIM_TARGET] = str(path)
