@@ -226,6 +226,8 @@ class Sweep:
             result.retries, result.reconnects = loaded.retries, loaded.reconnects
             result.transport_used = loaded.transport
             result.transport_reason = loaded.transport_reason
+            if self.cancel.is_set():  # the stream ended on cancel before a worker saw it
+                result.status, result.error, phase = "stopped", "stopped by the user", "stopped"
         except TransferCancelled as exc:
             result.status, result.error, phase = "stopped", "stopped by the user", "stopped"
             result.rows = exc.rows_committed
