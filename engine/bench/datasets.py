@@ -11,7 +11,7 @@ stream ``azsql-bulk bench`` loads from them.
 - ``typed``: 8 columns of the types parameter arrays send as exact text: an int64 id,
   decimal128 (18,4), (38,10) and (9,2), two uuids and two timestamps with a time zone,
   NULLs in one of each kind.
-- ``orders``: 12 columns shaped like an order-lines fact table: ids, a customer, dates,
+- ``orders``: 13 columns shaped like an order-lines fact table: ids, a customer, dates,
   a status and a currency from small sets, quantities, decimal prices and totals, a
   country code, a UTC timestamp and an optional note (NULL in most rows).
 
@@ -182,7 +182,7 @@ _COUNTRIES = ("DE", "FR", "NL", "US", "GB", "SE", "CH", "JP", "ES", "IT", "PL", 
 
 
 def orders(rows: int, start: int = 0) -> pa.Table:
-    """12 columns of order lines: order_line_id, order_id, customer_id, order_date,
+    """13 columns of order lines: order_line_id, order_id, customer_id, order_date,
     status, quantity, unit_price and line_total (decimal(18,2)), discount_pct
     (decimal(5,2)), currency, ship_country, created_at (UTC) and note (mostly NULL)."""
     rng = _rng("orders", start)
@@ -250,7 +250,8 @@ def pool(name: str, rows: int) -> pa.RecordBatch:
 
 
 def stream(source: pa.Table | pa.RecordBatch, rows_per_batch: int, *, rows: int | None = None,
-           until: float | None = None, cancel: threading.Event | None = None,
+           until: float | Callable[[], float | None] | None = None,
+           cancel: threading.Event | None = None,
            clock: Callable[[], float] = time.monotonic) -> Iterator[pa.RecordBatch]:
     """Batches of ``rows_per_batch`` rows dealt from ``source`` (wrapping around), until
     ``rows`` rows were dealt, ``clock()`` reaches ``until``, or ``cancel`` is set.
@@ -259,7 +260,9 @@ def stream(source: pa.Table | pa.RecordBatch, rows_per_batch: int, *, rows: int 
     :param rows_per_batch: rows per batch (the last batch of ``rows`` may be shorter).
     :param rows: stop after this many rows (None: no limit).
     :param until: stop before the first batch that would start at or after this
-        ``clock()`` time (None: no deadline). One of ``rows`` and ``until`` is needed.
+        ``clock()`` time, or a function giving that time (None while the deadline is not
+        known yet: a step's clock starts at its first commit). One of ``rows`` and
+        ``until`` is needed.
     :param cancel: stop when it is set.
     :param clock: the clock ``until`` is on.
     :raises ValueError: no rows in ``source``, or neither ``rows`` nor ``until``.
@@ -269,8 +272,12 @@ def stream(source: pa.Table | pa.RecordBatch, rows_per_batch: int, *, rows: int 
     whole = source.combine_chunks().to_batches()[0] if isinstance(source, pa.Table) else source
     if whole.num_rows == 0:
         raise ValueError("stream() needs at least one row to deal from")
+    def before_deadline() -> bool:
+        deadline = until() if callable(until) else until
+        return deadline is None or clock() < deadline
+
     dealt, offset = 0, 0
-    while (rows is None or dealt < rows) and (until is None or clock() < until) \
+    while (rows is None or dealt < rows) and before_deadline() \
             and not (cancel is not None and cancel.is_set()):
         want = rows_per_batch if rows is None else min(rows_per_batch, rows - dealt)
         parts = []

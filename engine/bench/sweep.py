@@ -2,8 +2,10 @@
 load through :func:`engine.transfer.transfer` into its own scratch table.
 
 A step streams batches dealt from one pool of rows (:func:`engine.bench.datasets.stream`,
-so the generator's cost is paid once, not per step) for ``rows`` rows or ``duration``
-seconds (set-up included), with a fresh load id; then it reads what the server saw
+so the generator's cost is paid once, not per step) for ``rows`` rows or for ``duration``
+seconds from its first committed batch (the set-up before it, logins, DDL and the
+bulk-copy probe, is not counted, so a slow set-up never shortens the measurement), with
+a fresh load id; then it reads what the server saw
 (:mod:`engine.bench.server_view`) and, unless ``keep``, drops its table and forgets its
 journal rows (:mod:`engine.bench.scratch`).
 
@@ -206,9 +208,15 @@ class Sweep:
         display = self.display(number, plan, str(table)) if self.display else _Silent()
         window = _Window(display, self.clock)
         mark = self.view.mark() if self.view is not None else None
-        until = None if self.duration is None else time.monotonic() + self.duration
-        batches = stream(self.data, plan.rows_per_batch, rows=self.rows, until=until,
-                         cancel=self.cancel)
+        duration = self.duration
+
+        def until() -> float | None:  # a step's clock starts at its first commit
+            first = window.first
+            return None if first is None or duration is None else first[0] + duration
+
+        batches = stream(self.data, plan.rows_per_batch, rows=self.rows,
+                         until=until if duration is not None else None, cancel=self.cancel,
+                         clock=self.clock)
         options = TransferOptions(workers=plan.workers, transport=TransportKind(plan.transport),
                                   load_id=load_id, progress=window.progress)
         cpu = _cpu()

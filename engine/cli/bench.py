@@ -99,11 +99,11 @@ BENCH_OPTIONS: tuple[Opt, ...] = (
         default=(102_400,), metavar="N,N", show=lambda v: ",".join(map(str, v))),
     Opt("--transport", "transports to try, comma-separated (" + ", ".join(TRANSPORTS) + ")",
         type=_transports, default=("auto",), metavar="T,T", show=",".join),
-    Opt("--duration", "seconds per step, set-up included (default "
+    Opt("--duration", "seconds each step loads, from its first committed batch (default "
         f"{DEFAULT_DURATION:.0f} when --rows is not given)", type=_duration, metavar="S"),
     Opt("--rows", "rows per step, instead of --duration", type=positive_int, metavar="N"),
     Opt("--dataset", "the generated data: narrow (4 columns), wide (30), text (long "
-        "unicode), typed (decimals, uuids, offsets) or orders (12, an order-lines table)",
+        "unicode), typed (decimals, uuids, offsets) or orders (13, an order-lines table)",
         choices=datasets.DATASETS, default="narrow"),
     Opt("--source", "benchmark with a sample of your own files instead (Parquet, CSV, "
         "Arrow; local or abfss://; repeatable)", action="append", metavar="PATH"),

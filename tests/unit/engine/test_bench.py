@@ -1,0 +1,182 @@
+"""`azsql-bulk bench`'s pure parts: the recommendation, the stats window, the batch stream,
+the step plan, the report and the datasets (the command itself: tests/integration/cli)."""
+
+from __future__ import annotations
+
+import decimal
+import threading
+
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.bench import datasets
+from engine.bench.recommend import REACHED, recommend
+from engine.bench.report import html_page, rows_of, write_chart
+from engine.bench.server_view import ServerFigures, StatsRow, log_mib_per_second, window_rows
+from engine.bench.sweep import StepResult, plan_steps
+
+CAP = 50 * 2**20
+
+
+def step(number: int, workers: int, mb: float, log: float | None = None, *,
+         batch: int = 102_400, transport: str = "bulk-copy", status: str = "ok",
+         rows: int = 1000) -> StepResult:
+    return StepResult(number, workers, batch, transport, f"s.t{number}", status=status,
+                      rows=rows, mb_per_second=mb, rows_per_second=mb * 10_000,
+                      transport_used=transport,
+                      server=ServerFigures(log_write_percent=log,
+                                           log_mib_per_second=log_mib_per_second(log, CAP)))
+
+
+# -- the recommendation ------------------------------------------------------------------
+def test_the_fewest_workers_that_reach_the_cap():
+    steps = [step(1, 1, 20, 40), step(2, 2, 38, 78), step(3, 4, 48, 97), step(4, 8, 48.5, 99)]
+    answer = recommend(steps, CAP)
+    assert answer is not None
+    assert (answer.workers, answer.basis, answer.step) == (4, "log-rate cap", 3)
+    assert answer.reason.startswith("4 workers, 102,400 rows per batch, bulk copy: 48.5 MiB/s "
+                                    "of log, 97% of the cap (50.0 MiB/s)")
+    assert answer.reason.endswith("8 workers added nothing (+1%)")
+    assert answer.more_workers == [{"workers": 8, "mb_per_second": 48.5,
+                                    "gain_percent": pytest.approx(1.0416, abs=1e-3),
+                                    "log_write_percent": 99}]
+
+
+def test_ties_go_to_the_smaller_batch_then_bulk_copy():
+    steps = [step(1, 2, 40, 95, batch=102_400), step(2, 2, 41, 96, batch=50_000,
+                                                     transport="parameter-arrays"),
+             step(3, 2, 39, 92, batch=50_000), step(4, 1, 30, 70, batch=10_000)]
+    answer = recommend(steps, CAP)
+    assert answer is not None and (answer.rows_per_batch, answer.transport) == (50_000,
+                                                                                  "bulk-copy")
+
+
+def test_without_the_cap_it_judges_by_throughput_and_says_why():
+    steps = [step(1, 1, 5.0), step(2, 2, 9.3), step(3, 4, 10.0), step(4, 8, 9.8)]
+    answer = recommend(steps, None, ["could not see the database's log-rate cap"])
+    assert answer is not None
+    assert (answer.workers, answer.basis) == (2, "throughput")  # 9.3 >= 90 % of 10.0
+    assert "93% of the best step's (10.00 MB/s with 4 workers" in answer.reason
+    assert "judged on throughput alone: could not see the database's log-rate cap" \
+        in answer.reason
+    assert "4 workers added 8% (10.00 MB/s)" in answer.reason
+    assert "8 workers added 5% (9.80 MB/s)" in answer.reason
+
+
+def test_no_step_at_the_cap_means_the_ceiling_is_elsewhere():
+    answer = recommend([step(1, 1, 5, 30), step(2, 2, 9, 55), step(3, 4, 8, 52)], CAP)
+    assert answer is not None and (answer.workers, answer.basis) == (2, "throughput")
+    assert "no step reached 90% of the log-rate cap" in answer.reason
+    assert "4 workers were slower (-11%)" in answer.reason
+
+
+def test_failed_and_stopped_steps_are_not_recommended():
+    steps = [step(1, 1, 50, 99, status="failed"), step(2, 2, 50, 99, status="stopped"),
+             step(3, 4, 0, None, rows=0)]
+    assert recommend(steps, CAP) is None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.tuples(st.sampled_from([1, 2, 4, 8, 16]),
+                          st.floats(0.1, 100), st.one_of(st.none(), st.floats(0, 100))),
+                min_size=1, max_size=8))
+def test_the_pick_is_the_fewest_workers_among_the_steps_that_reached(specs):
+    steps = [step(i, w, mb, log) for i, (w, mb, log) in enumerate(specs, start=1)]
+    answer = recommend(steps, CAP)
+    assert answer is not None
+    reached = [s.workers for s in steps if s.server.log_write_percent is not None
+               and s.server.log_write_percent >= REACHED]
+    if reached:
+        assert answer.basis == "log-rate cap" and answer.workers == min(reached)
+    else:
+        best = max(s.mb_per_second for s in steps)
+        near = [s.workers for s in steps if s.mb_per_second >= best * REACHED / 100]
+        assert answer.basis == "throughput" and answer.workers == min(near)
+
+
+# -- the resource-stats window -----------------------------------------------------------
+def test_window_rows_are_those_whose_interval_lies_inside():
+    rows = [StatsRow(float(t) / 2, None, None, 50.0) for t in range(20, 0, -1)]  # any order
+    found, partial = window_rows(rows, 2.0, 4.0)
+    assert [r.end_time for r in found] == [2.5, 3.0, 3.5, 4.0] and not partial
+
+
+def test_a_step_shorter_than_an_interval_uses_the_rows_that_overlap_it():
+    rows = [StatsRow(t, None, None, 80.0) for t in (15.0, 30.0, 45.0)]
+    found, partial = window_rows(rows, 20.0, 28.0)
+    assert [r.end_time for r in found] == [30.0] and partial
+    assert window_rows([], 0, 1) == ([], True)
+
+
+# -- the stream and the plan -------------------------------------------------------------
+def test_stream_deals_exact_batches_wrapping_around_the_pool():
+    pool = pa.record_batch({"id": pa.array(range(5))})
+    batches = list(datasets.stream(pool, 3, rows=8))
+    assert [b.num_rows for b in batches] == [3, 3, 2]
+    assert [v for b in batches for v in b.column(0).to_pylist()] == [0, 1, 2, 3, 4, 0, 1, 2]
+
+
+def test_stream_runs_until_the_deadline_known_from_the_first_commit():
+    now = [0.0]
+    deadline: list[float | None] = [None]
+    dealt = 0
+    for _ in datasets.stream(pa.record_batch({"x": [1]}), 1, until=lambda: deadline[0],
+                             clock=lambda: now[0]):
+        dealt += 1
+        now[0] += 1.0
+        if dealt == 3:
+            deadline[0] = 5.0  # the step's first commit set its deadline
+    assert dealt == 5
+
+
+def test_stream_stops_on_cancel_and_needs_an_end():
+    cancel = threading.Event()
+    pool = pa.record_batch({"x": [1, 2]})
+    seen = 0
+    for _ in datasets.stream(pool, 1, until=lambda: None, cancel=cancel):
+        seen += 1
+        if seen == 4:
+            cancel.set()
+    assert seen == 4
+    with pytest.raises(ValueError, match="needs rows or until"):
+        next(datasets.stream(pool, 1))
+    with pytest.raises(ValueError, match="at least one row"):
+        next(datasets.stream(pool.slice(0, 0), 1, rows=1))
+
+
+def test_plan_sweeps_workers_fastest_and_drops_repeats():
+    plans = plan_steps([1, 2, 2], [100, 200], ["bulk-copy", "parameter-arrays"])
+    assert [(p.transport, p.rows_per_batch, p.workers) for p in plans][:4] == [
+        ("bulk-copy", 100, 1), ("bulk-copy", 100, 2), ("bulk-copy", 200, 1),
+        ("bulk-copy", 200, 2)]
+    assert len(plans) == 8
+
+
+# -- the report --------------------------------------------------------------------------
+def test_the_table_says_what_was_not_seen_and_the_page_is_self_contained(tmp_path):
+    steps = [step(1, 1, 20, None), step(2, 2, 38, 97.4)]
+    cells = rows_of(steps)
+    assert cells[0][10] == "-" and cells[1][10] == "97"
+    answer = recommend(steps, CAP)
+    pytest.importorskip("matplotlib")
+    assert write_chart(steps, tmp_path / "c.png", "t") is None
+    png = (tmp_path / "c.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    page = html_page(steps=steps, recommendation=answer, title="a <b> title", facts=["f"],
+                     notes=["n & m"], png=png)
+    assert "data:image/png;base64,iVBOR" in page and "a &lt;b&gt; title" in page
+    assert '<tr class="pick"><td>2</td>' in page and "n &amp; m" in page
+
+
+# -- the datasets ------------------------------------------------------------------------
+def test_orders_are_deterministic_and_their_totals_add_up():
+    first, again = datasets.table("orders", 500, 1000), datasets.table("orders", 500, 1000)
+    assert first.equals(again) and first.num_columns == 13
+    assert first.column("order_line_id").to_pylist()[0] == 1000
+    for row in first.slice(0, 50).to_pylist():
+        exact = row["quantity"] * row["unit_price"] * (1 - row["discount_pct"] / 100)
+        assert abs(row["line_total"] - exact) < decimal.Decimal("0.01")
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        datasets.table("nope", 1)
