@@ -107,6 +107,11 @@ class AzureSqlBulkHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Log in and report who the server says we are (Airflow's "Test" button).
 
+        The message names the server, the database and the principal the server saw
+        (never a secret). The UI's "Test" button shows it. ``airflow connections test``
+        prints only "Connection success!" on success and silences logging unless run with
+        ``--verbose``; the message is also logged at INFO, so ``--verbose`` shows it.
+
         :return: (True, the principal and database) or (False, why not); never a secret.
         """
         try:
@@ -115,8 +120,10 @@ class AzureSqlBulkHook(BaseHook):
                 cursor = conn.cursor()
                 cursor.execute("SELECT SUSER_SNAME(), DB_NAME()")
                 principal, database = cursor.fetchall()[0]
-            return True, (f"Connected to {options.server},{options.port}/{database} as "
-                          f"{principal} ({options.credential.kind})")
+            message = (f"Connected to {options.server},{options.port}/{database} as "
+                       f"{principal} ({options.credential.kind})")
+            self.log.info("%s", message)
+            return True, message
         except AzsqlBulkError as exc:  # engine errors are scrubbed of tokens and secrets
             return False, str(exc)
         except Exception as exc:  # the ODBC client's own error, or a missing connection

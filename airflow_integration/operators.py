@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import io
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -31,15 +32,22 @@ from airflow_integration.hooks import AzureSqlBulkHook
 from airflow_integration.lineage import operator_lineage, output_dataset, source_datasets
 from engine.errors import ConfigurationError, TransferCancelled, TransferError
 from engine.journal import default_load_id
+from engine.journal_admin import UnknownLoad
 from engine.option_spec import declared, options_from
 from engine.options import Target, TransferOptions
+from engine.progress_display import ProgressDisplay
+from engine.results import TransferResult
 from engine.sources import SourceOptions
 from engine.transfer import transfer
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["LOAD_PARAMETERS", "AzureSqlBulkLoadOperator", "audit_facts", "task_load_id"]
+__all__ = ["DEFAULT_PROGRESS_INTERVAL", "LOAD_PARAMETERS", "AzureSqlBulkLoadOperator",
+           "audit_facts", "task_load_id", "xcom_result"]
+
+#: seconds between the progress lines a load writes to its task log
+DEFAULT_PROGRESS_INTERVAL = 30.0
 
 
 def _load_parameters() -> dict[str, inspect.Parameter]:
@@ -116,22 +124,38 @@ class AzureSqlBulkLoadOperator(BaseOperator):
         :func:`airflow_integration.shards.split_source`).
     :param table: ``schema.table`` (templated).
     :param conn_id: the ``azure_sql_bulk`` connection.
+    :param progress_interval: seconds between progress lines in the task log (rows,
+        MB, rows/s, workers busy, retries, ETA when the source's row count is known: the
+        same line as ``azsql-bulk load --progress log``); 0 logs every committed batch,
+        None logs none (default 30).
     {load_options}
     ``keys`` and ``load_id`` are templated; ``load_id`` defaults to one derived from the
     task instance (see :func:`task_load_id`); ``max_retries`` exhausted fails the try, and
     Airflow's next try resumes the load.
+
+    The XCom result (see :func:`xcom_result`) counts the whole load: ``rows`` and
+    ``batches`` are what the load id holds in the journal after this try, every try
+    together, so summing ``rows`` over a run's mapped shards gives the rows loaded;
+    ``rows_this_try`` and ``batches_this_try`` are what this try sent (``bytes``,
+    ``seconds`` and the rates describe this try too).
     """
 
     template_fields: Sequence[str] = ("source", "table", "keys", "load_id")
     ui_color = "#cfe3f7"
 
     def __init__(self, *, source: Any, table: str,
-                 conn_id: str = AzureSqlBulkHook.default_conn_name, **kwargs: Any) -> None:
+                 conn_id: str = AzureSqlBulkHook.default_conn_name,
+                 progress_interval: float | None = DEFAULT_PROGRESS_INTERVAL,
+                 **kwargs: Any) -> None:
         load = {name: kwargs.pop(name, p.default) for name, p in LOAD_PARAMETERS.items()}
         super().__init__(**kwargs)
+        if progress_interval is not None and not progress_interval >= 0:
+            raise ConfigurationError(f"progress_interval must be 0 or more seconds (or None "
+                                     f"for no progress lines), not {progress_interval!r}")
         self.source = source
         self.table = table
         self.conn_id = conn_id
+        self.progress_interval = progress_interval
         for name, value in load.items():
             setattr(self, name, value)
         self._cancel = threading.Event()
@@ -169,8 +193,14 @@ class AzureSqlBulkLoadOperator(BaseOperator):
         return options
 
     def execute(self, context: Context) -> dict[str, Any]:
-        """Run the load; the returned dict (``TransferResult.to_dict()``) goes to XCom."""
+        """Run the load; the returned dict (:func:`xcom_result`) goes to XCom."""
         hook = AzureSqlBulkHook(self.conn_id)
+        try:
+            return self._execute(hook, context)
+        finally:
+            hook.close()
+
+    def _execute(self, hook: AzureSqlBulkHook, context: Context) -> dict[str, Any]:
         try:
             target = hook.target(self.table)
             read = self.source_options()
@@ -186,14 +216,24 @@ class AzureSqlBulkLoadOperator(BaseOperator):
         except (ConfigurationError, ValueError) as exc:  # a retry cannot fix a bad setting
             raise AirflowFailException(str(exc)) from None
         load_id = options.load_id
+        assert load_id is not None
         c = target.connection
         self._lineage = (source_datasets(self.source),
                          output_dataset(c.server, c.port, c.database, str(target.table)))
         self.log.info("loading %s into %s with load_id %s (try %s)", _describe(self.source),
                       target.describe(), load_id, getattr(context["ti"], "try_number", "?"))
+        display = ProgressDisplay(
+            table=str(target.table), workers=options.workers, load_id=load_id,
+            rows_per_batch=read.rows_per_batch,
+            mode="off" if self.progress_interval is None else "log",
+            interval=self.progress_interval or 0.0, err=_TaskLogLines(self.log))
+        if display.mode == "log":
+            options = dataclasses.replace(options, progress=display.update)
         try:
-            result = transfer(self.source, target, options, source_options=read,
-                              cancel=self._cancel)
+            with display:
+                result = transfer(self.source, target, options, source_options=read,
+                                  cancel=self._cancel)
+                display.stop("done", final=f"via {result.transport}")
         except ConfigurationError as exc:  # e.g. the table's columns do not fit the source
             raise AirflowFailException(str(exc)) from None
         except TransferCancelled:
@@ -207,7 +247,15 @@ class AzureSqlBulkLoadOperator(BaseOperator):
                     "this try kept nothing; the next try starts the load afresh")
             self.log.error("load %s stopped: %s", load_id, kept)
             raise
-        out: dict[str, Any] = result.to_dict()
+        try:
+            held = hook.journal().get(load_id)
+            totals = (held.rows, held.batches, held.rejects)
+        except UnknownLoad:  # nothing journaled (an empty source): this try is the load
+            totals = (result.rows, result.batches, result.rows_rejected)
+        out = xcom_result(result, *totals)
+        self.log.info("load %s holds %s row(s) in %s batch(es); this try sent %s row(s) in "
+                      "%s batch(es)", load_id, f"{out['rows']:,}", f"{out['batches']:,}",
+                      f"{result.rows:,}", f"{result.batches:,}")
         return out
 
     def on_kill(self) -> None:
@@ -220,6 +268,47 @@ class AzureSqlBulkLoadOperator(BaseOperator):
             return None
         inputs, output = self._lineage
         return operator_lineage(inputs, output)
+
+
+def xcom_result(result: TransferResult, rows: int, batches: int,
+                rejected: int) -> dict[str, Any]:
+    """The XCom value of a load: ``TransferResult.to_dict()`` with the load's totals.
+
+    ``rows``, ``batches`` and ``rows_rejected`` count what the load id holds (every try of
+    the task instance together); ``rows_this_try``, ``batches_this_try`` and
+    ``rows_rejected_this_try`` count this try's part. ``bytes``, ``seconds``,
+    ``rows_per_second`` and ``mb_per_second`` describe this try.
+
+    :param result: this try's result.
+    :param rows: rows the journal holds for the load id.
+    :param batches: batches the journal holds for it.
+    :param rejected: rows set aside under ``max_errors`` by every try.
+
+    >>> r = TransferResult("dbo.t", "x", 70, 560, 2.0, 7, 3, 0, 0, 0, False)
+    >>> out = xcom_result(r, 100, 10, 0)
+    >>> out["rows"], out["rows_this_try"], out["batches"], out["batches_this_try"]
+    (100, 70, 10, 7)
+    """
+    out: dict[str, Any] = result.to_dict()
+    out.update(rows=rows, batches=batches, rows_rejected=rejected, rows_this_try=result.rows,
+               batches_this_try=result.batches, rows_rejected_this_try=result.rows_rejected)
+    return out
+
+
+class _TaskLogLines(io.StringIO):
+    """A text stream that writes each line to the task's logger (the progress display's
+    ``err``), so progress lands in the task log at INFO."""
+
+    def __init__(self, log: Any) -> None:
+        super().__init__()
+        self.log = log
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.strip():
+                self.log.info("%s", line)
+        return len(text)
+
 
 
 def _describe(source: Any) -> str:

@@ -32,6 +32,7 @@ BUILTIN_COMMANDS: tuple[EntryPoint, ...] = (
     EntryPoint("load", "engine.cli.load:register", COMMAND_GROUP),
     EntryPoint("doctor", "engine.cli.doctor:register", COMMAND_GROUP),
     EntryPoint("journal", "engine.cli.journal:register", COMMAND_GROUP),
+    EntryPoint("verify", "engine.cli.verify:register", COMMAND_GROUP),
     EntryPoint("bench", "engine.cli.bench:register", COMMAND_GROUP),
 )
 #: commands other distributions of this repository add -> (distribution, how to install it)

@@ -104,9 +104,58 @@ def test_on_kill_stops_at_a_batch_boundary_and_the_retry_resumes(emu_proc, monke
     result = operator(source(pause=0)).execute({"ti": TaskInstance(2)})  # type: ignore[arg-type]
     assert result["load_id"] == load_id
     assert result["batches_skipped"] >= kept_batches
-    assert result["rows"] + result["batches_skipped"] * ROWS == BATCHES * ROWS
+    assert result["rows_this_try"] + result["batches_skipped"] * ROWS == BATCHES * ROWS
+    assert (result["rows"], result["batches"]) == (BATCHES * ROWS, BATCHES)  # the whole load
     check_exact(reader, table, BATCHES * ROWS)
     assert journal(reader, load_id) == (BATCHES, BATCHES * ROWS)
+
+
+def test_a_retry_after_a_failed_try_reports_the_whole_load_and_logs_progress(
+        emu_proc, monkeypatch, reader, capfd):
+    """The first try fails mid-load on an injected 40613 (no batch replays allowed), the
+    second resumes: its XCom ``rows`` is the load's total, ``rows_this_try`` its part."""
+    from support import inject_fault
+
+    from airflow_integration.operators import AzureSqlBulkLoadOperator
+    from engine.errors import TransferError
+
+    for name in AZURE_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in identity_env(emu_proc).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AIRFLOW_CONN_AZSQL_MI", conn_json(emu_proc, "managed_identity"))
+    table = f"dbo.retried_{uuid.uuid4().hex[:8]}"
+    data = rows_table(BATCHES * ROWS)
+
+    def operator() -> AzureSqlBulkLoadOperator:
+        # 100-row batches travel as parameter arrays: one RPC call per row
+        return AzureSqlBulkLoadOperator(task_id="load", source=data,  # type: ignore[arg-type]
+                                        table=table, conn_id="azsql_mi", workers=1,
+                                        rows_per_batch=ROWS, max_retries=0,
+                                        progress_interval=0)
+
+    inject_fault(emu_proc, kind="error", number=40613, after_rpc_calls=BATCHES * ROWS // 3,
+                 count=1)
+    with pytest.raises(TransferError) as failed:
+        operator().execute({"ti": TaskInstance(1)})  # type: ignore[arg-type]
+    assert "40613" in str(failed.value) and failed.value.resumable
+    load_id = failed.value.load_id
+    kept_batches, kept_rows = journal(reader, load_id)
+    assert 0 < kept_batches < BATCHES and kept_rows == kept_batches * ROWS
+
+    result = operator().execute({"ti": TaskInstance(2)})  # type: ignore[arg-type]
+    assert result["load_id"] == load_id and result["batches_skipped"] == kept_batches
+    assert (result["rows"], result["batches"]) == (BATCHES * ROWS, BATCHES)
+    assert result["rows_this_try"] == BATCHES * ROWS - kept_rows
+    assert result["batches_this_try"] == BATCHES - kept_batches
+    check_exact(reader, table, BATCHES * ROWS)
+    # progress_interval=0: a progress line per committed batch, through the engine's display,
+    # in the operator's log (Airflow's structlog writes it to the process's output)
+    out, err = capfd.readouterr()
+    lines = [line for line in (out + err).splitlines() if f"azsql-bulk: {table}: " in line]
+    assert any(f"{BATCHES * ROWS:,} rows" in line for line in lines), lines[-3:]
+    assert any(f"{BATCHES - kept_batches} batches skipped" in line or
+               f"{kept_batches} batches skipped" in line for line in lines), lines[-3:]
 
 
 def test_upsert_with_keys_merges_overlapping_runs(emu_proc, monkeypatch, reader):

@@ -37,3 +37,26 @@ def test_providers_list_and_get_show_the_connection_type_and_fields(tmp_path):
     assert {"auth", "tenant_id", "client_id", "encrypt", "azure_conn_id"} <= set(
         conn_type["conn-fields"])
     assert conn_type["ui-field-behaviour"]["relabeling"]["host"] == "Server"
+
+
+def test_connections_test_shows_the_server_database_and_principal(emu_proc, tmp_path):
+    """``airflow connections test`` itself prints only "Connection success!" and silences
+    logging unless given ``--verbose``; with it, the hook's logged message (server,
+    database, principal) is in the output."""
+    from integration.airflow.airflow_env import AZURE_VARS, conn_json, identity_env
+
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("AIRFLOW") and k not in AZURE_VARS}
+    env.update(identity_env(emu_proc))
+    env.update({"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+                "AIRFLOW_CONN_AZSQL_SP": conn_json(emu_proc, "service_principal")})
+    proc = subprocess.run([str(AIRFLOW), "connections", "test", "azsql_sp", "--verbose"], env=env,
+                          capture_output=True, text=True, timeout=180)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    assert "Connection success!" in output
+    app = emu_proc.credentials.service_principal
+    assert (f"Connected to {emu_proc.tds_host},{emu_proc.tds_port}/{emu_proc.database} as "
+            f"{app.client_id}@{emu_proc.tenant_id} (service-principal)") in output, output
+    assert app.client_secret not in output

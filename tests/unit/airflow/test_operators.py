@@ -143,3 +143,48 @@ def test_with_the_openlineage_provider_facets_name_inputs_and_output():
     assert [(d.namespace, d.name) for d in lineage.inputs] == [("file", "/a.parquet")]
     assert [(d.namespace, d.name) for d in lineage.outputs] == [("mssql://srv:1433",
                                                                  "db.dbo.t")]
+
+
+def test_progress_interval_is_an_argument_with_a_default_and_is_checked():
+    from airflow_integration.operators import DEFAULT_PROGRESS_INTERVAL
+
+    op = AzureSqlBulkLoadOperator(task_id="load", source="a.parquet", table="dbo.t")
+    assert op.progress_interval == DEFAULT_PROGRESS_INTERVAL > 0
+    assert AzureSqlBulkLoadOperator(task_id="quiet", source="a.parquet", table="dbo.t",
+                                    progress_interval=None).progress_interval is None
+    with pytest.raises(ConfigurationError, match="progress_interval must be 0 or more"):
+        AzureSqlBulkLoadOperator(task_id="bad", source="a.parquet", table="dbo.t",
+                                 progress_interval=-1)
+
+
+def test_the_progress_display_writes_its_lines_to_the_task_log():
+    from airflow_integration.operators import _TaskLogLines
+    from engine.progress_display import ProgressDisplay
+    from engine.results import Progress
+
+    records: list[str] = []
+
+    class Log:
+        def info(self, fmt: str, *args: object) -> None:
+            records.append(fmt % args)
+
+    display = ProgressDisplay(table="dbo.t", workers=2, mode="log", interval=0,
+                              err=_TaskLogLines(Log()))
+    with display:
+        display.update(Progress(2_500, 5, 0, 100_000, 1.0, 10_000, workers_busy=2))
+    assert len(records) >= 2 and all("azsql-bulk: dbo.t: " in r for r in records)
+    assert "2,500 / 10,000 rows (25.0%)" in records[0] and "workers busy 2/2" in records[0]
+
+
+def test_xcom_rows_count_the_whole_load_and_the_try_apart():
+    from airflow_integration.operators import xcom_result
+    from engine.results import TransferResult
+
+    # a second try that sent 70 of the load's 200 rows (13 batches were journaled before)
+    second = TransferResult("dbo.t", "x", 70, 560, 2.0, 7, 13, 0, 0, 0, False,
+                            rows_rejected=1)
+    out = xcom_result(second, 200, 20, 3)
+    assert (out["rows"], out["batches"], out["rows_rejected"]) == (200, 20, 3)
+    assert (out["rows_this_try"], out["batches_this_try"],
+            out["rows_rejected_this_try"]) == (70, 7, 1)
+    assert out["batches_skipped"] == 13 and out["rows_per_second"] == 35.0  # this try's rate

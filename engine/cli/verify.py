@@ -1,0 +1,132 @@
+"""``azsql-bulk verify SOURCE --table T``: does the table hold what the source holds?
+
+Streams the source once and compares, through the engine's own connection (the same
+connection options as ``load``): the row count, every column's non-null count, the sums
+of numeric columns, the rows per value of low-cardinality columns and a sample of whole
+rows (see :mod:`engine.verify`). Every difference is printed with its column, what was
+compared, the source's value (expected) and the table's (found).
+
+Exit codes: 0 the table matches; 1 it differs (or a query failed); 2 usage or
+configuration error (a missing table among them).
+
+    azsql-bulk verify 'orders/*.parquet' --table dbo.orders --server srv.database.windows.net \\
+        --database sales --auth managed-identity --key order_id
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from engine.cli.arguments import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Opt,
+    UsageError,
+    add_options,
+    non_negative_int,
+    positive_int,
+    resolve,
+    split_list,
+)
+from engine.cli.connection_args import CONNECTION_OPTIONS, connection_options
+from engine.cli.console import configure_logging, emit_json, say
+from engine.cli.load_args import SOURCE_OPTIONS, TABLE, source_options
+from engine.errors import AzsqlBulkError, ConfigurationError, CredentialError
+from engine.names import TableName
+from engine.options import Target
+from engine.verify import DEFAULT_MAX_VALUES, DEFAULT_SAMPLE_ROWS, VerifyReport, verify_table
+
+__all__ = ["register"]
+
+_EPILOG = """\
+compared: rows; non-null values of every column; sums of numeric columns (integers and
+decimals exactly, floats within a relative 1e-9); rows per value of columns with at most
+--max-values distinct values; --sample-rows whole rows, looked up by --key (default: by
+all their integer and text values). The source is streamed, never held in memory.
+
+exit codes: 0 the table matches the source; 1 it differs, or a query failed; 2 usage or
+configuration error (a table that does not exist among them).
+"""
+_OPTIONS: tuple[Opt, ...] = (
+    TABLE,
+    Opt("--key", "a column that identifies a row, to look sample rows up by (repeat for "
+        "a composite key; default: all the row's integer and text values)",
+        action="append", metavar="COL"),
+    Opt("--sample-rows", "source rows to compare whole (0: none)", type=non_negative_int,
+        default=DEFAULT_SAMPLE_ROWS, metavar="N"),
+    Opt("--max-values", "columns with at most this many distinct values are compared "
+        "value by value", type=positive_int, default=DEFAULT_MAX_VALUES, metavar="N"),
+    Opt("--json", "print the report as one JSON object, the last line on stdout",
+        action="flag"),
+    Opt("--log-level", "engine log level", choices=("debug", "info", "warning", "error"),
+        default="warning"),
+)
+
+
+def register(sub: Any) -> None:
+    """Add the ``verify`` command to the ``azsql-bulk`` parser's subparsers."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "verify", help="compare a loaded table with its source", allow_abbrev=False,
+        description="Compare a table with the files it was loaded from: counts, sums, "
+                    "rows per value and sample rows. Same connection and source options as "
+                    "`load`.", epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", nargs="+", metavar="SOURCE",
+                        help="the files, directories or globs that were loaded")
+    add_options(parser.add_argument_group("verify"), _OPTIONS)
+    add_options(parser.add_argument_group("source"), SOURCE_OPTIONS)
+    add_options(parser.add_argument_group("connection"), CONNECTION_OPTIONS)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handle ``azsql-bulk verify``; returns the exit code."""
+    wants_json = "--json" in (getattr(args, "argv", None) or [])
+    try:
+        resolve(args, (*_OPTIONS, *SOURCE_OPTIONS, *CONNECTION_OPTIONS))
+        wants_json = args.json
+        configure_logging(args.log_level)
+        if not args.table:
+            raise UsageError("missing --table (or $AZSQL_BULK_TABLE): the table to verify")
+        try:
+            table = TableName.parse(args.table)
+        except ConfigurationError as exc:
+            raise UsageError(f"bad --table: {exc}") from None
+        keys = [k for given in args.key or () for k in split_list(given)]
+        target = Target(connection_options(args, warn=say), table)
+        report = verify_table(list(args.source), target, source_options=source_options(args),
+                              keys=keys, sample_rows=args.sample_rows,
+                              max_values=args.max_values)
+    except UsageError as exc:
+        return _fail(wants_json, EXIT_USAGE, "usage_error", str(exc))
+    except CredentialError as exc:
+        return _fail(wants_json, EXIT_USAGE, "credential_error", f"no access token: {exc}")
+    except ConfigurationError as exc:
+        return _fail(wants_json, EXIT_USAGE, "configuration_error", str(exc))
+    except AzsqlBulkError as exc:
+        return _fail(wants_json, EXIT_FAILED, "failed", str(exc))
+    code = EXIT_OK if report.ok else EXIT_FAILED
+    if wants_json:
+        emit_json({"status": "ok" if report.ok else "differs", "exit_code": code,
+                   **report.to_dict()})
+    else:
+        print(_text(report))
+    return code
+
+
+def _text(report: VerifyReport) -> str:
+    head = (f"{report.table}: {report.rows:,} source rows, {report.checks:,} checks "
+            f"({report.sampled:,} sample rows): ")
+    lines = [head + ("matches the source" if report.ok
+                     else f"{len(report.differences):,} difference(s)")]
+    lines += [f"  {d.describe()}" for d in report.differences]
+    lines += [f"  note: {n}" for n in report.notes]
+    return "\n".join(lines)
+
+
+def _fail(wants_json: bool, code: int, status: str, message: str) -> int:
+    say(f"azsql-bulk verify: error: {message}")
+    if wants_json:
+        emit_json({"status": status, "exit_code": code, "error": message})
+    return code

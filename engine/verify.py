@@ -1,0 +1,525 @@
+"""Check a loaded table against its source: ``azsql-bulk verify`` and :func:`verify_table`.
+
+The source is streamed once (its batches, as a load reads them: the same columns and
+renames), so memory stays bounded by the sample and the per-value counts, whatever the
+source's size. What is compared:
+
+- **rows**: the source's rows against ``COUNT_BIG(*)``;
+- **non-null values** of every column against ``COUNT(column)``;
+- **sums** of numeric columns: integers and decimals exactly (summed as ``decimal(38, s)``
+  on the server, as Python ints and Decimals here), floats within a relative 1e-9;
+- **rows per value** of low-cardinality columns (text, booleans and integers with at most
+  ``max_values`` distinct values in the source, NULL counted as a value);
+- **sample rows**: a deterministic reservoir sample of ``sample_rows`` source rows, each
+  looked up in the table (by ``keys`` when given, else by all its integer and text
+  values) and compared column by column; binary columns are counted, not compared.
+
+Each difference names the column, what was compared, what the source says (expected)
+and what the table holds (found).
+
+>>> report = verify_table("orders/*.parquet", target)  # doctest: +SKIP
+>>> report.ok, [d.describe() for d in report.differences]  # doctest: +SKIP
+(False, ['amount: sum: expected 1234.50, found 1200.25'])
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from engine.connection import ConnectionFactory, close_quietly
+from engine.errors import AzsqlBulkError, ConfigurationError, database_error
+from engine.names import TableName, quote_identifier
+from engine.options import Target
+from engine.sources import SourceOptions, open_source
+
+__all__ = ["DEFAULT_MAX_VALUES", "DEFAULT_SAMPLE_ROWS", "Difference", "SourceFacts",
+           "VerifyReport", "verify_table"]
+
+DEFAULT_SAMPLE_ROWS = 200
+DEFAULT_MAX_VALUES = 50
+_FLOAT_TOLERANCE = 1e-9
+_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+_INSTANT = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?\s*"
+                      r"(Z|[+-]\d\d:\d\d)?$")
+_CLOCK = re.compile(r"^(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?$")
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One fact on which the table and the source disagree.
+
+    :param column: the column (None for the table as a whole).
+    :param what: what was compared (``rows``, ``sum``, ``rows with value 'x'``...).
+    :param expected: what the source says.
+    :param found: what the table holds.
+    """
+
+    column: str | None
+    what: str
+    expected: Any
+    found: Any
+
+    def describe(self) -> str:
+        """``column: what: expected X, found Y``."""
+        where = f"{self.column}: " if self.column is not None else "table: "
+        return f"{where}{self.what}: expected {_text(self.expected)}, found {_text(self.found)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (values as text where JSON has no type for them)."""
+        return {"column": self.column, "what": self.what, "expected": _jsonable(self.expected),
+                "found": _jsonable(self.found)}
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What :func:`verify_table` compared and found.
+
+    :param table: the table.
+    :param rows: rows in the source.
+    :param checks: facts compared.
+    :param sampled: sample rows compared.
+    :param differences: every disagreement (empty: the table matches the source).
+    :param notes: what could not be compared, and why.
+    """
+
+    table: str
+    rows: int
+    checks: int
+    sampled: int
+    differences: tuple[Difference, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when the table matches the source on every fact compared."""
+        return not self.differences
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict."""
+        return {"table": self.table, "ok": self.ok, "rows": self.rows, "checks": self.checks,
+                "sampled": self.sampled,
+                "differences": [d.to_dict() for d in self.differences],
+                "notes": list(self.notes)}
+
+
+# -- the source side ---------------------------------------------------------------------
+
+def _kind(t: pa.DataType) -> str:
+    """How a column is compared: int, float, decimal, bool, text, instant, date, clock,
+    uuid or other (counted only)."""
+    if isinstance(t, pa.ExtensionType):
+        return "uuid" if t.extension_name == "arrow.uuid" else "other"
+    if pa.types.is_integer(t):
+        return "int"
+    if pa.types.is_floating(t):
+        return "float"
+    if pa.types.is_decimal(t):
+        return "decimal"
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "text"
+    if pa.types.is_timestamp(t):
+        return "instant"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_time(t):
+        return "clock"
+    if pa.types.is_fixed_size_binary(t) and t.byte_width == 16:
+        return "uuid"
+    return "other"
+
+
+@dataclass
+class SourceFacts:
+    """The facts of a source, accumulated batch by batch (:meth:`add`).
+
+    :param schema: the source's (projected, renamed) schema.
+    :param sample_rows: how many rows to keep as a sample.
+    :param max_values: the most distinct values a column may have to be counted per value.
+    :param seed: the sample's random seed (the same source gives the same sample).
+    """
+
+    schema: pa.Schema
+    sample_rows: int = DEFAULT_SAMPLE_ROWS
+    max_values: int = DEFAULT_MAX_VALUES
+    seed: int = 0
+    rows: int = 0
+    non_null: Counter[str] = field(default_factory=Counter)
+    sums: dict[str, Any] = field(default_factory=dict)
+    magnitude: dict[str, float] = field(default_factory=dict)
+    values: dict[str, Counter[Any] | None] = field(default_factory=dict)
+    sample: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.kinds = {f.name: _kind(f.type) for f in self.schema}
+        for name, kind in self.kinds.items():
+            if kind in ("int", "decimal"):
+                self.sums[name] = Decimal(0) if kind == "decimal" else 0
+            elif kind == "float":
+                self.sums[name], self.magnitude[name] = 0.0, 0.0
+            if kind in ("int", "bool", "text"):
+                self.values[name] = Counter()
+        self._rng = random.Random(self.seed)  # noqa: S311 (a sample, not a secret)
+        self._weight = 1.0
+        self._next = self.sample_rows - 1  # then: the position of the next row to keep
+        self._skip()
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        """Count one batch in."""
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            self.non_null[name] += len(column) - column.null_count
+            kind = self.kinds[name]
+            if name in self.sums:
+                self._sum(name, kind, column)
+            counts = self.values.get(name)
+            if counts is not None:
+                for item in pc.value_counts(column).to_pylist():
+                    if item["values"] is not None:
+                        counts[item["values"]] += item["counts"]
+                if column.null_count:
+                    counts[None] += column.null_count
+                if len(counts) > self.max_values:
+                    self.values[name] = None  # not low-cardinality: no per-value counts
+        self._take_sample(batch)
+        self.rows += batch.num_rows
+
+    def _sum(self, name: str, kind: str, column: pa.Array) -> None:
+        if kind == "float":
+            self.sums[name] += pc.sum(column).as_py() or 0.0
+            self.magnitude[name] += pc.sum(pc.abs(column)).as_py() or 0.0
+        elif kind == "int":  # as decimal(38, 0): an int64 sum of a batch may overflow
+            total = pc.sum(column.cast(pa.decimal128(38, 0))).as_py()
+            self.sums[name] += int(total) if total is not None else 0
+        else:
+            total = pc.sum(column).as_py()
+            self.sums[name] += total if total is not None else Decimal(0)
+
+    def _skip(self) -> None:
+        """Reservoir sampling, Li's algorithm L: jump straight to the next row to keep."""
+        if self.sample_rows <= 0:
+            self._next = -1
+            return
+        self._weight *= math.exp(math.log(self._rng.random() or 1e-300) / self.sample_rows)
+        if self._weight >= 1.0:
+            self._next += 1
+            return
+        self._next += int(math.log(self._rng.random() or 1e-300)
+                          / math.log(1 - self._weight)) + 1
+
+    def _take_sample(self, batch: pa.RecordBatch) -> None:
+        start, end = self.rows, self.rows + batch.num_rows
+        position = start
+        while len(self.sample) < self.sample_rows and position < end:  # filling up first
+            self.sample.append((position, _row(batch, position - start)))
+            position += 1
+        while 0 <= self._next < end:  # then a row replaces a random one, now and then
+            self.sample[self._rng.randrange(self.sample_rows)] = (
+                self._next, _row(batch, self._next - start))
+            self._skip()
+
+
+def _row(batch: pa.RecordBatch, index: int) -> dict[str, Any]:
+    """One row, each value in the form it is compared in."""
+    return {name: _canonical(batch.schema.field(name).type, column, index)
+            for name, column in zip(batch.schema.names, batch.columns, strict=True)}
+
+
+def _canonical(t: pa.DataType, column: pa.Array, index: int) -> Any:
+    if not column[index].is_valid:
+        return None
+    kind = _kind(t)
+    if kind == "instant":
+        raw = column.cast(pa.int64())[index].as_py()
+        return raw * _NS[t.unit]
+    if kind == "clock":
+        return column.cast(pa.int64() if t.bit_width == 64 else pa.int32())[index].as_py() \
+            * _NS[t.unit]
+    if kind == "uuid":
+        storage = column.storage if isinstance(column, pa.ExtensionArray) else column
+        return str(uuid.UUID(bytes=storage[index].as_py()))
+    if kind == "date":
+        return column[index].as_py().isoformat()
+    if kind == "other":
+        return None
+    return column[index].as_py()
+
+
+# -- the table side ----------------------------------------------------------------------
+
+def _select(name: str, kind: str) -> str:
+    """The select-list expression that brings ``name`` back in its compared form."""
+    column = quote_identifier(name)
+    if kind in ("decimal", "instant", "clock", "uuid", "date"):
+        return f"CAST({column} AS nvarchar(64))"
+    return column
+
+
+def _from_table(kind: str, value: Any) -> Any:
+    """A value the table returned, in the form it is compared in."""
+    if value is None or kind in ("int", "float", "bool", "text"):
+        return value
+    text = str(value).strip()
+    if kind == "decimal":
+        return Decimal(text)
+    if kind == "uuid":
+        return text.lower()
+    if kind == "date":
+        return text[:10]
+    if kind == "clock":
+        found = _CLOCK.match(text)
+        if not found:
+            return text
+        h, m, s, frac = found.groups()
+        return ((int(h) * 60 + int(m)) * 60 + int(s)) * 10**9 + int((frac or "").ljust(9, "0"))
+    return _instant_ns(text)
+
+
+def _instant_ns(text: str) -> Any:
+    """``YYYY-MM-DD hh:mm:ss[.fffffff][ +hh:mm]`` -> nanoseconds since 1970 (UTC when an
+    offset is given)."""
+    import datetime as dt
+
+    found = _INSTANT.match(text)
+    if not found:
+        return text
+    y, mo, d, h, mi, s, frac, zone = found.groups()
+    moment = dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=dt.UTC)
+    if zone and zone != "Z":
+        sign = -1 if zone[0] == "-" else 1
+        moment -= sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    seconds = int((moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)).total_seconds())
+    return seconds * 10**9 + int((frac or "").ljust(9, "0"))
+
+
+def _same(expected: Any, found: Any) -> bool:
+    if isinstance(expected, float) and isinstance(found, float):
+        return expected == found or (math.isnan(expected) and math.isnan(found))
+    return bool(expected == found)
+
+
+class _Table:
+    """The queries :func:`verify_table` runs, over one connection."""
+
+    def __init__(self, conn: Any, table: TableName, kinds: dict[str, str]) -> None:
+        self.conn, self.table, self.kinds = conn, table, kinds
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        cursor = self.conn.cursor()
+        if params:
+            cursor.execute(sql, list(params))
+        else:
+            cursor.execute(sql)
+        out: list[Any] = cursor.fetchall()
+        return out
+
+    def columns(self) -> list[str] | None:
+        """The table's columns, or None when it does not exist."""
+        (found,) = self.rows("SELECT OBJECT_ID(?)", [self.table.quoted])[0]
+        if found is None:
+            return None
+        return [str(r[0]) for r in self.rows(
+            "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = ? AND "
+            "TABLE_NAME = ? ORDER BY ORDINAL_POSITION", [self.table.schema, self.table.name])]
+
+    def totals(self, names: Sequence[str], scales: dict[str, int]) -> list[Any]:
+        """COUNT_BIG(*), then per column its COUNT and (numeric columns) its SUM."""
+        parts = ["COUNT_BIG(*)"]
+        for name in names:
+            column, kind = quote_identifier(name), self.kinds[name]
+            parts.append(f"COUNT({column})")
+            if kind in ("int", "decimal"):
+                parts.append(f"CAST(SUM(CAST({column} AS decimal(38, {scales.get(name, 0)}))) "
+                             "AS nvarchar(64))")
+            elif kind == "float":
+                parts.append(f"SUM({column})")
+        return list(self.rows(f"SELECT {', '.join(parts)} FROM {self.table.quoted}")[0])  # noqa: S608
+
+    def value_counts(self, name: str) -> Counter[Any]:
+        column = quote_identifier(name)
+        got = self.rows(f"SELECT {column}, COUNT_BIG(*) FROM {self.table.quoted} "  # noqa: S608
+                        f"GROUP BY {column}")
+        return Counter({r[0]: int(r[1]) for r in got})
+
+    def candidates(self, row: dict[str, Any], names: Sequence[str], compared: Sequence[str],
+                   top: int) -> list[dict[str, Any]]:
+        """Up to ``top`` table rows equal to ``row`` on ``names`` (integers and text)."""
+        where, params = [], []
+        for name in names:
+            column = quote_identifier(name)
+            if row[name] is None:
+                where.append(f"{column} IS NULL")
+            else:
+                where.append(f"{column} = ?")
+                params.append(row[name])
+        select = ", ".join(_select(n, self.kinds[n]) for n in compared)
+        got = self.rows(f"SELECT TOP {int(top)} {select} FROM {self.table.quoted} "  # noqa: S608
+                        f"WHERE {' AND '.join(where) or '1 = 1'}", params)
+        return [{n: _from_table(self.kinds[n], v) for n, v in zip(compared, r, strict=True)}
+                for r in got]
+
+
+# -- comparing ---------------------------------------------------------------------------
+
+def verify_table(source: Any, target: Target, *, source_options: SourceOptions | None = None,
+                 keys: Sequence[str] = (), sample_rows: int = DEFAULT_SAMPLE_ROWS,
+                 max_values: int = DEFAULT_MAX_VALUES,
+                 progress: Callable[[int], Any] | None = None) -> VerifyReport:
+    """Compare ``target``'s table with ``source`` (see the module for what is compared).
+
+    :param source: what was loaded: a path, glob, list, shard or Arrow data, as
+        :func:`engine.transfer.transfer` takes it.
+    :param target: the connection and the table.
+    :param source_options: the columns, renames and format the load used.
+    :param keys: columns that identify a row, to look sample rows up by (default: every
+        integer and text value of the row).
+    :param sample_rows: source rows to compare whole (0: none).
+    :param max_values: columns with at most this many distinct values are counted per value.
+    :param progress: called with the source rows read so far after every batch.
+    :raises ConfigurationError: the table does not exist, a key is not a column of the
+        source, or the source cannot be opened.
+    :raises DatabaseError: a query failed.
+    """
+    opened = open_source(source, source_options)
+    kinds = {f.name: _kind(f.type) for f in opened.schema}
+    unknown = [k for k in keys if k not in kinds]
+    if unknown:
+        raise ConfigurationError(f"key column(s) {unknown} are not columns of the source "
+                                 f"(its columns: {list(kinds)})")
+    table = TableName.parse(target.table)
+    factory = ConnectionFactory(target.connection)
+    try:
+        conn = factory.connect()
+        try:
+            db = _Table(conn, table, kinds)
+            present = db.columns()
+            if present is None:
+                raise ConfigurationError(
+                    f"table {table} does not exist in {factory.where}; check --table (and "
+                    "--database), or load it first")
+            facts = SourceFacts(opened.schema, sample_rows=sample_rows, max_values=max_values)
+            for batch in opened.batches():
+                facts.add(batch.data)
+                if progress is not None:
+                    progress(facts.rows)
+            return _compare(db, facts, present, keys)
+        except AzsqlBulkError:
+            raise
+        except Exception as exc:  # the ODBC client's error
+            raise database_error(exc, phase="verify the table", where=str(table)) from None
+        finally:
+            close_quietly(conn)
+    finally:
+        factory.close()
+
+
+def _compare(db: _Table, facts: SourceFacts, present: Sequence[str],
+             keys: Sequence[str]) -> VerifyReport:
+    have = {c.casefold(): c for c in present}
+    missing = [n for n in facts.kinds if n.casefold() not in have]
+    names = [n for n in facts.kinds if n.casefold() in have]
+    out = [Difference(n, "column", "present", "missing") for n in missing]
+    notes = [f"{n}: {facts.schema.field(n).type} values are counted, not compared"
+             for n in names if facts.kinds[n] == "other"]
+    scales = {n: facts.schema.field(n).type.scale
+              for n in names if facts.kinds[n] == "decimal"}
+    totals = iter(db.totals(names, scales))
+    checks = 1
+    found_rows = int(next(totals))
+    if found_rows != facts.rows:
+        out.append(Difference(None, "rows", facts.rows, found_rows))
+    for name in names:
+        kind = facts.kinds[name]
+        checks += 1
+        count = int(next(totals))
+        if count != facts.non_null[name]:
+            out.append(Difference(name, "non-null values", facts.non_null[name], count))
+        if kind in ("int", "decimal", "float"):
+            checks += 1
+            out.extend(_sum_difference(name, kind, facts, next(totals)))
+    for name in names:
+        counts = facts.values.get(name)
+        if counts is None:
+            continue
+        checks += 1
+        found = db.value_counts(name)
+        for value in sorted(set(counts) | set(found), key=repr):
+            if counts.get(value, 0) != found.get(value, 0):
+                out.append(Difference(name, f"rows with value {value!r}", counts.get(value, 0),
+                                      found.get(value, 0)))
+    sample = sorted(facts.sample, key=lambda s: s[0])
+    for _, row in sample:
+        checks += 1
+        out.extend(_sample_differences(db, row, names, keys))
+    return VerifyReport(str(db.table), facts.rows, checks, len(sample), tuple(out), tuple(notes))
+
+
+def _sum_difference(name: str, kind: str, facts: SourceFacts, raw: Any) -> list[Difference]:
+    expected = facts.sums[name]
+    found: Any
+    if kind == "float":
+        found = float(raw) if raw is not None else 0.0
+        bound = _FLOAT_TOLERANCE * max(1.0, facts.magnitude[name])
+        ok = abs(found - expected) <= bound or (math.isnan(found) and math.isnan(expected))
+    else:
+        found = Decimal(str(raw)) if raw is not None else Decimal(0)
+        if kind == "int":
+            found = int(found)
+        ok = found == expected
+    return [] if ok else [Difference(name, "sum", expected, found)]
+
+
+def _sample_differences(db: _Table, row: dict[str, Any], names: Sequence[str],
+                        keys: Sequence[str]) -> list[Difference]:
+    compared = [n for n in names if db.kinds[n] != "other"]
+    lookup = list(keys) or [n for n in compared if db.kinds[n] in ("int", "text")]
+    if not lookup:
+        return []
+    label = _label(row, lookup[:3])
+    rows = db.candidates(row, lookup, compared, top=2)
+    if not keys and not any(_differing(row, r, compared) == [] for r in rows):
+        # the row is not there whole: find the nearest by its first value, to say what differs
+        rows = db.candidates(row, lookup[:1], compared, top=50) or rows
+        label = _label(row, lookup[:1])
+    if not rows:
+        return [Difference(None, f"sample row {label}", "present", "missing")]
+    if any(_differing(row, r, compared) == [] for r in rows):
+        return []
+    nearest = min(rows, key=lambda r: len(_differing(row, r, compared)))
+    return [Difference(n, f"sample row {label}", row[n], nearest[n])
+            for n in _differing(row, nearest, compared)]
+
+
+def _differing(row: dict[str, Any], found: dict[str, Any], names: Iterable[str]) -> list[str]:
+    return [n for n in names if not _same(row[n], found[n])]
+
+
+def _label(row: dict[str, Any], names: Sequence[str]) -> str:
+    return "(" + ", ".join(f"{n}={row[n]!r}" for n in names) + ")"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, Decimal):
+        return str(value)
+    return repr(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
