@@ -10,6 +10,7 @@ from typing import Any
 
 from azsql_emulator.control import ControlServer
 from azsql_emulator.identity.service import IdentityService
+from azsql_emulator.resource_stats import ResourceStats
 from azsql_emulator.server import TdsServer
 from azsql_emulator.sql.engine import SqlEngine
 from azsql_emulator.tls_policy import TlsPolicy
@@ -59,6 +60,8 @@ class Emulator:
             host=host, port=port, identity=self.identity, sql=self.sql,
             tls=TlsPolicy(tls), expire_sessions=expire_sessions, sink=sink,
             default_database=database)
+        self.resource_stats = ResourceStats(self.tds.faults)
+        self.sql.dmv_source = self.resource_stats
         self.control = ControlServer(
             {"/metrics": self.metrics, "/sessions": self.tds.sessions_info,
              "/faults": self.tds.faults.pending},
@@ -136,12 +139,14 @@ class Emulator:
         self.identity.start()
         self.tds.start()
         self.control.start()
+        self.resource_stats.start()
         self._started = True
         log.info("emulator listening on %s:%s", self.tds_host, self.tds_port)
         return self
 
     def close(self) -> None:
         if self._started:
+            self.resource_stats.close()
             self.control.close()
             self.tds.close()
             self.identity.close()

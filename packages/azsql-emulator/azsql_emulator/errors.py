@@ -10,14 +10,18 @@ class SqlError(Exception):
     :param message: text as SQL Server words it.
     :param severity: the error class (11-16 user errors, 20+ fatal to the session).
     :param state: SQL Server's state byte.
+    :param also: further errors the server sends right after this one, for the same
+        statement (e.g. 297 after 300).
     """
 
-    def __init__(self, number: int, message: str, severity: int = 16, state: int = 1) -> None:
+    def __init__(self, number: int, message: str, severity: int = 16, state: int = 1,
+                 also: tuple[SqlError, ...] = ()) -> None:
         super().__init__(message)
         self.number = number
         self.message = message
         self.severity = severity
         self.state = state
+        self.also = also
 
     def __repr__(self) -> str:
         return f"SqlError({self.number}, {self.message!r}, severity={self.severity})"

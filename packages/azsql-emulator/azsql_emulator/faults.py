@@ -18,6 +18,9 @@ Every fault is logged and counted; ``GET /faults`` shows what is pending. Body s
   second at most (Azure's log-rate governance slows ingest; it does not fail it).
   ``{"kind": "throttle", "bytes_per_second": 0}`` lifts it.
 - ``{"kind": "clear"}``: forget every pending fault, revocation, expiry and throttle.
+- ``{"kind": "resource_stats", "interval_seconds": S}``: write a ``sys.dm_db_resource_stats``
+  row every S seconds (S > 0, fractional allowed; the default is Azure's 15). Not a fault,
+  but set at run time the same way (see ``resource_stats.py``); ``clear`` leaves it alone.
 
 Every kind applies to bulk loads (Driver 18's bulk copy, ``INSERT BULK`` + BULK_LOAD) as to
 parameter arrays: a killed or expired session drops its socket even while a bulk load is
@@ -88,6 +91,10 @@ class FaultPlan:
         self._bucket_time = time.monotonic()
         self._bucket_debt = 0.0
         self.throttled_seconds = 0.0  # time requests waited for the throttle, all sessions
+        self.throttle_waits = 0  # requests that waited (LOG_RATE_GOVERNOR waiting_tasks_count)
+        self.throttle_max_wait = 0.0  # the longest single wait, seconds
+        self.admitted_bytes = 0  # request bytes let through, all sessions ("log bytes")
+        self.on_stats_interval: Any = None  # set by ResourceStats: takes the new interval
         self.counts: Counter[str] = Counter()
 
     # -- configuration ---------------------------------------------------------------------
@@ -99,12 +106,15 @@ class FaultPlan:
         kind = body.get("kind")
         allowed = {"error": {"number", "at", "after_rpc_calls", "count"},
                    "kill_sessions": {"session_ids", "random"}, "expire_tokens": set(),
-                   "revoke": {"principal"}, "throttle": {"bytes_per_second"}, "clear": set()}
+                   "revoke": {"principal"}, "throttle": {"bytes_per_second"}, "clear": set(),
+                   "resource_stats": {"interval_seconds"}}
         if kind not in allowed:
             raise ValueError(f"unknown fault kind {kind!r}; one of {sorted(allowed)}")
         extra = set(body) - allowed[kind] - {"kind"}
         if extra:
             raise ValueError(f"fault {kind!r} takes {sorted(allowed[kind])}, not {sorted(extra)}")
+        if kind == "resource_stats":
+            return self._stats_interval(body.get("interval_seconds"))
         log.warning("fault injected: %s", body)
         result: dict[str, Any] = {}
         with self._lock:
@@ -140,6 +150,32 @@ class FaultPlan:
         if kind == "kill_sessions":
             result["killed"] = self._kill(body.get("session_ids"), body.get("random"))
         return {**self.pending(), **result}
+
+    def _stats_interval(self, raw: object) -> dict[str, Any]:
+        try:
+            seconds = float(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            seconds = float("nan")
+        if not seconds > 0 or seconds == float("inf"):
+            raise ValueError(f"resource_stats needs 'interval_seconds' > 0 (e.g. 0.5 or 15), "
+                             f"not {raw!r}")
+        if self.on_stats_interval is None:
+            raise ValueError("resource_stats: this emulator keeps no resource statistics")
+        self.on_stats_interval(seconds)
+        log.info("resource stats interval set to %s s", seconds)
+        return {**self.pending(), "resource_stats_interval_seconds": seconds}
+
+    def log_rate(self) -> float | None:
+        """The throttle's bytes per second, or None when no throttle is set."""
+        with self._lock:
+            return self._rate or None
+
+    def log_counters(self) -> tuple[int, int, float, float]:
+        """(bytes admitted, requests that waited, seconds waited, longest wait in seconds),
+        all sessions, since start."""
+        with self._lock:
+            return (self.admitted_bytes, self.throttle_waits, self.throttled_seconds,
+                    self.throttle_max_wait)
 
     def pending(self) -> dict[str, Any]:
         with self._lock:
@@ -214,6 +250,7 @@ class FaultPlan:
         with self._lock:
             rate = self._rate
             if rate <= 0:
+                self.admitted_bytes += nbytes
                 return
             now = time.monotonic()
             self._bucket_debt = max(0.0, self._bucket_debt - (now - self._bucket_time) * rate)
@@ -222,8 +259,12 @@ class FaultPlan:
             wait = min(self._bucket_debt / rate - 1.0, 30.0)  # one second of burst allowed
             if wait > 0:
                 self.throttled_seconds += wait
+                self.throttle_waits += 1
+                self.throttle_max_wait = max(self.throttle_max_wait, wait)
         if wait > 0:
             time.sleep(wait)
+        with self._lock:
+            self.admitted_bytes += nbytes
 
 
 def pick_random(ids: list[int], n: int) -> list[int]:

@@ -79,7 +79,8 @@ class Reply:
         return self
 
     def error(self, exc: SqlError) -> Reply:
-        self._parts.append(encode_error(Message.from_sql_error(exc, server=SERVER_NAME)))
+        for one in (exc, *exc.also):
+            self._parts.append(encode_error(Message.from_sql_error(one, server=SERVER_NAME)))
         return self
 
     def info(self, number: int, text: str, state: int = 1) -> Reply:

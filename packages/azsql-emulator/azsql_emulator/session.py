@@ -270,7 +270,7 @@ class Session(threading.Thread):
 
             self.sql = self.server.sql.open_session(database, SessionUser(
                 name=principal.name, login_name=principal.login_name,
-                roles=frozenset(principal.roles), spid=self.spid))
+                roles=frozenset(principal.roles), spid=self.spid, app_name=self.app_name))
         except LoginError as exc:
             self.server.metrics.login_failed(exc.reason)
             log.info("session %d: login refused (%s): %s", self.spid, exc.reason, exc.message)

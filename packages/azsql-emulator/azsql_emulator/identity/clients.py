@@ -109,8 +109,13 @@ _DEFAULT_APPS = {
         "3c0ffee0-0007-4000-8000-00000000a007",
         "3c0ffee0-0007-4000-8000-00000000b007",
     ),
+    "loader_app": (
+        "azsql-bulk-loader",
+        "3c0ffee0-0009-4000-8000-00000000a009",
+        "3c0ffee0-0009-4000-8000-00000000b009",
+    ),
 }
-_SECRET_APPS = ("service_principal", "reader_app", "writer_app", "no_user_app")
+_SECRET_APPS = ("service_principal", "reader_app", "writer_app", "no_user_app", "loader_app")
 _CREDENTIALS_FILE = "credentials.json"
 _CLIENT_CERT_FILE = "client-cert.pem"
 
@@ -298,6 +303,8 @@ class DefaultCredentials:
     :param reader_app: read-only app (db_datareader).
     :param writer_app: writer without DDL (db_datareader, db_datawriter).
     :param no_user_app: valid tokens, but no user in any database.
+    :param loader_app: a least-privilege loader (db_datareader, db_datawriter, db_ddladmin):
+        creates schemas and tables and loads them, but has no VIEW DATABASE STATE.
     :param user_object_id: a directory user (db_owner) for user tokens.
     :param user_upn: that user's UPN.
     :param sql_login: the SQL-auth login (db_owner).
@@ -312,6 +319,7 @@ class DefaultCredentials:
     reader_app: AppCredentials
     writer_app: AppCredentials
     no_user_app: AppCredentials
+    loader_app: AppCredentials
     user_object_id: str = DEFAULT_USER_OBJECT_ID
     user_upn: str = DEFAULT_USER_UPN
     sql_login: str = DEFAULT_SQL_LOGIN
@@ -376,6 +384,7 @@ def load_or_create_default_credentials(
         reader_app=apps["reader_app"],
         writer_app=apps["writer_app"],
         no_user_app=apps["no_user_app"],
+        loader_app=apps["loader_app"],
         sql_password=sql_password,
     )
 

@@ -49,6 +49,7 @@ from typing import Any
 from azsql_emulator.errors import LoginError
 from azsql_emulator.identity.clients import DefaultCredentials
 from azsql_emulator.identity.jwt_tokens import TOKEN_PRINCIPAL, TokenIdentity
+from azsql_emulator.sql.results import VIEW_DATABASE_STATE
 
 __all__ = [
     "ROLES",
@@ -59,7 +60,9 @@ __all__ = [
     "SqlLoginEntry",
 ]
 
-ROLES = frozenset({"db_owner", "db_datareader", "db_datawriter", "db_ddladmin"})
+# the fixed database roles the emulator enforces, and one grantable permission
+ROLES = frozenset({"db_owner", "db_datareader", "db_datawriter", "db_ddladmin",
+                   VIEW_DATABASE_STATE})
 _KINDS = ("app", "user")
 # Compared against when a login name is unknown, so both paths cost the same.
 _DUMMY_DIGEST = hashlib.sha256(b"azsql-emulator: no such login").digest()
@@ -278,6 +281,14 @@ class PrincipalDirectory:
                 creds.writer_app.display_name,
                 "app",
                 {database.lower(): frozenset({"db_datareader", "db_datawriter"})},
+            )
+        )
+        entries.append(
+            PrincipalEntry(
+                creds.loader_app.client_id.lower(),
+                creds.loader_app.display_name,
+                "app",
+                {database.lower(): frozenset({"db_datareader", "db_datawriter", "db_ddladmin"})},
             )
         )
         entries.append(

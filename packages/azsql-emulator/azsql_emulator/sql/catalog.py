@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from azsql_emulator.sql.dmv import DMVS
 from azsql_emulator.sql.typemap import (
     SYS_TYPES,
     SYSNAME,
@@ -203,9 +204,12 @@ class TableMeta:
     keys: list[KeyMeta] = field(default_factory=list)
     create_date: dt.datetime | None = None
     system: bool = False
+    dmv: bool = False  # a DMV: rows registered per statement (sql/dmv.py), VIEW DATABASE STATE
 
     @property
     def duck_name(self) -> str:
+        if self.dmv:
+            return DMVS[(self.schema.lower(), self.name.lower())].duck_name
         schema = META_SCHEMA if self.system else self.schema
         name = SYSTEM_VIEW_NAMES.get((self.schema.lower(), self.name.lower()), self.name) \
             if self.system else self.name
@@ -277,6 +281,12 @@ class CatalogSnapshot:
                     enumerate(view.columns)]
             return TableMeta(self.database, "INFORMATION_SCHEMA" if key[0] != "sys" else "sys",
                              key[1], 0, cols, system=True)
+        if hit is None and key in DMVS:
+            dmv = DMVS[key]
+            cols = [ColumnMeta(c.name, c.type, c.nullable, i + 1) for i, c in
+                    enumerate(dmv.columns)]
+            return TableMeta(self.database, "sys", dmv.name, dmv.object_id, cols, system=True,
+                             dmv=True)
         return hit
 
 

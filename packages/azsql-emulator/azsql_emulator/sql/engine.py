@@ -22,6 +22,7 @@ from azsql_emulator.errors import SqlError
 from azsql_emulator.sql import catalog as cat
 from azsql_emulator.sql.batch import BatchCache
 from azsql_emulator.sql.catalog import CatalogSnapshot, TableMeta
+from azsql_emulator.sql.dmv import DmvSource
 from azsql_emulator.sql.results import SessionUser, StatementResult
 from azsql_emulator.sql.session_state import SessionState
 
@@ -57,6 +58,7 @@ class SqlEngine:
         self._rollbacks = 0
         self._sessions: set[SqlSession] = set()
         self.insert_plans: dict[tuple, object] = {}
+        self.dmv_source: DmvSource | None = None  # the emulator's ResourceStats
 
     def open_session(self, database: str, user: SessionUser) -> SqlSession:
         """Start a session in ``database`` (4060 when it does not exist).

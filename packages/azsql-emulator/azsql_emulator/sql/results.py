@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from azsql_emulator.errors import SqlError
 from azsql_emulator.sqltypes import ColumnInfo
 
+# A permission a principal may hold besides its fixed roles (listed among them): the DMVs
+# need it; db_owner has it implicitly.
+VIEW_DATABASE_STATE = "VIEW DATABASE STATE"
+
 
 @dataclass(frozen=True)
 class SessionUser:
@@ -14,14 +18,17 @@ class SessionUser:
 
     :param name: USER_NAME().
     :param login_name: SUSER_SNAME(), e.g. ``<appid>@<tenant>``, a UPN or a SQL login.
-    :param roles: subset of db_owner, db_datareader, db_datawriter, db_ddladmin.
+    :param roles: subset of db_owner, db_datareader, db_datawriter, db_ddladmin and
+        :data:`VIEW_DATABASE_STATE`.
     :param spid: @@SPID.
+    :param app_name: APP_NAME(): the application name the client sent at login.
     """
 
     name: str
     login_name: str
     roles: frozenset[str]
     spid: int
+    app_name: str = ""
 
 
 @dataclass

@@ -23,8 +23,9 @@ from azsql_emulator.sql.batch import Block, IfStatement, Node, Statement
 from azsql_emulator.sql.catalog import CatalogSnapshot, TableMeta
 from azsql_emulator.sql.checks import make_converter, make_reader
 from azsql_emulator.sql.column_insert import column_table
+from azsql_emulator.sql.dmv import DMVS, register_dmv, view_state_denied
 from azsql_emulator.sql.merge import run_merge
-from azsql_emulator.sql.results import SessionUser, StatementResult
+from azsql_emulator.sql.results import VIEW_DATABASE_STATE, SessionUser, StatementResult
 from azsql_emulator.sql.server_properties import SERVER_NAME, SERVER_PROPERTIES, VERSION
 from azsql_emulator.sql.translate import (
     Env,
@@ -52,6 +53,7 @@ T = TypeVar("T")
 _READ_ROLES = frozenset({"db_owner", "db_datareader"})
 _WRITE_ROLES = frozenset({"db_owner", "db_datawriter"})
 _DDL_ROLES = frozenset({"db_owner", "db_ddladmin"})
+_STATE_ROLES = frozenset({"db_owner", VIEW_DATABASE_STATE})
 
 
 class SessionState:
@@ -103,7 +105,7 @@ class SessionState:
             "DB_NAME": self.database, "DB_ID": self.engine.databases.index(self.database) + 1,
             "USER_NAME": self.user.name, "SUSER_SNAME": login, "SUSER_NAME": login,
             "ORIGINAL_LOGIN": login, "SCHEMA_NAME": "dbo", "SCOPE_IDENTITY": self.scope_identity,
-            "HOST_NAME": SERVER_NAME, "APP_NAME": ""}
+            "HOST_NAME": SERVER_NAME, "APP_NAME": self.user.app_name}
         functions.update({f"SERVERPROPERTY:{k}": v for k, v in SERVER_PROPERTIES.items()})
         functions.update({f"SESSION_CONTEXT:{k}": v for k, (v, _) in self.session_context.items()})
         return Env(self.database, self.snapshot, self.variables, system, functions,
@@ -113,12 +115,19 @@ class SessionState:
         return not (self.user.roles & roles)
 
     def check_read(self, tables: Sequence[TableMeta]) -> None:
-        """229 unless the user may SELECT from every table.
+        """229 unless the user may SELECT from every table; 300 (then 297) for a DMV
+        without VIEW DATABASE STATE. A permitted DMV's rows are registered for the
+        statement about to run.
 
-        :param tables: user tables read.
+        :param tables: user tables and DMVs read.
         """
         for t in tables:
-            if not t.system and self._denied(_READ_ROLES):
+            if t.dmv:
+                if self._denied(_STATE_ROLES):
+                    raise view_state_denied(t.database)
+                register_dmv(self.con, DMVS[("sys", t.name.lower())], self.engine.dmv_source,
+                             self.engine.databases)
+            elif not t.system and self._denied(_READ_ROLES):
                 raise em.permission_denied("SELECT", t.name, t.database, t.schema)
 
     def check_write(self, table: TableMeta, action: str) -> None:

@@ -226,7 +226,7 @@ class Translator:
             if not table.db and not table.catalog and table.name.lower() in ctes:
                 continue
             meta = resolve_table(self.env, table)
-            if not meta.system:
+            if not meta.system or meta.dmv:
                 self.reads.append(meta)
             point_at(table, meta)
 
