@@ -1,60 +1,60 @@
 """Split a file source into shards for ``AzureSqlBulkLoadOperator.partial(...).expand(...)``.
 
-Each shard is a list of files; together the shards hold every file of the source exactly
-once, and each mapped task loads its shard under its own load id (its map index is part
-of it), so retries of one shard resume that shard only. Files are dealt largest first to
-the lightest shard, so shards carry similar byte counts; within a shard, files keep the
-source's order. The split is by whole file: one large file is one shard's work.
+A shard is a plain JSON dict (see :mod:`engine.shards` for its format): Parquet row-group
+ranges and whole CSV / Arrow IPC files, dealt by compressed bytes so that shards carry
+similar work and one huge Parquet file spreads over many shards. Together the shards hold
+every row of the source exactly once; each mapped task loads its shard (the operator
+passes it to ``engine.transfer`` as the source) under its own load id, so retries of one
+shard resume that shard only. The listing and the Parquet footers are read once, in the
+task that splits; a file rewritten after that is refused by the loading task.
 
->>> split_files(["a.parquet", "b.parquet", "c.parquet"], 2,
-...             size=lambda f: {"a.parquet": 30, "b.parquet": 20, "c.parquet": 15}[f])
-[['a.parquet'], ['b.parquet', 'c.parquet']]
+>>> from airflow.sdk import DAG, task  # doctest: +SKIP
+>>> with DAG("orders", schedule=None):  # doctest: +SKIP
+...     @task
+...     def shards(path: str) -> list[dict]:
+...         return split_source(path, 8)
+...     AzureSqlBulkLoadOperator.partial(task_id="load", table="dbo.orders",
+...         create="never").expand(source=shards("/data/orders/*.parquet"))
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 from engine.errors import ConfigurationError
-from engine.sources import open_source
+from engine.remote import StorageOptions
+from engine.shards import describe_shard
+from engine.shards import split_source as split_into_shards
 
-__all__ = ["split_files", "split_source"]
-
-
-def split_files(files: Sequence[str], shards: int,
-                size: Callable[[str], int] = os.path.getsize) -> list[list[str]]:
-    """Deal ``files`` into at most ``shards`` non-empty lists of similar total size.
-
-    :param files: the files, in load order.
-    :param shards: how many shards at most (fewer when there are fewer files).
-    :param size: a file's weight (default: its size in bytes).
-    :raises ConfigurationError: ``shards`` below 1, or no files.
-    """
-    if shards < 1:
-        raise ConfigurationError(f"shards must be at least 1, not {shards}")
-    if not files:
-        raise ConfigurationError("no files to split into shards")
-    order = {f: i for i, f in enumerate(files)}
-    count = min(shards, len(order))
-    loads = [0] * count
-    dealt: list[list[str]] = [[] for _ in range(count)]
-    for f in sorted(order, key=lambda f: (-size(f), order[f])):
-        # ties go to the shard with fewer files, so no shard stays empty (empty files too)
-        lightest = min(range(count), key=lambda i: (loads[i], len(dealt[i]), i))
-        dealt[lightest].append(f)
-        loads[lightest] += size(f)
-    return [sorted(shard, key=order.__getitem__) for shard in dealt]
+__all__ = ["SplitSourceError", "describe_shard", "split_source"]
 
 
-def split_source(source: Any, shards: int) -> list[list[str]]:
-    """Expand a path, directory, glob or list of them and split its files into shards.
+class SplitSourceError(AirflowFailException, ConfigurationError):
+    """The source cannot be split as given (no files match, a bad shard count): retrying
+    cannot help, so the task fails at once instead of burning its retries. It is also an
+    :class:`engine.errors.ConfigurationError`."""
+
+
+def split_source(source: Any, shards: int, *, format: str | None = None,
+                 storage: StorageOptions | None = None) -> list[dict[str, Any]]:
+    """Expand a path, directory, glob or ``abfss://`` URI (or a list) and split it into shards.
 
     :param source: what ``engine.transfer`` would load (files only, not in-memory data).
-    :param shards: how many shards at most.
+    :param shards: how many shards at most: fewer come back when the source has fewer
+        Parquet row groups and whole files than that; none is empty.
+    :param format: ``parquet``, ``csv`` or ``ipc`` when file suffixes do not tell.
+    :param storage: identity and endpoint for ``abfss://`` URIs (default: from the
+        environment, see :class:`engine.remote.StorageOptions`).
+    :raises SplitSourceError: no files match, ``shards`` below 1, in-memory data (not
+        retried by Airflow).
+    :raises SourceError: a file or storage that cannot be read (retried).
 
     >>> split_source("/data/orders/*.parquet", 4)  # doctest: +SKIP
-    [['/data/orders/part-0.parquet', ...], ...]
+    [{'azsql_bulk_shard': 1, 'index': 0, 'shards': 4, 'bytes': ..., 'parts': [...]}, ...]
     """
-    return split_files(open_source(source).files, shards)
+    try:
+        return split_into_shards(source, shards, format=format, storage=storage)
+    except ConfigurationError as exc:
+        raise SplitSourceError(str(exc)) from None

@@ -15,43 +15,42 @@ source and the same ``rows_per_batch`` give the same ids. Changing ``rows_per_ba
 changes the ids: a resumed load must use the value it started with.
 
 >>> import pyarrow as pa
->>> src = open_source(pa.table({"x": range(5)}), rows_per_batch=2)
+>>> src = open_source(pa.table({"x": range(5)}), SourceOptions(rows_per_batch=2))
 >>> [(b.batch_id, b.data.num_rows) for b in src.batches()]
 [('mem:0', 2), ('mem:2', 2), ('mem:4', 1)]
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
-import re
 import uuid
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
-import pyarrow.ipc as paipc
-import pyarrow.parquet as pq
 
 from engine.errors import ConfigurationError, SourceError
 from engine.remote import RemoteFiles, StorageOptions
-from engine.remote_uri import is_remote
+from engine.shards import shard_parts
+from engine.source_files import (
+    FilePart,
+    Unit,
+    expand_paths,
+    file_format,
+    file_rows,
+    file_schema,
+    file_units,
+)
 
 __all__ = ["Source", "SourceBatch", "SourceLocation", "SourceOptions", "open_source"]
 
 # rows per INSERT transaction unless the caller says otherwise; chosen by benchmark
 # (benchmarks/README.md: batch_size_sweep.py and engine_overhead.py)
 DEFAULT_ROWS_PER_BATCH = 50_000
-CSV_BLOCK_SIZE = 8 << 20  # fixed, so CSV row offsets and ids repeat exactly between runs
-_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv",
-             ".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc", ".arrows": "ipc"}
 
 
 @dataclass(frozen=True)
@@ -113,8 +112,7 @@ class Source:
     _fingerprint: str | Callable[[], str] = field(repr=False)
     files: list[str]
     rows_per_batch: int
-    _units: Callable[[], Iterable[tuple[str, int | None, int | None,
-                                        Iterator[pa.RecordBatch]]]] = field(repr=False)
+    _units: Callable[[], Iterable[Unit]] = field(repr=False)
     _rename: Mapping[str, str] = field(default_factory=dict, repr=False)
     #: a stream (RecordBatchReader, LazyFrame) can be read once; files and tables again
     replayable: bool = True
@@ -253,13 +251,16 @@ def open_source(source: Any, options: SourceOptions | None = None, *,
     """Open a pyarrow/polars object, a path, a directory or a glob as a :class:`Source`.
 
     :param source: pyarrow ``Table``, ``RecordBatchReader`` or ``dataset.Dataset``; polars
-        ``DataFrame`` or ``LazyFrame`` (collected in streaming batches); or a path,
-        directory or glob of Parquet, CSV or Arrow IPC/Feather files (a list of them too).
+        ``DataFrame`` or ``LazyFrame`` (collected in streaming batches); a path,
+        directory or glob of Parquet, CSV or Arrow IPC/Feather files (a list of them too);
+        or a shard (a dict from :func:`engine.shards.split_source`: exactly its rows).
     :param options: columns, renames, batch size, format (default :class:`SourceOptions`).
     :param storage: identity, account and endpoint for ``abfs[s]://`` and ``az://`` URIs
         (default: from the environment, see :class:`~engine.remote.StorageOptions`).
-    :raises ConfigurationError: unknown columns, no files, an unknown format.
-    :raises SourceError: a file that cannot be opened or read.
+    :raises ConfigurationError: unknown columns, no files, an unknown format, a shard of
+        an unknown format version.
+    :raises SourceError: a file that cannot be opened or read; a shard's file that changed
+        since the shard was made (:class:`~engine.errors.ObjectChangedError`).
     """
     options = options or SourceOptions()
     opened = _open(source, options, storage)
@@ -277,12 +278,16 @@ def _open(source: Any, options: SourceOptions, storage: StorageOptions | None) -
         if not files:
             raise ConfigurationError("a pyarrow Dataset without files cannot be loaded "
                                      "exactly once; pass a Table or the file paths instead")
-        return _open_files(files, columns, rename, csv_schema, rows_per_batch,
-                           fmt or _dataset_format(source))
-    paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+        fmt = fmt or _dataset_format(source)
+        return _open_files([FilePart(f, file_format(f, fmt)) for f in files], columns, rename,
+                           csv_schema, rows_per_batch)
     remote = RemoteFiles(storage)  # abfs[s]:// and az:// objects, pinned to their ETags
-    return _open_files(_expand(paths, remote), columns, rename, csv_schema, rows_per_batch,
-                       fmt, remote)
+    if isinstance(source, Mapping):  # a shard from split_source: parts of files
+        return _open_files(shard_parts(source, remote), columns, rename, csv_schema,
+                           rows_per_batch, remote)
+    paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    return _open_files([FilePart(f, file_format(f, fmt)) for f in expand_paths(paths, remote)],
+                       columns, rename, csv_schema, rows_per_batch, remote)
 
 
 def _is_polars(obj: Any) -> bool:
@@ -296,32 +301,6 @@ def _dataset_format(ds: pads.Dataset) -> str:
         if fmt in name:
             return fmt
     return "parquet"
-
-
-def _expand(paths: Sequence[str | os.PathLike[str]], remote: RemoteFiles | None = None
-            ) -> list[str]:
-    files: list[str] = []
-    for raw in paths:
-        text = os.fspath(raw)
-        if remote is not None and is_remote(text):
-            files.extend(remote.expand(text, set(_SUFFIXES)))
-        elif any(ch in text for ch in "*?["):
-            matched = sorted(glob.glob(text, recursive=True))
-            if not matched:
-                raise ConfigurationError(f"no files match {text!r}")
-            files.extend(m for m in matched if os.path.isfile(m))
-        elif os.path.isdir(text):
-            found = sorted(str(p) for p in Path(text).rglob("*")
-                           if p.is_file() and p.suffix.lower() in _SUFFIXES)
-            if not found:
-                raise ConfigurationError(f"directory {text!r} holds no Parquet, CSV or Arrow "
-                                         f"files ({', '.join(sorted(_SUFFIXES))})")
-            files.extend(found)
-        elif os.path.isfile(text):
-            files.append(text)
-        else:
-            raise ConfigurationError(f"source {text!r} does not exist")
-    return files
 
 
 def _project(schema: pa.Schema, columns: Sequence[str] | None, rename: Mapping[str, str],
@@ -409,191 +388,37 @@ def _table_digest(table: pa.Table, schema: pa.Schema) -> str:
     return h.hexdigest()
 
 
-def file_format(path: str, fmt: str | None = None) -> str:
-    """``parquet``, ``csv`` or ``ipc``: ``fmt`` when given, else from the path's suffix.
 
-    :param path: a file path or URI.
-    :param fmt: an explicit format, checked.
-    :raises ConfigurationError: an unknown format or suffix.
-
-    >>> file_format("a/b.PQ"), file_format("x.data", "csv")
-    ('parquet', 'csv')
-    """
-    if fmt:
-        if fmt not in ("parquet", "csv", "ipc"):
-            raise ConfigurationError(f"format must be parquet, csv or ipc, not {fmt!r}")
-        return fmt
-    suffix = Path(path).suffix.lower()
-    if suffix not in _SUFFIXES:
-        raise ConfigurationError(f"cannot tell the format of {path!r} from its suffix; "
-                                 "pass fmt='parquet', 'csv' or 'ipc'")
-    return _SUFFIXES[suffix]
-
-
-def _open_files(files: list[str], columns: Sequence[str] | None, rename: dict[str, str],
-                csv_schema: pa.Schema | None, rows_per_batch: int, fmt: str | None,
+def _open_files(parts: list[FilePart], columns: Sequence[str] | None, rename: dict[str, str],
+                csv_schema: pa.Schema | None, rows_per_batch: int,
                 remote: RemoteFiles | None = None) -> Source:
-    if not files:
+    if not parts:
         raise ConfigurationError("the source matched no files")
-    formats = {f: file_format(f, fmt) for f in files}
-    first = files[0]
-    schema = _file_schema(first, formats[first], csv_schema, remote)
-    names = _project(schema, columns, rename, first)
+    first = parts[0]
+    schema = file_schema(first.path, first.fmt, csv_schema, remote)
+    names = _project(schema, columns, rename, first.path)
     total: int | None = 0
     identity = hashlib.sha256()
-    for f in files:
+    for part in parts:
+        f = part.path
         if remote is not None and remote.owns(f):  # an object: URI, size and ETag
-            identity.update(f"{remote.identity(f)}\n".encode())
+            identity.update(f"{remote.identity(f)}".encode())
         else:
             st = os.stat(f)
-            identity.update(f"{os.path.abspath(f)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            identity.update(f"{os.path.abspath(f)}|{st.st_size}|{st.st_mtime_ns}".encode())
+        if part.row_groups is not None:  # a shard's range: its load id covers only that
+            identity.update("#{}-{}".format(*part.row_groups).encode())
+        identity.update(b"\n")
         if total is not None:
-            rows = _file_rows(f, formats[f], remote)
+            rows = file_rows(part, remote)
             total = None if rows is None else total + rows
     out_schema = _renamed(schema, names, rename)
     identity.update(out_schema.to_string().encode())
 
-    def units() -> Iterator[tuple[str, int | None, int | None, Iterator[pa.RecordBatch]]]:
-        for f in files:
-            yield from _file_units(f, formats[f], names, csv_schema, rows_per_batch, remote)
+    def units() -> Iterator[Unit]:
+        for part in parts:
+            yield from file_units(part, names, csv_schema, rows_per_batch, remote)
 
+    files = list(dict.fromkeys(part.path for part in parts))
     return Source(out_schema, total, identity.hexdigest()[:32], files, rows_per_batch,
                   units, rename)
-
-
-def _input(path: str, remote: RemoteFiles | None) -> Any:
-    """The path for a local file (Arrow opens it), a ranged reader for a remote object."""
-    return remote.open(path) if remote is not None and remote.owns(path) else path
-
-
-def _file_schema(path: str, fmt: str, csv_schema: pa.Schema | None,
-                 remote: RemoteFiles | None = None) -> pa.Schema:
-    src = _input(path, remote)
-    try:
-        if fmt == "parquet":
-            return pq.read_schema(src)
-        if fmt == "ipc":
-            with (pa.memory_map(src) if isinstance(src, str) else src) as mm:
-                try:
-                    return paipc.open_file(mm).schema
-                except pa.ArrowInvalid:
-                    mm.seek(0)
-                    return paipc.open_stream(mm).schema
-        if csv_schema is not None:
-            return csv_schema
-        with pacsv.open_csv(src, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_SIZE)) \
-                as reader:
-            return reader.schema
-    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
-        raise SourceError(f"cannot open {path} as {fmt}: {exc}; check that the file is "
-                          f"complete and really {fmt}") from None
-
-
-def _file_rows(path: str, fmt: str, remote: RemoteFiles | None = None) -> int | None:
-    if fmt not in ("parquet", "ipc"):
-        return None
-    src = _input(path, remote)
-    try:
-        if fmt == "parquet":
-            return int(pq.ParquetFile(src).metadata.num_rows)
-        if fmt == "ipc":
-            with (pa.memory_map(src) if isinstance(src, str) else src) as mm:
-                try:
-                    reader = paipc.open_file(mm)
-                    return sum(reader.get_batch(i).num_rows
-                               for i in range(reader.num_record_batches))
-                except pa.ArrowInvalid:
-                    return None
-    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
-        raise SourceError(f"cannot read {path}: {exc}") from None
-    return None
-
-
-# pyarrow's message for a value that does not convert names the column, not the row
-_CSV_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to [^:]+: "
-                             r"invalid value '(.*)'$", re.DOTALL)
-
-
-def _csv_batches(reader: pacsv.CSVStreamingReader, path: str, src: Any,
-                 read: pacsv.ReadOptions) -> Iterator[pa.RecordBatch]:
-    rows = 0
-    try:
-        for batch in reader:
-            rows += batch.num_rows
-            yield batch
-    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
-        raise SourceError(f"cannot read {path} as CSV after row {rows}: {exc}"
-                          f"{_csv_row(src, exc, read)}; fix the file or pass an explicit "
-                          "csv_schema (batches before this point were read normally)") from None
-
-
-def _csv_row(src: Any, exc: Exception, read: pacsv.ReadOptions) -> str:
-    """Where a value that failed to convert is (its column, row and line), found by
-    reading that one column again as text; empty when that cannot be told."""
-    match = _CSV_CONVERSION.search(str(exc))
-    if match is None or not isinstance(src, str):
-        return ""
-    index, value = int(match.group(1)), match.group(2)
-    try:
-        names = pacsv.open_csv(src, read_options=read).schema.names
-        name = names[index]
-        text = pacsv.open_csv(src, read_options=read, convert_options=pacsv.ConvertOptions(
-            include_columns=[name], column_types={name: pa.string()},
-            strings_can_be_null=False))
-        row = 0
-        for batch in text:
-            found = pc.index(batch.column(0), value).as_py()
-            if found >= 0:
-                row += found
-                header = 0 if read.column_names and not read.skip_rows else 1
-                return (f" (column {name!r}, data row {row}, line {row + 1 + header} when "
-                        "no value spans lines)")
-            row += batch.num_rows
-    except (pa.ArrowInvalid, pa.ArrowIOError, OSError, IndexError):
-        return ""
-    return ""
-
-
-def _file_units(path: str, fmt: str, names: list[str], csv_schema: pa.Schema | None,
-                rows_per_batch: int, remote: RemoteFiles | None = None
-                ) -> Iterator[tuple[str, int | None, int | None, Iterator[pa.RecordBatch]]]:
-    src = _input(path, remote)
-    if src is not path:  # ids name the object's URI and version: <uri>@<etag>
-        path = remote.label(path)  # type: ignore[union-attr]
-    if fmt == "parquet":
-        try:
-            pf = pq.ParquetFile(src, pre_buffer=not isinstance(src, str))
-        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
-            raise SourceError(f"cannot open {path} as Parquet: {exc}") from None
-        first = 0
-        for rg in range(pf.metadata.num_row_groups):
-            rows = pf.metadata.row_group(rg).num_rows
-            yield path, rg, first, pf.iter_batches(batch_size=rows_per_batch, row_groups=[rg],
-                                                   columns=names)
-            first += rows
-    elif fmt == "ipc":
-        mm = pa.memory_map(src) if isinstance(src, str) else src
-        try:
-            reader = paipc.open_file(mm)
-        except pa.ArrowInvalid:
-            mm.seek(0)
-            stream = paipc.open_stream(mm)
-            yield path, None, 0, (b.select(names) for b in stream)
-            return
-        first = 0
-        for i in range(reader.num_record_batches):
-            batch = reader.get_batch(i).select(names)
-            yield path, i, first, iter([batch])
-            first += batch.num_rows
-    else:
-        convert = pacsv.ConvertOptions(column_types=csv_schema, include_columns=names) \
-            if csv_schema is not None else pacsv.ConvertOptions(include_columns=names)
-        read = pacsv.ReadOptions(block_size=CSV_BLOCK_SIZE,
-                                 column_names=csv_schema.names if csv_schema else None,
-                                 skip_rows=1 if csv_schema else 0)
-        try:
-            reader = pacsv.open_csv(src, read_options=read, convert_options=convert)
-        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
-            raise SourceError(f"cannot parse {path} as CSV: {exc}{_csv_row(src, exc, read)}; "
-                              "fix the file or pass an explicit csv_schema") from None
-        yield path, None, 0, _csv_batches(reader, path, src, read)

@@ -208,9 +208,9 @@ def test_a_rename_onto_a_loaded_column_is_refused():
 
 @pytest.mark.parametrize("bad_row", [5, 3_000])  # in the first block, and in a later one
 def test_a_csv_value_that_does_not_convert_is_located(tmp_path, monkeypatch, bad_row):
-    from engine import sources
+    from engine import source_files
 
-    monkeypatch.setattr(sources, "CSV_BLOCK_SIZE", 4096)  # many blocks in a small file
+    monkeypatch.setattr(source_files, "CSV_BLOCK_SIZE", 4096)  # many blocks in a small file
     path = tmp_path / "orders.csv"
     lines = ["id,amount"] + [f"{i},{i * 0.5}" for i in range(4_000)]
     lines[bad_row + 1] = f"{bad_row},12..5"

@@ -1,0 +1,342 @@
+"""Shards: a file source cut into pieces that separate processes or machines load.
+
+:func:`split_source` lists a source once (local paths, directories, globs, ``abfss://``
+URIs), reads every Parquet footer once, and deals the data into at most ``n`` shards of
+similar size; every row of the source is in exactly one shard. Each shard is loaded on
+its own (``engine.transfer(source=shard, ...)``, or one Airflow mapped task per shard):
+:func:`engine.sources.open_source` reads exactly its rows, in a fixed order, with the
+batch ids and file-relative row numbers the whole source would have, and the default
+load id derives from the shard's ranges, so each shard resumes only itself.
+
+A shard is plain JSON (dicts, lists, strings, integers), so it travels through XCom,
+template rendering and command lines unchanged::
+
+    {"azsql_bulk_shard": 1,            # the format version; an unknown one is refused
+     "index": 0, "shards": 4,          # this shard's place in the split (0-based)
+     "bytes": 268435456,               # its share: compressed row-group or file bytes
+     "parts": [                        # in source order, never overlapping
+       {"path": "/data/big.parquet", "format": "parquet",
+        "row_groups": [0, 12],         # [start, stop): row groups start .. stop-1
+        "rows": 1200000,               # rows in that range
+        "file_bytes": 1073741824, "file_row_groups": 48},
+       {"path": "abfss://c@acct.dfs.core.windows.net/x.csv", "format": "csv",
+        "file_bytes": 5120, "etag": "0x8DD..."}]}   # etag: storage objects only
+
+How the data is dealt:
+
+- The unit of a split is a Parquet row group, weighed by its compressed size from the
+  footer. A file bigger than a shard's share (total bytes / n) is cut into runs of
+  consecutive row groups of about a share each; smaller files stay whole. When that
+  gives fewer pieces than ``n``, the heaviest pieces are halved until there are ``n`` or
+  every piece is one row group. Pieces are then dealt heaviest first to the lightest
+  shard, so one huge file spreads over many shards and shards differ by about a piece.
+- CSV and Arrow IPC files are always whole (weighed by their size). A CSV byte range is
+  only safe to start at a line break when no quoted value holds a line break, which
+  cannot be known without reading the whole file, so CSV files are never cut.
+- Fewer shards than ``n`` come back when there are fewer pieces (row groups and whole
+  files) than ``n``; no shard is empty.
+
+What a shard records about each file (size, row-group count, rows of its range, and a
+storage object's ETag) is checked when it is opened: a file rewritten since the split is
+refused with :class:`~engine.errors.ObjectChangedError` instead of loading other rows.
+
+>>> import pyarrow as pa, pyarrow.parquet as pq, tempfile, os
+>>> path = os.path.join(tempfile.mkdtemp(), "big.parquet")
+>>> pq.write_table(pa.table({"id": range(1000)}), path, row_group_size=100)
+>>> [s["parts"][0]["row_groups"] for s in split_source(path, 4)]
+[[0, 2], [2, 5], [5, 7], [7, 10]]
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import ConfigurationError, ObjectChangedError
+from engine.remote import RemoteFiles, StorageOptions
+from engine.remote_uri import is_remote
+from engine.source_files import (
+    SUFFIXES,
+    FilePart,
+    expand_paths,
+    file_format,
+    parquet_metadata,
+)
+
+__all__ = ["SHARD_VERSION", "VERSION_KEY", "describe_shard", "shard_parts", "split_source"]
+
+#: the key that marks a dict as a shard, and the format version this code writes and reads
+VERSION_KEY = "azsql_bulk_shard"
+SHARD_VERSION = 1
+_FORMATS = ("parquet", "csv", "ipc")
+
+
+@dataclass(frozen=True)
+class _File:
+    """What the split learned about one file (the shard records it for the check)."""
+
+    path: str
+    fmt: str
+    size: int
+    etag: str | None
+    rg_rows: tuple[int, ...] = ()
+    rg_bytes: tuple[int, ...] = ()
+
+    @property
+    def units(self) -> tuple[int, ...]:
+        """The weights of the pieces the file may be cut between."""
+        return self.rg_bytes if self.fmt == "parquet" else (self.size,)
+
+
+def split_source(source: Any, shards: int, *, format: str | None = None,
+                 storage: StorageOptions | None = None) -> list[dict[str, Any]]:
+    """Split a file source into at most ``shards`` JSON shards of similar size.
+
+    :param source: a path, directory, glob or storage URI of Parquet, CSV or Arrow IPC
+        files, or a list of them (what :func:`engine.transfer` would load).
+    :param shards: how many shards at most (at least 1).
+    :param format: ``parquet``, ``csv`` or ``ipc`` when file suffixes do not tell.
+    :param storage: identity, account and endpoint for ``abfss://`` URIs.
+    :returns: the shards, in source order of their first part (see the module doc).
+    :raises ConfigurationError: ``shards`` below 1, in-memory data, no files.
+    :raises SourceError: a file that cannot be read.
+
+    >>> split_source("/data/orders/*.parquet", 8)  # doctest: +SKIP
+    [{'azsql_bulk_shard': 1, 'index': 0, 'shards': 8, 'bytes': ..., 'parts': [...]}, ...]
+    """
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise ConfigurationError(f"shards must be a whole number of at least 1, not {shards!r}")
+    if isinstance(source, Mapping):
+        raise ConfigurationError("this source is already a shard; split the files it came "
+                                 "from instead")
+    if not isinstance(source, (str, os.PathLike)) and not (
+            isinstance(source, Sequence) and all(isinstance(s, (str, os.PathLike))
+                                                 for s in source)):
+        raise ConfigurationError(
+            f"only files can be split into shards (a path, directory, glob or URI, or a list "
+            f"of them), not {type(source).__name__}; load in-memory data in one process")
+    paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    remote = RemoteFiles(storage)
+    try:
+        files = [_facts(path, file_format(path, format), remote)
+                 for path in expand_paths(paths, remote)]
+    finally:
+        remote.close()
+    if not files:
+        raise ConfigurationError(f"no files to split in {source!r}")
+    dealt = plan_shards([f.units for f in files], shards)
+    return [_shard(files, pieces, index, len(dealt)) for index, pieces in enumerate(dealt)]
+
+
+def _facts(path: str, fmt: str, remote: RemoteFiles) -> _File:
+    if remote.owns(path):
+        obj = remote.object(path)
+        size, etag = obj.size, obj.etag
+    else:
+        size, etag = os.path.getsize(path), None
+    if fmt != "parquet":
+        return _File(path, fmt, size, etag)
+    meta = parquet_metadata(path, remote)
+    groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
+    return _File(path, fmt, size, etag, tuple(g.num_rows for g in groups),
+                 tuple(sum(g.column(c).total_compressed_size for c in range(g.num_columns))
+                       for g in groups))
+
+
+def _shard(files: list[_File], pieces: list[tuple[int, int, int]], index: int,
+           count: int) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = []
+    for i, start, stop in pieces:
+        f = files[i]
+        part: dict[str, Any] = {"path": f.path, "format": f.fmt}
+        if f.fmt == "parquet":
+            part.update(row_groups=[start, stop], rows=sum(f.rg_rows[start:stop]),
+                        file_bytes=f.size, file_row_groups=len(f.rg_rows))
+        else:
+            part.update(file_bytes=f.size)
+        if f.etag is not None:
+            part["etag"] = f.etag
+        parts.append(part)
+    weight = sum(sum(files[i].units[a:b]) for i, a, b in pieces)
+    return {VERSION_KEY: SHARD_VERSION, "index": index, "shards": count, "bytes": weight,
+            "parts": parts}
+
+
+# -- dealing ----------------------------------------------------------------------------------
+
+def plan_shards(files: Sequence[Sequence[int]], shards: int) -> list[list[tuple[int, int, int]]]:
+    """Deal files, each a list of unit weights, into at most ``shards`` lists of pieces.
+
+    A piece ``(file, start, stop)`` is a run of a file's units; the pieces of all shards
+    cover every unit exactly once, in no shard is a piece empty unless its file has no
+    units at all (an empty Parquet file), and no shard is empty. Within a shard, pieces
+    are in file order and adjacent runs of one file are merged.
+
+    :param files: per file, the weights of the units it may be cut between.
+    :param shards: how many shards at most.
+
+    >>> plan_shards([[10, 10, 10, 10], [5]], 2)
+    [[(0, 0, 2), (1, 0, 1)], [(0, 2, 4)]]
+    """
+    total = sum(sum(units) for units in files)
+    pieces: list[tuple[int, int, int]] = []
+    for i, units in enumerate(files):
+        size, cuts = sum(units), 1
+        if len(units) > 1 and size * shards > total:  # bigger than a shard's share
+            cuts = min(len(units), -(-size * shards // total))
+        pieces += [(i, start, stop) for start, stop in _cut(units, cuts)]
+
+    def weight(piece: tuple[int, int, int]) -> int:
+        return sum(files[piece[0]][piece[1]:piece[2]])
+
+    while len(pieces) < shards:  # more shards wanted: halve the heaviest divisible piece
+        divisible = [p for p in pieces if p[2] - p[1] > 1]
+        if not divisible:
+            break
+        i, start, stop = max(divisible, key=lambda p: (weight(p), -p[0], -p[1]))
+        pieces.remove((i, start, stop))
+        pieces += [(i, start + a, start + b) for a, b in _cut(files[i][start:stop], 2)]
+    count = min(shards, len(pieces))
+    loads = [0] * count
+    dealt: list[list[tuple[int, int, int]]] = [[] for _ in range(count)]
+    for piece in sorted(pieces, key=lambda p: (-weight(p), p[0], p[1])):
+        # ties go to the shard with fewer pieces, so empty files spread and no shard is empty
+        lightest = min(range(count), key=lambda s: (loads[s], len(dealt[s]), s))
+        dealt[lightest].append(piece)
+        loads[lightest] += weight(piece)
+    return sorted((_merged(sorted(shard)) for shard in dealt), key=lambda s: s[0])
+
+
+def _cut(units: Sequence[int], parts: int) -> list[tuple[int, int]]:
+    """Cut a run of units into exactly ``parts`` non-empty runs of similar weight.
+
+    A run closes before the unit whose middle lies past the next ``k/parts`` of the
+    weight, or when the units left are just enough for one run each.
+    """
+    if not units:
+        return [(0, 0)]
+    total, start, before = sum(units), 0, 0
+    runs: list[tuple[int, int]] = []
+    for i, w in enumerate(units):
+        still = parts - len(runs) - 1  # runs to open after the current one
+        if i > start and still > 0 and (len(units) - i == still or
+                                        (2 * before + w) * parts > 2 * total * (len(runs) + 1)):
+            runs.append((start, i))
+            start = i
+        before += w
+    runs.append((start, len(units)))
+    return runs
+
+
+def _merged(pieces: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    out: list[tuple[int, int, int]] = []
+    for i, start, stop in pieces:
+        if out and out[-1][0] == i and out[-1][2] == start:
+            out[-1] = (i, out[-1][1], stop)
+        else:
+            out.append((i, start, stop))
+    return out
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+def shard_parts(shard: Mapping[str, Any], remote: RemoteFiles) -> list[FilePart]:
+    """The file parts of a shard, checked against the files as they are now.
+
+    :param shard: a dict from :func:`split_source` (after a JSON round trip too).
+    :param remote: lists the shard's storage objects (pinning them to their ETags).
+    :raises ConfigurationError: not a shard, or one of a format version this code does not
+        read, or a malformed one.
+    :raises ObjectChangedError: a file changed since the split (size, row groups, rows or
+        ETag differ), or is gone.
+    """
+    version = shard.get(VERSION_KEY)
+    if version is None:
+        raise ConfigurationError(
+            f"a dict source must be a shard made by split_source (with {VERSION_KEY!r}); "
+            f"this one has the keys {sorted(map(str, shard))[:8]}")
+    if version != SHARD_VERSION:
+        raise ConfigurationError(
+            f"this shard has format version {version!r}, and this azsql-bulk reads version "
+            f"{SHARD_VERSION} only; run the same azsql-bulk version where the source is split "
+            "and where the shards are loaded, or split the source again")
+    parts = shard.get("parts")
+    if not isinstance(parts, list) or not parts:
+        raise ConfigurationError(f"shard {_where(shard)} has no parts list; pass the shard "
+                                 "split_source returned, unchanged")
+    return [_part(p, n, shard, remote) for n, p in enumerate(parts)]
+
+
+def _part(part: Any, n: int, shard: Mapping[str, Any], remote: RemoteFiles) -> FilePart:
+    where = f"shard {_where(shard)}, part {n}"
+    if not isinstance(part, Mapping) or not isinstance(part.get("path"), str) \
+            or part.get("format") not in _FORMATS or not _whole(part.get("file_bytes")):
+        raise ConfigurationError(f"{where} is malformed ({part!r}); pass the shard "
+                                 "split_source returned, unchanged")
+    path, fmt = part["path"], part["format"]
+    groups = None
+    if fmt == "parquet":
+        groups = part.get("row_groups")
+        if not (isinstance(groups, list) and len(groups) == 2 and all(map(_whole, groups))
+                and groups[0] <= groups[1] and _whole(part.get("file_row_groups"))
+                and groups[1] <= part["file_row_groups"] and _whole(part.get("rows"))):
+            raise ConfigurationError(f"{where} has no valid row_groups/rows ({part!r}); pass "
+                                     "the shard split_source returned, unchanged")
+    if is_remote(path):
+        path = remote.expand(path, set(SUFFIXES))[0]
+        obj = remote.object(path)
+        size, etag = obj.size, obj.etag
+    else:
+        try:
+            size, etag = os.path.getsize(path), None
+        except OSError:
+            raise ObjectChangedError(f"{path} ({where}) is gone since the source was split; "
+                                     "restore it, or split the source again") from None
+    now: dict[str, Any] = {"file_bytes": size}
+    if part.get("etag") is not None:
+        now["etag"] = etag
+    if groups is not None:
+        meta = parquet_metadata(path, remote)
+        now["file_row_groups"] = meta.num_row_groups
+        if meta.num_row_groups == part["file_row_groups"]:
+            now["rows"] = sum(meta.row_group(rg).num_rows for rg in range(*groups))
+    changed = {k: (part.get(k), v) for k, v in now.items() if part.get(k) != v}
+    if changed:
+        facts = "; ".join(f"{k} was {was}, is {is_}" for k, (was, is_) in changed.items())
+        raise ObjectChangedError(
+            f"{path} ({where}) changed since the source was split ({facts}), so the shard's "
+            "ranges no longer name the rows it was made for; split the source again and "
+            "load the new shards (under new load ids)")
+    return FilePart(path, fmt, None if groups is None else (groups[0], groups[1]))
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _where(shard: Mapping[str, Any]) -> str:
+    index, count = shard.get("index"), shard.get("shards")
+    return f"{index}/{count}" if index is not None else "?"
+
+
+def describe_shard(shard: Mapping[str, Any]) -> str:
+    """One line for logs: the shard's place and its parts.
+
+    :param shard: a shard from :func:`split_source`.
+
+    >>> describe_shard({"index": 1, "shards": 4, "bytes": 2048, "parts": [
+    ...     {"path": "/d/big.parquet", "format": "parquet", "row_groups": [3, 6], "rows": 300},
+    ...     {"path": "/d/a.csv", "format": "csv"}]})
+    'shard 1 of 4 (2048 bytes): /d/big.parquet row groups 3-5 (300 rows), /d/a.csv'
+    """
+    parts = []
+    for part in shard.get("parts") or []:
+        text = str(part.get("path"))
+        groups = part.get("row_groups")
+        if groups and groups[1] > groups[0]:
+            text += f" row groups {groups[0]}-{groups[1] - 1} ({part.get('rows')} rows)"
+        parts.append(text)
+    return (f"shard {shard.get('index')} of {shard.get('shards')} ({shard.get('bytes')} "
+            f"bytes): " + ", ".join(parts))

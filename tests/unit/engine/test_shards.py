@@ -1,0 +1,197 @@
+"""Shards: every row of a file set in exactly one shard, read back with the whole load's ids."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.ipc as paipc
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.errors import ConfigurationError, ObjectChangedError
+from engine.shards import SHARD_VERSION, VERSION_KEY, plan_shards, split_source
+from engine.sources import SourceOptions, open_source
+
+FILE_ROWS = 1_000  # ids are file * FILE_ROWS + row in the file
+
+
+def write_parquet(path: Path, file: int, groups: list[int]) -> None:
+    """One row group per entry of ``groups`` (its row count); no entries: an empty file."""
+    schema = pa.schema([("id", pa.int64()), ("name", pa.string())])
+    with pq.ParquetWriter(path, schema) as writer:
+        first = 0
+        for rows in groups:
+            ids = list(range(file * FILE_ROWS + first, file * FILE_ROWS + first + rows))
+            writer.write_table(pa.table({"id": ids, "name": [f"n{i}" for i in ids]},
+                                        schema=schema), row_group_size=max(rows, 1))
+            first += rows
+
+
+def read(source, rows_per_batch: int) -> dict[str, list[int]]:
+    """batch id -> the ids of its rows; checks that locations name the file and its rows."""
+    out: dict[str, list[int]] = {}
+    for batch in open_source(source, SourceOptions(rows_per_batch=rows_per_batch)).batches():
+        ids = batch.data.column("id").to_pylist()
+        assert batch.batch_id not in out
+        out[batch.batch_id] = ids
+        # row numbers are the file's, not the shard's
+        assert batch.location.first_row == ids[0] % FILE_ROWS
+        assert Path(batch.location.source).name == f"f{ids[0] // FILE_ROWS}.parquet"
+    return out
+
+
+def assert_partition(shards: list[dict], files: dict[str, int]) -> None:
+    """The shards' ranges cover each file's row groups once, without overlap."""
+    ranges: dict[str, list[tuple[int, int]]] = {path: [] for path in files}
+    for shard in shards:
+        for part in shard["parts"]:
+            ranges[part["path"]].append(tuple(part["row_groups"]))
+    for path, count in files.items():
+        spans = sorted(ranges[path])
+        if count == 0:
+            assert spans == [(0, 0)]
+            continue
+        assert all(a < b for a, b in spans), spans
+        assert spans[0][0] == 0 and spans[-1][1] == count, spans
+        assert all(spans[i][1] == spans[i + 1][0] for i in range(len(spans) - 1)), spans
+
+
+file_sets = st.lists(st.lists(st.integers(min_value=1, max_value=40), max_size=6),
+                     min_size=1, max_size=4)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(file_sets, st.integers(min_value=1, max_value=10), st.integers(min_value=1, max_value=9))
+def test_every_row_is_in_exactly_one_shard(groups, n, rows_per_batch):
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [os.path.join(tmp, f"f{i}.parquet") for i in range(len(groups))]
+        for i, (path, sizes) in enumerate(zip(paths, groups, strict=True)):
+            write_parquet(Path(path), i, sizes)
+        shards = split_source(os.path.join(tmp, "*.parquet"), n)
+        assert json.loads(json.dumps(shards)) == shards  # plain JSON, unchanged by a round trip
+        # as many shards as asked for, unless there are fewer row groups (and empty files)
+        assert len(shards) == min(n, sum(max(1, len(g)) for g in groups))
+        assert [s["index"] for s in shards] == list(range(len(shards)))
+        assert all(s["parts"] and s[VERSION_KEY] == SHARD_VERSION for s in shards)
+        assert_partition(shards, dict(zip(paths, map(len, groups), strict=True)))
+
+        whole = read(paths, rows_per_batch)
+        by_shard = [read(s, rows_per_batch) for s in shards]
+        ids = Counter(i for batches in by_shard for rows in batches.values() for i in rows)
+        expected = [f * FILE_ROWS + r for f, g in enumerate(groups) for r in range(sum(g))]
+        assert sorted(ids.elements()) == expected and set(ids.values()) <= {1}
+        # the same batches under the same ids as loading the whole source
+        merged = {k: v for batches in by_shard for k, v in batches.items()}
+        assert merged == whole and sum(map(len, by_shard)) == len(whole)
+        # each shard its own load (fingerprint), the same when opened again
+        prints = [open_source(s).fingerprint for s in shards]
+        assert len(set(prints)) == len(prints)
+        assert prints == [open_source(s).fingerprint for s in shards]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.lists(st.integers(min_value=0, max_value=10_000), max_size=30), min_size=1,
+                max_size=12), st.integers(min_value=1, max_value=40))
+def test_plans_cover_every_unit_once_and_stay_balanced(files, n):
+    dealt = plan_shards(files, n)
+    assert len(dealt) == min(n, sum(max(1, len(units)) for units in files)) and all(dealt)
+    seen = sorted((i, a, b) for shard in dealt for i, a, b in shard)
+    for i, units in enumerate(files):
+        spans = [(a, b) for f, a, b in seen if f == i]
+        covered = [u for a, b in spans for u in range(a, b)]
+        assert covered == list(range(len(units))) if units else spans == [(0, 0)]
+    loads = [sum(sum(files[i][a:b]) for i, a, b in shard) for shard in dealt]
+    total = sum(map(sum, files))
+    biggest = max((u for units in files for u in units), default=0)
+    # no shard carries more than twice its share plus one unit
+    assert max(loads) * len(dealt) <= 2 * total + len(dealt) * biggest
+
+
+def test_one_big_file_spreads_over_every_shard(tmp_path):
+    write_parquet(tmp_path / "f0.parquet", 0, [50] * 16)
+    shards = split_source(str(tmp_path / "f0.parquet"), 4)
+    assert [s["parts"] for s in shards] == [[{
+        "path": str(tmp_path / "f0.parquet"), "format": "parquet", "row_groups": [a, a + 4],
+        "rows": 200, "file_bytes": os.path.getsize(tmp_path / "f0.parquet"),
+        "file_row_groups": 16}] for a in (0, 4, 8, 12)]
+    assert len(split_source(str(tmp_path / "f0.parquet"), 40)) == 16  # one row group each
+
+
+def test_a_huge_file_is_cut_and_small_files_stay_whole(tmp_path):
+    write_parquet(tmp_path / "f0.parquet", 0, [100] * 12)
+    for i in range(1, 5):
+        write_parquet(tmp_path / f"f{i}.parquet", i, [10, 10])
+    shards = split_source(str(tmp_path / "*.parquet"), 4)
+    assert len(shards) == 4
+    big = [p for s in shards for p in s["parts"] if p["path"].endswith("f0.parquet")]
+    assert len(big) >= 3  # the huge file feeds most shards
+    small = [p for s in shards for p in s["parts"] if not p["path"].endswith("f0.parquet")]
+    assert len(small) == 4 and all(p["row_groups"] == [0, 2] for p in small)
+    loads = sorted(s["bytes"] for s in shards)
+    biggest_group = max(s["bytes"] for s in split_source(str(tmp_path / "f0.parquet"), 12))
+    assert loads[-1] - loads[0] <= biggest_group
+
+
+def test_csv_and_ipc_files_are_whole_parts(tmp_path):
+    pacsv.write_csv(pa.table({"id": [0, 1, 2]}), tmp_path / "a.csv")
+    with paipc.new_file(tmp_path / "b.arrow", pa.schema([("id", pa.int64())])) as writer:
+        writer.write_table(pa.table({"id": [3, 4]}))
+    shards = split_source([str(tmp_path / "a.csv"), str(tmp_path / "b.arrow")], 5)
+    assert len(shards) == 2
+    parts = [p for s in shards for p in s["parts"]]
+    assert {p["format"] for p in parts} == {"csv", "ipc"}
+    assert all("row_groups" not in p for p in parts)
+    rows = sorted(i for s in shards for b in open_source(s).batches()
+                  for i in b.data.column("id").to_pylist())
+    assert rows == [0, 1, 2, 3, 4]
+
+
+def test_an_unknown_shard_version_is_refused(tmp_path):
+    write_parquet(tmp_path / "f0.parquet", 0, [5, 5])
+    shard = split_source(str(tmp_path / "f0.parquet"), 1)[0]
+    with pytest.raises(ConfigurationError, match=r"format version 2.*reads version 1"):
+        open_source({**shard, VERSION_KEY: 2})
+    with pytest.raises(ConfigurationError, match="must be a shard made by split_source"):
+        open_source({"parts": shard["parts"]})
+    broken = {**shard, "parts": [{**shard["parts"][0], "row_groups": [1]}]}
+    with pytest.raises(ConfigurationError, match="no valid row_groups"):
+        open_source(broken)
+    with pytest.raises(ConfigurationError, match="already a shard"):
+        split_source(shard, 2)
+
+
+@pytest.mark.parametrize("rewrite", [[5, 5, 5], [4, 6], [5, 5, 1]],
+                         ids=["more row groups", "same count, other rows", "appended"])
+def test_a_file_changed_since_the_split_is_refused(tmp_path, rewrite):
+    path = tmp_path / "f0.parquet"
+    write_parquet(path, 0, [5, 5])
+    shards = split_source(str(path), 2)
+    write_parquet(path, 0, rewrite)
+    with pytest.raises(ObjectChangedError, match=r"f0.parquet \(shard 1/2, part 0\) changed "
+                                                 r"since the source was split \(.* was .*, is"):
+        open_source(shards[1])
+
+
+def test_a_deleted_file_is_refused(tmp_path):
+    write_parquet(tmp_path / "f0.parquet", 0, [5])
+    shard = split_source(str(tmp_path / "f0.parquet"), 1)[0]
+    os.remove(tmp_path / "f0.parquet")
+    with pytest.raises(ObjectChangedError, match="is gone since the source was split"):
+        open_source(shard)
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ConfigurationError, match="at least 1"):
+        split_source(str(tmp_path), 0)
+    with pytest.raises(ConfigurationError, match="only files can be split"):
+        split_source(pa.table({"x": [1]}), 2)
+    with pytest.raises(ConfigurationError, match="no files match"):
+        split_source(str(tmp_path / "*.parquet"), 2)
