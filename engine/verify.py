@@ -118,7 +118,7 @@ class VerifyReport:
 def _kind(t: pa.DataType) -> str:
     """How a column is compared: int, float, decimal, bool, text, instant, date, clock,
     uuid or other (counted only)."""
-    if isinstance(t, pa.ExtensionType):
+    if isinstance(t, pa.BaseExtensionType):
         return "uuid" if t.extension_name == "arrow.uuid" else "other"
     if pa.types.is_integer(t):
         return "int"
@@ -352,6 +352,24 @@ class _Table:
                         f"GROUP BY {column}")
         return Counter({r[0]: int(r[1]) for r in got})
 
+    def by_key(self, key: str, values: Sequence[Any], compared: Sequence[str],
+               chunk: int = 100) -> dict[Any, list[dict[str, Any]]]:
+        """The table's rows whose ``key`` is one of ``values``, by key value (one query per
+        ``chunk`` values, not one per row)."""
+        out: dict[Any, list[dict[str, Any]]] = {}
+        select = ", ".join(_select(n, self.kinds[n]) for n in compared)
+        wanted = sorted({v for v in values if v is not None})
+        for start in range(0, len(wanted), chunk):
+            part = wanted[start:start + chunk]
+            got = self.rows(f"SELECT {select} FROM {self.table.quoted} "  # noqa: S608
+                            f"WHERE {quote_identifier(key)} IN ({', '.join('?' * len(part))})",
+                            part)
+            for r in got:
+                found = {n: _from_table(self.kinds[n], v) for n, v in zip(compared, r,
+                                                                         strict=True)}
+                out.setdefault(found[key], []).append(found)
+        return out
+
     def candidates(self, row: dict[str, Any], names: Sequence[str], compared: Sequence[str],
                    top: int) -> list[dict[str, Any]]:
         """Up to ``top`` table rows equal to ``row`` on ``names`` (integers and text)."""
@@ -459,9 +477,13 @@ def _compare(db: _Table, facts: SourceFacts, present: Sequence[str],
                 out.append(Difference(name, f"rows with value {value!r}", counts.get(value, 0),
                                       found.get(value, 0)))
     sample = sorted(facts.sample, key=lambda s: s[0])
+    compared = [n for n in names if facts.kinds[n] != "other"]
+    keyed = None
+    if len(keys) == 1 and keys[0] in compared and facts.kinds[keys[0]] in ("int", "text"):
+        keyed = db.by_key(keys[0], [row[keys[0]] for _, row in sample], compared)
     for _, row in sample:
         checks += 1
-        out.extend(_sample_differences(db, row, names, keys))
+        out.extend(_sample_differences(db, row, compared, keys, keyed))
     return VerifyReport(str(db.table), facts.rows, checks, len(sample), tuple(out), tuple(notes))
 
 
@@ -480,14 +502,15 @@ def _sum_difference(name: str, kind: str, facts: SourceFacts, raw: Any) -> list[
     return [] if ok else [Difference(name, "sum", expected, found)]
 
 
-def _sample_differences(db: _Table, row: dict[str, Any], names: Sequence[str],
-                        keys: Sequence[str]) -> list[Difference]:
-    compared = [n for n in names if db.kinds[n] != "other"]
+def _sample_differences(db: _Table, row: dict[str, Any], compared: Sequence[str],
+                        keys: Sequence[str],
+                        keyed: dict[Any, list[dict[str, Any]]] | None) -> list[Difference]:
     lookup = list(keys) or [n for n in compared if db.kinds[n] in ("int", "text")]
     if not lookup:
         return []
     label = _label(row, lookup[:3])
-    rows = db.candidates(row, lookup, compared, top=2)
+    rows = keyed.get(row[keys[0]], []) if keyed is not None else \
+        db.candidates(row, lookup, compared, top=2)
     if not keys and not any(_differing(row, r, compared) == [] for r in rows):
         # the row is not there whole: find the nearest by its first value, to say what differs
         rows = db.candidates(row, lookup[:1], compared, top=50) or rows

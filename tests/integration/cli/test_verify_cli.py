@@ -90,12 +90,14 @@ def test_a_deleted_and_two_changed_rows_are_reported_precisely(source, conn_args
     reader.execute(f"UPDATE {table} SET amount = 999.5 WHERE id = 42")
     reader.execute(f"UPDATE {table} SET status = 'lost' WHERE id = 99")
 
-    proc = verify(source, table, conn_args, sql_env, "--json")
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    report = last_json(proc.stdout)
-    assert report["status"] == "differs" and not report["ok"]
-    found = {(d["column"], d["what"]): (d["expected"], d["found"])
-             for d in report["differences"]}
+    def differences(*extra: str) -> dict:
+        proc = verify(source, table, conn_args, sql_env, "--json", *extra)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        report = last_json(proc.stdout)
+        assert report["status"] == "differs" and not report["ok"]
+        return {(d["column"], d["what"]): (d["expected"], d["found"])
+                for d in report["differences"]}
+
     columns = ("id", "amount", "price", "status", "paid", "note", "ordered_at", "day", "ref")
     ids = list(range(ROWS))
     expected = {
@@ -114,7 +116,9 @@ def test_a_deleted_and_two_changed_rows_are_reported_precisely(source, conn_args
         ("amount", "sample row (id=42)"): (10.5, 999.5),
         ("status", "sample row (id=99)"): ("new", "lost"),
     }
-    assert found == expected, proc.stdout
+    # sample rows looked up by all their integer and text values, or by a key (batched)
+    assert differences() == expected
+    assert differences("--key", "id") == expected
 
     text = verify(source, table, conn_args, sql_env)
     assert text.returncode == 1

@@ -1,4 +1,4 @@
-"""``scripts/demo.py`` end to end, small: the real emulator, the real CLI, a pyodbc read-back.
+"""``scripts/demo.py`` end to end, small: the real emulator, the real CLI (load, then verify).
 
 The demo runs as a subprocess exactly as ``make demo`` runs it, only with fewer rows,
 short tokens (so renewals can happen within a load of a few seconds) and a temporary
@@ -48,9 +48,13 @@ def test_demo_loads_and_verifies_then_reuses_its_cached_dataset(tmp_path):
     assert re.fullmatch(r"\d+", facts["token renewals"]), first.stdout
     # the default transport (auto) chose bulk copy on the emulator, and the demo says so
     assert facts["transport"] == "bulk-copy", first.stdout
-    assert f"OK   rows: {ROWS:,}" in first.stdout
+    # the table was checked by `azsql-bulk verify`, as another login than the loader's
+    assert re.search(r"^  OK   \d[\d,]* checks of the table against the Parquet "
+                     rf"\({ROWS:,} source rows, 500 sample rows\)$", first.stdout, re.M), \
+        first.stdout
     assert "FAIL" not in first.stdout
     assert "--auth managed-identity" in first.stdout  # the load went through the CLI
+    assert re.search(r"azsql-bulk verify .* --key order_id .* --auth sql ", first.stdout)
     assert "wrote orders-00.parquet" in first.stdout
     files = sorted(cache.glob(f"v*-{ROWS}/*.parquet"))  # v<generator version>-<rows>
     assert len(files) == 4
