@@ -8,7 +8,7 @@ EMULATOR := packages/azsql-emulator
 # Re-install the Python packages only when their declaration changed.
 PIP_STAMP := $(VENV)/.azsql-bulk-installed
 
-.PHONY: setup test unit integration lint doctor clean bench demo soak
+.PHONY: setup test unit integration lint doctor clean bench demo soak e2e-airflow
 
 setup:
 	@PYTHON=$(PYTHON) bash scripts/setup-system.sh
@@ -53,6 +53,20 @@ demo: setup
 # SOAK_ARGS passes options, e.g. make soak SOAK_ARGS="--runs 3 --transport bulk-copy".
 soak: setup
 	$(PY) scripts/soak.py $(SOAK_ARGS)
+
+# The example mapped DAG on a real distributed Airflow: PostgreSQL, Redis, the emulator, the
+# scheduler, dag-processor, API server and two Celery workers, all started and stopped by
+# scripts/e2e_airflow.py. The faults variant: make e2e-airflow E2E_ARGS="--faults --runs 5".
+E2E_STAMP := $(VENV)/.azsql-bulk-e2e-installed
+
+e2e-airflow: setup
+	@bash scripts/e2e_setup.sh
+	@$(MAKE) --no-print-directory $(E2E_STAMP)
+	$(PY) scripts/e2e_airflow.py $(E2E_ARGS)
+
+$(E2E_STAMP): pyproject.toml
+	$(PY) -m pip install --quiet -e '.[airflow-celery]'
+	@touch $@
 
 clean:
 	rm -rf build $(EMULATOR)/build .pytest_cache .mypy_cache .ruff_cache
