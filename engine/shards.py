@@ -133,7 +133,7 @@ def split_source(source: Any, shards: int, *, format: str | None = None,
 def _facts(path: str, fmt: str, remote: RemoteFiles) -> _File:
     if remote.owns(path):
         obj = remote.object(path)
-        size, etag = obj.size, obj.etag
+        size, etag = obj.size, obj.version
     else:
         size, etag = os.path.getsize(path), None
     if fmt != "parquet":
@@ -287,7 +287,7 @@ def _part(part: Any, n: int, shard: Mapping[str, Any], remote: RemoteFiles) -> F
     if is_remote(path):
         path = remote.expand(path, set(SUFFIXES))[0]
         obj = remote.object(path)
-        size, etag = obj.size, obj.etag
+        size, etag = obj.size, obj.version
     else:
         try:
             size, etag = os.path.getsize(path), None
