@@ -49,6 +49,7 @@ refused with :class:`~engine.errors.ObjectChangedError` instead of loading other
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -65,7 +66,8 @@ from engine.source_files import (
     parquet_metadata,
 )
 
-__all__ = ["SHARD_VERSION", "VERSION_KEY", "describe_shard", "shard_parts", "split_source"]
+__all__ = ["SHARD_VERSION", "VERSION_KEY", "describe_shard", "plan_shards", "read_shard_file",
+           "shard_parts", "split_source"]
 
 #: the key that marks a dict as a shard, and the format version this code writes and reads
 VERSION_KEY = "azsql_bulk_shard"
@@ -267,6 +269,26 @@ def shard_parts(shard: Mapping[str, Any], remote: RemoteFiles) -> list[FilePart]
         raise ConfigurationError(f"shard {_where(shard)} has no parts list; pass the shard "
                                  "split_source returned, unchanged")
     return [_part(p, n, shard, remote) for n, p in enumerate(parts)]
+
+
+def read_shard_file(path: str) -> dict[str, Any]:
+    """A shard saved as JSON (``azsql-bulk split --out DIR`` writes one file per shard).
+
+    :param path: the ``.json`` file.
+    :raises ConfigurationError: the file cannot be read, or holds no JSON object.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the shard file {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigurationError(f"{path} is not JSON ({exc}); a .json source must be a shard "
+                                 "written by `azsql-bulk split --out DIR`") from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path} holds a JSON {type(data).__name__}, not a shard; a "
+                                 ".json source must be one shard written by `azsql-bulk split`")
+    return data
 
 
 def _part(part: Any, n: int, shard: Mapping[str, Any], remote: RemoteFiles) -> FilePart:

@@ -35,7 +35,7 @@ import pyarrow.dataset as pads
 
 from engine.errors import ConfigurationError, SourceError
 from engine.remote import RemoteFiles, StorageOptions
-from engine.shards import shard_parts
+from engine.shards import read_shard_file, shard_parts
 from engine.source_files import (
     FilePart,
     Unit,
@@ -253,7 +253,8 @@ def open_source(source: Any, options: SourceOptions | None = None, *,
     :param source: pyarrow ``Table``, ``RecordBatchReader`` or ``dataset.Dataset``; polars
         ``DataFrame`` or ``LazyFrame`` (collected in streaming batches); a path,
         directory or glob of Parquet, CSV or Arrow IPC/Feather files (a list of them too);
-        or a shard (a dict from :func:`engine.shards.split_source`: exactly its rows).
+        or a shard (a dict from :func:`engine.shards.split_source`, or a ``.json`` file
+        holding one): exactly its rows.
     :param options: columns, renames, batch size, format (default :class:`SourceOptions`).
     :param storage: identity, account and endpoint for ``abfs[s]://`` and ``az://`` URIs
         (default: from the environment, see :class:`~engine.remote.StorageOptions`).
@@ -282,12 +283,15 @@ def _open(source: Any, options: SourceOptions, storage: StorageOptions | None) -
         return _open_files([FilePart(f, file_format(f, fmt)) for f in files], columns, rename,
                            csv_schema, rows_per_batch)
     remote = RemoteFiles(storage)  # abfs[s]:// and az:// objects, pinned to their ETags
-    if isinstance(source, Mapping):  # a shard from split_source: parts of files
-        return _open_files(shard_parts(source, remote), columns, rename, csv_schema,
-                           rows_per_batch, remote)
-    paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
-    return _open_files([FilePart(f, file_format(f, fmt)) for f in expand_paths(paths, remote)],
-                       columns, rename, csv_schema, rows_per_batch, remote)
+    if not isinstance(source, Mapping):  # else a shard from split_source: parts of files
+        paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+        if len(paths) != 1 or not os.fspath(paths[0]).lower().endswith(".json"):
+            return _open_files(
+                [FilePart(f, file_format(f, fmt)) for f in expand_paths(paths, remote)],
+                columns, rename, csv_schema, rows_per_batch, remote)
+        source = read_shard_file(os.fspath(paths[0]))  # a shard saved by `azsql-bulk split`
+    return _open_files(shard_parts(source, remote), columns, rename, csv_schema,
+                       rows_per_batch, remote)
 
 
 def _is_polars(obj: Any) -> bool:

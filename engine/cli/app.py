@@ -34,6 +34,7 @@ BUILTIN_COMMANDS: tuple[EntryPoint, ...] = (
     EntryPoint("journal", "engine.cli.journal:register", COMMAND_GROUP),
     EntryPoint("verify", "engine.cli.verify:register", COMMAND_GROUP),
     EntryPoint("bench", "engine.cli.bench:register", COMMAND_GROUP),
+    EntryPoint("split", "engine.cli.split:register", COMMAND_GROUP),
 )
 #: commands other distributions of this repository add -> (distribution, how to install it)
 KNOWN_PLUGINS: Mapping[str, tuple[str, str]] = {

@@ -195,3 +195,26 @@ def test_bad_arguments(tmp_path):
         split_source(pa.table({"x": [1]}), 2)
     with pytest.raises(ConfigurationError, match="no files match"):
         split_source(str(tmp_path / "*.parquet"), 2)
+
+
+def test_the_cli_writes_shard_files_that_open_as_sources(tmp_path, capsys):
+    from engine.cli.app import main
+
+    write_parquet(tmp_path / "f0.parquet", 0, [20] * 6)
+    out = tmp_path / "shards"
+    assert main(["split", str(tmp_path / "*.parquet"), "--shards", "3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(out / f"shard-00{i}.json") for i in range(3)]
+    ids = sorted(i for path in printed for b in open_source(path).batches()
+                 for i in b.data.column("id").to_pylist())
+    assert ids == list(range(120))
+    # without --out: one shard per line, the same as the files hold
+    assert main(["split", str(tmp_path / "f0.parquet"), "--shards", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line) for line in lines] == [json.loads(Path(p).read_text())
+                                                    for p in printed]
+    assert main(["split", str(tmp_path / "none-*.parquet"), "--shards", "2"]) == 2
+    assert "no files match" in capsys.readouterr().err
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ConfigurationError, match="holds a JSON list, not a shard"):
+        open_source(str(tmp_path / "list.json"))
