@@ -7,7 +7,8 @@ created when missing and dropped at the end when this run created it and it is e
 
 The journal rows the steps write (every load is journaled, see :mod:`engine.journal`) are
 forgotten through :class:`~engine.journal_admin.JournalAdmin` after each step unless
-``--keep``, so the journal holds no benchmark clutter.
+``--keep``, so the journal holds no benchmark clutter (the journal table itself, which a
+first benchmark on a database creates as a first load would, stays: loads share it).
 
 >>> ScratchSpace("azsql_bulk_bench", run="1a2b3c").table(2).quoted
 '[azsql_bulk_bench].[step_1a2b3c_02]'

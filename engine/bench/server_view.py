@@ -235,16 +235,27 @@ class ServerView:
         """The rows, or [] with ``view`` recorded in :attr:`unseen` when the server refused."""
         if self._conn is None or view in self.unseen:
             return []
-        try:
-            cursor = self._conn.cursor()
-            cursor.execute(sql)
-            rows = list(cursor.fetchall())
-            self._conn.commit()
-            return rows
-        except Exception as exc:  # the ODBC client's error, read as diagnostics
-            rollback_quietly(self._conn)
-            error = database_error(exc, phase="read", where=view)
-        number = error.native_error
+        error: AzsqlBulkError | None = None
+        for attempt in (1, 2):
+            try:
+                cursor = self._conn.cursor()
+                cursor.execute(sql)
+                rows = list(cursor.fetchall())
+                self._conn.commit()
+                return rows
+            except Exception as exc:  # the ODBC client's error, read as diagnostics
+                rollback_quietly(self._conn)
+                failed = database_error(exc, phase="read", where=view)
+            error = failed
+            if not failed.transient or attempt == 2:
+                break
+            try:  # a dropped link (failover, idle timeout): log in again, ask once more
+                close_quietly(self._conn)
+                self._conn = self.factory.connect()
+            except AzsqlBulkError as exc:
+                error = exc
+                break
+        number = getattr(error, "native_error", None)
         if number in NEEDS_STATE:
             why, fix = ("permission denied: reading it needs VIEW DATABASE STATE "
                         f"(server error {number})",

@@ -14,7 +14,8 @@ A step's figures:
 - ``rows_per_second`` and ``mb_per_second`` (Arrow bytes, as the load reports them) over
   the *loading window*, from the first committed batch to the last: the set-up (table
   DDL, the bulk-copy probe, logins) is the same for every step and would hide the rate
-  of short steps. A step with a single commit falls back to the whole load's rates;
+  of short steps. A step with fewer than two commits per worker after its first falls
+  back to the whole load's rates (set-up included);
 - ``cpu_seconds``: this process's user + system CPU (``getrusage``, all threads) over the
   whole step, and ``cpu_us_per_row``;
 - ``retries`` and ``reconnects`` (:class:`~engine.results.TransferResult`), the transport
@@ -119,17 +120,17 @@ def _cpu() -> float:
 
 
 class _Window:
-    """The first and the last commit of a step (client wall clock, rows, bytes)."""
+    """The first and the last commit of a step (client wall clock, rows, bytes, batches)."""
 
     def __init__(self, display: Display, clock: Callable[[], float]) -> None:
         self.display, self.clock = display, clock
         self.lock = threading.Lock()
-        self.first: tuple[float, int, int] | None = None
-        self.last: tuple[float, int, int] | None = None
+        self.first: tuple[float, int, int, int] | None = None
+        self.last: tuple[float, int, int, int] | None = None
 
     def progress(self, snapshot: Progress) -> None:
         if snapshot.batches:
-            now = (self.clock(), snapshot.rows, snapshot.bytes)
+            now = (self.clock(), snapshot.rows, snapshot.bytes, snapshot.batches)
             with self.lock:
                 if self.first is None:
                     self.first = now
@@ -137,11 +138,14 @@ class _Window:
                     self.last = now
         self.display.update(snapshot)
 
-    def rates(self) -> tuple[float, float] | None:
-        """(rows/s, MB/s) between the first and the last commit, when they differ."""
+    def rates(self, workers: int) -> tuple[float, float] | None:
+        """(rows/s, MB/s) between the first and the last commit, when at least two commits
+        per worker followed the first (the first commits of parallel workers come nearly
+        at once, so fewer would measure the gap between them, not the rate)."""
         with self.lock:
             first, last = self.first, self.last
-        if first is None or last is None or last[0] <= first[0] or last[1] <= first[1]:
+        if first is None or last is None or last[0] <= first[0] \
+                or last[3] - first[3] < 2 * workers:
             return None
         span = last[0] - first[0]
         return (last[1] - first[1]) / span, (last[2] - first[2]) / 1e6 / span
@@ -251,7 +255,7 @@ class Sweep:
         result.cpu_seconds = _cpu() - cpu
         if result.rows:
             result.cpu_us_per_row = result.cpu_seconds / result.rows * 1e6
-        rates = window.rates()
+        rates = window.rates(plan.workers)
         if rates is not None:
             result.rows_per_second, result.mb_per_second = rates
         if result.status != "ok" and window.last is not None:

@@ -26,10 +26,14 @@ measured is printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
+import os
 import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +59,7 @@ from engine.cli.arguments import (
 from engine.cli.connection_args import CONNECTION_OPTIONS, connection_options
 from engine.cli.console import configure_logging, emit_json, say
 from engine.cli.doctor import _ROLE_FOR, _denied, _permissions
+from engine.cli.load_args import OUTPUT_OPTIONS
 from engine.connection import ConnectionFactory, close_quietly
 from engine.errors import AzsqlBulkError, ConfigurationError, DatabaseError
 from engine.options import TRANSPORTS
@@ -117,14 +122,8 @@ BENCH_OPTIONS: tuple[Opt, ...] = (
     Opt("--no-chart", "write no chart", action="flag"),
     Opt("--html", "also write a self-contained HTML report (chart, table, recommendation)",
         metavar="PATH"),
-    Opt("--json", "print the result as one JSON object, the last line on stdout",
-        action="flag"),
-    Opt("--progress", "live display (auto: a live view on a terminal, else log lines on "
-        "stderr)", choices=("auto", "rich", "log", "off"), default="auto", dest="display"),
-    Opt("--progress-interval", "seconds between progress log lines",
-        type=non_negative_float, default=5.0, metavar="S"),
-    Opt("--log-level", "engine log level", choices=("debug", "info", "warning", "error"),
-        default="warning"),
+    # --json, --progress, --progress-interval, --log-level: as load's
+    *(opt for opt in OUTPUT_OPTIONS if opt.flag != "--dry-run"),
 )
 
 
@@ -167,6 +166,9 @@ def run(args: argparse.Namespace) -> int:
         return _fail(wants_json, EXIT_USAGE, "permission_denied", str(exc))
     except AzsqlBulkError as exc:
         return _fail(wants_json, EXIT_FAILED, "failed", str(exc))
+    except KeyboardInterrupt:  # Ctrl-C while the data was prepared: nothing was written
+        return _fail(wants_json, EXIT_INTERRUPTED, "stopped",
+                     "stopped before anything was loaded")
 
 
 def _fail(wants_json: bool, code: int, status: str, message: str) -> int:
@@ -246,65 +248,76 @@ def _bench(args: argparse.Namespace, connection: Any, data: pa.RecordBatch) -> i
     factory = ConnectionFactory(dataclasses.replace(connection, bulk_copy=True))
     notes: list[str] = []
     view: ServerView | None = None
-    sweep: Sweep | None = None
     steps: list[StepResult] = []
-    try:
-        user = _check_permissions(factory, scratch)
-        opened = open_view(factory, user)
-        if isinstance(opened, Unseen):
-            notes.append(opened.text())
-        else:
-            view = opened
-            notes.extend(u.text() for u in view.unseen.values())
-        for note in notes:
-            say(f"azsql-bulk bench: note: {note}; carrying on with the client's figures")
-        length = (f"{args.rows:,} rows" if args.rows else f"{args.duration:g} s")
-        say(f"azsql-bulk bench: {len(plans)} step(s) of {length} each into scratch tables "
-            f"[{scratch.schema}].[step_{scratch.run}_NN], {data.num_rows:,} rows of "
-            f"{'your files' if args.source else args.dataset} dealt in batches"
-            + (f"; log-rate cap {view.log_rate_cap / 2**20:,.1f} MiB/s ({view.slo_name})"
-               if view and view.log_rate_cap else ""))
+    cancel = threading.Event()
+    with _signals(cancel, scratch):
+        try:
+            user = _check_permissions(factory, scratch)
+            opened = open_view(factory, user)
+            if isinstance(opened, Unseen):
+                notes.append(opened.text())
+            else:
+                view = opened
+                notes.extend(u.text() for u in view.unseen.values())
+            for note in notes:
+                say(f"azsql-bulk bench: note: {note}; carrying on with the client's figures")
+            length = f"{args.rows:,} rows" if args.rows else f"{args.duration:g} s"
+            say(f"azsql-bulk bench: {len(plans)} step(s) of {length} each into scratch tables "
+                f"[{scratch.schema}].[step_{scratch.run}_NN], {data.num_rows:,} rows of "
+                f"{'your files' if args.source else args.dataset} dealt in batches"
+                + (f"; log-rate cap {view.log_rate_cap / 2**20:,.1f} MiB/s ({view.slo_name})"
+                   if view and view.log_rate_cap else ""))
 
-        def display(number: int, plan: StepPlan, table: str) -> ProgressDisplay:
-            say(f"azsql-bulk bench: step {number}/{len(plans)}: "
-                f"{pick_words(plan.workers, plan.rows_per_batch, plan.transport)} into {table}")
-            return ProgressDisplay(table=table, workers=plan.workers,
-                                   rows_per_batch=plan.rows_per_batch, mode=args.display,
-                                   interval=args.progress_interval,
-                                   out=sys.stderr if args.json else None)
+            def display(number: int, plan: StepPlan, table: str) -> ProgressDisplay:
+                say(f"azsql-bulk bench: step {number}/{len(plans)}: "
+                    f"{pick_words(plan.workers, plan.rows_per_batch, plan.transport)} "
+                    f"into {table}")
+                return ProgressDisplay(table=table, workers=plan.workers,
+                                       rows_per_batch=plan.rows_per_batch, mode=args.display,
+                                       interval=args.progress_interval,
+                                       out=sys.stderr if args.json else None)
 
-        def finished(step: StepResult) -> None:
-            say(f"azsql-bulk bench: step {step.number} {step.status}: {step.rows:,} rows, "
-                f"{step.rows_per_second:,.0f} rows/s, {step.mb_per_second:,.2f} MB/s"
-                + (f", log write {step.server.log_write_percent:.0f}% of the cap"
-                   if step.server.log_write_percent is not None else "")
-                + (f" ({step.error})" if step.error and step.status == "failed" else ""))
-
-        sweep = Sweep(connection, data, scratch, rows=args.rows, duration=args.duration,
-                      keep=args.keep, view=view, display=display, factory=factory,
-                      on_step=finished)
-        steps = _run_with_signals(sweep, plans)
-    finally:
-        if view is not None:
-            view.close()
-        if not args.keep:
-            notes.extend(scratch.clean_up(factory))
-        factory.close()
-    cancelled = sweep is not None and sweep.cancel.is_set()
-    return _report(args, connection, view, steps, notes, scratch, cancelled)
+            sweep = Sweep(connection, data, scratch, rows=args.rows, duration=args.duration,
+                          keep=args.keep, view=view, display=display, factory=factory,
+                          on_step=_finished, cancel=cancel)
+            steps = sweep.run(plans)
+        finally:
+            if view is not None:
+                view.close()
+            if not args.keep:
+                notes.extend(scratch.clean_up(factory))
+            factory.close()
+    return _report(args, connection, view, steps, notes, scratch, cancel.is_set())
 
 
-def _run_with_signals(sweep: Sweep, plans: list[StepPlan]) -> list[StepResult]:
-    """Run the sweep; SIGINT/SIGTERM stop the running step at a batch boundary."""
+def _finished(step: StepResult) -> None:
+    say(f"azsql-bulk bench: step {step.number} {step.status}: {step.rows:,} rows, "
+        f"{step.rows_per_second:,.0f} rows/s, {step.mb_per_second:,.2f} MB/s"
+        + (f", log write {step.server.log_write_percent:.0f}% of the cap"
+           if step.server.log_write_percent is not None else "")
+        + (f" ({step.error})" if step.error and step.status == "failed" else ""))
+
+
+@contextlib.contextmanager
+def _signals(cancel: threading.Event, scratch: ScratchSpace) -> Iterator[None]:
+    """SIGINT/SIGTERM stop the running step at a batch boundary (then the scratch tables
+    are dropped); a second one exits at once, naming the scratch tables left behind."""
     def on_signal(signum: int, frame: Any) -> None:
-        if not sweep.cancel.is_set():
-            say(f"azsql-bulk bench: {signal.Signals(signum).name}: stopping the step at the "
-                "next batch boundary, then dropping the scratch tables")
-        sweep.cancel.set()
+        name = signal.Signals(signum).name
+        if not cancel.is_set():
+            cancel.set()
+            say(f"azsql-bulk bench: {name}: stopping the step at the next batch boundary, "
+                "then dropping the scratch tables (again to exit at once)")
+            return
+        left = ", ".join(str(t) for t in scratch.tables) or "none"
+        say(f"azsql-bulk bench: {name} again: exiting now; scratch tables left: {left} "
+            f"(drop them, and forget the journal's bench-{scratch.run}-* loads with "
+            "azsql-bulk journal forget)")
+        os._exit(EXIT_INTERRUPTED)
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return sweep.run(plans)
+        yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
