@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,14 +52,29 @@ def source_datasets(source: object) -> list[tuple[str, str]]:
     A file is itself; a directory is the dataset of its files; a glob is named by the
     directory its pattern starts in. In-memory sources (Arrow tables, readers) have none.
 
-    :param source: a path, glob or URI, or a list of them.
+    A shard (a dict from ``split_source``) is the files its parts read: a range of a
+    file's row groups is that file's dataset.
+
+    :param source: a path, glob or URI, a shard, or a list of them.
 
     >>> source_datasets(["/data/a.parquet", "/data/orders/*/part-*.parquet"])
     [('file', '/data/a.parquet'), ('file', '/data/orders')]
+    >>> source_datasets({"azsql_bulk_shard": 1, "parts": [
+    ...     {"path": "/data/big.parquet", "row_groups": [0, 4]},
+    ...     {"path": "abfss://raw@acct.dfs.core.windows.net/o/a.csv"}]})
+    [('file', '/data/big.parquet'), ('abfss://raw@acct.dfs.core.windows.net', '/o/a.csv')]
     """
-    paths = [source] if isinstance(source, str | os.PathLike) else source
-    if not isinstance(paths, Sequence) or not all(isinstance(p, str | os.PathLike)
-                                                  for p in paths):
+    items = [source] if isinstance(source, str | os.PathLike | Mapping) else source
+    if not isinstance(items, Sequence):
+        return []
+    paths: list[Any] = []
+    for item in items:
+        if isinstance(item, Mapping):  # a shard: the files of its parts
+            paths.extend(part.get("path") for part in item.get("parts") or ()
+                         if isinstance(part, Mapping))
+        else:
+            paths.append(item)
+    if not all(isinstance(p, str | os.PathLike) for p in paths):
         return []
     out: list[tuple[str, str]] = []
     for path in map(os.fspath, paths):

@@ -37,6 +37,7 @@ from engine.option_spec import declared, options_from
 from engine.options import Target, TransferOptions
 from engine.progress_display import ProgressDisplay
 from engine.results import TransferResult
+from engine.shards import VERSION_KEY, describe_shard
 from engine.sources import SourceOptions
 from engine.transfer import transfer
 
@@ -120,8 +121,9 @@ class AzureSqlBulkLoadOperator(BaseOperator):
     All arguments are keyword-only.
 
     :param source: a path, glob or directory of Parquet, CSV or Arrow IPC files, or a list
-        of them (templated: an XCom reference works, e.g. a shard from
-        :func:`airflow_integration.shards.split_source`).
+        of them, or a shard (a dict from :func:`airflow_integration.shards.split_source`,
+        e.g. through ``.expand(source=...)``; it is passed on as it is, never rendered);
+        templated: an XCom reference works.
     :param table: ``schema.table`` (templated).
     :param conn_id: the ``azure_sql_bulk`` connection.
     :param progress_interval: seconds between progress lines in the task log (rows,
@@ -191,6 +193,15 @@ class AzureSqlBulkLoadOperator(BaseOperator):
         """
         options: SourceOptions = options_from(SourceOptions, self._given(), "airflow")
         return options
+
+    def render_template(self, content: Any, context: Any, jinja_env: Any = None,
+                        seen_oids: set[int] | None = None) -> Any:
+        """Render templates as Airflow does, except inside a shard: a shard is data (paths,
+        ranges, ETags), and Jinja, with ``render_template_as_native_obj`` above all,
+        would turn some of its strings into other values."""
+        if isinstance(content, Mapping) and VERSION_KEY in content:
+            return content
+        return super().render_template(content, context, jinja_env, seen_oids)
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the load; the returned dict (:func:`xcom_result`) goes to XCom."""
@@ -314,6 +325,8 @@ class _TaskLogLines(io.StringIO):
 def _describe(source: Any) -> str:
     if isinstance(source, str):
         return source
+    if isinstance(source, Mapping) and VERSION_KEY in source:
+        return describe_shard(source)
     if isinstance(source, Sequence) and all(isinstance(s, str) for s in source):
         return f"{len(source)} path(s)"
     return f"a {type(source).__name__}"

@@ -119,7 +119,7 @@ def test_a_retry_resumes_the_failed_try_and_the_table_is_exact(airflow_run, read
 
 
 def test_a_load_mapped_over_4_shards_is_exact(airflow_run, reader):
-    results, prefix, _ = airflow_run
+    results, prefix, logs = airflow_run
     run = results["dags"]["azsql_load_mapped"]
     assert run["state"] == "success"
     loads = sorted((t for t in run["tasks"] if t["task_id"] == "load"),
@@ -130,6 +130,12 @@ def test_a_load_mapped_over_4_shards_is_exact(airflow_run, reader):
     assert len({v["load_id"] for v in values}) == 4  # map_index is part of the load id
     assert sum(v["rows"] for v in values) == TOTAL_ROWS
     assert sorted(v["rows"] for v in values) == [FILES // 4 * ROWS_PER_FILE] * 4
+    # the shards went through XCom and mapping as JSON dicts, and each task says which
+    (split,) = [x["value"] for x in run["xcom"] if x["task_id"] == "shards"]
+    assert [s["azsql_bulk_shard"] for s in split] == [1] * 4
+    assert [s["index"] for s in split] == [0, 1, 2, 3]
+    for index in range(4):
+        assert f"loading shard {index} of 4 (" in logs
     check_exact(reader, f"dbo.{prefix}_mapped", TOTAL_ROWS)
 
 

@@ -188,3 +188,59 @@ def test_xcom_rows_count_the_whole_load_and_the_try_apart():
     assert (out["rows_this_try"], out["batches_this_try"],
             out["rows_rejected_this_try"]) == (70, 7, 1)
     assert out["batches_skipped"] == 13 and out["rows_per_second"] == 35.0  # this try's rate
+
+
+def _shard(tmp_path) -> dict:
+    """A real shard of a 4-row-group file, through a JSON round trip (as XCom carries it),
+    with an ETag-like string Jinja's native rendering would turn into a number."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from engine.shards import split_source
+
+    path = tmp_path / "big {{ ds }}.parquet"  # braces in a file name: never a template
+    pq.write_table(pa.table({"id": range(400)}), path, row_group_size=100)
+    shard = json.loads(json.dumps(split_source(str(path), 2)[1]))
+    shard["parts"][0]["etag"] = "0x8DD1234"
+    return shard
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_a_shard_source_renders_unchanged(tmp_path, native):
+    import copy
+
+    shard = _shard(tmp_path)
+    with sdk.DAG("shards", schedule=None, start_date=START,
+                 render_template_as_native_obj=native):
+        op = AzureSqlBulkLoadOperator(task_id="load", source=shard, table="dbo.t_{{ ds }}")
+        listed = AzureSqlBulkLoadOperator(task_id="listed", source=[shard, shard],
+                                          table="dbo.t")
+    before = copy.deepcopy(shard)
+    op.render_template_fields({"ds": "2024-01-02"})  # type: ignore[arg-type]
+    listed.render_template_fields({"ds": "2024-01-02"})  # type: ignore[arg-type]
+    assert op.source == before and op.table == "dbo.t_2024-01-02"
+    assert listed.source == [before, before]
+
+
+def test_partial_expand_maps_over_shards_and_lineage_names_their_files(tmp_path):
+    shard = _shard(tmp_path)
+    with sdk.DAG("mapped_shards", schedule=None, start_date=START):
+        mapped = AzureSqlBulkLoadOperator.partial(task_id="load", table="dbo.t").expand(
+            source=[shard, shard])
+    assert mapped.expand_input.value == {"source": [shard, shard]}
+    from airflow_integration.lineage import source_datasets
+
+    path = shard["parts"][0]["path"]
+    assert source_datasets(shard) == [("file", path)]
+    assert source_datasets([shard, "/data/x.parquet"]) == [("file", path),
+                                                           ("file", "/data/x.parquet")]
+
+
+def test_a_shard_is_described_in_the_log_line():
+    from airflow_integration.operators import _describe
+
+    shard = {"azsql_bulk_shard": 1, "index": 1, "shards": 2, "bytes": 10, "parts": [
+        {"path": "/d/big.parquet", "format": "parquet", "row_groups": [2, 4], "rows": 200}]}
+    assert _describe(shard) == "shard 1 of 2 (10 bytes): /d/big.parquet row groups 2-3 (200 rows)"

@@ -34,7 +34,7 @@ with DAG("azsql_load_retry", schedule=None, start_date=START, catchup=False):
 
 with DAG("azsql_load_mapped", schedule=None, start_date=START, catchup=False):
     @task
-    def shards() -> list[list[str]]:
+    def shards() -> list[dict]:  # JSON shards (engine.shards), passed through XCom intact
         return split_source(DATA + "/*.parquet", 4)
 
     AzureSqlBulkLoadOperator.partial(
