@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from azsql_emulator.control import ControlServer
-from azsql_emulator.identity.service import IdentityService
+from azsql_emulator.identity.service import ENV_IDENTITIES, IdentityService
 from azsql_emulator.resource_stats import ResourceStats
 from azsql_emulator.server import TdsServer
 from azsql_emulator.sql.engine import SqlEngine
@@ -33,6 +33,9 @@ class Emulator:
     :param principals_file: JSON file mapping identities to users and roles.
     :param sink: ``duckdb`` (store rows) or ``discard`` (parse and count parameter-array
         rows, store nothing: for benchmarks at a scale DuckDB would make the bottleneck).
+    :param env_identity: whose variables :meth:`info` hands out as ``env``: one of
+        ``ENV_IDENTITIES`` (only that identity's, see ``IdentityService.env_for``), or
+        ``all`` (every identity at once plus ``SSL_CERT_FILE``: the old set, for tests).
 
     >>> with Emulator() as emu:  # doctest: +SKIP
     ...     print(emu.tds_port, emu.env["IDENTITY_ENDPOINT"])
@@ -42,7 +45,11 @@ class Emulator:
                  state_dir: str | Path | None = None, database: str = "appdb",
                  tls: str = "default", token_lifetime: int = 3600,
                  expire_sessions: bool = False, principals_file: str | Path | None = None,
-                 sink: str = "duckdb") -> None:
+                 sink: str = "duckdb", env_identity: str = "managed-identity") -> None:
+        if env_identity != "all" and env_identity not in ENV_IDENTITIES:
+            raise ValueError(f"env identity must be 'all' or one of {', '.join(ENV_IDENTITIES)}, "
+                             f"not {env_identity!r}")
+        self.env_identity = env_identity
         self._tmp: str | None = None
         if state_dir is None:
             self._tmp = tempfile.mkdtemp(prefix="azsql-emulator-")
@@ -96,7 +103,15 @@ class Emulator:
 
     @property
     def env(self) -> dict[str, str]:
+        """Every identity's variables at once, for tests; clients want :meth:`env_for`."""
         return dict(self.identity.env)
+
+    def env_for(self, identity: str = "managed-identity") -> dict[str, str]:
+        """One identity's variables and the scoped CA trust (``IdentityService.env_for``).
+
+        :param identity: managed-identity, service-principal, certificate or workload-identity.
+        """
+        return self.identity.env_for(identity)
 
     def info(self) -> dict[str, Any]:
         """The facts a client needs, as printed on the first stdout line of ``emulator start``."""
@@ -105,7 +120,7 @@ class Emulator:
             "ca_cert": self.ca_cert, "server_cert": self.server_cert,
             "control_url": self.control_url, "tenant_id": self.tenant_id,
             "database": self.database, "authority_host": self.identity.authority_host,
-            "env": self.env,
+            "env": self.env if self.env_identity == "all" else self.env_for(self.env_identity),
         }
 
     def metrics(self) -> dict[str, Any]:

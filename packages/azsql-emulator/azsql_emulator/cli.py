@@ -39,6 +39,13 @@ def register(subparsers: Any) -> None:
     start.add_argument("--sink", choices=("duckdb", "discard"), default="duckdb",
                        help="discard: parse and count parameter-array rows, store nothing "
                             "(benchmarks)")
+    start.add_argument("--env-identity", default="managed-identity",
+                       choices=("managed-identity", "service-principal", "certificate",
+                                "workload-identity", "all"),
+                       help="whose variables the facts line's env holds: one identity's (the "
+                            "managed identity's has no secret) with the emulator's CA scoped to "
+                            "requests and azsql-bulk's driver; all: every identity and "
+                            "SSL_CERT_FILE at once (tests only)")
     start.add_argument("--log-level", default="WARNING", help="Python logging level")
     start.set_defaults(handler=start_command)
 
@@ -81,7 +88,7 @@ def start_command(args: argparse.Namespace) -> int:
         emu = Emulator(host=args.host, port=args.port, state_dir=args.state_dir,
                        database=args.database, tls=args.tls, token_lifetime=args.token_lifetime,
                        expire_sessions=args.expire_sessions, principals_file=args.principals,
-                       sink=args.sink)
+                       sink=args.sink, env_identity=args.env_identity)
     except (OSError, ValueError) as exc:
         print(f"emulator: cannot start: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -24,7 +24,9 @@ class EmulatorProcess:
     """``python -m azsql_emulator start`` as a context manager, with the facts it printed.
 
     :param state_dir: state directory (default: a temporary one, removed on close).
-    :param args: further ``emulator start`` options, e.g. ``["--tls", "off"]``.
+    :param args: further ``emulator start`` options, e.g. ``["--tls", "off"]``. Without
+        ``--env-identity``, ``--env-identity all`` is added: ``env`` then holds every test
+        identity's variables, as test suites expect.
     :param startup_timeout: seconds to wait for the JSON line.
 
     >>> with EmulatorProcess() as emu:  # doctest: +SKIP
@@ -36,6 +38,8 @@ class EmulatorProcess:
         self._tmp = None if state_dir else tempfile.TemporaryDirectory(prefix="azsql-emu-")
         self.state_dir = Path(state_dir or self._tmp.name)  # type: ignore[union-attr]
         self._args = list(args or [])
+        if not any(a.startswith("--env-identity") for a in self._args):
+            self._args += ["--env-identity", "all"]
         self._timeout = startup_timeout
         self._proc: subprocess.Popen[str] | None = None
         self.info: dict[str, Any] = {}

@@ -83,8 +83,9 @@ def test_start_prints_facts_and_stops_on_sigterm(driver_path):
         assert isinstance(info["tds_port"], int) and info["tds_port"] > 0
         assert Path(info["ca_cert"]).read_text().startswith("-----BEGIN CERTIFICATE-----")
         assert Path(info["server_cert"]).read_text().startswith("-----BEGIN CERTIFICATE-----")
-        assert {"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "AZURE_TENANT_ID", "AZURE_CLIENT_ID",
-                "AZURE_CLIENT_SECRET"} <= set(info["env"])
+        # by default only the managed identity's variables: no secret, no SSL_CERT_FILE
+        assert {"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "REQUESTS_CA_BUNDLE"} <= set(info["env"])
+        assert not {"AZURE_CLIENT_SECRET", "AZURE_CLIENT_ID", "SSL_CERT_FILE"} & set(info["env"])
         with connect(info, driver_path) as conn:
             assert conn.cursor().execute("SELECT DB_NAME()").fetchone()[0] == "clidb"
     finally:
@@ -155,5 +156,49 @@ def test_control_api_over_http(driver_path):
         assert spid in {s["spid"] for s in sessions}
         mine = next(s for s in sessions if s["spid"] == spid)
         assert mine["database"] == info["database"] and mine["encryption"] == "strict"
+    finally:
+        assert stop(proc) == 0
+
+
+# Variables that would give the azsql-bulk child an identity or a CA the test did not choose.
+_IDENTITY_VARS = ("AZURE_", "AZSQL_BULK_", "IDENTITY_", "MSI_", "REQUESTS_CA_BUNDLE",
+                  "SSL_CERT_FILE", "CURL_CA_BUNDLE")
+_EXPECTED_APP = {"managed-identity": "managed_identity", "service-principal": "service_principal",
+                 "certificate": "certificate_app", "workload-identity": "workload_app"}
+
+
+@pytest.mark.parametrize("kind", list(_EXPECTED_APP))
+def test_env_of_each_identity_logs_in_without_ssl_cert_file(tmp_path, kind):
+    """A real login by ``azsql-bulk doctor`` from nothing but ``--env-identity KIND``'s env:
+    the token through azure-identity (trusting the emulator via REQUESTS_CA_BUNDLE only) and
+    the driver (trusting the server certificate via AZSQL_BULK_SERVER_CERTIFICATE)."""
+    from azsql_emulator.identity.clients import load_or_create_default_credentials
+
+    state = tmp_path / "state"
+    proc, info = start(["--state-dir", str(state), "--env-identity", kind])
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_IDENTITY_VARS)}
+        env.update(info["env"], AZSQL_BULK_SERVER=f"{info['tds_host']},{info['tds_port']}",
+                   AZSQL_BULK_DATABASE=info["database"])
+        doctor = subprocess.run([str(CONSOLE_SCRIPT), "doctor"], env=env, capture_output=True,
+                                text=True, timeout=300, check=False)
+    finally:
+        assert stop(proc) == 0
+    app = getattr(load_or_create_default_credentials(state), _EXPECTED_APP[kind])
+    login = next((x for x in doctor.stdout.splitlines() if x[5:].startswith("login")), "")
+    assert login.startswith("OK") and f"database user {app.display_name}" in login, \
+        doctor.stdout + doctor.stderr
+    assert "SSL_CERT_FILE" not in info["env"]
+    assert ("AZURE_CLIENT_SECRET" in info["env"]) == (kind == "service-principal")
+    for secret in (app.client_secret, info["env"].get("IDENTITY_HEADER")):
+        if secret:
+            assert secret not in doctor.stdout + doctor.stderr
+
+
+def test_env_identity_all_keeps_every_test_identity():
+    proc, info = start(["--env-identity", "all", "--tls", "off"])
+    try:
+        assert {"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET",
+                "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"} <= set(info["env"])
     finally:
         assert stop(proc) == 0

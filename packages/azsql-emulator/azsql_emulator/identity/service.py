@@ -50,6 +50,10 @@ from azsql_emulator.identity.jwt_tokens import (
 from azsql_emulator.identity.metrics import IdentityMetrics
 from azsql_emulator.identity.principals import Principal, PrincipalDirectory
 
+# the identity kinds env_for() offers, as azsql-bulk's --auth spells them ("certificate" is
+# a service principal signing in with its certificate)
+ENV_IDENTITIES = ("managed-identity", "service-principal", "certificate", "workload-identity")
+
 __all__ = ["IdentityService"]
 
 _LOG = logging.getLogger(__name__)
@@ -208,9 +212,71 @@ class IdentityService:
         """The JSON Web Key Set clients verify tokens with."""
         return {"keys": [self._signing_key.public_jwk()]}
 
+    def env_for(self, identity: str = "managed-identity") -> dict[str, str]:
+        """The variables one client needs to sign in as ``identity`` and trust the emulator.
+
+        Only that identity's variables (managed identity: no secret at all), and trust
+        scoped to what needs it: ``REQUESTS_CA_BUNDLE`` (requests, hence azure-identity and
+        MSAL) names :attr:`ca_bundle_path`, the system's CAs plus the emulator's, so other
+        HTTPS calls of the process still verify; the ODBC driver trusts exactly the
+        emulator's server certificate through azsql-bulk's own ``AZSQL_BULK_ENCRYPT=strict``
+        / ``AZSQL_BULK_SERVER_CERTIFICATE``. ``SSL_CERT_FILE`` (every OpenSSL client of the
+        process) is never set.
+
+        :param identity: one of :data:`ENV_IDENTITIES`.
+        :raises ValueError: an unknown identity kind.
+        """
+        if identity not in ENV_IDENTITIES:
+            raise ValueError(f"unknown identity kind {identity!r}; one of "
+                             f"{', '.join(ENV_IDENTITIES)}")
+        creds = self.credentials
+        env = {"REQUESTS_CA_BUNDLE": str(self.ca_bundle()), "AZSQL_BULK_AUTH": identity,
+               "AZSQL_BULK_ENCRYPT": "strict",
+               "AZSQL_BULK_SERVER_CERTIFICATE": str(self.server_cert_path),
+               "AZSQL_BULK_HOST_NAME_IN_CERTIFICATE": "localhost"}
+        if identity == "managed-identity":
+            return {"IDENTITY_ENDPOINT": f"{self.authority_host}/msi/token",
+                    "IDENTITY_HEADER": self._identity_header, **env}
+        # azure-identity reads AZURE_AUTHORITY_HOST; azsql-bulk its own AZSQL_BULK_AUTHORITY_HOST
+        env.update(AZURE_TENANT_ID=self.tenant_id, AZURE_AUTHORITY_HOST=self.authority_host,
+                   AZSQL_BULK_AUTHORITY_HOST=self.authority_host)
+        if identity == "service-principal":
+            app = creds.service_principal
+            env.update(AZURE_CLIENT_ID=app.client_id, AZURE_CLIENT_SECRET=app.client_secret or "")
+        elif identity == "certificate":
+            app = creds.certificate_app
+            env.update(AZURE_CLIENT_ID=app.client_id, AZSQL_BULK_AUTH="service-principal",
+                       AZURE_CLIENT_CERTIFICATE_PATH=str(app.certificate_path),
+                       AZSQL_BULK_CERTIFICATE=str(app.certificate_path))
+        else:
+            app = creds.workload_app
+            env.update(AZURE_CLIENT_ID=app.client_id, AZURE_FEDERATED_TOKEN_FILE=str(
+                self.issue_federated_assertion(client_id=app.client_id)))
+        return env
+
+    def ca_bundle(self) -> Path:
+        """Write (once) and return :attr:`ca_bundle_path`: the system's CA certificates
+        (certifi's when installed, else OpenSSL's default file) and the emulator's CA."""
+        if not self.ca_bundle_path.exists():
+            try:
+                import certifi
+
+                system = Path(certifi.where())
+            except ImportError:
+                system = Path(ssl.get_default_verify_paths().cafile or "/nonexistent")
+            parts = [system.read_text(encoding="ascii")] if system.is_file() else []
+            parts.append(self.ca_cert_path.read_text(encoding="ascii"))
+            self.ca_bundle_path.write_text("\n".join(p.rstrip("\n") for p in parts) + "\n",
+                                           encoding="ascii")
+        return self.ca_bundle_path
+
+    @property
+    def ca_bundle_path(self) -> Path:
+        return self.ca_cert_path.with_name("ca-bundle.pem")
+
     @property
     def env(self) -> dict[str, str]:
-        """Environment variables that point azure-identity at this emulator.
+        """Every identity's variables at once, for tests (prefer :meth:`env_for`).
 
         ``IDENTITY_ENDPOINT``/``IDENTITY_HEADER`` select App Service managed identity;
         ``AZURE_TENANT_ID``/``AZURE_CLIENT_ID``/``AZURE_CLIENT_SECRET``/``AZURE_AUTHORITY_HOST``

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import time
 
 import jwt
@@ -144,6 +145,42 @@ def test_env_names_the_emulator(idp):
     assert env["AZURE_TENANT_ID"] == idp.tenant_id
     assert idp.authority_host.startswith("https://127.0.0.1:")
     assert idp.server_cert_path.name == "server.pem" and idp.server_key_path.exists()
+
+
+@pytest.mark.parametrize(("kind", "app"), [
+    ("managed-identity", "managed_identity"), ("service-principal", "service_principal"),
+    ("certificate", "certificate_app"), ("workload-identity", "workload_app")])
+def test_env_for_one_identity_holds_only_its_own_variables(idp, kind, app):
+    env = idp.env_for(kind)
+    creds = idp.credentials
+    assert "SSL_CERT_FILE" not in env  # never every OpenSSL client's trust
+    bundle = env["REQUESTS_CA_BUNDLE"]
+    assert bundle == str(idp.ca_bundle_path) and bundle != str(idp.ca_cert_path)
+    assert env["AZSQL_BULK_SERVER_CERTIFICATE"] == str(idp.server_cert_path)
+    assert env["AZSQL_BULK_ENCRYPT"] == "strict"
+    secrets = {a.client_secret for a in (creds.service_principal, creds.reader_app,
+                                          creds.writer_app, creds.loader_app, creds.no_user_app)}
+    held = secrets & set(env.values())
+    assert held == ({creds.service_principal.client_secret} if kind == "service-principal"
+                    else set())
+    if kind == "managed-identity":
+        assert "AZURE_CLIENT_ID" not in env and env["IDENTITY_HEADER"]
+    else:
+        assert env["AZURE_CLIENT_ID"] == getattr(creds, app).client_id
+        assert "IDENTITY_HEADER" not in env
+    if kind == "workload-identity":
+        assert pathlib.Path(env["AZURE_FEDERATED_TOKEN_FILE"]).read_text().count(".") == 2
+
+
+def test_ca_bundle_adds_the_emulator_ca_to_the_systems(idp):
+    text = idp.ca_bundle().read_text(encoding="ascii")
+    assert idp.ca_cert_path.read_text(encoding="ascii").strip() in text
+    assert text.count("-----BEGIN CERTIFICATE-----") > 1  # the system's CAs are kept
+
+
+def test_env_for_an_unknown_kind_names_the_known_ones(idp):
+    with pytest.raises(ValueError, match=r"'azure-cli'.*managed-identity, service-principal"):
+        idp.env_for("azure-cli")
 
 
 def test_temporary_state_dir_removed_on_close():
