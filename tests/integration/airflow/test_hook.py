@@ -6,7 +6,7 @@ import json
 import logging
 
 import pytest
-from integration.airflow.airflow_env import AZURE_VARS, conn_json, identity_env
+from integration.airflow.airflow_env import conn_json
 
 pytest.importorskip("airflow.sdk")
 pytest.importorskip("turbodbc")
@@ -14,13 +14,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def airflow_env(emu_proc, monkeypatch):
+def airflow_env(identity_vars):
     """The emulator's identity endpoint and CA only; connections are added per test."""
-    for name in AZURE_VARS:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in identity_env(emu_proc).items():
-        monkeypatch.setenv(name, value)
-    return monkeypatch
+    return identity_vars
 
 
 def hook_for(conn_id: str):

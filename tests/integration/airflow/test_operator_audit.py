@@ -10,10 +10,7 @@ import uuid
 import pyarrow as pa
 import pytest
 from integration.airflow.airflow_env import (
-    AZURE_VARS,
     check_exact,
-    conn_json,
-    identity_env,
     journal,
     rows_table,
 )
@@ -44,17 +41,12 @@ def held_source(hold: threading.Event) -> pa.RecordBatchReader:
     return pa.RecordBatchReader.from_batches(rows_table(1).schema, batches())
 
 
-def test_operator_sessions_name_dag_task_and_run_and_the_hook_prunes(emu_proc, monkeypatch,
+def test_operator_sessions_name_dag_task_and_run_and_the_hook_prunes(emu_proc, azsql_mi,
                                                                     reader):
     from airflow_integration.hooks import AzureSqlBulkHook
     from airflow_integration.operators import AzureSqlBulkLoadOperator
     from engine.journal_admin import parse_age
 
-    for name in AZURE_VARS:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in identity_env(emu_proc).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AIRFLOW_CONN_AZSQL_MI", conn_json(emu_proc, "managed_identity"))
     table = f"dbo.audited_{uuid.uuid4().hex[:8]}"
     ti = TaskInstance()
     hold = threading.Event()

@@ -9,10 +9,7 @@ import uuid
 import pyarrow as pa
 import pytest
 from integration.airflow.airflow_env import (
-    AZURE_VARS,
     check_exact,
-    conn_json,
-    identity_env,
     journal,
     rows_table,
 )
@@ -56,16 +53,10 @@ def first_journaled_load(conn, table: str) -> str | None:
     return found[0] if found else None
 
 
-def test_on_kill_stops_at_a_batch_boundary_and_the_retry_resumes(emu_proc, monkeypatch,
-                                                                  reader):
+def test_on_kill_stops_at_a_batch_boundary_and_the_retry_resumes(azsql_mi, reader):
     from airflow_integration.operators import AzureSqlBulkLoadOperator
     from engine.errors import TransferCancelled
 
-    for name in AZURE_VARS:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in identity_env(emu_proc).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AIRFLOW_CONN_AZSQL_MI", conn_json(emu_proc, "managed_identity"))
     table = f"dbo.killed_{uuid.uuid4().hex[:8]}"
 
     def operator(data: pa.RecordBatchReader) -> AzureSqlBulkLoadOperator:
@@ -111,7 +102,7 @@ def test_on_kill_stops_at_a_batch_boundary_and_the_retry_resumes(emu_proc, monke
 
 
 def test_a_retry_after_a_failed_try_reports_the_whole_load_and_logs_progress(
-        emu_proc, monkeypatch, reader, capfd):
+        emu_proc, azsql_mi, reader, capfd):
     """The first try fails mid-load on an injected 40613 (no batch replays allowed), the
     second resumes: its XCom ``rows`` is the load's total, ``rows_this_try`` its part."""
     from support import inject_fault
@@ -119,11 +110,6 @@ def test_a_retry_after_a_failed_try_reports_the_whole_load_and_logs_progress(
     from airflow_integration.operators import AzureSqlBulkLoadOperator
     from engine.errors import TransferError
 
-    for name in AZURE_VARS:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in identity_env(emu_proc).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AIRFLOW_CONN_AZSQL_MI", conn_json(emu_proc, "managed_identity"))
     table = f"dbo.retried_{uuid.uuid4().hex[:8]}"
     data = rows_table(BATCHES * ROWS)
 
@@ -158,14 +144,9 @@ def test_a_retry_after_a_failed_try_reports_the_whole_load_and_logs_progress(
                f"{kept_batches} batches skipped" in line for line in lines), lines[-3:]
 
 
-def test_upsert_with_keys_merges_overlapping_runs(emu_proc, monkeypatch, reader):
+def test_upsert_with_keys_merges_overlapping_runs(azsql_mi, reader):
     from airflow_integration.operators import AzureSqlBulkLoadOperator
 
-    for name in AZURE_VARS:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in identity_env(emu_proc).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AIRFLOW_CONN_AZSQL_MI", conn_json(emu_proc, "managed_identity"))
     table = f"dbo.upsert_{uuid.uuid4().hex[:8]}"
     results = []
     for run, start in (("run-1", 0), ("run-2", 500)):  # rows 0-999, then 500-1499

@@ -1,0 +1,95 @@
+"""``engine.verify``'s source side: facts accumulated batch by batch, the streamed sample,
+the parsing of what the server returns, and how differences read."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+import pyarrow as pa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.verify import Difference, SourceFacts, _from_table, _instant_ns
+
+SETTINGS = settings(deadline=None, suppress_health_check=list(HealthCheck), max_examples=40)
+
+
+def table(n: int) -> pa.Table:
+    ids = range(n)
+    return pa.table({
+        "id": pa.array(ids, pa.int64()),
+        "price": pa.array([Decimal(i) / 100 for i in ids], pa.decimal128(18, 2)),
+        "ratio": pa.array([i / 8 for i in ids], pa.float64()),
+        "kind": pa.array([None if i % 7 == 0 else "abc"[i % 3] for i in ids]),
+        "at": pa.array([dt.datetime(2024, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=i)
+                        for i in ids], pa.timestamp("us", tz="UTC")),
+        "ref": pa.array([uuid.UUID(int=i).bytes for i in ids], pa.uuid()),
+    })
+
+
+def facts_of(data: pa.Table, batch_rows: int, **kwargs: int) -> SourceFacts:
+    facts = SourceFacts(data.schema, **kwargs)
+    for batch in data.to_batches(max_chunksize=batch_rows):
+        facts.add(batch)
+    return facts
+
+
+@SETTINGS
+@given(rows=st.integers(0, 700), sizes=st.lists(st.integers(1, 300), min_size=2, max_size=2),
+       sample=st.integers(0, 60))
+def test_the_sample_is_the_same_whatever_the_batches_and_holds_real_rows(rows, sizes, sample):
+    data = table(rows)
+    one, other = (facts_of(data, size, sample_rows=sample) for size in sizes)
+    assert one.sample == other.sample  # chosen by stream position only
+    assert len(one.sample) == min(rows, sample)
+    positions = [p for p, _ in one.sample]
+    assert len(set(positions)) == len(positions)
+    for position, row in one.sample:
+        assert row["id"] == position and row["ref"] == str(uuid.UUID(int=position))
+        assert row["at"] == (1_704_067_200 + position) * 10**9  # ns since 1970, UTC
+
+
+def test_the_sample_reaches_past_the_first_rows_of_a_long_source():
+    facts = facts_of(table(20_000), 1_000, sample_rows=50)
+    assert max(p for p, _ in facts.sample) > 10_000
+
+
+def test_counts_sums_and_values_are_exact():
+    data = table(1_000)
+    facts = facts_of(data, 128, max_values=4)  # a, b, c and NULL
+    assert facts.rows == 1_000
+    assert facts.non_null["kind"] == 1_000 - len(range(0, 1_000, 7))
+    assert facts.sums["id"] == sum(range(1_000))
+    assert facts.sums["price"] == Decimal(sum(range(1_000))) / 100
+    assert facts.sums["ratio"] == sum(range(1_000)) / 8
+    kinds = facts.values["kind"]
+    assert kinds is not None and kinds[None] == len(range(0, 1_000, 7))
+    assert sum(kinds.values()) == 1_000 and set(kinds) == {"a", "b", "c", None}
+    assert facts.values["id"] is None  # 1,000 distinct values: not counted per value
+
+
+def test_integer_sums_do_not_overflow():
+    big = 2**62
+    data = pa.table({"n": pa.array([big, big, big], pa.int64())})
+    assert facts_of(data, 3).sums["n"] == 3 * big
+
+
+def test_server_text_is_read_back_to_the_compared_form():
+    assert _instant_ns("2024-01-02 03:04:05.1234567") == _instant_ns(
+        "2024-01-02 05:04:05.1234567 +02:00")
+    assert _instant_ns("1970-01-01 00:00:01.5") == 1_500_000_000
+    assert _from_table("clock", "00:00:01.0000001") == 1_000_000_100
+    assert _from_table("decimal", "12.50") == Decimal("12.5")
+    assert _from_table("uuid", "3C0FFEE0-0002-4000-8000-00000000A002") == \
+        "3c0ffee0-0002-4000-8000-00000000a002"
+    assert _from_table("date", "2024-01-02") == "2024-01-02"
+
+
+def test_a_difference_says_column_what_expected_and_found():
+    d = Difference("amount", "sum", Decimal("10.50"), Decimal("9.25"))
+    assert d.describe() == "amount: sum: expected 10.50, found 9.25"
+    assert d.to_dict() == {"column": "amount", "what": "sum", "expected": "10.50",
+                           "found": "9.25"}
+    assert Difference(None, "rows", 300, 299).describe() == "table: rows: expected 300, found 299"
