@@ -133,7 +133,7 @@ def recommend(steps: list[StepResult], cap: int | None,
                    f"{pick_words(best.workers, best.rows_per_batch, best.transport)})")
         if cap and best_log is not None:
             figures += (f"; no step reached {REACHED:.0f}% of the log-rate cap "
-                        f"({cap / 2**20:,.1f} MiB/s; the most was {best_log:.0f}%): the "
+                        f"({cap / 2**20:,.1f} MiB/s; the most was {best_log:.1f}%): the "
                         "ceiling is elsewhere (this client, the network, the server's CPU)")
         elif unseen:
             figures += "; judged on throughput alone: " + "; ".join(unseen)

@@ -43,7 +43,7 @@ def _waits(step: StepResult) -> str:
 COLUMNS: tuple[tuple[str, Callable[[StepResult], str]], ...] = (
     ("#", lambda s: str(s.number)),
     ("workers", lambda s: str(s.workers)),
-    ("rows/batch", lambda s: f"{s.rows_per_batch:,}"),
+    ("rows per batch", lambda s: f"{s.rows_per_batch:,}"),
     ("transport", lambda s: (s.transport_used or s.transport)
      + (" (auto)" if s.transport == "auto" and s.transport_used else "")),
     ("rows", lambda s: f"{s.rows:,}"),
@@ -52,7 +52,7 @@ COLUMNS: tuple[tuple[str, Callable[[StepResult], str]], ...] = (
     ("MB/s", lambda s: cell(s.mb_per_second, "{:,.2f}")),
     ("CPU µs/row", lambda s: cell(s.cpu_us_per_row, "{:,.2f}")),
     ("retries", lambda s: str(s.retries)),
-    ("log %", lambda s: cell(s.server.log_write_percent, "{:.0f}")),
+    ("log %", lambda s: cell(s.server.log_write_percent, "{:.1f}")),
     ("log MiB/s", lambda s: cell(s.server.log_mib_per_second, "{:,.2f}")),
     ("CPU %", lambda s: cell(s.server.cpu_percent, "{:.0f}")),
     ("data IO %", lambda s: cell(s.server.data_io_percent, "{:.0f}")),
@@ -68,13 +68,19 @@ def rows_of(steps: list[StepResult]) -> list[list[str]]:
 
 def rich_table(steps: list[StepResult], recommended: int | None, title: str) -> Any:
     """A :class:`rich.table.Table` of the steps, the recommended one in bold green."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for heading, _ in COLUMNS:
+    # no vertical rules, one space between columns: the 16 columns fit about 120 characters
+    table = Table(title=title, title_justify="left", header_style="bold",
+                  box=box.SIMPLE_HEAD, padding=0, pad_edge=False)
+    cells_of = rows_of(steps)
+    for i, (heading, _) in enumerate(COLUMNS):
+        # figures are never cut: a narrow terminal wraps the headings instead
+        widest = max([len(cells[i]) for cells in cells_of] + [len(w) for w in heading.split()])
         table.add_column(heading, justify="left" if heading in ("transport", "status")
-                         else "right", no_wrap=True)
-    for step, cells in zip(steps, rows_of(steps), strict=True):
+                         else "right", min_width=widest, overflow="fold")
+    for step, cells in zip(steps, cells_of, strict=True):
         table.add_row(*cells, style="bold green" if step.number == recommended else None)
     return table
 

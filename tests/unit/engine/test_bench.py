@@ -158,7 +158,7 @@ def test_plan_sweeps_workers_fastest_and_drops_repeats():
 def test_the_table_says_what_was_not_seen_and_the_page_is_self_contained(tmp_path):
     steps = [step(1, 1, 20, None), step(2, 2, 38, 97.4)]
     cells = rows_of(steps)
-    assert cells[0][10] == "-" and cells[1][10] == "97"
+    assert cells[0][10] == "-" and cells[1][10] == "97.4"
     answer = recommend(steps, CAP)
     pytest.importorskip("matplotlib")
     assert write_chart(steps, tmp_path / "c.png", "t") is None
