@@ -12,14 +12,25 @@ in its own process. Then, for each configuration, a fresh child process that onl
    into an emulator started with ``--sink discard``;
 3. reports its peak RSS (``VmHWM``, the kernel's high-water mark) and the samples.
 
-The bound checked is ``baseline + B + W x cast batch`` (a batch being sent is counted in
-``max_memory_bytes`` until it commits; the cast copy and turbodbc's bound buffers are per
-worker), where ``cast batch`` is measured from the file (in this parent process): the
-Arrow bytes of one cast batch plus turbodbc's fixed-width parameter buffers for it (text
-binds at 2 x (1.2 x longest + 1) bytes per value). A second form adds one decoded Parquet
-row group (``total_byte_size`` from the file's metadata): the reader decodes a row
-group's column chunks, outside ``max_memory_bytes``. The report gives every term, and the
-Arrow memory pool's own peak (mimalloc keeps freed pages for reuse, so RSS lags frees).
+The bound checked (issue 20) is ``baseline + B + W x cast batch + reader``:
+
+- ``B``, ``max_memory_bytes``: the source's Arrow bytes read ahead and in flight (a batch
+  being sent counts until it commits);
+- ``cast batch``, per worker: the Arrow bytes of one cast batch plus turbodbc's
+  fixed-width parameter buffers for it (text binds at 2 x (1.2 x longest + 1) bytes per
+  value), measured from the file in this parent process;
+- ``reader``: one Parquet row group twice, as read and as decoded (the file's
+  ``total_compressed_size`` of its column chunks plus its ``total_byte_size``: without
+  read buffering the reader reads each column chunk whole, then decodes it; both outside
+  ``B``), and two source batches outside ``B``: the one the reader holds while it waits
+  for room, and the first batch, which the load keeps for its plan.
+
+The first form of issue 6 (``baseline + B + W x cast batch``) is reported too. At the
+sampled peak the report splits the growth over the baseline into the Arrow pool's live
+bytes, glibc's bytes in use (``mallinfo2``: turbodbc's buffers, the driver, Python) and the
+rest, which the allocators keep of freed memory (mimalloc's pages, glibc's free chunks)
+plus thread stacks. The engine hands freed Arrow pages back once per batch
+(``engine.pipeline.give_back_freed_memory``); ``--no-give-back`` measures without it.
 
 Run: ``.venv/bin/python benchmarks/engine_memory.py --rows 200000`` (prints JSON).
 """
@@ -27,7 +38,9 @@ Run: ``.venv/bin/python benchmarks/engine_memory.py --rows 200000`` (prints JSON
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -44,12 +57,30 @@ from engine.sources import SourceOptions
 TABLE_PREFIX = "dbo.bench_memory"
 
 
+def glibc_in_use_mib() -> float | None:
+    """Bytes glibc's malloc has handed out and not had back (``mallinfo2``), MiB."""
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+            "uordblks", "fordblks", "keepcost")]
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = MallInfo2
+        info = libc.mallinfo2()
+    except (OSError, AttributeError):
+        return None
+    return float(info.uordblks + info.hblkhd) / 2**20
+
+
 def child(args: argparse.Namespace) -> None:
     """The loading process: baseline, then the transfer under a 50 ms RSS sampler."""
     import pyarrow as pa
     import turbodbc  # noqa: F401  (loaded before the baseline, like the driver)
 
-    from engine import ConnectionFactory, Target, TransferOptions, transfer
+    from engine import ConnectionFactory, Target, TransferOptions, pipeline, transfer
+
+    if args.no_give_back:
+        pipeline.give_back_freed_memory = lambda: None
 
     info = json.loads(Path(args.facts).read_text())
     target = Target(harness.connection_options(info), f"{TABLE_PREFIX}_{uuid.uuid4().hex[:8]}")
@@ -57,13 +88,19 @@ def child(args: argparse.Namespace) -> None:
     factory.connect().close()
     baseline = harness.rss_mib()
     baseline_peak = harness.peak_rss_mib()
+    glibc0 = glibc_in_use_mib()
+    pool = pa.default_memory_pool()
     samples: list[tuple[float, float]] = []
+    at_top: list[float | None] = [0.0, 0.0, None]  # RSS, pool bytes, glibc in use (MiB)
     stop = threading.Event()
     started = time.monotonic()
 
     def sample() -> None:
         while not stop.wait(0.05):
-            samples.append((round(time.monotonic() - started, 2), round(harness.rss_mib(), 1)))
+            rss = harness.rss_mib()
+            samples.append((round(time.monotonic() - started, 2), round(rss, 1)))
+            if rss > (at_top[0] or 0.0):
+                at_top[:] = [rss, pool.bytes_allocated() / 2**20, glibc_in_use_mib()]
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -79,8 +116,16 @@ def child(args: argparse.Namespace) -> None:
     bound_mib = args.bound / 2**20
     cast_batch_mib = args.cast_batch_bytes / 2**20
     row_group_mib = args.row_group_bytes / 2**20
+    source_batch_mib = args.source_batch_bytes / 2**20
     formula = baseline + bound_mib + args.workers * cast_batch_mib
-    with_reader = formula + row_group_mib
+    reader_mib = row_group_mib + 2 * source_batch_mib
+    with_reader = formula + reader_mib
+    top_rss, top_pool, top_glibc = at_top
+    glibc_growth = (top_glibc - glibc0) if top_glibc is not None and glibc0 is not None \
+        else None
+    # with the system pool, Arrow's bytes are inside glibc's
+    pooled = 0.0 if pa.default_memory_pool().backend_name == "system" else (top_pool or 0.0)
+    kept = (top_rss or 0.0) - baseline - pooled - (glibc_growth or 0.0)
     step = max(1, len(samples) // 200)
     print(json.dumps({
         "workers": args.workers, "rows_per_batch": args.rows_per_batch,
@@ -91,19 +136,30 @@ def child(args: argparse.Namespace) -> None:
         "max_sampled_rss_mib": max((s[1] for s in samples), default=None),
         "cast_batch_mib": round(cast_batch_mib, 1),
         "row_group_mib": round(row_group_mib, 1),
+        "source_batch_mib": round(source_batch_mib, 1), "reader_mib": round(reader_mib, 1),
+        "give_back": not args.no_give_back,
+        "at_sampled_peak": {"rss_mib": round(top_rss or 0.0, 1),
+                            "arrow_pool_live_mib": round(top_pool or 0.0, 1),
+                            "glibc_in_use_growth_mib": None if glibc_growth is None
+                            else round(glibc_growth, 1),
+                            "kept_by_allocators_and_stacks_mib": round(kept, 1)},
         "arrow_pool_peak_mib": round(pa.default_memory_pool().max_memory() / 2**20, 1),
         "arrow_pool_backend": pa.default_memory_pool().backend_name,
+        # issue 6's forms, under the keys run.py reports
         "bound_formula_mib": round(formula, 1), "within_bound": peak <= formula,
-        "bound_with_reader_mib": round(with_reader, 1),
-        "within_bound_with_reader": peak <= with_reader,
+        "bound_with_reader_mib": round(formula + row_group_mib, 1),
+        "within_bound_with_reader": peak <= formula + row_group_mib,
+        # the documented bound (issue 20): + one row group and two source batches
+        "bound_mib": round(with_reader, 1), "within_documented_bound": peak <= with_reader,
         "wall_seconds": round(meter.wall, 3), "cpu_seconds": round(meter.cpu, 3),
         "rows_per_second": round(result.rows / meter.wall),
         "rss_samples": samples[::step],
     }))
 
 
-def batch_sizes(path: str, rows_per_batch: int) -> tuple[int, int]:
-    """Bytes of one cast batch (Arrow + turbodbc's bound buffers) and of one decoded row group.
+def batch_sizes(path: str, rows_per_batch: int) -> tuple[int, int, int]:
+    """Bytes of one cast batch (Arrow + turbodbc's bound buffers), of one decoded row group
+    and of one source batch (Arrow).
 
     turbodbc binds text in fixed-width UTF-16 slots of 2 x (1.2 x longest + 1) bytes.
     """
@@ -124,9 +180,14 @@ def batch_sizes(path: str, rows_per_batch: int) -> tuple[int, int]:
             buffers += int(2 * (1.2 * longest + 1)) * len(col)
         else:
             buffers += col.nbytes
-    row_group = max(pf.metadata.row_group(i).total_byte_size
-                    for i in range(pf.metadata.num_row_groups))
-    return cast.nbytes + buffers, row_group
+    meta = pf.metadata
+    # the reader reads a row group's column chunks whole (unbuffered, compressed) and
+    # decodes them: both are held while its batches are cut
+    row_group = max(meta.row_group(i).total_byte_size
+                    + sum(meta.row_group(i).column(c).total_compressed_size
+                          for c in range(meta.num_columns))
+                    for i in range(meta.num_row_groups))
+    return cast.nbytes + buffers, row_group, first.nbytes
 
 
 def main() -> None:
@@ -138,12 +199,20 @@ def main() -> None:
                              "as it goes; keep it modest)")
     parser.add_argument("--bound", type=int, default=32 * 2**20, help="max_memory_bytes")
     parser.add_argument("--workers", type=int, nargs="+", default=[2, 4])
+    parser.add_argument("--arrow-pool", choices=("default", "mimalloc", "jemalloc", "system"),
+                        default="default",
+                        help="the loading child's Arrow memory pool "
+                             "(ARROW_DEFAULT_MEMORY_POOL; default: pyarrow's, mimalloc)")
+    parser.add_argument("--no-give-back", action="store_true",
+                        help="measure without the engine handing freed Arrow pages back "
+                             "after each batch")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--facts", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     parser.add_argument("--workers-one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--cast-batch-bytes", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--row-group-bytes", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--source-batch-bytes", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         args.workers = args.workers_one
@@ -155,25 +224,31 @@ def main() -> None:
         capture_output=True, text=True, check=True)
     path = made.stdout.strip().splitlines()[-1]
     file_mib = Path(path).stat().st_size / 2**20
-    cast_bytes, row_group_bytes = batch_sizes(path, args.rows_per_batch)
+    cast_bytes, row_group_bytes, source_batch_bytes = batch_sizes(path, args.rows_per_batch)
     runs: list[dict[str, Any]] = []
     with harness.emulator(["--sink", "discard"]) as emu, \
             tempfile.TemporaryDirectory(prefix="azsql-bench-") as tmp:
         facts_file = Path(tmp) / "facts.json"
         facts_file.write_text(json.dumps(emu.info))
         facts_file.chmod(0o600)
+        if args.arrow_pool != "default":  # the loading children's, not the emulator's
+            os.environ["ARROW_DEFAULT_MEMORY_POOL"] = args.arrow_pool
         for workers in args.workers:
             runs.append(harness.run_child("engine_memory.py", [
                 "--child", "--facts", str(facts_file), "--path", path,
                 "--workers-one", str(workers), "--rows-per-batch", str(args.rows_per_batch),
                 "--bound", str(args.bound), "--cast-batch-bytes", str(cast_bytes),
-                "--row-group-bytes", str(row_group_bytes)]))
+                "--row-group-bytes", str(row_group_bytes),
+                "--source-batch-bytes", str(source_batch_bytes),
+                *(["--no-give-back"] if args.no_give_back else [])]))
     print(json.dumps({
         "benchmark": "engine_memory", "command": harness.command_line(),
         "file": Path(path).name, "file_mib": round(file_mib, 1),
         "max_memory_mib": round(args.bound / 2**20, 1),
         "file_over_bound": round(file_mib / (args.bound / 2**20), 1),
-        "formula": "peak RSS <= baseline + max_memory_bytes + workers x cast batch",
+        "formula": "peak RSS <= baseline + max_memory_bytes + workers x cast batch + one "
+                   "decoded row group + 2 source batches",
+        "arrow_pool": args.arrow_pool, "give_back": not args.no_give_back,
         "runs": runs, "machine": harness.machine()}))
 
 
