@@ -11,13 +11,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 
 import pyarrow.parquet as pq
 import pytest
 from loads import check_exact, connection_options, journal_rows, rows_table
 
 from engine import CredentialOptions, Target, TransferOptions, transfer
-from engine.errors import ObjectChangedError
+from engine.errors import ObjectChangedError, TransferCancelled
 from engine.remote import RemoteFiles, StorageOptions
 from engine.shards import split_source
 from engine.sources import SourceOptions, open_source
@@ -102,3 +103,25 @@ def test_an_object_rewritten_after_the_split_is_refused(azurite, storage_env):
     with pytest.raises(ObjectChangedError, match=r"p.parquet \(shard 1/2, part 0\) changed "
                                                  r"since the source was split \(.*etag was"):
         open_source(shards[1], storage=storage)
+
+
+def test_a_stopped_shard_resumes_where_it_stopped(azurite, storage_env, emu_proc, reader,
+                                                 monkeypatch):
+    monkeypatch.setenv("AZSQL_BULK_STORAGE_ENDPOINT", azurite.endpoint_template)
+    put_parquet(azurite, "resumed", {"d/p.parquet": (8 * GROUP, 0)})
+    storage = StorageOptions(credential=MI, endpoint=azurite.endpoint_template)
+    first, second = split_source(azurite.uri("resumed", "d/p.parquet"), 2, storage=storage)
+    table = f"dbo.remote_shard_resume_{os.getpid()}"
+    target = Target(connection_options(emu_proc, MI), table)
+    read = SourceOptions(rows_per_batch=500)
+    stop = threading.Event()
+    options = TransferOptions(workers=1, progress=lambda p: p.batches and stop.set())
+    with pytest.raises(TransferCancelled) as info:  # stops after its first committed batch
+        transfer(second, target, options, source_options=read, cancel=stop)
+    done = info.value.rows_committed
+    assert 0 < done < second["parts"][0]["rows"]
+    rest = transfer(second, target, TransferOptions(workers=1), source_options=read)
+    assert rest.rows == second["parts"][0]["rows"] - done and rest.batches_skipped == done // 500
+    whole = transfer(first, target, TransferOptions(workers=1), source_options=read)
+    assert whole.rows == first["parts"][0]["rows"]
+    check_exact(reader, table, 8 * GROUP)
