@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from integration.cli.cli_env import SCRIPT, clean_env, last_json, run_cli
+from integration.cli.cli_env import SCRIPT, clean_env, last_json, run_cli, write_parquet
 from support import HANG_SECONDS, inject_fault, wait_until
 
 pytest.importorskip("turbodbc")
@@ -119,6 +119,7 @@ def test_recommends_the_fewest_workers_that_reach_the_cap(throttled, conn_args, 
     assert chart.read_bytes().startswith(b"\x89PNG")
     html = page.read_text()
     assert "data:image/png;base64," in html and words in html
+    assert sql_env["AZSQL_BULK_SQL_PASSWORD"] not in proc.stdout + proc.stderr + html
 
 
 def test_without_view_database_state_it_says_what_it_could_not_see(emu_proc, reader, schema):
@@ -228,3 +229,21 @@ def test_a_missing_matplotlib_is_explained_not_fatal(conn_args, sql_env, schema,
     assert result["chart"] is None and not Path(tmp_path / "c.png").exists()
     assert any("pip install 'azsql-bulk[bench]'" in note for note in result["notes"])
     assert "pip install 'azsql-bulk[bench]'" in proc.stderr
+
+
+def test_a_sample_of_your_own_files(conn_args, sql_env, reader, schema, tmp_path):
+    write_parquet(tmp_path / "data", files=2, rows_per_file=1500)
+    proc = run_cli(["bench", *conn_args, "--schema", schema, "--source",
+                    str(tmp_path / "data"), "--workers", "1", "--rows-per-batch", "1000",
+                    "--rows", "4000", "--progress", "off", "--no-chart", "--json"], sql_env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = last_json(proc.stdout)
+    assert result["settings"]["source"] == [str(tmp_path / "data")]
+    assert result["settings"]["dataset"] is None
+    # 3,000 rows in the files, dealt around again to make the step's 4,000
+    assert [(s["status"], s["rows"]) for s in result["steps"]] == [("ok", 4000)]
+    assert "3,000 rows of your files" in proc.stderr
+    assert scratch_tables(reader, schema) == []
+    both = run_cli(["bench", *conn_args, "--source", str(tmp_path / "data"), "--dataset",
+                    "wide", "--rows", "10"], sql_env)
+    assert both.returncode == 2 and "give --source or --dataset, not both" in both.stderr
