@@ -10,6 +10,9 @@ built from *units* the source itself defines and that do not move between runs:
   sequentially; a CSV is parsed in fixed-size blocks, so offsets repeat exactly);
 - in-memory data (pyarrow Table / RecordBatchReader / polars): the row offset.
 
+A shard (:mod:`engine.shards`) reads some row groups of some files with the same ids and
+file-relative row numbers as the whole source, so shards never share a batch id.
+
 Slices never cross a unit, and each is at most ``rows_per_batch`` rows, so the same
 source and the same ``rows_per_batch`` give the same ids. Changing ``rows_per_batch``
 changes the ids: a resumed load must use the value it started with.
@@ -99,7 +102,7 @@ class Source:
         IPC metadata, in-memory tables), else None.
     :param _fingerprint: a digest, or a function computing it once when
         :attr:`fingerprint` is first read, of what identifies the source: paths, sizes and
-        modification times of files; the schema and the Arrow buffers of an in-memory
+        modification times of files (and a shard's row-group ranges); the schema and the Arrow buffers of an in-memory
         table (the same values chunked differently digest differently); a random id for
         a stream (RecordBatchReader, LazyFrame), which cannot be read twice, so resuming
         one needs an explicit ``load_id``. The engine derives the default ``load_id``
