@@ -104,10 +104,9 @@ class Source:
         :attr:`fingerprint` is first read, of what identifies the source: paths, sizes and
         modification times of files (and a shard's row-group ranges); the schema and the
         Arrow buffers of an in-memory table (the same values chunked differently digest
-        differently); a random id for
-        a stream (RecordBatchReader, LazyFrame), which cannot be read twice, so resuming
-        one needs an explicit ``load_id``. The engine derives the default ``load_id``
-        from it.
+        differently); a random id for a stream (RecordBatchReader, LazyFrame), which
+        cannot be read twice, so resuming one needs an explicit ``load_id``. The engine
+        derives the default ``load_id`` from it.
     :param files: the files, in load order (empty for in-memory sources).
     """
 
