@@ -140,7 +140,10 @@ def recommend(steps: list[StepResult], cap: int | None,
         else:
             figures += "; judged on throughput alone (the server showed no log-rate cap)"
     more, gained = _gains(pick, done)
-    reason = f"{pick_words(pick.workers, pick.rows_per_batch, pick.transport)}: {figures}"
+    reason = pick_words(pick.workers, pick.rows_per_batch, pick.transport)
+    if pick.transport == "auto" and pick.transport_used:  # say what auto chose
+        reason += f" (it chose {pick.transport_used.replace('-', ' ')})"
+    reason += f": {figures}"
     if gained:
         reason += f"; {gained}"
     return Recommendation(

@@ -180,3 +180,13 @@ def test_orders_are_deterministic_and_their_totals_add_up():
         assert abs(row["line_total"] - exact) < decimal.Decimal("0.01")
     with pytest.raises(ValueError, match="dataset must be one of"):
         datasets.table("nope", 1)
+
+
+def test_auto_says_what_it_chose():
+    chose = step(1, 1, 10, 95, transport="auto")
+    chose.transport_used = "bulk-copy"
+    answer = recommend([chose], CAP)
+    assert answer is not None
+    assert (answer.transport, answer.transport_used) == ("auto", "bulk-copy")
+    assert answer.reason.startswith("1 worker, 102,400 rows per batch, auto (it chose bulk "
+                                    "copy): ")
