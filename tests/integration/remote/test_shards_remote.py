@@ -11,7 +11,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -125,3 +128,37 @@ def test_a_stopped_shard_resumes_where_it_stopped(azurite, storage_env, emu_proc
     whole = transfer(first, target, TransferOptions(workers=1), source_options=read)
     assert whole.rows == first["parts"][0]["rows"]
     check_exact(reader, table, 8 * GROUP)
+
+
+def test_the_cli_splits_into_files_that_load_on_their_own(
+        azurite, storage_env, emu_proc, reader, tmp_path):
+    put_parquet(azurite, "cli", {"d/p-0.parquet": (6 * GROUP, 0), "d/p-1.parquet": (GROUP,
+                                                                                  6 * GROUP)})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AZSQL_BULK_")}
+    env.update(storage_env, AZSQL_BULK_AUTH="managed-identity",
+               AZSQL_BULK_STORAGE_ENDPOINT=azurite.endpoint_template)
+    cli = str(Path(sys.executable).with_name("azsql-bulk"))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([cli, *args], env=env, capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc
+
+    files = run("split", azurite.uri("cli", "d/"), "--shards", "3", "--out",
+                str(tmp_path / "shards")).stdout.split()
+    assert [Path(f).name for f in files] == ["shard-000.json", "shard-001.json",
+                                             "shard-002.json"]
+    table = f"dbo.remote_cli_shards_{os.getpid()}"
+    connection = ["--table", table, "--rows-per-batch", "1000",
+                  "--server", f"{emu_proc.tds_host},{emu_proc.tds_port}",
+                  "--database", emu_proc.database, "--encrypt", "strict",
+                  "--server-certificate", emu_proc.server_cert,
+                  "--host-name-in-certificate", "localhost", "--login-timeout", "15"]
+    loaded = 0
+    for path in files:
+        rows = sum(p["rows"] for p in json.loads(Path(path).read_text())["parts"])
+        assert f"loaded {rows:,} rows" in run("load", path, *connection).stdout
+        loaded += rows
+    assert loaded == 7 * GROUP
+    check_exact(reader, table, 7 * GROUP)
