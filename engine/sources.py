@@ -122,6 +122,8 @@ class Source:
     _read: bool = field(default=False, repr=False)
     #: the options it was opened with (their columns and renames name the load)
     options: SourceOptions | None = field(default=None, repr=False)
+    #: the file parts read, in order: whole files, or a shard's row-group ranges
+    parts: tuple[FilePart, ...] = ()
 
     @property
     def fingerprint(self) -> str:
@@ -428,4 +430,4 @@ def _open_files(parts: list[FilePart], columns: Sequence[str] | None, rename: di
 
     files = list(dict.fromkeys(part.path for part in parts))
     return Source(out_schema, total, identity.hexdigest()[:32], files, rows_per_batch,
-                  units, rename)
+                  units, rename, parts=tuple(parts))

@@ -218,3 +218,13 @@ def test_the_cli_writes_shard_files_that_open_as_sources(tmp_path, capsys):
     (tmp_path / "list.json").write_text("[1, 2]")
     with pytest.raises(ConfigurationError, match="holds a JSON list, not a shard"):
         open_source(str(tmp_path / "list.json"))
+
+
+def test_an_opened_shard_lists_its_parts(tmp_path):
+    write_parquet(tmp_path / "f0.parquet", 0, [10] * 4)
+    shard = split_source(str(tmp_path / "f0.parquet"), 2)[1]
+    opened = open_source(shard)
+    assert [(p.path, p.fmt, p.row_groups) for p in opened.parts] == [
+        (str(tmp_path / "f0.parquet"), "parquet", (2, 4))]
+    assert opened.files == [str(tmp_path / "f0.parquet")] and opened.total_rows == 20
+    assert [p.row_groups for p in open_source(str(tmp_path / "f0.parquet")).parts] == [None]
