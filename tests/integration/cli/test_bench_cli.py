@@ -41,6 +41,15 @@ def throttled(emu_proc):
 
 
 @pytest.fixture
+def fast_stats(emu_proc):
+    """A resource-stats row every 0.5 s (reset afterwards): a step's wait for the row that
+    closes its window is then short (at the default 15 s, as on Azure, it is up to 15 s)."""
+    inject_fault(emu_proc, kind="resource_stats", interval_seconds=0.5)
+    yield emu_proc
+    inject_fault(emu_proc, kind="resource_stats", interval_seconds=15)
+
+
+@pytest.fixture
 def schema() -> str:
     """A scratch schema no other test uses."""
     return f"bench_{uuid.uuid4().hex[:8]}"
@@ -158,7 +167,8 @@ def test_refuses_without_ddl_naming_the_grant(emu_proc, reader, schema):
     assert not schema_exists(reader, schema)
 
 
-def test_keep_leaves_the_scratch_tables_and_journal_rows(conn_args, sql_env, reader, schema):
+def test_keep_leaves_the_scratch_tables_and_journal_rows(fast_stats, conn_args, sql_env, reader,
+                                                         schema):
     proc = run_cli(["bench", *conn_args, "--schema", schema, "--workers", "1,2",
                     "--rows-per-batch", "2500", "--rows", "5000", "--keep", "--progress",
                     "off", "--no-chart", "--json"], sql_env)
@@ -180,8 +190,8 @@ def test_keep_leaves_the_scratch_tables_and_journal_rows(conn_args, sql_env, rea
         reader.execute(f"DROP SCHEMA [{schema}]")
 
 
-def test_ctrl_c_stops_the_step_and_drops_the_scratch_tables(conn_args, sql_env, reader,
-                                                            schema):
+def test_ctrl_c_stops_the_step_and_drops_the_scratch_tables(fast_stats, conn_args, sql_env,
+                                                            reader, schema):
     proc = subprocess.Popen([SCRIPT, "bench", *conn_args, "--schema", schema, "--workers",
                              "1,2", "--rows-per-batch", "2000", "--duration", "600",
                              "--progress", "log", "--progress-interval", "0.2", "--no-chart",
@@ -214,7 +224,8 @@ def test_ctrl_c_stops_the_step_and_drops_the_scratch_tables(conn_args, sql_env, 
     assert any("SIGINT: stopping the step" in line for line in lines)
 
 
-def test_a_missing_matplotlib_is_explained_not_fatal(conn_args, sql_env, schema, tmp_path):
+def test_a_missing_matplotlib_is_explained_not_fatal(fast_stats, conn_args, sql_env, schema,
+                                                     tmp_path):
     # a sitecustomize that hides matplotlib, as if the bench extra were not installed
     hide = tmp_path / "hide"
     hide.mkdir()
@@ -231,7 +242,7 @@ def test_a_missing_matplotlib_is_explained_not_fatal(conn_args, sql_env, schema,
     assert "pip install 'azsql-bulk[bench]'" in proc.stderr
 
 
-def test_a_sample_of_your_own_files(conn_args, sql_env, reader, schema, tmp_path):
+def test_a_sample_of_your_own_files(fast_stats, conn_args, sql_env, reader, schema, tmp_path):
     write_parquet(tmp_path / "data", files=2, rows_per_file=1500)
     proc = run_cli(["bench", *conn_args, "--schema", schema, "--source",
                     str(tmp_path / "data"), "--workers", "1", "--rows-per-batch", "1000",
