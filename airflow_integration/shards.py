@@ -24,7 +24,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from engine.errors import ConfigurationError
-from engine.remote import StorageOptions
+from engine.remote import StorageOptions, storage_for
 from engine.shards import describe_shard
 from engine.shards import split_source as split_into_shards
 
@@ -38,15 +38,18 @@ class SplitSourceError(AirflowFailException, ConfigurationError):
 
 
 def split_source(source: Any, shards: int, *, format: str | None = None,
-                 storage: StorageOptions | None = None) -> list[dict[str, Any]]:
+                 storage: StorageOptions | None = None,
+                 conn_id: str | None = None) -> list[dict[str, Any]]:
     """Expand a path, directory, glob or ``abfss://`` URI (or a list) and split it into shards.
 
     :param source: what ``engine.transfer`` would load (files only, not in-memory data).
     :param shards: how many shards at most: fewer come back when the source has fewer
         Parquet row groups and whole files than that; none is empty.
     :param format: ``parquet``, ``csv`` or ``ipc`` when file suffixes do not tell.
-    :param storage: identity and endpoint for ``abfss://`` URIs (default: from the
-        environment, see :class:`engine.remote.StorageOptions`).
+    :param storage: identity and endpoint for ``abfss://`` URIs (default: the identity of
+        ``conn_id`` when given, as the load tasks read storage; else from the environment,
+        see :class:`engine.remote.StorageOptions`).
+    :param conn_id: an ``azure_sql_bulk`` connection whose identity lists the objects.
     :raises SplitSourceError: no files match, ``shards`` below 1, in-memory data (not
         retried by Airflow).
     :raises SourceError: a file or storage that cannot be read (retried).
@@ -55,6 +58,14 @@ def split_source(source: Any, shards: int, *, format: str | None = None,
     [{'azsql_bulk_shard': 1, 'index': 0, 'shards': 4, 'bytes': ..., 'parts': [...]}, ...]
     """
     try:
+        if storage is None and conn_id is not None:
+            from airflow_integration.hooks import AzureSqlBulkHook
+
+            hook = AzureSqlBulkHook(conn_id)
+            try:
+                storage = storage_for(hook.connection_options().credential)
+            finally:
+                hook.close()
         return split_into_shards(source, shards, format=format, storage=storage)
     except ConfigurationError as exc:
         raise SplitSourceError(str(exc)) from None

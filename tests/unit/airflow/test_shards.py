@@ -39,3 +39,23 @@ def test_a_source_without_files_fails_without_retries(tmp_path):
     assert isinstance(info.value, ConfigurationError)
     with pytest.raises(SplitSourceError, match="at least 1"):
         split_source(str(tmp_path), 0)
+
+
+def test_the_split_reads_storage_with_the_connections_identity(monkeypatch, tmp_path):
+    import airflow_integration.shards as shards
+
+    monkeypatch.setenv("AIRFLOW_CONN_AZSQL_SPLIT", '{"conn_type": "azure_sql_bulk", "host": '
+                       '"srv", "schema": "db", "extra": {"auth": "managed_identity", '
+                       '"managed_identity_client_id": "mi-client"}}')
+    seen = {}
+    real = shards.split_into_shards
+
+    def spy(source, n, **kwargs):
+        seen.update(kwargs)
+        return real(source, n, **kwargs)
+
+    monkeypatch.setattr(shards, "split_into_shards", spy)
+    pq.write_table(pa.table({"x": [1, 2]}), tmp_path / "a.parquet")
+    assert len(split_source(str(tmp_path / "a.parquet"), 2, conn_id="azsql_split")) == 1
+    credential = seen["storage"].credential
+    assert (credential.kind, credential.client_id) == ("managed-identity", "mi-client")
