@@ -227,4 +227,8 @@ def test_an_opened_shard_lists_its_parts(tmp_path):
     assert [(p.path, p.fmt, p.row_groups) for p in opened.parts] == [
         (str(tmp_path / "f0.parquet"), "parquet", (2, 4))]
     assert opened.files == [str(tmp_path / "f0.parquet")] and opened.total_rows == 20
+    # what error messages say: the file, its row group, rows counted in the file
+    where = [b.location.describe(3) for b in opened.batches()]
+    assert where == [f"{tmp_path / 'f0.parquet'}, unit 2, row 23",
+                     f"{tmp_path / 'f0.parquet'}, unit 3, row 33"]
     assert [p.row_groups for p in open_source(str(tmp_path / "f0.parquet")).parts] == [None]
