@@ -71,7 +71,7 @@ def rich_table(steps: list[StepResult], recommended: int | None, title: str) -> 
     from rich import box
     from rich.table import Table
 
-    # no vertical rules, one space between columns: the 16 columns fit about 120 characters
+    # no vertical rules, one space between columns: the 16 columns fit 130 characters
     table = Table(title=title, title_justify="left", header_style="bold",
                   box=box.SIMPLE_HEAD, padding=0, pad_edge=False)
     cells_of = rows_of(steps)
