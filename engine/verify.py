@@ -352,11 +352,30 @@ class _Table:
                 parts.append(f"SUM({column})")
         return list(self.rows(f"SELECT {', '.join(parts)} FROM {self.table.quoted}")[0])  # noqa: S608
 
-    def value_counts(self, name: str) -> Counter[Any]:
-        column = quote_identifier(name)
-        got = self.rows(f"SELECT {column}, COUNT_BIG(*) FROM {self.table.quoted} "  # noqa: S608
-                        f"GROUP BY {column}")
-        return Counter({r[0]: int(r[1]) for r in got})
+    def value_counts(self, name: str, values: Iterable[Any],
+                     examples: int = 5) -> tuple[Counter[Any], int, int]:
+        """Rows per value for the source's (non-null) ``values``, then what else the column
+        holds: up to ``examples`` other values with their rows added to the counter, and
+        (other values not shown, their rows). Bounded however many values the table has.
+        """
+        column, table = quote_identifier(name), self.table.quoted
+        known = [v for v in values if v is not None]
+        marks = ", ".join("?" * len(known))
+        found: Counter[Any] = Counter()
+        if known:
+            found.update({r[0]: int(r[1]) for r in self.rows(
+                f"SELECT {column}, COUNT_BIG(*) FROM {table} "  # noqa: S608
+                f"WHERE {column} IN ({marks}) GROUP BY {column}", known)})
+        other = f"{column} IS NOT NULL" + (f" AND {column} NOT IN ({marks})" if known else "")
+        (rows, distinct), = self.rows(f"SELECT COUNT_BIG(*), COUNT(DISTINCT {column}) "  # noqa: S608
+                                      f"FROM {table} WHERE {other}", known)
+        if not rows:
+            return found, 0, 0
+        shown = self.rows(f"SELECT TOP {int(examples)} {column}, COUNT_BIG(*) "  # noqa: S608
+                          f"FROM {table} WHERE {other} GROUP BY {column} "
+                          "ORDER BY COUNT_BIG(*) DESC", known)
+        found.update({r[0]: int(r[1]) for r in shown})
+        return found, int(distinct) - len(shown), int(rows) - sum(int(r[1]) for r in shown)
 
     def by_key(self, key: str, values: Sequence[Any], compared: Sequence[str],
                chunk: int = 100) -> dict[Any, list[dict[str, Any]]]:
@@ -463,10 +482,12 @@ def _compare(db: _Table, facts: SourceFacts, present: Sequence[str],
     found_rows = int(next(totals))
     if found_rows != facts.rows:
         out.append(Difference(None, "rows", facts.rows, found_rows))
+    nulls = {}
     for name in names:
         kind = facts.kinds[name]
         checks += 1
         count = int(next(totals))
+        nulls[name] = found_rows - count
         if count != facts.non_null[name]:
             out.append(Difference(name, "non-null values", facts.non_null[name], count))
         if kind in ("int", "decimal", "float"):
@@ -477,11 +498,15 @@ def _compare(db: _Table, facts: SourceFacts, present: Sequence[str],
         if counts is None:
             continue
         checks += 1
-        found = db.value_counts(name)
+        found, more, more_rows = db.value_counts(name, counts)
+        found[None] = nulls[name]
         for value in sorted(set(counts) | set(found), key=repr):
             if counts.get(value, 0) != found.get(value, 0):
                 out.append(Difference(name, f"rows with value {value!r}", counts.get(value, 0),
                                       found.get(value, 0)))
+        if more:
+            out.append(Difference(name, f"rows with {more:,} more values not in the source",
+                                  0, more_rows))
     sample = sorted(facts.sample, key=lambda s: s[0])
     compared = [n for n in names if facts.kinds[n] != "other"]
     keyed = None

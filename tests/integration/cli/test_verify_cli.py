@@ -132,3 +132,23 @@ def test_a_missing_table_is_a_clear_error(source, conn_args, sql_env):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "table dbo.no_such_table_here does not exist" in proc.stderr
     assert last_json(proc.stdout)["status"] == "configuration_error"
+
+
+def test_values_the_source_never_had_are_shown_a_few_then_summed_up(source, conn_args,
+                                                                     sql_env, reader):
+    table = load(source, "verify_values", conn_args, sql_env)
+    reader.execute(f"UPDATE {table} SET status = CONCAT('x', id) WHERE id < 10")
+    proc = verify(source, table, conn_args, sql_env, "--json", "--sample-rows", "0")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    found = {(d["column"], d["what"]): (d["expected"], d["found"])
+             for d in last_json(proc.stdout)["differences"]}
+    shown = {what: counts for (_, what), counts in found.items()
+             if what.startswith("rows with value 'x")}
+    assert len(shown) == 5 and set(shown.values()) == {(0, 1)}
+    # ids 0-9 were new (0, 3, 6, 9), paid (1, 4, 7) and shipped (2, 5, 8)
+    assert {k: v for k, v in found.items() if k[1] not in shown} == {
+        ("status", "rows with value 'new'"): (100, 96),
+        ("status", "rows with value 'paid'"): (100, 97),
+        ("status", "rows with value 'shipped'"): (100, 97),
+        ("status", "rows with 5 more values not in the source"): (0, 5),
+    }
