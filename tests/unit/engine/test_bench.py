@@ -190,3 +190,93 @@ def test_auto_says_what_it_chose():
     assert (answer.transport, answer.transport_used) == ("auto", "bulk-copy")
     assert answer.reason.startswith("1 worker, 102,400 rows per batch, auto (it chose bulk "
                                     "copy): ")
+
+
+# -- what the server would not show --------------------------------------------------------
+def odbc_error(number: int, state: str = "42000", text: str = "x") -> RuntimeError:
+    return RuntimeError(f"ODBC error\nstate: {state}\nnative error code: {number}\n"
+                        f"message: {text}")
+
+
+class FakeConnection:
+    """Answers the views' queries from ``answers`` (SQL fragment -> rows or an error)."""
+
+    def __init__(self, answers: dict[str, object]) -> None:
+        self.answers, self.rows, self.closed = answers, [], False
+
+    def cursor(self) -> FakeConnection:
+        return self
+
+    def execute(self, sql: str, params: object = None) -> None:
+        answer = next(v for k, v in self.answers.items() if k in sql)
+        if isinstance(answer, Exception):
+            raise answer
+        self.rows = answer
+
+    def fetchall(self) -> list:
+        return list(self.rows)
+
+    def commit(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeFactory:
+    def __init__(self, *connections: FakeConnection) -> None:
+        self.connections = list(connections)
+
+    def connect(self) -> FakeConnection:
+        return self.connections.pop(0)
+
+
+def test_each_view_the_server_refuses_is_named_with_the_grant_that_shows_it():
+    import datetime as dt
+
+    from engine.bench.server_view import ServerView
+
+    now = dt.datetime(2026, 12, 6, 12, 0, 0)
+    conn = FakeConnection({
+        "SYSUTCDATETIME": [(now,)],
+        "dm_user_db_resource_governance": odbc_error(300, text="VIEW DATABASE STATE "
+                                                     "permission denied"),
+        "dm_db_resource_stats": odbc_error(208, "42S02", "Invalid object name"),
+        "dm_db_wait_stats": [("LOG_RATE_GOVERNOR", 3, 120), ("PAGEIOLATCH_SH", 9, 9)]})
+    view = ServerView(FakeFactory(conn), "loader", clock=lambda: now.replace(
+        tzinfo=dt.UTC).timestamp() - 2.0).open()  # type: ignore[arg-type]
+    assert view.offset == 2.0 and view.log_rate_cap is None
+    governance = view.unseen["sys.dm_user_db_resource_governance"]
+    assert "needs VIEW DATABASE STATE (server error 300)" in governance.why
+    assert governance.fix == "GRANT VIEW DATABASE STATE TO [loader]"
+    stats = view.unseen["sys.dm_db_resource_stats"]
+    assert "no such view" in stats.why and stats.fix is None
+    assert "sys.dm_db_wait_stats" not in view.unseen
+    mark = view.mark()
+    conn.answers["dm_db_wait_stats"] = [("LOG_RATE_GOVERNOR", 5, 400),
+                                        ("POOL_LOG_RATE_GOVERNOR", 1, 30)]
+    figures = view.figures(mark, 0.0, 1.0)
+    assert figures.log_rate_waits == {"LOG_RATE_GOVERNOR": {"waits": 2, "wait_ms": 280},
+                                      "POOL_LOG_RATE_GOVERNOR": {"waits": 1, "wait_ms": 30}}
+    assert figures.log_rate_wait_ms == 310 and figures.log_write_percent is None
+
+
+def test_a_dropped_monitoring_link_logs_in_again_once():
+    import datetime as dt
+
+    from engine.bench.server_view import ServerView
+
+    now = dt.datetime(2026, 12, 6, 12, 0, 0)
+    broken = FakeConnection({"SYSUTCDATETIME": [(now,)],
+                             "dm_user_db_resource_governance": [("GP_Gen5_8", 50 * 2**20)],
+                             "dm_db_resource_stats": odbc_error(40613, "HY000", "failover"),
+                             "dm_db_wait_stats": []})
+    fresh = FakeConnection({"dm_db_resource_stats": [(now, 1.5, 2.5, 99.0)],
+                            "dm_db_wait_stats": []})
+    view = ServerView(FakeFactory(broken, fresh)).open()  # type: ignore[arg-type]
+    assert broken.closed and view.unseen == {}
+    assert (view.slo_name, view.log_rate_cap) == ("GP_Gen5_8", 50 * 2**20)
+    assert view.resource_rows()[0].log_write == 99.0
