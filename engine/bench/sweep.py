@@ -11,6 +11,7 @@ journal rows (:mod:`engine.bench.scratch`).
 
 A step's figures:
 
+- ``rows``, ``bytes`` (Arrow) and ``seconds``: the whole step, set-up included;
 - ``rows_per_second`` and ``mb_per_second`` (Arrow bytes, as the load reports them) over
   the *loading window*, from the first committed batch to the last: the set-up (table
   DDL, the bulk-copy probe, logins) is the same for every step and would hide the rate
