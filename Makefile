@@ -8,7 +8,7 @@ EMULATOR := packages/azsql-emulator
 # Re-install the Python packages only when their declaration changed.
 PIP_STAMP := $(VENV)/.azsql-bulk-installed
 
-.PHONY: setup test unit integration lint doctor clean bench demo soak e2e-airflow
+.PHONY: setup test unit integration lint doctor clean bench bench-scale demo soak e2e-airflow
 
 setup:
 	@PYTHON=$(PYTHON) bash scripts/setup-system.sh
@@ -42,6 +42,12 @@ doctor: setup
 
 bench: setup
 	$(PY) benchmarks/run.py
+
+# 100M rows (about 11 GB of Arrow in 100 cached Parquet files, ~10 GB on disk under
+# ~/.cache/azsql-bulk/bench) through azsql-bulk load with 4 workers into the discard emulator;
+# prints the three scale goals of issue 20. SCALE_ARGS="--rows 5000000" for a quick check.
+bench-scale: setup
+	$(PY) benchmarks/scale.py $(SCALE_ARGS)
 
 # A real load end to end: emulator, 2M-row Parquet dataset (cached), azsql-bulk load,
 # read-back verification. DEMO_ARGS passes options, e.g. make demo DEMO_ARGS="--rows 200000".
