@@ -143,7 +143,15 @@ class TransferOptions:
     :param max_memory_bytes: a ceiling on the Arrow bytes of the batches read ahead and
         in flight (default 512 MiB; at most ``2 * workers`` batches are read ahead in any
         case; None: no byte ceiling). A single batch larger than the ceiling is still
-        loaded, alone.
+        loaded, alone. The process's memory also holds, outside the ceiling: per worker
+        one cast batch (its Arrow copy, and with parameter arrays turbodbc's buffers,
+        text at ``2 * (1.2 * longest + 1)`` bytes a value); one Parquet row group as read
+        and as decoded; two batches (the one the reader holds while it waits for room,
+        and the first, kept for the plan); and what the memory allocators keep of freed
+        buffers. The engine hands the Arrow pool's freed pages back after every batch;
+        pyarrow's default allocator, mimalloc, still keeps some per thread (tens of MiB
+        measured), the system allocator (``ARROW_DEFAULT_MEMORY_POOL=system``) less:
+        ``benchmarks/engine_memory.py`` checks the sum against the peak.
     :param max_errors: rows the server refuses (a NULL into a NOT NULL column, text
         longer than its column, a value its type cannot hold, a duplicate key, a CHECK or
         FOREIGN KEY violation) that the load sets aside and goes on, over the whole load;
