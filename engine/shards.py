@@ -32,7 +32,9 @@ How the data is dealt:
   shard, so one huge file spreads over many shards and shards differ by about a piece.
 - CSV and Arrow IPC files are always whole (weighed by their size). A CSV byte range is
   only safe to start at a line break when no quoted value holds a line break, which
-  cannot be known without reading the whole file, so CSV files are never cut.
+  cannot be known without reading the file up to there; and the range's first row
+  number (for batch ids and error messages, counted in the file) is not known without
+  that read either. So CSV files are never cut.
 - Fewer shards than ``n`` come back when there are fewer pieces (row groups and whole
   files) than ``n``; no shard is empty.
 
