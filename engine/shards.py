@@ -138,8 +138,8 @@ def _facts(path: str, fmt: str, remote: RemoteFiles) -> _File:
     if remote.owns(path):
         obj = remote.object(path)
         size, etag = obj.size, obj.version
-    else:
-        size, etag = os.path.getsize(path), None
+    else:  # absolute: the loading task may run in another directory
+        path, size, etag = os.path.abspath(path), os.path.getsize(path), None
     if fmt != "parquet":
         return _File(path, fmt, size, etag)
     meta = parquet_metadata(path, remote)

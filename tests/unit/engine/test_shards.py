@@ -232,3 +232,12 @@ def test_an_opened_shard_lists_its_parts(tmp_path):
     assert where == [f"{tmp_path / 'f0.parquet'}, unit 2, row 23",
                      f"{tmp_path / 'f0.parquet'}, unit 3, row 33"]
     assert [p.row_groups for p in open_source(str(tmp_path / "f0.parquet")).parts] == [None]
+
+
+def test_local_paths_are_recorded_absolute(tmp_path, monkeypatch):
+    write_parquet(tmp_path / "f0.parquet", 0, [3])
+    monkeypatch.chdir(tmp_path)
+    (shard,) = split_source("f0.parquet", 1)
+    assert shard["parts"][0]["path"] == str(tmp_path / "f0.parquet")
+    monkeypatch.chdir(tmp_path.parent)  # a task running elsewhere still finds the file
+    assert open_source(shard).total_rows == 3
