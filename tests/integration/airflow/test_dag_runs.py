@@ -86,7 +86,7 @@ def airflow_run(emu_proc, parquet_dir, reader, tmp_path_factory):
 
 
 def test_a_load_succeeds_and_its_result_is_in_xcom(airflow_run, reader):
-    results, prefix, _ = airflow_run
+    results, prefix, logs = airflow_run
     run = results["dags"]["azsql_load_once"]
     assert run["state"] == "success"
     assert [t["state"] for t in run["tasks"]] == ["success"]
@@ -95,6 +95,9 @@ def test_a_load_succeeds_and_its_result_is_in_xcom(airflow_run, reader):
     assert value["rows"] == TOTAL_ROWS and value["table"] == f"dbo.{prefix}_once"
     assert value["batches"] == TOTAL_ROWS // ROWS_PER_BATCH and value["batches_skipped"] == 0
     assert len(json.dumps(value)) < 4_000  # small: XCom is no place for bulk data
+    # the task log has the engine's progress line (the last one at least: the averages)
+    assert f"azsql-bulk: dbo.{prefix}_once: {TOTAL_ROWS:,} / {TOTAL_ROWS:,} rows (100.0%)" \
+        in logs
     check_exact(reader, f"dbo.{prefix}_once", TOTAL_ROWS)
     assert journal(reader, value["load_id"]) == (TOTAL_ROWS // ROWS_PER_BATCH, TOTAL_ROWS)
 
