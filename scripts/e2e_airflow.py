@@ -81,7 +81,7 @@ def make_dataset(folder: Path, rows: int, small_files: int) -> list[Path]:
                                     for v in range(start, start + n)], pa.timestamp("us")),
         })
         path = folder / (f"orders-big-{i}.parquet" if i == 0 else f"orders-{i:02d}.parquet")
-        pq.write_table(table, path, row_group_size=max(1, big // 10) if i == 0 else n)
+        pq.write_table(table, path, row_group_size=-(-sizes[0] // 10) if i == 0 else n)
         files.append(path)
         start += n
     return files
@@ -168,6 +168,7 @@ def one_run(stack: Stack, admin: dict[str, str], args: argparse.Namespace, numbe
     checks.add("XCom: the loads' rows add up to the dataset", expected["rows"],
                sum(int(r.get("rows") or 0) for r in rows.values()))
     e2e_checks.check_table(reader, expected, checks)
+    e2e_checks.check_verify(stack.emulator, files, checks, say)
     if args.faults:
         watch.check_faults(checks, rows)
     e2e_checks.check_no_secrets(stack, db, DAG_ID, run_id, watch.command_lines, checks)
@@ -186,7 +187,7 @@ def _interrupted(*_: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=600_000, help="rows in the dataset")
+    parser.add_argument("--rows", type=int, default=1_200_000, help="rows in the dataset")
     parser.add_argument("--shards", type=int, default=8, help="shards of the mapped load")
     parser.add_argument("--faults", action="store_true",
                         help="SIGKILL one load task mid-load and kill_sessions during the run")

@@ -9,6 +9,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -171,9 +173,33 @@ def expected_facts(files: Sequence[Path]) -> dict[str, Any]:
 
 
 def check_table(reader: Reader, expected: dict[str, Any], checks: Checks) -> None:
+    """The table's facts, read here, against pyarrow's."""
     actual = reader.facts()
     for name, value in expected.items():
         checks.add(f"table {name}", value, actual.get(name))
+
+
+def check_verify(emu: Any, files: Sequence[Path], checks: Checks,
+                 say: Callable[[str], None]) -> None:
+    """``azsql-bulk verify`` of the files against the table as the emulator's SQL login
+    (not the loaders' identity): counts, sums, rows per value and sample rows."""
+    cli = str(Path(sys.executable).parent / "azsql-bulk")
+    command = [cli, "verify", *map(str, files), "--table", "dbo.orders", "--key", "order_id",
+               "--server", f"{emu.tds_host},{emu.tds_port}", "--database", emu.database,
+               "--auth", "sql", "--sql-user", emu.credentials.sql_login,
+               "--encrypt", "strict", "--server-certificate", emu.server_cert,
+               "--host-name-in-certificate", "localhost", "--json"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AZSQL_BULK_"))}
+    env["AZSQL_BULK_SQL_PASSWORD"] = emu.credentials.sql_password  # never on a command line
+    say(f"  $ azsql-bulk verify {Path(files[0]).parent}/*.parquet --table dbo.orders "
+        "--key order_id --auth sql ...")
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600,
+                          check=False)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    report = json.loads(lines[-1]) if lines else {"error": done.stderr.strip()[-300:]}
+    checks.add("azsql-bulk verify: differences", [], report.get("differences", report))
+    say(f"  verify: {report.get('rows')} rows, {report.get('checks')} facts and "
+        f"{report.get('sampled')} sample rows compared, exit {done.returncode}")
 
 
 # -- watching the run, and the faults ---------------------------------------------------------
@@ -207,54 +233,64 @@ class Watch:
             if state in ("success", "failed"):
                 return state
             if self.faults:
-                with contextlib.suppress(Exception):
+                try:
                     self._inject()
-            time.sleep(1.0)
+                except Exception as exc:  # a busy part: try again at the next poll
+                    problem = f"fault injection: {type(exc).__name__}: {exc}"[:200]
+                    if problem not in self.notes:
+                        self.notes.append(problem)
+            time.sleep(0.5 if self.faults else 1.0)
         return f"not finished after {timeout:.0f} s"
 
     def _inject(self) -> None:
         loads = self.db.tries(self.dag_id, self.run_id, "load")
         running = [t for t in loads if t["id"] and t["state"] == "running"]
-        loading = self._loading()
+        on_wire = self._loads_on_wire()
         if self.killed is None:
-            self._kill_one_mid_load(running, loading)
-        elif self.sessions_killed is None and len(loading) >= 2:
-            # every load has sessions open and batches committed: end them all at once
+            self._kill_one_mid_load(running, on_wire)
+        busy = sum(b for _, _, b in on_wire.values())
+        if self.sessions_killed is None and len(on_wire) >= 2 and busy >= 1:
             answer = _post_fault(self.stack.emulator, {"kind": "kill_sessions"})
             self.sessions_killed = _killed_count(answer)
-            self.notes.append(f"fault: kill_sessions while {len(loading)} loads were "
-                              f"mid-load: {self.sessions_killed} session(s) ended")
+            self.notes.append(f"fault: kill_sessions while {len(on_wire)} loads had sessions "
+                              f"open ({busy} in a transaction or sending): "
+                              f"{self.sessions_killed} session(s) ended")
 
-    def _loading(self) -> dict[int, tuple[str, int]]:
-        """map index -> (load id, committed batches) of this run's loads that have
-        sessions open in the emulator and at least one batch committed."""
-        out: dict[int, tuple[str, int]] = {}
+    def _loads_on_wire(self) -> dict[int, tuple[str, int, int]]:
+        """map index -> (load id, sessions, sessions in a transaction or sending) of this
+        run's loads, from the emulator's sessions (their application name names the load)."""
+        out: dict[int, tuple[str, int, int]] = {}
         for session in self.stack.emulator.sessions():
             app = str(session.get("app_name", ""))
             found = _SESSION_APP.search(app)
-            if found and f"run={self.run_id}"[:20] in app and int(found.group(2)) not in out:
-                batches = self.reader.journal_batches(found.group(1))
-                if batches >= 1:
-                    out[int(found.group(2))] = (found.group(1), batches)
+            if found and f"run={self.run_id}"[:20] in app:
+                index = int(found.group(2))
+                _, count, busy = out.get(index, ("", 0, 0))
+                active = bool(session.get("in_transaction") or session.get("receiving"))
+                out[index] = (found.group(1), count + 1, busy + active)
         return out
 
     def _kill_one_mid_load(self, running: list[dict[str, Any]],
-                           loading: dict[int, tuple[str, int]]) -> None:
+                           on_wire: dict[int, tuple[str, int, int]]) -> None:
         """SIGKILL the task process of a first try whose load has committed a batch."""
         first_tries = {t["map_index"]: t for t in running if t["try"] == 1}
-        for index, (load_id, batches) in loading.items():
-            ti = first_tries.get(index)
-            if ti is None:
-                continue
-            for pid, line in command_lines(self.stack.pids()):
-                if line.startswith(f"airflow worker -- {ti['id']}"):
-                    os.kill(pid, signal.SIGKILL)
-                    self.killed = {"map_index": index, "worker": ti["hostname"],
-                                   "batches_before": batches, "load_id": load_id}
-                    self.notes.append(
-                        f"fault: SIGKILL of load[{index}]'s task process (pid {pid}, on "
-                        f"{ti['hostname']}) after {batches} committed batch(es)")
-                    return
+        candidates = [i for i in on_wire if i in first_tries]
+        if not candidates:
+            return
+        index = candidates[0]
+        ti, load_id = first_tries[index], on_wire[index][0]
+        batches = self.reader.journal_batches(load_id)
+        if batches < 1:
+            return
+        for pid, line in command_lines(self.stack.pids()):
+            if line.startswith(f"airflow worker -- {ti['id']}"):
+                os.kill(pid, signal.SIGKILL)
+                self.killed = {"map_index": index, "worker": ti["hostname"],
+                               "batches_before": batches, "load_id": load_id}
+                self.notes.append(
+                    f"fault: SIGKILL of load[{index}]'s task process (pid {pid}, on "
+                    f"{ti['hostname']}) after {batches} committed batch(es)")
+                return
 
     def check_faults(self, checks: Checks, results: dict[int, dict[str, Any]]) -> None:
         """The killed load's retry resumed it; kill_sessions ended sessions."""
@@ -271,7 +307,7 @@ class Watch:
                          and 0 < int(sent or 0) < int(final.get("rows") or 0),
                          f"try {final.get('try')}, {final.get('batches_skipped')} batches "
                          f"skipped, {sent} of {final.get('rows')} rows sent")
-        checks.holds("kill_sessions ended sessions of loads mid-load",
+        checks.holds("kill_sessions ended sessions of running loads",
                      (self.sessions_killed or 0) >= 2, self.sessions_killed)
         recovered = sum(int(r.get("reconnects") or 0) + int(r.get("retries") or 0)
                         for r in results.values())
@@ -393,8 +429,18 @@ def check_no_secrets(stack: Stack, db: MetaDb, dag_id: str, run_id: str,
         scan(f"XCom {task_id}[{index}].{key}", json.dumps(value, default=str))
     for line in lines:
         scan("a command line", line)
+    # the workers sign in with the managed identity: no secret in any process's environment
+    environs = 0
+    for pid in stack.pids():
+        with contextlib.suppress(OSError):
+            text = Path(f"/proc/{pid}/environ").read_bytes().decode("utf-8", "replace")
+            environs += 1
+            found.extend(f"{name} in the environment of pid {pid}"
+                         for name, value in secrets.items()
+                         if value in text and name.startswith(("the service", "the SQL")))
     checks.holds(f"no token or secret in {len(logs)} log files, {len(xcoms)} XComs, "
-                 f"{len(lines)} command lines", not found, found[:5] or "none found")
+                 f"{len(lines)} command lines (nor a client secret or password in "
+                 f"{environs} process environments)", not found, found[:5] or "none found")
 
 
 def _is_log(path: Path, root: Path) -> bool:

@@ -296,10 +296,16 @@ def connection_json(emu: Any) -> str:
 
 def managed_identity_env(emu: Any) -> dict[str, str]:
     """What a worker needs for the emulator's managed identity: its endpoint and header,
-    and the emulator's CA for those HTTPS calls. ``azsql-emulator env --identity
-    managed-identity`` gives the same when it exists; no service principal secret."""
-    env = {k: str(emu.env[k]) for k in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER")}
-    env["REQUESTS_CA_BUNDLE"] = env["SSL_CERT_FILE"] = str(emu.ca_cert)
+    and trust in the emulator's CA for those HTTPS calls; no service principal secret.
+
+    The emulator's own ``env`` is that when it hands out one identity's variables (its
+    ``--env-identity``, default managed-identity); an older emulator's ``env`` held every
+    identity's, so only the managed identity's are taken from it.
+    """
+    env = {k: str(v) for k, v in emu.env.items()}
+    if "AZURE_CLIENT_SECRET" in env or "AZSQL_BULK_AUTH" not in env:
+        env = {k: env[k] for k in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER")}
+        env["REQUESTS_CA_BUNDLE"] = env["SSL_CERT_FILE"] = str(emu.ca_cert)
     return env
 
 
