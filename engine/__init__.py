@@ -44,8 +44,10 @@ from engine.journal import default_load_id
 from engine.names import TableName
 from engine.options import CreatePolicy, Mode, Target, TransferOptions
 from engine.results import Progress, TransferResult, WorkerStats
+from engine.shards import split_source
 from engine.sources import Source, SourceOptions, open_source
 from engine.transfer import transfer
+from engine.verify import VerifyReport, verify_table
 
 __all__ = [
     "AccessToken",
@@ -88,6 +90,7 @@ __all__ = [
     "TransferResult",
     "UnsupportedTypeError",
     "ValueCastError",
+    "VerifyReport",
     "WorkerStats",
     "build_connection_string",
     "build_credential",
@@ -97,6 +100,8 @@ __all__ = [
     "open_source",
     "quote_value",
     "redact",
+    "split_source",
     "transfer",
+    "verify_table",
 ]
 __version__ = "0.1.0"

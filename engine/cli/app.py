@@ -2,7 +2,8 @@
 
 Every command registers the same way: a function ``register(subparsers)`` adds the
 command's subparser and sets its ``handler`` (parsed arguments -> exit code). This
-distribution's commands (``load``, ``doctor``, ``journal``) are listed in :data:`BUILTIN_COMMANDS`;
+distribution's commands (``load``, ``doctor``, ``journal``, ``verify``, ``bench``, ``split``)
+are listed in :data:`BUILTIN_COMMANDS`;
 other installed distributions add theirs through the ``azsql_bulk.commands`` entry-point
 group (the azsql-emulator distribution adds ``emulator``), so the engine never imports
 them. A command that is known but not installed says what to install (exit 2).

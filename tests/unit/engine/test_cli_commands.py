@@ -14,10 +14,11 @@ from engine.cli.app import BUILTIN_COMMANDS, COMMAND_GROUP, build_parser, find_c
 
 def test_built_in_commands_register_like_plug_ins():
     commands = find_commands(plugins=())
-    assert [ep.group for ep in BUILTIN_COMMANDS] == [COMMAND_GROUP] * 3
-    assert list(commands.registers) == ["load", "doctor", "journal"] and not commands.plugins
+    names = ["load", "doctor", "journal", "verify", "bench", "split"]
+    assert [(ep.name, ep.group) for ep in BUILTIN_COMMANDS] == [(n, COMMAND_GROUP) for n in names]
+    assert list(commands.registers) == names and not commands.plugins
     sub = build_parser(commands)._subparsers._group_actions[0]  # type: ignore[union-attr]
-    assert set(sub.choices) == {"load", "doctor", "journal"}
+    assert set(sub.choices) == set(names)
 
 
 def test_emulator_without_its_distribution_says_what_to_install(capsys):
