@@ -15,8 +15,10 @@ A step's figures:
 - ``rows_per_second`` and ``mb_per_second`` (Arrow bytes, as the load reports them) over
   the *loading window*, from the first committed batch to the last: the set-up (table
   DDL, the bulk-copy probe, logins) is the same for every step and would hide the rate
-  of short steps. A step with fewer than two commits per worker after its first falls
-  back to the whole load's rates (set-up included);
+  of short steps (``rates_over``). A step with fewer than two commits per worker after
+  its first cannot be measured so; then every step of the sweep is given its rates over the
+  whole step, set-up included (``step_rows_per_second``), so steps compare like with like,
+  and :attr:`Sweep.notes` says so;
 - ``cpu_seconds``: this process's user + system CPU (``getrusage``, all threads) over the
   whole step, and ``cpu_us_per_row``;
 - ``retries`` and ``reconnects`` (:class:`~engine.results.TransferResult`), the transport
@@ -100,6 +102,9 @@ class StepResult:
     transport_reason: str | None = None
     error: str | None = None
     server: ServerFigures = field(default_factory=ServerFigures)
+    rates_over: str = "whole step"  # or "loading window" (see the module)
+    step_rows_per_second: float = 0.0  # over the whole step, set-up included
+    step_mb_per_second: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -180,7 +185,7 @@ class Sweep:
     factory: ConnectionFactory | None = None
     clock: Callable[[], float] = time.time
     on_step: Callable[[StepResult], None] | None = None
-    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if (self.rows is None) == (self.duration is None):
@@ -199,6 +204,15 @@ class Sweep:
             results.append(result)
             if self.on_step is not None:
                 self.on_step(result)
+        measured = [r for r in results if r.rows]
+        if len({r.rates_over for r in measured}) > 1:  # compare like with like
+            for r in measured:
+                r.rows_per_second, r.mb_per_second = r.step_rows_per_second, r.step_mb_per_second
+                r.rates_over = "whole step"
+            self.notes.append(
+                "some steps were too short to be measured between their first and last "
+                "commit (two commits per worker are needed), so every step's rates are over "
+                "the whole step, set-up included; give more --rows or a longer --duration")
         return results
 
     def step(self, number: int, plan: StepPlan) -> StepResult:
@@ -234,8 +248,6 @@ class Sweep:
                               source_options=SourceOptions(rows_per_batch=plan.rows_per_batch),
                               factory=self.factory, cancel=self.cancel)
             result.rows, result.bytes, result.seconds = loaded.rows, loaded.bytes, loaded.seconds
-            result.rows_per_second, result.mb_per_second = (loaded.rows_per_second,
-                                                            loaded.mb_per_second)
             result.retries, result.reconnects = loaded.retries, loaded.reconnects
             result.transport_used = loaded.transport
             result.transport_reason = loaded.transport_reason
@@ -256,11 +268,17 @@ class Sweep:
         result.cpu_seconds = _cpu() - cpu
         if result.rows:
             result.cpu_us_per_row = result.cpu_seconds / result.rows * 1e6
+        if result.status != "ok" and window.last is not None:
+            result.bytes = window.last[2]
+        if result.seconds > 0:
+            result.step_rows_per_second = result.rows / result.seconds
+            result.step_mb_per_second = result.bytes / 1e6 / result.seconds
+        result.rows_per_second, result.mb_per_second = (result.step_rows_per_second,
+                                                        result.step_mb_per_second)
         rates = window.rates(plan.workers)
         if rates is not None:
             result.rows_per_second, result.mb_per_second = rates
-        if result.status != "ok" and window.last is not None:
-            result.bytes = window.last[2]
+            result.rates_over = "loading window"
         if self.view is not None and mark is not None and window.first and window.last:
             first, last = window.first[0], window.last[0]
             self.view.wait_for_rows(self.view.server_time(last), cancelled=self.cancel.is_set)

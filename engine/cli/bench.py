@@ -58,7 +58,7 @@ from engine.cli.arguments import (
 )
 from engine.cli.connection_args import CONNECTION_OPTIONS, connection_options
 from engine.cli.console import configure_logging, emit_json, say
-from engine.cli.doctor import _ROLE_FOR, _denied, _permissions
+from engine.cli.doctor import ROLE_FOR, denied, permissions_check
 from engine.cli.load_args import OUTPUT_OPTIONS
 from engine.connection import ConnectionFactory, close_quietly
 from engine.errors import AzsqlBulkError, ConfigurationError, DatabaseError
@@ -204,9 +204,9 @@ def _pool(args: argparse.Namespace) -> pa.RecordBatch:
 
 def _refusal(what: str, error: DatabaseError, user: str, schema: str) -> AzsqlBulkError:
     """The refusal naming the grant (doctor's roles) when the server denied ``what``."""
-    if not _denied(error):
+    if not denied(error):
         return error
-    role = _ROLE_FOR.get(what, "db_ddladmin")
+    role = ROLE_FOR.get(what, "db_ddladmin")
     on = "the database" if what == "CREATE SCHEMA" else f"schema {schema}"
     return _Refused(f"missing {what} on {on} ({error}). What to do: as the database's "
                     f"Microsoft Entra admin run ALTER ROLE {role} ADD MEMBER [{user}];")
@@ -231,7 +231,7 @@ def _check_permissions(factory: ConnectionFactory, scratch: ScratchSpace) -> str
             probe = scratch.create_probe(factory)
         except DatabaseError as exc:
             raise _refusal("CREATE TABLE", exc, user, scratch.schema) from None
-        check = _permissions(conn, str(probe))  # doctor's probes: SELECT, INSERT, journal
+        check = permissions_check(conn, str(probe))  # doctor's probes: SELECT, INSERT, journal
         conn.commit()
     finally:
         close_quietly(conn)
@@ -281,6 +281,9 @@ def _bench(args: argparse.Namespace, connection: Any, data: pa.RecordBatch) -> i
                           keep=args.keep, view=view, display=display, factory=factory,
                           on_step=_finished, cancel=cancel)
             steps = sweep.run(plans)
+            for note in sweep.notes:
+                say(f"azsql-bulk bench: note: {note}")
+            notes.extend(sweep.notes)
         finally:
             if view is not None:
                 view.close()
@@ -342,9 +345,10 @@ def _report(args: argparse.Namespace, connection: Any, view: ServerView | None,
     console = Console(file=stream, width=None if stream.isatty() else 200)
     console.print(rich_table(steps, answer.step if answer else None, title))
     if answer:
-        console.print(f"Recommendation: {answer.reason}", markup=False, highlight=False)
+        # one line, however long: the terminal wraps it, a log keeps it whole
+        print(f"Recommendation: {answer.reason}", file=stream, flush=True)
     else:
-        console.print("No step loaded a row: no recommendation.", markup=False)
+        print("No step loaded a row: no recommendation.", file=stream, flush=True)
     chart = None
     if not args.no_chart and steps:
         problem = write_chart(steps, Path(args.chart), title)

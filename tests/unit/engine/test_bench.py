@@ -280,3 +280,31 @@ def test_a_dropped_monitoring_link_logs_in_again_once():
     assert broken.closed and view.unseen == {}
     assert (view.slo_name, view.log_rate_cap) == ("GP_Gen5_8", 50 * 2**20)
     assert view.resource_rows()[0].log_write == 99.0
+
+
+def test_steps_too_short_for_the_loading_window_make_every_step_compare_over_the_whole():
+    from engine.bench.scratch import ScratchSpace
+    from engine.bench.sweep import StepPlan, Sweep
+    from engine.connection import ConnectionOptions
+
+    measured = {1: ("loading window", 90.0, 40.0), 2: ("whole step", 30.0, 30.0)}
+
+    class Scripted(Sweep):
+        def step(self, number: int, plan: StepPlan) -> StepResult:
+            over, windowed, whole = measured[number]
+            result = step(number, plan.workers, windowed)
+            result.rates_over, result.step_mb_per_second = over, whole
+            return result
+
+    sweep = Scripted(ConnectionOptions("srv", "db"), pa.record_batch({"x": [1]}),
+                     ScratchSpace(), rows=10, factory=object())  # type: ignore[arg-type]
+    results = sweep.run(plan_steps([1, 2], [10], ["auto"]))
+    assert [(r.rates_over, r.mb_per_second) for r in results] == [("whole step", 40.0),
+                                                                  ("whole step", 30.0)]
+    assert "set-up included" in sweep.notes[0]
+    measured[2] = ("loading window", 95.0, 30.0)  # all windowed: the windows stand
+    again = Scripted(ConnectionOptions("srv", "db"), pa.record_batch({"x": [1]}),
+                     ScratchSpace(), rows=10, factory=object())  # type: ignore[arg-type]
+    assert [r.mb_per_second for r in again.run(plan_steps([1, 2], [10], ["auto"]))] == [
+        90.0, 95.0]
+    assert again.notes == []
