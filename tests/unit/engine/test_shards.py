@@ -44,18 +44,27 @@ def read(source, rows_per_batch: int) -> dict[str, list[int]]:
         out[batch.batch_id] = ids
         # row numbers are the file's, not the shard's
         assert batch.location.first_row == ids[0] % FILE_ROWS
-        assert Path(batch.location.source).name == f"f{ids[0] // FILE_ROWS}.parquet"
+        assert Path(batch.location.source).stem == f"f{ids[0] // FILE_ROWS}"
     return out
 
 
-def assert_partition(shards: list[dict], files: dict[str, int]) -> None:
-    """The shards' ranges cover each file's row groups once, without overlap."""
+def write_csv(path: Path, file: int, rows: int) -> None:
+    ids = list(range(file * FILE_ROWS, file * FILE_ROWS + rows))
+    pacsv.write_csv(pa.table({"id": ids, "name": [f"n{i}" for i in ids]}), path)
+
+
+def assert_partition(shards: list[dict], files: dict[str, int | None]) -> None:
+    """The shards' ranges cover each Parquet file's row groups once, without overlap;
+    every other file (count None) is one whole part of one shard."""
     ranges: dict[str, list[tuple[int, int]]] = {path: [] for path in files}
     for shard in shards:
         for part in shard["parts"]:
-            ranges[part["path"]].append(tuple(part["row_groups"]))
+            ranges[part["path"]].append(tuple(part.get("row_groups", (0, 0))))
     for path, count in files.items():
         spans = sorted(ranges[path])
+        if count is None:
+            assert spans == [(0, 0)]  # whole, no row_groups
+            continue
         if count == 0:
             assert spans == [(0, 0)]
             continue
@@ -69,24 +78,30 @@ file_sets = st.lists(st.lists(st.integers(min_value=1, max_value=40), max_size=6
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(file_sets, st.integers(min_value=1, max_value=10), st.integers(min_value=1, max_value=9))
-def test_every_row_is_in_exactly_one_shard(groups, n, rows_per_batch):
+@given(file_sets, st.lists(st.integers(min_value=1, max_value=30), max_size=2),
+       st.integers(min_value=1, max_value=10), st.integers(min_value=1, max_value=9))
+def test_every_row_is_in_exactly_one_shard(groups, csvs, n, rows_per_batch):
     with tempfile.TemporaryDirectory() as tmp:
         paths = [os.path.join(tmp, f"f{i}.parquet") for i in range(len(groups))]
         for i, (path, sizes) in enumerate(zip(paths, groups, strict=True)):
             write_parquet(Path(path), i, sizes)
-        shards = split_source(os.path.join(tmp, "*.parquet"), n)
+        texts = [os.path.join(tmp, f"f{len(groups) + j}.csv") for j in range(len(csvs))]
+        for j, (path, rows) in enumerate(zip(texts, csvs, strict=True)):
+            write_csv(Path(path), len(groups) + j, rows)
+        shards = split_source(tmp, n)  # the directory: Parquet and CSV files
         assert json.loads(json.dumps(shards)) == shards  # plain JSON, unchanged by a round trip
-        # as many shards as asked for, unless there are fewer row groups (and empty files)
-        assert len(shards) == min(n, sum(max(1, len(g)) for g in groups))
+        # as many shards as asked for, unless there are fewer row groups and whole files
+        assert len(shards) == min(n, sum(max(1, len(g)) for g in groups) + len(csvs))
         assert [s["index"] for s in shards] == list(range(len(shards)))
         assert all(s["parts"] and s[VERSION_KEY] == SHARD_VERSION for s in shards)
-        assert_partition(shards, dict(zip(paths, map(len, groups), strict=True)))
+        assert_partition(shards, {**dict(zip(paths, map(len, groups), strict=True)),
+                                  **dict.fromkeys(texts)})
 
-        whole = read(paths, rows_per_batch)
+        whole = read(paths + texts, rows_per_batch)
         by_shard = [read(s, rows_per_batch) for s in shards]
         ids = Counter(i for batches in by_shard for rows in batches.values() for i in rows)
-        expected = [f * FILE_ROWS + r for f, g in enumerate(groups) for r in range(sum(g))]
+        expected = [f * FILE_ROWS + r for f, rows in enumerate([*map(sum, groups), *csvs])
+                    for r in range(rows)]
         assert sorted(ids.elements()) == expected and set(ids.values()) <= {1}
         # the same batches under the same ids as loading the whole source
         merged = {k: v for batches in by_shard for k, v in batches.items()}
