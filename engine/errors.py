@@ -365,6 +365,9 @@ class SqlServerError(IntEnum):
     COLUMN_DENIED = 230        # column permission denied
     DATABASE_DENIED = 262      # "... permission denied in database ..."
     SCHEMA_DENIED = 2760       # "The specified schema name ... does not exist or ..."
+    INVALID_OBJECT = 208       # "Invalid object name '...'" (e.g. an Azure-only DMV elsewhere)
+    NO_PERMISSION = 297        # "The user does not have permission to perform this action."
+    STATE_DENIED = 300         # "VIEW DATABASE STATE permission denied on object ..."
 
 
 #: the driver's own "String data, right truncation": bulk copy checks lengths against the

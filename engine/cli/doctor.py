@@ -173,7 +173,8 @@ _DENIED = {SqlServerError.OBJECT_DENIED: "object permission denied",
            SqlServerError.COLUMN_DENIED: "column permission denied",
            SqlServerError.DATABASE_DENIED: "database permission denied",
            SqlServerError.SCHEMA_DENIED: "schema permission denied"}
-_ROLE_FOR = {"SELECT": "db_datareader", "INSERT": "db_datawriter", "CREATE TABLE": "db_ddladmin",
+#: a permission a load needs -> the database role that grants it (named in refusals)
+ROLE_FOR = {"SELECT": "db_datareader", "INSERT": "db_datawriter", "CREATE TABLE": "db_ddladmin",
              "CREATE SCHEMA": "db_ddladmin", "ALTER": "db_ddladmin"}
 _JOURNAL = ("azsql_bulk", "load_journal")
 
@@ -219,11 +220,12 @@ def _run_sql(conn: Any, sql: str, params: list[Any] | None = None) -> tuple[list
             pass
 
 
-def _denied(error: Any) -> bool:
+def denied(error: Any) -> bool:
+    """Whether ``error`` (a DatabaseError or None) is a permission refusal."""
     return error is not None and getattr(error, "native_error", None) in _DENIED
 
 
-def _permissions(conn: Any, table: str) -> Check:
+def permissions_check(conn: Any, table: str) -> Check:
     """What a load into ``table`` needs, checked by harmless probes rolled back at once.
 
     fn_my_permissions is not used: it needs VIEW DEFINITION on the object to see anything,
@@ -245,7 +247,7 @@ def _permissions(conn: Any, table: str) -> Check:
         _, err = _run_sql(conn, sql)
         if err is None:
             have.append(f"{what} on {on}")
-        elif _denied(err):
+        elif denied(err):
             missing.append((what, on))
         else:
             missing.append((f"{what} (probe failed: {err})", on))
@@ -271,7 +273,7 @@ def _permissions(conn: Any, table: str) -> Check:
     user_rows, _ = _run_sql(conn, "SELECT USER_NAME()")
     user = str(user_rows[0][0]) if user_rows else "<user>"
     if missing:
-        roles = sorted({_ROLE_FOR.get(what.split(" (")[0], "db_ddladmin") for what, _ in missing})
+        roles = sorted({ROLE_FOR.get(what.split(" (")[0], "db_ddladmin") for what, _ in missing})
         grants = " ".join(f"ALTER ROLE {r} ADD MEMBER [{user}];" for r in roles)
         text = (f"{state}; missing: " + ", ".join(f"{w} on {on}" for w, on in missing)
                 + (f"; has {', '.join(have)}" if have else "")
@@ -319,7 +321,7 @@ def connectivity_checks(options: ConnectionOptions, table: str | None = None) ->
                     f"{options.encrypt}, login took {(time.monotonic() - started) * 1000:.0f} ms"
                     + (f"; but SELECT SUSER_SNAME() failed: {error}" if error else "")))
                 if table:
-                    checks.append(_permissions(conn, table))
+                    checks.append(permissions_check(conn, table))
             finally:
                 conn.close()
             checks.append(_bulk_copy_check(options, provider, table))
