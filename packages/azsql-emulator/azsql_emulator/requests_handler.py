@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from azsql_emulator import bulk, ingest
 from azsql_emulator.bulk_metadata import answer as bulk_metadata_answer
 from azsql_emulator.bulk_metadata import bulk_metadata_table
+from azsql_emulator.datatype_info import datatype_info
 from azsql_emulator.errors import SessionClosed, SqlError
 from azsql_emulator.faults import FATAL_SEVERITY
 from azsql_emulator.first_result_set import batch_call, describe_first_result_set
@@ -352,7 +353,8 @@ class RequestHandler:
                               nocount=False, in_proc=True)
                 reply.return_status(0)
             elif name.endswith("sp_datatype_info_100") or name.endswith("sp_datatype_info"):
-                # The driver only caches what it gets; an empty answer is accepted.
+                asked = int(values[0]) if values and values[0] is not None else 0
+                reply.results([datatype_info(asked)], nocount=False, in_proc=True)
                 reply.return_status(0)
             else:
                 raise SqlError(2812, f"Could not find stored procedure '{call.name or proc}'.")

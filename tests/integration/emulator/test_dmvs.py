@@ -52,13 +52,12 @@ def latest_end_time(cur) -> dt.datetime:
 
 
 def rows_after(cur, since: dt.datetime) -> list[tuple]:
-    # as text: pyodbc binds a datetime with whole seconds only against the emulator (its
-    # sp_datatype_info_100 answers nothing, so pyodbc assumes datetime precision 19)
-    since_text = since.isoformat(" ", "milliseconds")
+    # a datetime parameter: pyodbc sends milliseconds (datetime is the first row the
+    # emulator's sp_datatype_info_100 lists for SQL_TYPE_TIMESTAMP, as SQL Server's does)
     return [tuple(r) for r in cur.execute(
         "SELECT end_time, avg_cpu_percent, avg_data_io_percent, avg_log_write_percent, "
         "avg_memory_usage_percent FROM sys.dm_db_resource_stats WHERE end_time > ? "
-        "ORDER BY end_time", since_text).fetchall()]
+        "ORDER BY end_time", since).fetchall()]
 
 
 def governor(cur) -> tuple[int, int]:
