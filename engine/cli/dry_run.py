@@ -24,6 +24,7 @@ from engine.options import Target
 from engine.plan import create_table_sql, plan_table
 from engine.remote import storage_for
 from engine.remote_uri import is_remote
+from engine.source_files import FilePart
 from engine.sources import Source, SourceOptions, file_format, open_source
 
 __all__ = ["dry_run"]
@@ -31,13 +32,17 @@ __all__ = ["dry_run"]
 _NO_LOAD_ID = "(derived from the files and the target: give --server and --database to see it)"
 
 
-def _file_layout(path: str, fmt: str, rows_per_batch: int) -> tuple[int | None, int | None, str]:
-    """(rows, batches, units) of one file from its metadata; None when only reading tells."""
+def _file_layout(part: FilePart, rows_per_batch: int) -> tuple[int | None, int | None, str]:
+    """(rows, batches, units) of one file (or a shard's row groups of it) from its metadata;
+    None when only reading tells."""
+    path, fmt = part.path, part.fmt
     if fmt == "parquet":
         meta = pq.ParquetFile(path).metadata
-        sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
-        return (sum(sizes), sum(math.ceil(n / rows_per_batch) for n in sizes),
-                f"{len(sizes)} row group(s)")
+        start, stop = part.row_groups or (0, meta.num_row_groups)
+        sizes = [meta.row_group(i).num_rows for i in range(start, stop)]
+        groups = (f"{len(sizes)} row group(s)" if part.row_groups is None
+                  else f"row groups {start}-{stop - 1} of {meta.num_row_groups}")
+        return sum(sizes), sum(math.ceil(n / rows_per_batch) for n in sizes), groups
     if fmt == "ipc":
         with pa.memory_map(path) as mm:
             try:
@@ -50,6 +55,15 @@ def _file_layout(path: str, fmt: str, rows_per_batch: int) -> tuple[int | None, 
     return None, None, "CSV"
 
 
+def _part_bytes(part: FilePart) -> int:
+    """The file's size, or for a shard's row groups their compressed size."""
+    if part.row_groups is None:
+        return os.path.getsize(part.path)
+    meta = pq.ParquetFile(part.path).metadata
+    return sum(meta.row_group(i).column(c).total_compressed_size
+               for i in range(*part.row_groups) for c in range(meta.num_columns))
+
+
 def _megabytes(size: int | None) -> str:
     return "?" if size is None else f"{size / 1e6:,.1f}"
 
@@ -58,13 +72,14 @@ def _files(source: Source, read: SourceOptions) -> list[dict[str, Any]]:
     """Per file: path, format, rows, batches, bytes and units (row groups...)."""
     files = []
     counted: dict[str, list[int]] | None = None  # rows per batch of each file, read once
-    for path in source.files:
-        fmt = file_format(path, read.format)
+    parts = source.parts or tuple(FilePart(p, file_format(p, read.format)) for p in source.files)
+    for part in parts:
+        path, fmt = part.path, part.fmt
         remote = is_remote(path)
         if remote:  # objects in storage: count by streaming them (still writes nothing)
             rows, batches, units = None, None, "object"
         else:
-            rows, batches, units = _file_layout(path, fmt, read.rows_per_batch)
+            rows, batches, units = _file_layout(part, read.rows_per_batch)
         if rows is None:  # CSV and IPC streams, objects: count by reading (all in one pass)
             if counted is None:
                 counted = {}
@@ -74,7 +89,7 @@ def _files(source: Source, read: SourceOptions) -> list[dict[str, Any]]:
                      if where == path or (remote and where.startswith(path + "@"))]
             rows, batches = sum(sizes), len(sizes)
         files.append({"path": path, "format": fmt, "rows": rows, "batches": batches,
-                      "bytes": None if remote else os.path.getsize(path), "units": units})
+                      "bytes": None if remote else _part_bytes(part), "units": units})
     return files
 
 

@@ -13,6 +13,7 @@ import subprocess
 import threading
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from integration.cli.cli_env import (
     SCRIPT,
@@ -161,6 +162,26 @@ def test_dry_run_counts_csv_files_by_reading_them(tmp_path, sql_env):
         ("csv", 2_500, 3), ("csv", 700, 1)]
     assert (plan["rows"], plan["batches"]) == (3_200, 4)
 
+
+
+def test_dry_run_of_a_shard_counts_only_its_row_groups(tmp_path, sql_env):
+    pq.write_table(pa.table({"id": pa.array(range(1_000), pa.int64())}), tmp_path / "f.parquet",
+                   row_group_size=100)
+    split = run_cli(["split", str(tmp_path / "f.parquet"), "--shards", "4", "--out",
+                     str(tmp_path / "shards")], sql_env)
+    assert split.returncode == 0, split.stderr
+    planned = []
+    for shard in sorted((tmp_path / "shards").glob("*.json")):
+        proc = run_cli(["load", str(shard), "--table", "dbo.x", "--rows-per-batch", "60",
+                        "--dry-run", "--json"], sql_env)
+        assert proc.returncode == 0, proc.stderr
+        plan = last_json(proc.stdout)
+        (part,) = plan["files"]
+        assert part["units"].startswith("row groups ") and part["units"].endswith(" of 10")
+        assert part["bytes"] < (tmp_path / "f.parquet").stat().st_size
+        assert (plan["rows"], plan["batches"]) == (part["rows"], part["rows"] // 100 * 2)
+        planned.append(plan["rows"])
+    assert len(planned) == 4 and sum(planned) == 1_000 and min(planned) >= 100
 
 # -- refusals and errors --------------------------------------------------------------------------
 
