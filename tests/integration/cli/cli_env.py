@@ -13,8 +13,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["SCRIPT", "clean_env", "last_json", "run_cli", "table_exists", "table_name",
-           "write_parquet"]
+__all__ = ["SCRIPT", "clean_env", "last_json", "managed_identity_env", "run_cli", "table_exists",
+           "table_name", "write_parquet"]
 
 SCRIPT = str(Path(sys.executable).with_name("azsql-bulk"))
 # variables that would hand the subprocess an identity, a token or a CA the test did not choose
@@ -26,6 +26,13 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_DROP)}
     env.update(extra)
     return env
+
+
+def managed_identity_env(emu) -> dict[str, str]:
+    """Of the emulator's all-identities ``env``, what a managed-identity client alone needs:
+    the identity endpoint and header, and the CA for azure-identity's HTTPS (no secret, no
+    ``SSL_CERT_FILE``; the driver trusts the server certificate passed explicitly)."""
+    return {k: emu.env[k] for k in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "REQUESTS_CA_BUNDLE")}
 
 
 def table_name(prefix: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from integration.cli.cli_env import SCRIPT, clean_env
+from integration.cli.cli_env import SCRIPT, clean_env, managed_identity_env
 
 pytest.importorskip("turbodbc")
 pytestmark = pytest.mark.integration
@@ -30,7 +30,7 @@ def line(output: str, name: str) -> str:
 def test_doctor_logs_in_with_managed_identity_and_shows_the_principal(emu_proc):
     mi = emu_proc.credentials.managed_identity
     proc = doctor([*where(emu_proc), "--auth", "managed-identity", "--table", "dbo.not_yet"],
-                  clean_env(**emu_proc.env))
+                  clean_env(**managed_identity_env(emu_proc)))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     token = line(proc.stdout, "access token")
     assert token.startswith("OK") and f"appid {mi.client_id}" in token

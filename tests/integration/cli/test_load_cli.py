@@ -19,6 +19,7 @@ from integration.cli.cli_env import (
     SCRIPT,
     clean_env,
     last_json,
+    managed_identity_env,
     run_cli,
     table_exists,
     table_name,
@@ -100,7 +101,7 @@ def test_column_and_rename_options_shape_the_table(tmp_path, sql_env, conn_args,
 def test_load_with_managed_identity_from_the_environment(tmp_path, emu_proc, reader):
     total = write_parquet(tmp_path / "data", files=1, rows_per_file=8_000)
     table = table_name("mi")
-    env = clean_env(**emu_proc.env,  # IDENTITY_ENDPOINT/HEADER, SSL_CERT_FILE (the emulator's CA)
+    env = clean_env(**managed_identity_env(emu_proc),  # no secret, no SSL_CERT_FILE
                     AZSQL_BULK_SERVER=f"{emu_proc.tds_host},{emu_proc.tds_port}",
                     AZSQL_BULK_DATABASE=emu_proc.database, AZSQL_BULK_AUTH="managed-identity",
                     AZSQL_BULK_ENCRYPT="strict", AZSQL_BULK_SERVER_CERTIFICATE=emu_proc.server_cert,
