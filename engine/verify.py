@@ -8,6 +8,8 @@ source's size. What is compared:
 - **non-null values** of every column against ``COUNT(column)``;
 - **sums** of numeric columns: integers and decimals exactly (summed as ``decimal(38, s)``
   on the server, as Python ints and Decimals here), floats within a relative 1e-9;
+- **smallest and largest values** of timestamp, date and time columns (to the
+  nanosecond; instants with a time zone in UTC);
 - **rows per value** of low-cardinality columns (text, booleans and integers with at most
   ``max_values`` distinct values in the source, NULL counted as a value);
 - **sample rows**: a deterministic reservoir sample of ``sample_rows`` source rows, each
@@ -31,7 +33,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -43,21 +44,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.connection import ConnectionFactory, close_quietly
-from engine.errors import AzsqlBulkError, ConfigurationError, database_error
-from engine.names import TableName, quote_identifier
+from engine.errors import ConfigurationError
+from engine.names import TableName
 from engine.options import Target
 from engine.sources import SourceOptions, open_source
+from engine.table_facts import RANGED, TableFacts, from_table, readable
 
 __all__ = ["DEFAULT_MAX_VALUES", "DEFAULT_SAMPLE_ROWS", "Difference", "SourceFacts",
-           "VerifyReport", "verify_table"]
+           "VerifyReport", "kind_of", "verify_table"]
 
 DEFAULT_SAMPLE_ROWS = 200
 DEFAULT_MAX_VALUES = 50
 _FLOAT_TOLERANCE = 1e-9
 _NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
-_INSTANT = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?\s*"
-                      r"(Z|[+-]\d\d:\d\d)?$")
-_CLOCK = re.compile(r"^(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?$")
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ class VerifyReport:
 
 # -- the source side ---------------------------------------------------------------------
 
-def _kind(t: pa.DataType) -> str:
+def kind_of(t: pa.DataType) -> str:
     """How a column is compared: int, float, decimal, bool, text, instant, date, clock,
     uuid or other (counted only)."""
     if isinstance(t, pa.BaseExtensionType):
@@ -164,16 +163,19 @@ class SourceFacts:
     non_null: Counter[str] = field(default_factory=Counter)
     sums: dict[str, Any] = field(default_factory=dict)
     magnitude: dict[str, float] = field(default_factory=dict)
+    ranges: dict[str, tuple[Any, Any] | None] = field(default_factory=dict)
     values: dict[str, Counter[Any] | None] = field(default_factory=dict)
     sample: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.kinds = {f.name: _kind(f.type) for f in self.schema}
+        self.kinds = {f.name: kind_of(f.type) for f in self.schema}
         for name, kind in self.kinds.items():
             if kind in ("int", "decimal"):
                 self.sums[name] = Decimal(0) if kind == "decimal" else 0
             elif kind == "float":
                 self.sums[name], self.magnitude[name] = 0.0, 0.0
+            if kind in RANGED:
+                self.ranges[name] = None
             if kind in ("int", "bool", "text"):
                 self.values[name] = Counter()
         self._rng = random.Random(self.seed)  # noqa: S311 (a sample, not a secret)
@@ -186,6 +188,8 @@ class SourceFacts:
         for name, column in zip(batch.schema.names, batch.columns, strict=True):
             self.non_null[name] += len(column) - column.null_count
             kind = self.kinds[name]
+            if name in self.ranges:
+                self._range(name, kind, column)
             if name in self.sums:
                 self._sum(name, kind, column)
             counts = self.values.get(name)
@@ -199,6 +203,22 @@ class SourceFacts:
                     self.values[name] = None  # not low-cardinality: no per-value counts
         self._take_sample(batch)
         self.rows += batch.num_rows
+
+    def _range(self, name: str, kind: str, column: pa.Array) -> None:
+        """Widen the (min, max) of an instant, date or time column, in the compared form."""
+        if kind == "date":
+            low, high = (v.isoformat() if v is not None else None
+                         for v in pc.min_max(column).as_py().values())
+        else:
+            unit = _NS[column.type.unit]
+            found = pc.min_max(column.cast(pa.int64())).as_py()
+            low, high = (found[k] * unit if found[k] is not None else None
+                         for k in ("min", "max"))
+        if low is None:
+            return
+        seen = self.ranges[name]
+        self.ranges[name] = (low, high) if seen is None else (min(seen[0], low),
+                                                              max(seen[1], high))
 
     def _sum(self, name: str, kind: str, column: pa.Array) -> None:
         if kind == "float":
@@ -245,7 +265,7 @@ def _row(batch: pa.RecordBatch, index: int) -> dict[str, Any]:
 def _canonical(t: pa.DataType, column: pa.Array, index: int) -> Any:
     if not column[index].is_valid:
         return None
-    kind = _kind(t)
+    kind = kind_of(t)
     if kind == "instant":
         raw = column.cast(pa.int64())[index].as_py()
         return raw * _NS[t.unit]
@@ -262,155 +282,10 @@ def _canonical(t: pa.DataType, column: pa.Array, index: int) -> Any:
     return column[index].as_py()
 
 
-# -- the table side ----------------------------------------------------------------------
-
-def _select(name: str, kind: str) -> str:
-    """The select-list expression that brings ``name`` back in its compared form."""
-    column = quote_identifier(name)
-    if kind in ("decimal", "instant", "clock", "uuid", "date"):
-        return f"CAST({column} AS nvarchar(64))"
-    return column
-
-
-def _from_table(kind: str, value: Any) -> Any:
-    """A value the table returned, in the form it is compared in."""
-    if value is None or kind in ("int", "float", "bool", "text"):
-        return value
-    text = str(value).strip()
-    if kind == "decimal":
-        return Decimal(text)
-    if kind == "uuid":
-        return text.lower()
-    if kind == "date":
-        return text[:10]
-    if kind == "clock":
-        found = _CLOCK.match(text)
-        if not found:
-            return text
-        h, m, s, frac = found.groups()
-        return ((int(h) * 60 + int(m)) * 60 + int(s)) * 10**9 + int((frac or "").ljust(9, "0"))
-    return _instant_ns(text)
-
-
-def _instant_ns(text: str) -> Any:
-    """``YYYY-MM-DD hh:mm:ss[.fffffff][ +hh:mm]`` -> nanoseconds since 1970 (UTC when an
-    offset is given)."""
-    import datetime as dt
-
-    found = _INSTANT.match(text)
-    if not found:
-        return text
-    y, mo, d, h, mi, s, frac, zone = found.groups()
-    moment = dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=dt.UTC)
-    if zone and zone != "Z":
-        sign = -1 if zone[0] == "-" else 1
-        moment -= sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
-    seconds = int((moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)).total_seconds())
-    return seconds * 10**9 + int((frac or "").ljust(9, "0"))
-
-
 def _same(expected: Any, found: Any) -> bool:
     if isinstance(expected, float) and isinstance(found, float):
         return expected == found or (math.isnan(expected) and math.isnan(found))
     return bool(expected == found)
-
-
-class _Table:
-    """The queries :func:`verify_table` runs, over one connection."""
-
-    def __init__(self, conn: Any, table: TableName, kinds: dict[str, str]) -> None:
-        self.conn, self.table, self.kinds = conn, table, kinds
-
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        cursor = self.conn.cursor()
-        if params:
-            cursor.execute(sql, list(params))
-        else:
-            cursor.execute(sql)
-        out: list[Any] = cursor.fetchall()
-        return out
-
-    def columns(self) -> list[str] | None:
-        """The table's columns, or None when it does not exist."""
-        (found,) = self.rows("SELECT OBJECT_ID(?)", [self.table.quoted])[0]
-        if found is None:
-            return None
-        return [str(r[0]) for r in self.rows(
-            "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = ? AND "
-            "TABLE_NAME = ? ORDER BY ORDINAL_POSITION", [self.table.schema, self.table.name])]
-
-    def totals(self, names: Sequence[str], scales: dict[str, int]) -> list[Any]:
-        """COUNT_BIG(*), then per column its COUNT and (numeric columns) its SUM."""
-        parts = ["COUNT_BIG(*)"]
-        for name in names:
-            column, kind = quote_identifier(name), self.kinds[name]
-            parts.append(f"COUNT({column})")
-            if kind in ("int", "decimal"):
-                parts.append(f"CAST(SUM(CAST({column} AS decimal(38, {scales.get(name, 0)}))) "
-                             "AS nvarchar(64))")
-            elif kind == "float":
-                parts.append(f"SUM({column})")
-        return list(self.rows(f"SELECT {', '.join(parts)} FROM {self.table.quoted}")[0])  # noqa: S608
-
-    def value_counts(self, name: str, values: Iterable[Any],
-                     examples: int = 5) -> tuple[Counter[Any], int, int]:
-        """Rows per value for the source's (non-null) ``values``, then what else the column
-        holds: up to ``examples`` other values with their rows added to the counter, and
-        (other values not shown, their rows). Bounded however many values the table has.
-        """
-        column, table = quote_identifier(name), self.table.quoted
-        known = [v for v in values if v is not None]
-        marks = ", ".join("?" * len(known))
-        found: Counter[Any] = Counter()
-        if known:
-            found.update({r[0]: int(r[1]) for r in self.rows(
-                f"SELECT {column}, COUNT_BIG(*) FROM {table} "  # noqa: S608
-                f"WHERE {column} IN ({marks}) GROUP BY {column}", known)})
-        other = f"{column} IS NOT NULL" + (f" AND {column} NOT IN ({marks})" if known else "")
-        (rows, distinct), = self.rows(f"SELECT COUNT_BIG(*), COUNT(DISTINCT {column}) "  # noqa: S608
-                                      f"FROM {table} WHERE {other}", known)
-        if not rows:
-            return found, 0, 0
-        shown = self.rows(f"SELECT TOP {int(examples)} {column}, COUNT_BIG(*) "  # noqa: S608
-                          f"FROM {table} WHERE {other} GROUP BY {column} "
-                          "ORDER BY COUNT_BIG(*) DESC", known)
-        found.update({r[0]: int(r[1]) for r in shown})
-        return found, int(distinct) - len(shown), int(rows) - sum(int(r[1]) for r in shown)
-
-    def by_key(self, key: str, values: Sequence[Any], compared: Sequence[str],
-               chunk: int = 100) -> dict[Any, list[dict[str, Any]]]:
-        """The table's rows whose ``key`` is one of ``values``, by key value (one query per
-        ``chunk`` values, not one per row)."""
-        out: dict[Any, list[dict[str, Any]]] = {}
-        select = ", ".join(_select(n, self.kinds[n]) for n in compared)
-        wanted = sorted({v for v in values if v is not None})
-        for start in range(0, len(wanted), chunk):
-            part = wanted[start:start + chunk]
-            got = self.rows(f"SELECT {select} FROM {self.table.quoted} "  # noqa: S608
-                            f"WHERE {quote_identifier(key)} IN ({', '.join('?' * len(part))})",
-                            part)
-            for r in got:
-                found = {n: _from_table(self.kinds[n], v) for n, v in zip(compared, r,
-                                                                         strict=True)}
-                out.setdefault(found[key], []).append(found)
-        return out
-
-    def candidates(self, row: dict[str, Any], names: Sequence[str], compared: Sequence[str],
-                   top: int) -> list[dict[str, Any]]:
-        """Up to ``top`` table rows equal to ``row`` on ``names`` (integers and text)."""
-        where, params = [], []
-        for name in names:
-            column = quote_identifier(name)
-            if row[name] is None:
-                where.append(f"{column} IS NULL")
-            else:
-                where.append(f"{column} = ?")
-                params.append(row[name])
-        select = ", ".join(_select(n, self.kinds[n]) for n in compared)
-        got = self.rows(f"SELECT TOP {int(top)} {select} FROM {self.table.quoted} "  # noqa: S608
-                        f"WHERE {' AND '.join(where) or '1 = 1'}", params)
-        return [{n: _from_table(self.kinds[n], v) for n, v in zip(compared, r, strict=True)}
-                for r in got]
 
 
 # -- comparing ---------------------------------------------------------------------------
@@ -435,7 +310,7 @@ def verify_table(source: Any, target: Target, *, source_options: SourceOptions |
     :raises DatabaseError: a query failed.
     """
     opened = open_source(source, source_options)
-    kinds = {f.name: _kind(f.type) for f in opened.schema}
+    kinds = {f.name: kind_of(f.type) for f in opened.schema}
     unknown = [k for k in keys if k not in kinds]
     if unknown:
         raise ConfigurationError(f"key column(s) {unknown} are not columns of the source "
@@ -445,7 +320,7 @@ def verify_table(source: Any, target: Target, *, source_options: SourceOptions |
     try:
         conn = factory.connect()
         try:
-            db = _Table(conn, table, kinds)
+            db = TableFacts(conn, table, kinds)
             present = db.columns()
             if present is None:
                 raise ConfigurationError(
@@ -457,17 +332,13 @@ def verify_table(source: Any, target: Target, *, source_options: SourceOptions |
                 if progress is not None:
                     progress(facts.rows)
             return _compare(db, facts, present, keys)
-        except AzsqlBulkError:
-            raise
-        except Exception as exc:  # the ODBC client's error
-            raise database_error(exc, phase="verify the table", where=str(table)) from None
         finally:
             close_quietly(conn)
     finally:
         factory.close()
 
 
-def _compare(db: _Table, facts: SourceFacts, present: Sequence[str],
+def _compare(db: TableFacts, facts: SourceFacts, present: Sequence[str],
              keys: Sequence[str]) -> VerifyReport:
     have = {c.casefold(): c for c in present}
     missing = [n for n in facts.kinds if n.casefold() not in have]
@@ -493,6 +364,13 @@ def _compare(db: _Table, facts: SourceFacts, present: Sequence[str],
         if kind in ("int", "decimal", "float"):
             checks += 1
             out.extend(_sum_difference(name, kind, facts, next(totals)))
+        if kind in RANGED:
+            checks += 1
+            low, high = (from_table(kind, next(totals)) for _ in range(2))
+            expected = facts.ranges[name] or (None, None)
+            if (low, high) != expected:
+                out.append(Difference(name, "min/max", readable(kind, expected),
+                                      readable(kind, (low, high))))
     for name in names:
         counts = facts.values.get(name)
         if counts is None:
@@ -533,7 +411,7 @@ def _sum_difference(name: str, kind: str, facts: SourceFacts, raw: Any) -> list[
     return [] if ok else [Difference(name, "sum", expected, found)]
 
 
-def _sample_differences(db: _Table, row: dict[str, Any], compared: Sequence[str],
+def _sample_differences(db: TableFacts, row: dict[str, Any], compared: Sequence[str],
                         keys: Sequence[str],
                         keyed: dict[Any, list[dict[str, Any]]] | None) -> list[Difference]:
     lookup = list(keys) or [n for n in compared if db.kinds[n] in ("int", "text")]
@@ -551,7 +429,8 @@ def _sample_differences(db: _Table, row: dict[str, Any], compared: Sequence[str]
     if any(_differing(row, r, compared) == [] for r in rows):
         return []
     nearest = min(rows, key=lambda r: len(_differing(row, r, compared)))
-    return [Difference(n, f"sample row {label}", row[n], nearest[n])
+    return [Difference(n, f"sample row {label}", readable(db.kinds[n], row[n]),
+                       readable(db.kinds[n], nearest[n]))
             for n in _differing(row, nearest, compared)]
 
 
@@ -576,4 +455,6 @@ def _text(value: Any) -> str:
 def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
     return str(value)

@@ -78,9 +78,10 @@ def test_a_good_load_verifies(source, loaded, conn_args, sql_env):
     report = last_json(verify(source, loaded, conn_args, sql_env, "--json").stdout)
     assert report["ok"] and report["status"] == "ok" and report["differences"] == []
     assert report["rows"] == ROWS and report["sampled"] == ROWS
-    # 1 row count + 9 non-null counts + 3 sums (id, amount, price) + 2 columns counted per
-    # value (status, paid: id and note have too many distinct values) + every row
-    assert report["checks"] == 1 + 9 + 3 + 2 + ROWS
+    # 1 row count + 9 non-null counts + 3 sums (id, amount, price) + 2 min/max (ordered_at,
+    # day) + 2 columns counted per value (status, paid: id and note have too many distinct
+    # values) + every row
+    assert report["checks"] == 1 + 9 + 3 + 2 + 2 + ROWS
 
 
 def test_a_deleted_and_two_changed_rows_are_reported_precisely(source, conn_args, sql_env,
@@ -134,10 +135,12 @@ def test_a_missing_table_is_a_clear_error(source, conn_args, sql_env):
     assert last_json(proc.stdout)["status"] == "configuration_error"
 
 
-def test_values_the_source_never_had_are_shown_a_few_then_summed_up(source, conn_args,
+def test_other_values_and_a_later_instant_are_reported(source, conn_args,
                                                                      sql_env, reader):
     table = load(source, "verify_values", conn_args, sql_env)
     reader.execute(f"UPDATE {table} SET status = CONCAT('x', id) WHERE id < 10")
+    reader.execute(f"UPDATE {table} SET ordered_at = '2030-01-01 00:00:00.000001 +01:00' "
+                   "WHERE id = 5")
     proc = verify(source, table, conn_args, sql_env, "--json", "--sample-rows", "0")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     found = {(d["column"], d["what"]): (d["expected"], d["found"])
@@ -151,4 +154,9 @@ def test_values_the_source_never_had_are_shown_a_few_then_summed_up(source, conn
         ("status", "rows with value 'paid'"): (100, 97),
         ("status", "rows with value 'shipped'"): (100, 97),
         ("status", "rows with 5 more values not in the source"): (0, 5),
+        ("ordered_at", "min/max"): (["2024-03-01 12:00:00.000000000",
+                                     f"2024-03-01 {12 + (ROWS - 1) // 60}:{(ROWS - 1) % 60:02d}"
+                                     f":00.000{ROWS - 1:03d}000"],
+                                    ["2024-03-01 12:00:00.000000000",
+                                     "2029-12-31 23:00:00.000001000"]),
     }

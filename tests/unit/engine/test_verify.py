@@ -11,7 +11,8 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.verify import Difference, SourceFacts, _from_table, _instant_ns
+from engine.table_facts import from_table, instant_ns, readable
+from engine.verify import Difference, SourceFacts
 
 SETTINGS = settings(deadline=None, suppress_health_check=list(HealthCheck), max_examples=40)
 
@@ -26,6 +27,8 @@ def table(n: int) -> pa.Table:
         "at": pa.array([dt.datetime(2024, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=i)
                         for i in ids], pa.timestamp("us", tz="UTC")),
         "ref": pa.array([uuid.UUID(int=i).bytes for i in ids], pa.uuid()),
+        "day": pa.array([dt.date(2024, 1, 1) + dt.timedelta(days=i % 40) for i in ids],
+                        pa.date32()),
     })
 
 
@@ -68,6 +71,11 @@ def test_counts_sums_and_values_are_exact():
     assert kinds is not None and kinds[None] == len(range(0, 1_000, 7))
     assert sum(kinds.values()) == 1_000 and set(kinds) == {"a", "b", "c", None}
     assert facts.values["id"] is None  # 1,000 distinct values: not counted per value
+    first, last = 1_704_067_200 * 10**9, (1_704_067_200 + 999) * 10**9
+    assert facts.ranges["at"] == (first, last)
+    assert facts.ranges["day"] == ("2024-01-01", "2024-02-09")
+    assert readable("instant", facts.ranges["at"]) == ("2024-01-01 00:00:00.000000000",
+                                                       "2024-01-01 00:16:39.000000000")
 
 
 def test_integer_sums_do_not_overflow():
@@ -77,14 +85,15 @@ def test_integer_sums_do_not_overflow():
 
 
 def test_server_text_is_read_back_to_the_compared_form():
-    assert _instant_ns("2024-01-02 03:04:05.1234567") == _instant_ns(
+    assert instant_ns("2024-01-02 03:04:05.1234567") == instant_ns(
         "2024-01-02 05:04:05.1234567 +02:00")
-    assert _instant_ns("1970-01-01 00:00:01.5") == 1_500_000_000
-    assert _from_table("clock", "00:00:01.0000001") == 1_000_000_100
-    assert _from_table("decimal", "12.50") == Decimal("12.5")
-    assert _from_table("uuid", "3C0FFEE0-0002-4000-8000-00000000A002") == \
+    assert instant_ns("1970-01-01 00:00:01.5") == 1_500_000_000
+    assert from_table("clock", "00:00:01.0000001") == 1_000_000_100
+    assert from_table("decimal", "12.50") == Decimal("12.5")
+    assert from_table("uuid", "3C0FFEE0-0002-4000-8000-00000000A002") == \
         "3c0ffee0-0002-4000-8000-00000000a002"
-    assert _from_table("date", "2024-01-02") == "2024-01-02"
+    assert from_table("date", "2024-01-02") == "2024-01-02"
+    assert readable("clock", 3_723_000_000_001) == "01:02:03.000000001"
 
 
 def test_a_difference_says_column_what_expected_and_found():
