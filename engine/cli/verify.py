@@ -2,9 +2,9 @@
 
 Streams the source once and compares, through the engine's own connection (the same
 connection options as ``load``): the row count, every column's non-null count, the sums
-of numeric columns, the rows per value of low-cardinality columns and a sample of whole
-rows (see :mod:`engine.verify`). Every difference is printed with its column, what was
-compared, the source's value (expected) and the table's (found).
+of numeric columns, the time ranges, the rows per value of low-cardinality columns and a
+sample of whole rows (see :mod:`engine.verify`). Every difference is printed with its
+column, what was compared, the source's value (expected) and the table's (found).
 
 Exit codes: 0 the table matches; 1 it differs (or a query failed); 2 usage or
 configuration error (a missing table among them).
@@ -42,7 +42,8 @@ __all__ = ["register"]
 
 _EPILOG = """\
 compared: rows; non-null values of every column; sums of numeric columns (integers and
-decimals exactly, floats within a relative 1e-9); rows per value of columns with at most
+decimals exactly, floats within a relative 1e-9); the smallest and largest values of
+timestamp, date and time columns; rows per value of columns with at most
 --max-values distinct values; --sample-rows whole rows, looked up by --key (default: by
 all their integer and text values). The source is streamed, never held in memory.
 
