@@ -309,10 +309,12 @@ class Watch:
                          f"skipped, {sent} of {final.get('rows')} rows sent")
         checks.holds("kill_sessions ended sessions of running loads",
                      (self.sessions_killed or 0) >= 2, self.sessions_killed)
-        recovered = sum(int(r.get("reconnects") or 0) + int(r.get("retries") or 0)
-                        for r in results.values())
-        checks.holds("the loads rode it out (engine reconnects + batch replays, XCom)",
-                     recovered >= 1, recovered)
+        # how the loads got over it (a figure, not a check: a try that fails anyway is
+        # retried by Airflow, and every load's success and the table are checked above)
+        engine = sum(int(r.get("reconnects") or 0) + int(r.get("retries") or 0)
+                     for r in results.values())
+        self.notes.append(f"recovery: {engine} engine reconnect(s) and batch replay(s) in "
+                          "the loads' XCom")
 
 
 def _post_fault(emu: Any, body: dict[str, Any]) -> Any:
@@ -326,15 +328,9 @@ def _post_fault(emu: Any, body: dict[str, Any]) -> Any:
 
 
 def _killed_count(answer: Any) -> int:
-    """How many sessions a ``kill_sessions`` answer says it ended."""
-    if isinstance(answer, dict):
-        for key in ("killed", "sessions_killed", "sessions", "count"):
-            value = answer.get(key)
-            if isinstance(value, int):
-                return value
-            if isinstance(value, list):
-                return len(value)
-    return 0
+    """How many sessions a ``kill_sessions`` answer says it ended (its ``killed``)."""
+    killed = answer.get("killed") if isinstance(answer, dict) else None
+    return killed if isinstance(killed, int) else 0
 
 
 # -- the loads: where, when, how many rows ----------------------------------------------------
