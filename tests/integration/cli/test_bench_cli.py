@@ -197,23 +197,29 @@ def test_ctrl_c_stops_the_step_and_drops_the_scratch_tables(fast_stats, conn_arg
                              "--progress", "log", "--progress-interval", "0.2", "--no-chart",
                              "--json"], env=sql_env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    reading = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")),
-                               daemon=True)
-    reading.start()
+    lines: list[str] = []  # stderr, as it comes
+    out: list[str] = []
+    readers = [threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")),
+                                daemon=True),
+               threading.Thread(target=lambda: out.extend(iter(proc.stdout.readline, "")),
+                                daemon=True)]
+    for reader_thread in readers:
+        reader_thread.start()
     try:
-        def loading() -> bool:
-            tables = scratch_tables(reader, schema)
+        def loading() -> bool:  # step 1's table holds rows (step 0 is the permission probe)
+            tables = [t for t in scratch_tables(reader, schema) if t.endswith("_01")]
             return bool(tables) and reader.execute(
                 f"SELECT COUNT(*) FROM [{schema}].[{tables[0]}]").fetchone()[0] > 0
         assert wait_until(loading), "".join(lines)
         proc.send_signal(signal.SIGINT)
-        stdout, _ = proc.communicate(timeout=HANG_SECONDS)
+        proc.wait(timeout=HANG_SECONDS)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    reading.join(10)
+    for reader_thread in readers:
+        reader_thread.join(HANG_SECONDS)
+    stdout = "".join(out)
     assert proc.returncode == 130, stdout[-2000:] + "".join(lines)[-3000:]
     result = json.loads([line for line in stdout.splitlines() if line.strip()][-1])
     assert result["status"] == "stopped" and result["exit_code"] == 130
