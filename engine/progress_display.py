@@ -57,12 +57,15 @@ class ProgressDisplay:
     :param interval: seconds between log lines.
     :param out: where the rich display goes (default stdout).
     :param err: where log lines go (default stderr).
+    :param title: the rich display's heading (the command that runs).
     """
 
     def __init__(self, *, table: str, workers: int, load_id: str = "",
                  rows_per_batch: int = 0, mode: str = "auto", interval: float = 5.0,
-                 out: IO[str] | None = None, err: IO[str] | None = None) -> None:
+                 out: IO[str] | None = None, err: IO[str] | None = None,
+                 title: str = "azsql-bulk load") -> None:
         self.table, self.workers, self.load_id = table, workers, load_id
+        self.title = title
         self.rows_per_batch = rows_per_batch
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
@@ -218,7 +221,7 @@ class ProgressDisplay:
         grid = Table.grid(padding=(0, 2))
         for style in ("dim", "bold", "dim", "bold"):
             grid.add_column(justify="left", no_wrap=True, style=style)
-        heading = Text.assemble(("azsql-bulk load ", "bold"), ("→ ", "dim"),
+        heading = Text.assemble((f"{self.title} ", "bold"), ("→ ", "dim"),
                                 (self.table, "bold cyan"),
                                 (f"   {self.workers} workers"
                                  + (f"   load_id {self.load_id}" if self.load_id else ""),

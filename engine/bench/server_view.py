@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine.connection import ConnectionFactory, close_quietly, rollback_quietly
-from engine.errors import AzsqlBulkError, database_error
+from engine.errors import AzsqlBulkError, SqlServerError, database_error
 
 __all__ = ["NEEDS_STATE", "ServerFigures", "ServerView", "StatsRow", "Unseen",
            "log_mib_per_second", "window_rows"]
@@ -43,8 +43,7 @@ __all__ = ["NEEDS_STATE", "ServerFigures", "ServerView", "StatsRow", "Unseen",
 log = logging.getLogger(__name__)
 
 #: server errors that mean "no VIEW DATABASE STATE": 300 names the permission, 297 follows
-NEEDS_STATE = (297, 300)
-_NO_SUCH_OBJECT = 208  # "Invalid object name": not Azure SQL Database (a VM, a box)
+NEEDS_STATE = (SqlServerError.NO_PERMISSION, SqlServerError.STATE_DENIED)
 _AZURE_INTERVAL = 15.0  # seconds between sys.dm_db_resource_stats rows on Azure
 
 RESOURCE_STATS = "sys.dm_db_resource_stats"
@@ -260,7 +259,7 @@ class ServerView:
             why, fix = ("permission denied: reading it needs VIEW DATABASE STATE "
                         f"(server error {number})",
                         f"GRANT VIEW DATABASE STATE TO [{self.user}]")
-        elif number == _NO_SUCH_OBJECT:
+        elif number == SqlServerError.INVALID_OBJECT:  # not Azure SQL Database (a VM, a box)
             why, fix = ("this server has no such view (SQL Server outside Azure SQL "
                         "Database?)", None)
         else:

@@ -275,7 +275,8 @@ def _bench(args: argparse.Namespace, connection: Any, data: pa.RecordBatch) -> i
                 return ProgressDisplay(table=table, workers=plan.workers,
                                        rows_per_batch=plan.rows_per_batch, mode=args.display,
                                        interval=args.progress_interval,
-                                       out=sys.stderr if args.json else None)
+                                       out=sys.stderr if args.json else None,
+                                       title=f"azsql-bulk bench step {number}/{len(plans)}")
 
             sweep = Sweep(connection, data, scratch, rows=args.rows, duration=args.duration,
                           keep=args.keep, view=view, display=display, factory=factory,
