@@ -329,4 +329,6 @@ def _describe(source: Any) -> str:
         return describe_shard(source)
     if isinstance(source, Sequence) and all(isinstance(s, str) for s in source):
         return f"{len(source)} path(s)"
+    if isinstance(source, Sequence) and all(isinstance(s, Mapping) for s in source):
+        return f"{len(source)} shard(s)"
     return f"a {type(source).__name__}"

@@ -244,3 +244,4 @@ def test_a_shard_is_described_in_the_log_line():
     shard = {"azsql_bulk_shard": 1, "index": 1, "shards": 2, "bytes": 10, "parts": [
         {"path": "/d/big.parquet", "format": "parquet", "row_groups": [2, 4], "rows": 200}]}
     assert _describe(shard) == "shard 1 of 2 (10 bytes): /d/big.parquet row groups 2-3 (200 rows)"
+    assert _describe([shard, shard]) == "2 shard(s)"
