@@ -14,6 +14,7 @@ and creates the schema and the table when they are missing::
         [table_name]   nvarchar(300) NULL,      -- the load's table (target is its stage)
         [login]        nvarchar(128) NULL,      -- SUSER_SNAME() of the writer
         [source_rows]  bigint        NULL,      -- rows in the whole source, when known
+        [rows_per_batch] int         NULL,      -- the load's batch size (ids depend on it)
         CONSTRAINT [PK_azsql_bulk_load_journal] PRIMARY KEY ([load_id], [batch_key])
     )
 
@@ -23,7 +24,7 @@ its ``load_id`` first and skips those batches; a replayed batch (after a transie
 error whose commit may or may not have landed) checks its own key before inserting.
 The primary key makes a second commit of the same batch fail instead of duplicating it.
 
-The last four columns came later (``azsql-bulk journal`` reads them). A journal created
+The last five columns came later (``azsql-bulk journal`` reads them). A journal created
 before them is altered when a load finds it (``ALTER TABLE ... ADD``, nullable columns,
 so the rows already there keep working); an identity that may not alter it writes the
 original six columns, and ``journal list`` shows what those rows hold.
@@ -76,7 +77,7 @@ _COLUMN_EXISTS = 2705
 #: the columns added after the first release, in order, with their types (all nullable)
 ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("mode", "varchar(16)"), ("table_name", "nvarchar(300)"), ("login", "nvarchar(128)"),
-    ("source_rows", "bigint"))
+    ("source_rows", "bigint"), ("rows_per_batch", "int"))
 
 
 def batch_key(batch_id: str) -> str:
@@ -160,6 +161,8 @@ class Journal:
     :param mode: the load's mode, as the journal lists it.
     :param source_rows: rows in the whole source, when known: tells ``journal list`` a
         complete load from a partial one.
+    :param rows_per_batch: the load's batch size: a rerun of the load keeps it (see
+        :mod:`engine.batch_size`).
 
     >>> Journal("a" * 32, "dbo.sales").record_sql.startswith("INSERT INTO [azsql_bulk]")
     True
@@ -178,7 +181,8 @@ class Journal:
                     "WHERE [load_id] = ? AND [batch_key] = ?")
 
     def __init__(self, load_id: str, target: str, *, table: str | None = None,
-                 mode: str | None = None, source_rows: int | None = None) -> None:
+                 mode: str | None = None, source_rows: int | None = None,
+                 rows_per_batch: int | None = None) -> None:
         if not load_id or len(load_id) > MAX_LOAD_ID:
             raise ConfigurationError(f"load_id must be 1-{MAX_LOAD_ID} characters, "
                                      f"not {len(load_id)}")
@@ -187,6 +191,7 @@ class Journal:
         self.table = table or target
         self.mode = mode
         self.source_rows = source_rows
+        self.rows_per_batch = int(rows_per_batch) if rows_per_batch is not None else None
         self.login: str | None = None
         # until ensure() finds the journal's columns: the original ones, which every
         # journal has
@@ -254,7 +259,8 @@ class Journal:
         """
         values: list[Any] = [self.load_id, batch_key(batch_id), batch_id, self.target, rows]
         if self.extended:
-            values += [self.mode, self.table, self.login, self.source_rows]
+            values += [self.mode, self.table, self.login, self.source_rows,
+                       self.rows_per_batch]
         cursor.execute(self.record_sql, values)
 
     def rows(self, cursor: Any) -> int:

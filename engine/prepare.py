@@ -1,6 +1,10 @@
-"""Before the first batch: check or create the target, the journal, and the staging table.
+"""Before the first batch: the batch size, then check or create the target, the journal,
+and the staging table.
 
-One connection does the set-up and is then handed to the first worker (one login fewer).
+One connection does the set-up and is then handed to the first worker (one login fewer):
+it reads the target's indexes and the journal's batch size (:func:`size_batches`, before
+the source is read, since batch ids depend on the size), then checks the table
+(:func:`prepare`, once the plan is known).
 Nothing here sends a row: an incompatible existing table is refused with every problem
 listed (:class:`~engine.errors.SchemaMismatchError`) before any data moves.
 """
@@ -9,9 +13,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from engine.batch_size import BatchSize, decide, inspect_target
 from engine.connection import ConnectionFactory, RetryPolicy, close_quietly, rollback_quietly
 from engine.errors import (
     AzsqlBulkError,
@@ -29,9 +35,10 @@ from engine.staging import FINISH_BATCH_ID
 from engine.type_map import SqlType
 from engine.widening import widenable
 
-__all__ = ["Prepared", "prepare", "read_columns"]
+__all__ = ["Prepared", "prepare", "read_columns", "size_batches"]
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 _COLUMNS_SQL = ("SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, NUMERIC_PRECISION, "
                 "NUMERIC_SCALE, DATETIME_PRECISION, IS_NULLABLE, COLUMN_DEFAULT "
@@ -67,10 +74,13 @@ def read_columns(cursor: Any, table: TableName) -> list[ExistingColumn]:
 
 
 def prepare(factory: ConnectionFactory, plan: TablePlan, target: TableName,
-            stage: TableName | None, options: TransferOptions, journal: Journal) -> Prepared:
+            stage: TableName | None, options: TransferOptions, journal: Journal, *,
+            connection: Any = None) -> Prepared:
     """Check or create the target (and the stage), ensure the journal, read its keys.
 
     :param factory: opens the set-up connection.
+    :param connection: an open connection to use first (:func:`size_batches`' one);
+        prepare owns it from here.
     :param plan: the load's plan.
     :param target: the target table.
     :param stage: the staging table of a staged mode, else None.
@@ -85,27 +95,71 @@ def prepare(factory: ConnectionFactory, plan: TablePlan, target: TableName,
     # every connection of the load names it (application name, SESSION_CONTEXT)
     journal.table, journal.mode = str(target), str(options.mode)
     factory.name_load(journal.load_id)
+    created = [False]  # an attempt that created the target, then failed, still created it
+    handed = [connection]  # the first attempt takes it; later ones connect anew
+
+    def attempt() -> Prepared:
+        conn, handed[0] = handed[0], None
+        return _prepare_once(factory, conn if conn is not None else factory.connect(), plan,
+                             target, stage, options, journal, created)
+    return _retrying(attempt, options, f"setting up the load of {target}")
+
+
+def size_batches(factory: ConnectionFactory, writes_to: TableName, options: TransferOptions,
+                 journal: Journal, requested: int) -> tuple[BatchSize, Any]:
+    """The load's rows per batch (:func:`engine.batch_size.decide`), from what the database
+    says about ``writes_to`` and this load's journal rows.
+
+    :param factory: opens the connection.
+    :param writes_to: the table the batches are written to (the stage of a staged mode).
+    :param options: the load's options (retries).
+    :param journal: the load's journal (ensured here, so it can record the size).
+    :param requested: ``SourceOptions.rows_per_batch``.
+    :returns: the decision and the open connection, for :func:`prepare` (the caller closes
+        it if it never gets there).
+    :raises DatabaseError: the catalog or the journal could not be read.
+    """
+    factory.name_load(journal.load_id)
+
+    def attempt() -> tuple[BatchSize, Any]:
+        conn = factory.connect()
+        try:
+            facts = inspect_target(conn, writes_to, journal)
+        except AzsqlBulkError:
+            close_quietly(conn)
+            raise
+        except Exception as exc:  # the ODBC client's error
+            close_quietly(conn)
+            raise database_error(exc, phase="read the table's indexes and the load journal",
+                                 where=f"table {writes_to}") from exc
+        return decide(requested, table=str(writes_to), columnstore=facts.columnstore,
+                      journaled=facts.journaled, started=facts.started,
+                      records=facts.records), conn
+    return _retrying(attempt, options, f"reading the indexes of {writes_to}")
+
+
+def _retrying(attempt: Callable[[], _T], options: TransferOptions, what: str) -> _T:
+    """Run a set-up step, again on a new connection after a transient failure (every
+    step is idempotent), ``options.max_retries`` times."""
     retry = RetryPolicy(attempts=options.max_retries + 1, base_delay=options.retry_base_delay,
                         max_delay=options.retry_max_delay)
-    created = [False]  # an attempt that created the target, then failed, still created it
-    for attempt in range(1, retry.attempts + 1):
+    for number in range(1, retry.attempts + 1):
         try:
-            return _prepare_once(factory, plan, target, stage, options, journal, created)
+            return attempt()
         except DatabaseError as error:  # a login that kept failing was retried by connect()
             if isinstance(error, ConnectError) or not error.transient \
-                    or attempt >= retry.attempts:
+                    or number >= retry.attempts:
                 raise
-            delay = retry.backoff(attempt)
-            log.warning("setting up the load of %s failed transiently (attempt %d), retrying "
-                        "in %.1f s on a new connection: %s", target, attempt, delay, error)
+            delay = retry.backoff(number)
+            log.warning("%s failed transiently (attempt %d), retrying in %.1f s on a new "
+                        "connection: %s", what, number, delay, error)
             time.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _prepare_once(factory: ConnectionFactory, plan: TablePlan, target: TableName,
+def _prepare_once(factory: ConnectionFactory, conn: Any, plan: TablePlan, target: TableName,
                   stage: TableName | None, options: TransferOptions, journal: Journal,
                   created: list[bool]) -> Prepared:
-    conn: Any = factory.connect()
     phase = "check the target table"
     try:
         cursor = conn.cursor()

@@ -36,6 +36,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as pads
 
+from engine.batch_size import DEFAULT_ROWS_PER_BATCH
 from engine.errors import ConfigurationError, SourceError
 from engine.remote import RemoteFiles, StorageOptions
 from engine.shards import read_shard_file, shard_parts
@@ -51,9 +52,6 @@ from engine.source_files import (
 
 __all__ = ["Source", "SourceBatch", "SourceLocation", "SourceOptions", "open_source"]
 
-# rows per INSERT transaction unless the caller says otherwise; chosen by benchmark
-# (benchmarks/README.md: batch_size_sweep.py and engine_overhead.py)
-DEFAULT_ROWS_PER_BATCH = 50_000
 
 
 @dataclass(frozen=True)
@@ -202,8 +200,9 @@ class SourceOptions:
     :param rename: source column name -> target column name, e.g. ``{"ts": "order_time"}``.
     :param rows_per_batch: rows per batch, so per INSERT transaction and journal row
         (default 50,000: against 10,000 it gave 1.4x the rows/s for 0.9x the client CPU;
-        see benchmarks/README.md). Batch ids depend on it, so a resumed load must keep
-        the value it started with.
+        see benchmarks/README.md; 102,400 into a clustered columnstore index, see
+        :mod:`engine.batch_size`). Batch ids depend on it, so a resumed load keeps the
+        value it started with (the journal records it).
     :param format: ``parquet``, ``csv`` or ``ipc`` when file suffixes do not tell.
     :param csv_schema: explicit CSV column types (default: inferred by Arrow).
 
@@ -218,8 +217,10 @@ class SourceOptions:
         "help": "new names: source column SRC is loaded into target column DST", "kind": "pairs",
         "metavar": "SRC=DST", "pair": ("SOURCE=TARGET column names", "ts=order_time")})
     rows_per_batch: int = field(default=DEFAULT_ROWS_PER_BATCH, metadata={
-        "help": "rows per INSERT transaction; a resumed load must use the value it started "
-                "with", "kind": "count", "metavar": "N"})
+        "help": "rows per INSERT transaction (by default 102400 into a table with a "
+                "clustered columnstore index); a resumed load keeps the value it started "
+                "with",
+        "kind": "count", "metavar": "N"})
     format: str | None = field(default=None, metadata={"kind": "choice", "choices": (
         "parquet", "csv", "ipc"), "help": "source format when file suffixes do not tell"})
     csv_schema: pa.Schema | None = field(default=None, metadata={"kind": "object",

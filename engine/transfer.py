@@ -6,8 +6,11 @@
    deterministic ids;
 2. **plan** (:mod:`engine.plan`): SQL types for the source's columns, sized from the
    first batch;
-3. **prepare** (:mod:`engine.prepare`): check or create the target (and the staging
-   table of ``replace``/``upsert``), the journal, the batches already committed;
+3. **prepare** (:mod:`engine.prepare`): the batch size (:mod:`engine.batch_size`: the
+   caller's, else 50,000, or 102,400 into a clustered columnstore; a rerun keeps the size
+   its journal rows record), decided before the source is read; check or create the
+   target (and the staging table of ``replace``/``upsert``), the journal, the batches
+   already committed;
 4. **bind and transport** (:mod:`engine.binder`, :mod:`engine.transport`): one write
    strategy per column, chosen once;
 5. **pipeline** (:mod:`engine.pipeline`, :mod:`engine.batch_writer`): a reader, a
@@ -36,16 +39,19 @@ import dataclasses
 import itertools
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
+from engine.batch_size import BatchSize
 from engine.batch_writer import BatchWriter
 from engine.connection import ConnectionFactory, RetryPolicy, close_quietly
 from engine.errors import ConfigurationError, LoadAlreadyJournaled
 from engine.journal import Journal, default_load_id
+from engine.names import TableName
 from engine.options import CreatePolicy, Mode, Target, TransferOptions, TransportKind
 from engine.pipeline import Pipeline
 from engine.plan import TablePlan, plan_table
-from engine.prepare import prepare
+from engine.prepare import prepare, size_batches
 from engine.rejects import Budget, Splitter, finish_rejects, start_rejects
 from engine.remote import storage_for
 from engine.results import Tally, TransferResult
@@ -62,7 +68,8 @@ log = logging.getLogger(__name__)
 def transfer(source: Any, target: Target, options: TransferOptions | None = None, *,
              source_options: SourceOptions | None = None,
              factory: ConnectionFactory | None = None,
-             cancel: threading.Event | None = None) -> TransferResult:
+             cancel: threading.Event | None = None,
+             on_batch_size: Callable[[BatchSize], Any] | None = None) -> TransferResult:
     """Load ``source`` into ``target`` exactly once.
 
     :param source: anything :func:`~engine.sources.open_source` opens (pyarrow Table or
@@ -76,6 +83,10 @@ def transfer(source: Any, target: Target, options: TransferOptions | None = None
         ``target.connection``, closed afterwards).
     :param cancel: when set (from any thread), workers stop at the next batch boundary
         and :class:`~engine.errors.TransferCancelled` is raised; committed batches stay.
+    :param on_batch_size: told the load's rows per batch and why, once decided (before
+        the first batch is read): the caller's ``rows_per_batch``, else 50,000, or
+        102,400 into a table with a clustered columnstore index (see
+        :mod:`engine.batch_size`).
     :raises ConfigurationError: a bad option, an incompatible existing table
         (:class:`~engine.errors.SchemaMismatchError`, before any row is sent), a
         missing table with ``create="never"``.
@@ -108,36 +119,57 @@ def transfer(source: Any, target: Target, options: TransferOptions | None = None
     bulk = options.transport != TransportKind.PARAMETER_ARRAYS
     shared = factory if factory is not None else ConnectionFactory(
         dataclasses.replace(target.connection, bulk_copy=True) if bulk else target.connection)
-    stream = opened.batches()
+    stream = None
     try:
-        return _run(opened, stream, target, options, shared, cancel)
+        # -- batch size: batch ids depend on it, so it is fixed before the source is read
+        load_id = options.load_id or default_load_id(
+            opened.fingerprint, target, options=options, source_options=opened.options)
+        stage = target.table.staging(load_id) if options.mode != Mode.APPEND else None
+        journal = Journal(load_id, str(stage or target.table), table=str(target.table),
+                          mode=str(options.mode))
+        size, conn = size_batches(shared, stage or target.table, options, journal,
+                                  opened.rows_per_batch)
+        journal.rows_per_batch = size.rows
+        if size.rows != opened.rows_per_batch:
+            opened = dataclasses.replace(opened, rows_per_batch=size.rows)
+        try:
+            if on_batch_size is not None:
+                on_batch_size(size)
+            stream = opened.batches()
+            first = next(stream, None)
+        except BaseException:
+            close_quietly(conn)
+            raise
+        return _run(opened, stream, first, target, options, shared, cancel, journal, stage,
+                    conn, size)
     finally:
         # a load that stopped early leaves the source half read: close its readers now
         # (the reader thread has been joined). Left to the interpreter's exit, a remote
         # Parquet reader's I/O threads calling back into Python can abort the process
         # ("terminate called without an active exception", seen once in a CLI dry run).
-        stream.close()
+        if stream is not None:
+            stream.close()
         if own:
             shared.close()
 
 
-def _run(source: Source, stream: Any, target: Target, options: TransferOptions,
-         factory: ConnectionFactory, cancel: threading.Event | None) -> TransferResult:
-    # -- plan ------------------------------------------------------------------------
-    first = next(stream, None)
-    plan = plan_table(source.schema, overrides=options.sql_types,
-                      sample=first.data if first is not None else None)
-    _check_keys(plan, options.keys)
-    bulk_hints(options, plan)  # a bad --order column fails here, before anything is sent
-    load_id = options.load_id or default_load_id(source.fingerprint, target, options=options,
-                                                 source_options=source.options)
-    table = target.table
-    stage = table.staging(load_id) if options.mode != Mode.APPEND else None
+def _run(source: Source, stream: Any, first: Any, target: Target, options: TransferOptions,
+         factory: ConnectionFactory, cancel: threading.Event | None, journal: Journal,
+         stage: TableName | None, conn: Any, size: BatchSize) -> TransferResult:
+    # -- plan (the set-up connection waits for prepare) ------------------------------
+    try:
+        plan = plan_table(source.schema, overrides=options.sql_types,
+                          sample=first.data if first is not None else None)
+        _check_keys(plan, options.keys)
+        bulk_hints(options, plan)  # a bad --order column fails here, before anything is sent
+    except BaseException:
+        close_quietly(conn)
+        raise
+    load_id, table = journal.load_id, target.table
     writes_to = stage or table
-    journal = Journal(load_id, str(writes_to))
 
     # -- prepare ---------------------------------------------------------------------
-    prepared = prepare(factory, plan, table, stage, options, journal)
+    prepared = prepare(factory, plan, table, stage, options, journal, connection=conn)
     tally = Tally(options.workers, source.total_rows, options.progress, load_id=load_id,
                   files=len(source.files), table=str(table), mode=str(options.mode))
     tally.report()  # the load id is known now: the first snapshot tells the caller
@@ -164,10 +196,10 @@ def _run(source: Source, stream: Any, target: Target, options: TransferOptions,
             f"{writes_to}; pass resume=True to skip them (the CLI's default), another "
             f"load_id to load the source again, or forget the load first (azsql-bulk "
             f"journal forget {load_id})", load_id=load_id, batches=len(prepared.done))
-    log.info("loading %s into %s (mode %s%s): load_id %s, %d worker(s), %d row(s) per "
-             "batch, %d batch(es) already journaled", source.files or "<memory>", table,
-             options.mode, f", staging table {stage}" if stage else "", load_id,
-             options.workers, source.rows_per_batch, len(prepared.done))
+    log.info("loading %s into %s (mode %s%s): load_id %s, %d worker(s), %s, %d batch(es) "
+             "already journaled", source.files or "<memory>", table, options.mode,
+             f", staging table {stage}" if stage else "", load_id, options.workers,
+             size.describe(), len(prepared.done))
 
     # -- bind, transport, pipeline ----------------------------------------------------
     choice = choose_transport(plan, writes_to, options, factory, prepared.connection,

@@ -19,6 +19,7 @@ from sqlglot.tokens import Token, TokenType
 
 from azsql_emulator.errors import SqlError
 from azsql_emulator.sql import errors_map as em
+from azsql_emulator.sql.columnstore import take_columnstore
 
 # sqlglot logs a warning for each statement it keeps as a Command; the engine reports
 # those itself as unsupported, so the warnings would only be noise.
@@ -283,6 +284,7 @@ def _drop_insert_hints(tokens: list[Token]) -> list[Token]:
 
 
 def _parse_tokens(sql: str, tokens: list[Token]) -> exp.Expr:
+    tokens, columnstore = take_columnstore(tokens)
     tokens = _drop_insert_hints([t for t in tokens if _word(t) not in _IGNORED_WORDS])
     if _word(tokens[0]) == "SET" and len(tokens) > 1 and not sql[tokens[1].start:].startswith("@"):
         # SET options (NOCOUNT, XACT_ABORT ON, IDENTITY_INSERT t ON...) are read as raw text
@@ -295,6 +297,8 @@ def _parse_tokens(sql: str, tokens: list[Token]) -> exp.Expr:
     parsed = [t for t in trees if t is not None]
     if len(parsed) != 1:
         raise em.syntax_error(tokens[-1].text if tokens else "")
+    if columnstore:  # the DDL records them (see azsql_emulator.sql.columnstore)
+        parsed[0].meta["columnstore"] = columnstore
     return parsed[0]
 
 

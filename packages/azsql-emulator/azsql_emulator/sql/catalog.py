@@ -155,6 +155,26 @@ SYSTEM_VIEWS: dict[tuple[str, str], SystemView] = {
         "CAST(\"precision\" AS UTINYINT) AS \"precision\", CAST(scale AS UTINYINT) AS scale, "
         "true AS is_nullable, false AS is_user_defined FROM (VALUES {types}) "
         "v(name, system_type_id, user_type_id, max_length, \"precision\", scale)"),
+    # a table without a clustered index is a heap (index_id 0); a clustered columnstore
+    # (kind CS) or else the primary key is the clustered index (1); the rest are 2, 3...
+    ("sys", "indexes"): SystemView("sys_indexes", (
+        _v("object_id", _INT, False), _v("name", SYSNAME), _v("index_id", _INT, False),
+        _v("type", _TINY, False), _v("type_desc", _S("nvarchar(60)")),
+        _v("is_unique", _BIT), _v("is_primary_key", _BIT), _v("is_unique_constraint", _BIT)),
+        "WITH k AS (SELECT k.*, k.kind = 'CS' OR (k.kind = 'PK' AND NOT EXISTS (SELECT 1 "
+        "FROM {c}._emu.keys x WHERE x.object_id = k.object_id AND x.kind = 'CS')) AS clustered "
+        "FROM {c}._emu.keys k) "
+        "SELECT t.object_id, NULL AS name, 0 AS index_id, CAST(0 AS UTINYINT) AS type, "
+        "'HEAP' AS type_desc, false AS is_unique, false AS is_primary_key, "
+        "false AS is_unique_constraint FROM {c}._emu.tables t WHERE NOT EXISTS (SELECT 1 "
+        "FROM k WHERE k.object_id = t.object_id AND k.clustered) UNION ALL "
+        "SELECT object_id, name, CASE WHEN clustered THEN 1 ELSE 1 + CAST(row_number() OVER "
+        "(PARTITION BY object_id, clustered ORDER BY key_object_id) AS INTEGER) END, "
+        "CAST(CASE kind WHEN 'CS' THEN 5 WHEN 'NCS' THEN 6 ELSE CASE WHEN clustered THEN 1 "
+        "ELSE 2 END END AS UTINYINT), CASE kind WHEN 'CS' THEN 'CLUSTERED COLUMNSTORE' "
+        "WHEN 'NCS' THEN 'NONCLUSTERED COLUMNSTORE' ELSE CASE WHEN clustered THEN 'CLUSTERED' "
+        "ELSE 'NONCLUSTERED' END END, kind IN ('PK', 'UQ', 'UX'), kind = 'PK', kind = 'UQ' "
+        "FROM k"),
     ("sys", "schemas"): SystemView("sys_schemas", (
         _v("name", SYSNAME, False), _v("schema_id", _INT, False), _v("principal_id", _INT)),
         "SELECT name, schema_id, 1 AS principal_id FROM {c}._emu.schemas"),
@@ -346,7 +366,8 @@ def load_snapshot(con: duckdb.DuckDBPyConnection, database: str) -> CatalogSnaps
             f"SELECT object_id, key_object_id, name, kind, columns FROM {c}._emu.keys").fetchall():
         if oid in by_id:
             by_id[oid].keys.append(KeyMeta(name, kind, tuple(cols), koid))
-            names.add((by_id[oid].schema.lower(), name.lower()))
+            if kind in ("PK", "UQ"):  # constraints are schema objects; index names are per table
+                names.add((by_id[oid].schema.lower(), name.lower()))
     return CatalogSnapshot(database, schemas, tables, names)
 
 

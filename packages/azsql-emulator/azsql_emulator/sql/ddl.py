@@ -14,6 +14,7 @@ from sqlglot import exp
 
 from azsql_emulator.errors import SqlError
 from azsql_emulator.sql import catalog as cat
+from azsql_emulator.sql import columnstore as cs
 from azsql_emulator.sql import errors_map as em
 from azsql_emulator.sql.catalog import ColumnMeta, KeyMeta, TableMeta, quote
 from azsql_emulator.sql.checks import from_storage
@@ -141,6 +142,12 @@ def create_table(ctx: DdlContext, create: exp.Create) -> None:
                 _table_key(inner, item.name or None, keys)
         else:
             _table_key(item, None, keys)
+    # inline INDEX cci CLUSTERED COLUMNSTORE, cut out before parsing (see columnstore.py)
+    keys += [(kind, name, list(cols)) for kind, name, cols in create.meta.get("columnstore", ())]
+    if sum(1 for k in keys if k[0] == cs.CLUSTERED) > 1:
+        raise SqlError(1902, f"Cannot create more than one clustered index on table "
+                             f"'{ref.name}'. Drop the existing clustered index before creating "
+                             "another.")
     pk_cols = {c.lower() for kind, _, cols in keys if kind == "PK" for c in cols}
     if sum(1 for k in keys if k[0] == "PK") > 1:
         raise SqlError(8110, f"Cannot add multiple PRIMARY KEY constraints to table '{ref.name}'.")
@@ -158,7 +165,8 @@ def create_table(ctx: DdlContext, create: exp.Create) -> None:
     key_metas: list[KeyMeta] = []
     for (kind, name, cols), oid in zip(keys, ids[1:], strict=True):
         name = name or _auto_name(kind, ref.name)
-        if (schema[0].lower(), name.lower()) in snap.object_names or any(
+        constraint = kind in ("PK", "UQ")  # a schema object; an index is named per table
+        if (constraint and (schema[0].lower(), name.lower()) in snap.object_names) or any(
                 k.name.lower() == name.lower() for k in key_metas):
             raise em.already_exists(name)
         canon = [next(c.name for c in columns if c.name.lower() == x.lower()) for x in cols]
@@ -167,6 +175,8 @@ def create_table(ctx: DdlContext, create: exp.Create) -> None:
     defs = [f"{quote(c.name)} {duck_type(c.type)}{'' if c.nullable else ' NOT NULL'}"
             for c in columns]
     for key in key_metas:
+        if key.kind not in ("PK", "UQ"):
+            continue  # a columnstore index changes nothing DuckDB stores
         word = "PRIMARY KEY" if key.kind == "PK" else "UNIQUE"
         key_cols = [table.column(c) for c in key.columns]
         if any(struct_stored(c.type) for c in key_cols):  # type: ignore[union-attr]
@@ -294,14 +304,21 @@ def create_index(ctx: DdlContext, create: exp.Create) -> None:
     ctx.check_ddl("CREATE INDEX", table.database)
     params = index.args.get("params")
     cols = [c.this.name if isinstance(c, exp.Ordered) else c.name
-            for c in (params.args.get("columns") if params else [])]
+            for c in ((params.args.get("columns") if params else None) or [])]
     for c in cols:
         if table.column(c) is None:
             raise SqlError(1911, f"Column name '{c}' does not exist in the target table or view.")
     if any(k.name.lower() == index.name.lower() for k in table.keys):
         raise SqlError(1913, f"The operation failed because an index or statistics with name "
                              f"'{index.name}' already exists on table '{table.two_part}'.")
-    key = KeyMeta(index.name, "UX" if create.args.get("unique") else "IX",
+    # CREATE [NON]CLUSTERED COLUMNSTORE INDEX: catalog only (see columnstore.py)
+    columnstore = next((kind for kind, _, _ in create.meta.get("columnstore", ())), None)
+    clustered = next((k for k in table.keys if k.kind == cs.CLUSTERED), None)
+    if columnstore == cs.CLUSTERED and clustered is not None:
+        raise SqlError(1902, f"Cannot create more than one clustered index on table "
+                             f"'{table.two_part}'. Drop the existing clustered index "
+                             f"'{clustered.name}' before creating another.")
+    key = KeyMeta(index.name, columnstore or ("UX" if create.args.get("unique") else "IX"),
                   tuple(table.column(c).name for c in cols),  # type: ignore[union-attr]
                   ctx.new_object_ids(table.database, 1)[0])
     if key.kind == "UX":
@@ -333,8 +350,11 @@ def drop_index(ctx: DdlContext, drop: exp.Drop) -> None:
         raise em.unsupported("DROP INDEX without ON <table>")
     table = resolve_table(ctx.env(), on.this)
     ctx.check_ddl("ALTER", table.database)
-    name = drop.expressions[0].name if drop.expressions else ""
-    key = next((k for k in table.keys if k.name.lower() == name.lower() and k.kind in ("UX", "IX")),
+    # sqlglot keeps the index's name in `tables` (older releases: in `expressions`)
+    refs = drop.expressions or drop.args.get("tables") or []
+    name = refs[0].name if refs else ""
+    kinds = ("UX", "IX", cs.CLUSTERED, cs.NONCLUSTERED)
+    key = next((k for k in table.keys if k.name.lower() == name.lower() and k.kind in kinds),
                None)
     if key is None:
         raise em.cannot_drop(f"{table.name}.{name}", "index")
