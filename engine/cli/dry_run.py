@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.ipc as paipc
 import pyarrow.parquet as pq
 
+from engine.batch_size import COLUMNSTORE_ROWS_PER_BATCH, is_chosen
 from engine.cli.arguments import EXIT_OK
 from engine.cli.connection_args import connection_options, credential_options
 from engine.cli.console import emit_json, say
@@ -115,11 +116,14 @@ def dry_run(args: argparse.Namespace, read: SourceOptions) -> int:
         load_id = default_load_id(source.fingerprint, target,
                                   options=transfer_options(args, None), source_options=read)
     rows_per_batch = read.rows_per_batch
+    size_note = "" if is_chosen(rows_per_batch) else (
+        f" (the default; a table with a clustered columnstore index would raise it to "
+        f"{COLUMNSTORE_ROWS_PER_BATCH:,}, which the dry run cannot see)")
     lines = ["dry run: nothing is written and no connection is made", "",
              f"target   {args.server or '(no --server given)'} / "
              f"{args.database or '(no --database)'} / {args.table}",
              f"         mode {args.mode}, create {args.create}, {args.workers} worker(s), "
-             f"{rows_per_batch:,} rows per batch",
+             f"{rows_per_batch:,} rows per batch{size_note}",
              f"load id  {load_id or _NO_LOAD_ID}",
              f"resume   {'yes: batches already journaled are skipped' if args.resume else 'no'}",
              "", f"source   {len(files)} file(s), {total_rows:,} rows"]
@@ -139,7 +143,8 @@ def dry_run(args: argparse.Namespace, read: SourceOptions) -> int:
     if args.json:
         emit_json({"status": "dry_run", "exit_code": EXIT_OK, "table": args.table,
                    "load_id": load_id, "files": files, "rows": total_rows,
-                   "batches": total_batches,
+                   "batches": total_batches, "rows_per_batch": int(rows_per_batch),
+                   "rows_per_batch_chosen": is_chosen(rows_per_batch),
                    "columns": [{"name": c.name, "arrow_type": str(c.arrow_type),
                                 "sql_type": c.sql_type.sql(), "nullable": c.nullable}
                                for c in plan.columns], "ddl": ddl})

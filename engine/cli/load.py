@@ -30,6 +30,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.batch_size import BatchSize
 from engine.cli.arguments import (
     EXIT_FAILED,
     EXIT_OK,
@@ -129,6 +130,22 @@ class _State:
     env_args: list[str] = field(default_factory=list)
     rows_per_batch: int = 0
     batches_skipped: int = 0
+    size: BatchSize | None = None
+    display: ProgressDisplay | None = None
+
+    def sized(self, size: BatchSize) -> None:
+        """Take the engine's rows per batch: the resume command and the display use it,
+        and a size the engine picked (columnstore target, the journal's) is said."""
+        self.size, self.rows_per_batch = size, size.rows
+        if size.reason not in ("default", "chosen"):
+            text = f"azsql-bulk load: {size.describe()}"
+            if self.display is not None:
+                self.display.note(text)
+            else:
+                say(text)
+        if self.display is not None:
+            self.display.rows_per_batch = size.rows
+        self.learn(None)
 
     def learn(self, load_id: str | None) -> None:
         """Take the load id the engine derived; the resume command names it."""
@@ -215,7 +232,7 @@ def _run(args: argparse.Namespace, state: _State) -> int:
 
     load = transfer_options(args, progress)
     state.env_args = env_args(args, (*LOAD_OPTIONS, *CONNECTION_OPTIONS))
-    state.rows_per_batch = read.rows_per_batch
+    state.rows_per_batch, state.display = read.rows_per_batch, display
     state.learn(args.load_id)
     c = target.connection
     _check_reachable(c.server, c.port, timeout=args.login_timeout,
@@ -232,7 +249,10 @@ def _run(args: argparse.Namespace, state: _State) -> int:
                f"{result.reconnects} reconnects, {result.token_renewals} token renewals"
                + (f"; {result.batches_skipped} batches already loaded, skipped"
                   if result.batches_skipped else "")
-               + f"; {transport_text(result)}; load_id {result.load_id}")
+               + f"; {transport_text(result)}"
+               + (f"; {state.size.describe()}" if state.size is not None
+                  and state.size.reason not in ("default", "chosen") else "")
+               + f"; load_id {result.load_id}")
     if result.rows_rejected:
         where = ", ".join(filter(None, (args.reject_file, f"[{JOURNAL_SCHEMA}].[{REJECTS_TABLE}]")))
         summary += f"; {result.rows_rejected:,} rows rejected"
@@ -240,8 +260,10 @@ def _run(args: argparse.Namespace, state: _State) -> int:
             f"(within --max-errors {args.max_errors:,}); they are in {where}")
     if args.json:
         say(summary)
+        sizing = {"rows_per_batch": state.size.rows, "rows_per_batch_reason":
+                  state.size.reason} if state.size is not None else {}
         emit_json({**result.to_dict(), "status": "ok", "exit_code": EXIT_OK,
-                   "target": target.describe(), "mode": args.mode})
+                   "target": target.describe(), "mode": args.mode, **sizing})
     else:
         print(summary, flush=True)
     return EXIT_OK
@@ -330,7 +352,7 @@ def _transfer_with_signals(sources: list[str], target: Target, options: Transfer
     try:
         with display:
             result = transfer(sources, target, options, source_options=read,
-                              cancel=state.cancel)
+                              cancel=state.cancel, on_batch_size=state.sized)
             display.stop("done", final=transport_text(result))
             return result
     finally:
