@@ -1,9 +1,10 @@
 """Rows per batch: the caller's choice, else 50,000, or 102,400 into a clustered columnstore.
 
-A bulk insert of at least 102,400 rows into a clustered columnstore index is compressed
-straight into a columnstore row group; a smaller one lands in the delta store (a rowstore)
-and waits for the tuple mover, so the load is slower and the row groups come out smaller
-and more fragmented. So when the table the batches are written to has a clustered
+A bulk insert (the bulk-copy transport) of at least 102,400 rows into a clustered
+columnstore index is compressed straight into a columnstore row group; a smaller one lands
+in the delta store (a rowstore) and waits for the tuple mover, so the load is slower and
+the row groups come out smaller and more fragmented. (Parameter arrays insert row by row,
+which always goes to the delta store.) So when the table the batches are written to has a clustered
 columnstore index (``sys.indexes`` type 5; a nonclustered columnstore, type 6, changes
 nothing) and nobody chose ``rows_per_batch``, a load uses :data:`COLUMNSTORE_ROWS_PER_BATCH`;
 a choice below it is honoured with a warning.
@@ -107,7 +108,7 @@ class BatchSize:
 
 def decide(requested: int, *, table: str, columnstore: bool = False,
            journaled: int | None = None, started: bool = False,
-           records: bool = True) -> BatchSize:
+           records: bool = True, row_by_row: bool = False) -> BatchSize:
     """The load's rows per batch (see the module docstring); logs what it decided.
 
     :param requested: ``SourceOptions.rows_per_batch`` (:data:`DEFAULT_ROWS_PER_BATCH`
@@ -117,11 +118,21 @@ def decide(requested: int, *, table: str, columnstore: bool = False,
     :param journaled: the size this load's journal rows record, if any.
     :param started: the load already has batches journaled.
     :param records: the journal records batch sizes.
+    :param row_by_row: the transport is parameter arrays, one INSERT per row: SQL Server
+        puts such rows in the delta store whatever the batch size (a warning says so
+        when the table has a clustered columnstore index; the size rule stays the same,
+        so a rerun with another transport cuts the same batches).
 
     >>> decide(20_000, table="t", journaled=102_400, started=True)
     BatchSize(rows=102400, reason='kept from the journal')
     """
     chosen = is_chosen(requested)
+    if columnstore and row_by_row:
+        log.warning("%s has a clustered columnstore index, and transport parameter-arrays "
+                    "inserts row by row, which SQL Server puts in the delta store whatever the "
+                    "batch size; use transport bulk-copy (or auto) so batches of %d rows or "
+                    "more are compressed straight into row groups", table,
+                    COLUMNSTORE_ROWS_PER_BATCH)
     if journaled is not None:
         if chosen and requested != journaled:
             log.warning("this load started with %d rows per batch (its journal rows say so) "

@@ -29,7 +29,7 @@ from engine.errors import (
 )
 from engine.journal import Journal, batch_key
 from engine.names import TableName
-from engine.options import CreatePolicy, Mode, TransferOptions
+from engine.options import CreatePolicy, Mode, TransferOptions, TransportKind
 from engine.plan import ExistingColumn, TablePlan, create_table_sql, validate_against
 from engine.staging import FINISH_BATCH_ID
 from engine.type_map import SqlType
@@ -134,7 +134,8 @@ def size_batches(factory: ConnectionFactory, writes_to: TableName, options: Tran
                                  where=f"table {writes_to}") from exc
         return decide(requested, table=str(writes_to), columnstore=facts.columnstore,
                       journaled=facts.journaled, started=facts.started,
-                      records=facts.records), conn
+                      records=facts.records,
+                      row_by_row=options.transport == TransportKind.PARAMETER_ARRAYS), conn
     return _retrying(attempt, options, f"reading the indexes of {writes_to}")
 
 

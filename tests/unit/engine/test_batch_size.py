@@ -45,3 +45,15 @@ def test_only_the_untouched_default_is_unchosen():
     assert is_chosen(SourceOptions(rows_per_batch=50_000).rows_per_batch)
     default = SourceOptions().rows_per_batch
     assert default == 50_000 and str(default) == "50000"
+
+
+def test_row_by_row_into_a_columnstore_warns_and_keeps_the_rule(caplog):
+    with caplog.at_level(logging.INFO, logger="engine.batch_size"):
+        size = decide(DEFAULT_ROWS_PER_BATCH, table="dbo.f", columnstore=True, row_by_row=True)
+    assert size.rows == 102_400  # the same cut as with bulk copy: a rerun may switch transport
+    assert [r.levelno for r in caplog.records] == [logging.WARNING, logging.INFO]
+    assert "bulk-copy" in caplog.records[0].getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="engine.batch_size"):
+        decide(DEFAULT_ROWS_PER_BATCH, table="dbo.h", row_by_row=True)
+    assert not caplog.records
