@@ -149,8 +149,8 @@ class TransferOptions:
         and as decoded; two batches (the one the reader holds while it waits for room,
         and the first, kept for the plan); and what the memory allocators keep of freed
         buffers. The engine hands the Arrow pool's freed pages back after every batch;
-        pyarrow's default allocator, mimalloc, still keeps some per thread (tens of MiB
-        measured), the system allocator (``ARROW_DEFAULT_MEMORY_POOL=system``) less:
+        pyarrow's default allocator, mimalloc, still keeps some (about 30 MiB measured),
+        the system allocator (``ARROW_DEFAULT_MEMORY_POOL=system``) less:
         ``benchmarks/engine_memory.py`` checks the sum against the peak.
     :param max_errors: rows the server refuses (a NULL into a NOT NULL column, text
         longer than its column, a value its type cannot hold, a duplicate key, a CHECK or

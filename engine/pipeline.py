@@ -9,8 +9,8 @@ stops every thread at a batch boundary; so does the caller's ``cancel`` event.
 
 **Memory.** ``max_memory_bytes`` counts the source's Arrow bytes read ahead and in
 flight. Arrow's allocator (mimalloc in the pyarrow wheels) keeps the pages of freed
-batches for reuse, per thread: streaming a file with 2 workers, that held about 30 MiB
-more than the live batches (``benchmarks/engine_memory.py``). So the reader, after
+batches for reuse: streaming a file with 2 workers, the peak was 35-45 MiB higher
+without the give-back below (``benchmarks/engine_memory.py``). So the reader, after
 queueing a batch, and each worker, after finishing one, hand their freed pages back
 (:func:`give_back_freed_memory`, about a microsecond when nothing is free). What the
 bound leaves outside the budget is listed in :mod:`engine.options`.
