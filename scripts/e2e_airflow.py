@@ -168,6 +168,8 @@ def one_run(stack: Stack, admin: dict[str, str], args: argparse.Namespace, numbe
     checks = e2e_checks.Checks()
     checks.add("the DAG run succeeded", "success", state)
     rows = e2e_checks.report_loads(db, DAG_ID, run_id, checks, say)
+    for line in e2e_checks.task_errors(stack, DAG_ID, run_id):
+        say(f"  a failed try logged: {line}")
     checks.add("XCom: the loads' rows add up to the dataset", expected["rows"],
                sum(int(r.get("rows") or 0) for r in rows.values()))
     e2e_checks.check_table(reader, expected, checks)
@@ -232,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         say("\n[5/5] stopping every part")
         stack.close()
-        if args.keep or (results and not all(results)):
+        if args.keep or len(results) < args.runs or not all(results):
             say(f"  logs kept under {root}")
         else:
             with contextlib.suppress(OSError):

@@ -147,7 +147,8 @@ class Reader:
         per = cur.execute("SELECT country, COUNT_BIG(*) FROM dbo.orders GROUP BY country"
                           ).fetchall()
         return {"rows": rows, "distinct order_id": distinct, "sum(order_id)": total,
-                "sum(amount)": Decimal(amount), "count(country)": countries,
+                "sum(amount)": None if amount is None else Decimal(amount),
+                "count(country)": countries,
                 "min/max(ordered_at)": (first, last),
                 "rows per country": sorted(((c or "NULL"), n) for c, n in per)}
 
@@ -388,6 +389,26 @@ def report_loads(db: MetaDb, dag_id: str, run_id: str, checks: Checks,
     checks.holds("loads on different workers overlapped in time", bool(pairs),
                  f"{len(pairs)} overlapping pair(s)")
     return results
+
+
+def task_errors(stack: Stack, dag_id: str, run_id: str, most: int = 3) -> list[str]:
+    """The distinct exceptions the run's failed tries logged (their task logs, on the
+    workers), for the report: ``task[map index] try N: type: message``."""
+    out: dict[str, str] = {}
+    pattern = f"homes/*/logs/dag_id={dag_id}/run_id={run_id}/task_id=*/map_index=*/attempt=*.log"
+    for path in sorted(stack.root.glob(pattern)):
+        for line in path.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError, TypeError, KeyError, IndexError):
+                record = json.loads(line)
+                if record.get("level") != "error" or not record.get("error_detail"):
+                    continue
+                detail = record["error_detail"][0]
+                message = f"{detail['exc_type']}: {detail['exc_value']}"[:300]
+                where = (f"{path.parent.parent.name.removeprefix('task_id=')}"
+                         f"[{path.parent.name.removeprefix('map_index=')}] "
+                         f"{path.stem.replace('=', ' ')}")
+                out.setdefault(message, where)
+    return [f"{where}: {message}" for message, where in list(out.items())[:most]]
 
 
 # -- no token, no secret ----------------------------------------------------------------------
