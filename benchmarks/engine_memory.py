@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 import json
 import os
 import subprocess
@@ -83,7 +84,10 @@ def child(args: argparse.Namespace) -> None:
         pipeline.give_back_freed_memory = lambda: None
 
     info = json.loads(Path(args.facts).read_text())
-    target = Target(harness.connection_options(info), f"{TABLE_PREFIX}_{uuid.uuid4().hex[:8]}")
+    connection = harness.connection_options(info)
+    if args.transport == "bulk-copy":  # the factory's connections must allow it
+        connection = dataclasses.replace(connection, bulk_copy=True)
+    target = Target(connection, f"{TABLE_PREFIX}_{uuid.uuid4().hex[:8]}")
     factory = ConnectionFactory(target.connection)
     factory.connect().close()
     baseline = harness.rss_mib()
@@ -104,7 +108,8 @@ def child(args: argparse.Namespace) -> None:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    options = TransferOptions(workers=args.workers, max_memory_bytes=args.bound)
+    options = TransferOptions(workers=args.workers, max_memory_bytes=args.bound,
+                              transport=args.transport)
     source_options = SourceOptions(rows_per_batch=args.rows_per_batch)
     with harness.Meter() as meter:
         result = transfer(args.path, target, options, factory=factory,
@@ -129,6 +134,7 @@ def child(args: argparse.Namespace) -> None:
     step = max(1, len(samples) // 200)
     print(json.dumps({
         "workers": args.workers, "rows_per_batch": args.rows_per_batch,
+        "transport": result.transport,
         "max_memory_mib": round(bound_mib, 1), "rows": result.rows,
         "arrow_mib_loaded": round(result.bytes / 2**20, 1),
         "baseline_rss_mib": round(baseline, 1), "baseline_peak_rss_mib": round(baseline_peak, 1),
@@ -203,6 +209,11 @@ def main() -> None:
                         default="default",
                         help="the loading child's Arrow memory pool "
                              "(ARROW_DEFAULT_MEMORY_POOL; default: pyarrow's, mimalloc)")
+    parser.add_argument("--transport", default="auto",
+                        choices=("auto", "parameter-arrays", "bulk-copy"),
+                        help="TransferOptions.transport (auto: parameter arrays below 3,000 "
+                             "rows per batch). The cast batch term counts turbodbc's buffers "
+                             "either way (bulk copy binds one row's buffers: less)")
     parser.add_argument("--no-give-back", action="store_true",
                         help="measure without the engine handing freed Arrow pages back "
                              "after each batch")
@@ -238,7 +249,7 @@ def main() -> None:
                 "--child", "--facts", str(facts_file), "--path", path,
                 "--workers-one", str(workers), "--rows-per-batch", str(args.rows_per_batch),
                 "--bound", str(args.bound), "--cast-batch-bytes", str(cast_bytes),
-                "--row-group-bytes", str(row_group_bytes),
+                "--row-group-bytes", str(row_group_bytes), "--transport", args.transport,
                 "--source-batch-bytes", str(source_batch_bytes),
                 *(["--no-give-back"] if args.no_give_back else [])]))
     print(json.dumps({
