@@ -151,9 +151,15 @@ class AzureSqlBulkLoadOperator(BaseOperator):
                  **kwargs: Any) -> None:
         load = {name: kwargs.pop(name, p.default) for name, p in LOAD_PARAMETERS.items()}
         super().__init__(**kwargs)
-        if progress_interval is not None and not progress_interval >= 0:
-            raise ConfigurationError(f"progress_interval must be 0 or more seconds (or None "
-                                     f"for no progress lines), not {progress_interval!r}")
+        if progress_interval is not None:
+            try:  # a number from params or a template may arrive as text
+                seconds = float(progress_interval)
+            except (TypeError, ValueError):
+                seconds = -1.0
+            if not seconds >= 0:
+                raise ConfigurationError(f"progress_interval must be 0 or more seconds (or None "
+                                         f"for no progress lines), not {progress_interval!r}")
+            progress_interval = seconds
         self.source = source
         self.table = table
         self.conn_id = conn_id
@@ -237,7 +243,8 @@ class AzureSqlBulkLoadOperator(BaseOperator):
             table=str(target.table), workers=options.workers, load_id=load_id,
             rows_per_batch=read.rows_per_batch,
             mode="off" if self.progress_interval is None else "log",
-            interval=self.progress_interval or 0.0, err=_TaskLogLines(self.log))
+            interval=self.progress_interval or 0.0, err=_TaskLogLines(self.log),
+            timestamps=False)  # the task log stamps every line itself
         if display.mode == "log":
             options = dataclasses.replace(options, progress=display.update)
         try:

@@ -58,14 +58,15 @@ class ProgressDisplay:
     :param out: where the rich display goes (default stdout).
     :param err: where log lines go (default stderr).
     :param title: the rich display's heading (the command that runs).
+    :param timestamps: start log lines with the time (off where the logger stamps them).
     """
 
     def __init__(self, *, table: str, workers: int, load_id: str = "",
                  rows_per_batch: int = 0, mode: str = "auto", interval: float = 5.0,
                  out: IO[str] | None = None, err: IO[str] | None = None,
-                 title: str = "azsql-bulk load") -> None:
+                 title: str = "azsql-bulk load", timestamps: bool = True) -> None:
         self.table, self.workers, self.load_id = table, workers, load_id
-        self.title = title
+        self.title, self.timestamps = title, timestamps
         self.rows_per_batch = rows_per_batch
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
@@ -282,8 +283,8 @@ class ProgressDisplay:
             pass
 
     def _log_line(self) -> None:
-        stamp = time.strftime("%H:%M:%S")
-        self._write_err(f"{stamp} azsql-bulk: {self.table}: {self.describe()}")
+        stamp = time.strftime("%H:%M:%S ") if self.timestamps else ""
+        self._write_err(f"{stamp}azsql-bulk: {self.table}: {self.describe()}")
 
     def start(self) -> ProgressDisplay:
         """Start showing progress."""

@@ -152,9 +152,12 @@ def test_progress_interval_is_an_argument_with_a_default_and_is_checked():
     assert op.progress_interval == DEFAULT_PROGRESS_INTERVAL > 0
     assert AzureSqlBulkLoadOperator(task_id="quiet", source="a.parquet", table="dbo.t",
                                     progress_interval=None).progress_interval is None
-    with pytest.raises(ConfigurationError, match="progress_interval must be 0 or more"):
-        AzureSqlBulkLoadOperator(task_id="bad", source="a.parquet", table="dbo.t",
-                                 progress_interval=-1)
+    for bad in (-1, "soon", "-5"):
+        with pytest.raises(ConfigurationError, match="progress_interval must be 0 or more"):
+            AzureSqlBulkLoadOperator(task_id="bad", source="a.parquet", table="dbo.t",
+                                     progress_interval=bad)
+    assert AzureSqlBulkLoadOperator(task_id="text", source="a.parquet", table="dbo.t",
+                                    progress_interval="15").progress_interval == 15.0
 
 
 def test_the_progress_display_writes_its_lines_to_the_task_log():
@@ -169,10 +172,11 @@ def test_the_progress_display_writes_its_lines_to_the_task_log():
             records.append(fmt % args)
 
     display = ProgressDisplay(table="dbo.t", workers=2, mode="log", interval=0,
-                              err=_TaskLogLines(Log()))
+                              err=_TaskLogLines(Log()), timestamps=False)
     with display:
         display.update(Progress(2_500, 5, 0, 100_000, 1.0, 10_000, workers_busy=2))
     assert len(records) >= 2 and all("azsql-bulk: dbo.t: " in r for r in records)
+    assert records[0].startswith("azsql-bulk: dbo.t: ")  # the task log stamps lines itself
     assert "2,500 / 10,000 rows (25.0%)" in records[0] and "workers busy 2/2" in records[0]
 
 
