@@ -30,6 +30,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_integration.hooks import AzureSqlBulkHook
 from airflow_integration.lineage import operator_lineage, output_dataset, source_datasets
+from engine.batch_size import BatchSize
 from engine.errors import ConfigurationError, TransferCancelled, TransferError
 from engine.journal import default_load_id
 from engine.journal_admin import UnknownLoad
@@ -250,7 +251,8 @@ class AzureSqlBulkLoadOperator(BaseOperator):
         try:
             with display:
                 result = transfer(self.source, target, options, source_options=read,
-                                  cancel=self._cancel)
+                                  cancel=self._cancel,
+                                  on_batch_size=lambda size: self._batch_size(size, display))
                 display.stop("done", final=f"via {result.transport}")
         except ConfigurationError as exc:  # e.g. the table's columns do not fit the source
             raise AirflowFailException(str(exc)) from None
@@ -275,6 +277,12 @@ class AzureSqlBulkLoadOperator(BaseOperator):
                       "%s batch(es)", load_id, f"{out['rows']:,}", f"{out['batches']:,}",
                       f"{result.rows:,}", f"{result.batches:,}")
         return out
+
+    def _batch_size(self, size: BatchSize, display: ProgressDisplay) -> None:
+        """The load's rows per batch, once decided (the table's index or the journal may
+        choose it): logged, and used by the progress display's estimates."""
+        display.rows_per_batch = size.rows
+        self.log.info("%s", size.describe())
 
     def on_kill(self) -> None:
         """Stop the workers at their next batch boundary (committed batches stay journaled)."""

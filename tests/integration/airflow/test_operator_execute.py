@@ -142,6 +142,8 @@ def test_a_retry_after_a_failed_try_reports_the_whole_load_and_logs_progress(
     assert any(f"{BATCHES * ROWS:,} rows" in line for line in lines), lines[-3:]
     assert any(f"{BATCHES - kept_batches} batches skipped" in line or
                f"{kept_batches} batches skipped" in line for line in lines), lines[-3:]
+    # the size the load used and why (a rerun keeps the journaled size)
+    assert f"{ROWS:,} rows per batch (" in out + err
 
 
 def test_upsert_with_keys_merges_overlapping_runs(azsql_mi, reader):
