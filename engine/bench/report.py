@@ -1,5 +1,9 @@
 """The benchmark's output: a rich table, a PNG chart, a self-contained HTML page, the JSON.
 
+A step whose window held no resource-stats row although the view could be read shows
+``no row`` as its log % ("server figures missing"; ``server.missing`` in the JSON says
+why), not ``-`` (which means the server's figures could not be seen at all).
+
 The chart has two panels against the worker count, one line per rows-per-batch and
 transport: the client's throughput (MB/s), and the server's mean log write as a percent
 of the cap (with the 90 % line the recommendation is judged by), when it could be seen.
@@ -52,7 +56,8 @@ COLUMNS: tuple[tuple[str, Callable[[StepResult], str]], ...] = (
     ("MB/s", lambda s: cell(s.mb_per_second, "{:,.2f}")),
     ("CPU µs/row", lambda s: cell(s.cpu_us_per_row, "{:,.2f}")),
     ("retries", lambda s: str(s.retries)),
-    ("log %", lambda s: cell(s.server.log_write_percent, "{:.1f}")),
+    ("log %", lambda s: "no row" if s.server.missing and s.server.log_write_percent is None
+     else cell(s.server.log_write_percent, "{:.1f}")),
     ("log MiB/s", lambda s: cell(s.server.log_mib_per_second, "{:,.2f}")),
     ("CPU %", lambda s: cell(s.server.cpu_percent, "{:.0f}")),
     ("data IO %", lambda s: cell(s.server.data_io_percent, "{:.0f}")),

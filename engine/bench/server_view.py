@@ -98,6 +98,8 @@ class ServerFigures:
         intervals).
     :param log_rate_waits: wait type -> ``{"waits": n, "wait_ms": ms}`` during the step.
     :param log_rate_wait_ms: those waits' total milliseconds.
+    :param missing: why the step has no resource-stats figures although the view could be
+        read (no row in its window: "server figures missing"), else None.
     """
 
     log_write_percent: float | None = None
@@ -108,6 +110,7 @@ class ServerFigures:
     partial_intervals: bool = False
     log_rate_waits: dict[str, dict[str, int]] | None = None
     log_rate_wait_ms: int | None = None
+    missing: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -321,6 +324,10 @@ class ServerView:
             out.log_mib_per_second = log_mib_per_second(out.log_write_percent,
                                                          self.log_rate_cap)
             out.intervals, out.partial_intervals = len(rows), partial
+        elif RESOURCE_STATS not in self.unseen:
+            out.missing = (f"no {RESOURCE_STATS} row in the step's window (the server writes "
+                           "one per interval, 15 s on Azure): its log %, CPU % and data IO % "
+                           "are unknown; give a longer --duration")
         after = self.mark()
         if mark.waits is not None and after.waits is not None:
             out.log_rate_waits = {}

@@ -72,6 +72,43 @@ def test_no_step_at_the_cap_means_the_ceiling_is_elsewhere():
     assert "4 workers were slower (-11%)" in answer.reason
 
 
+def test_a_step_the_server_stats_missed_is_judged_by_throughput_against_the_cap():
+    # the review's run: 1 worker already throttled, but its window held no stats row
+    steps = [step(1, 1, 1.75, None), step(2, 2, 1.71, 94.0), step(3, 4, 1.69, 94.5)]
+    answer = recommend(steps, CAP)
+    assert answer is not None
+    assert (answer.workers, answer.step, answer.basis) == (1, 1, "log-rate cap (by throughput)")
+    assert answer.no_server_figures == [1]
+    assert "102% of the 1.71 MB/s of step 2, which reached 94% of the cap" in answer.reason
+    assert "the server showed no resource-stats row for step 1 (log % unknown)" in answer.reason
+    assert "2 workers added nothing (-2%)" in answer.reason
+
+
+def test_a_slower_step_without_stats_is_named_but_not_picked():
+    steps = [step(1, 1, 1.0, None), step(2, 2, 1.9, 95.0), step(3, 4, 1.95, 96.0)]
+    answer = recommend(steps, CAP)
+    assert answer is not None and (answer.workers, answer.basis) == (2, "log-rate cap")
+    assert answer.no_server_figures == [1]
+    assert "no resource-stats row for step 1 (log % unknown)" in answer.reason
+
+
+def test_no_step_at_the_cap_names_the_steps_without_stats():
+    answer = recommend([step(1, 1, 5, None), step(2, 2, 9, 55), step(3, 4, 9.5, None)], CAP)
+    assert answer is not None and (answer.workers, answer.basis) == (2, "throughput")
+    assert "no step with server figures reached 90% of the log-rate cap" in answer.reason
+    assert "no resource-stats row for steps 1, 3 (log % unknown): judged on throughput like " \
+        "every step" in answer.reason
+    assert answer.no_server_figures == [1, 3]
+
+
+def test_a_known_cap_with_no_stats_row_is_not_called_missing():
+    answer = recommend([step(1, 1, 5.0, None)], 2 * 2**20, [])
+    assert answer is not None and answer.basis == "throughput"
+    assert "no log-rate cap" not in answer.reason
+    assert "the log-rate cap is 2.0 MiB/s, but the server showed no resource-stats row in " \
+        "any step's window" in answer.reason and "give a longer --duration" in answer.reason
+
+
 def test_failed_and_stopped_steps_are_not_recommended():
     steps = [step(1, 1, 50, 99, status="failed"), step(2, 2, 50, 99, status="stopped"),
              step(3, 4, 0, None, rows=0)]
@@ -86,10 +123,16 @@ def test_the_pick_is_the_fewest_workers_among_the_steps_that_reached(specs):
     steps = [step(i, w, mb, log) for i, (w, mb, log) in enumerate(specs, start=1)]
     answer = recommend(steps, CAP)
     assert answer is not None
-    reached = [s.workers for s in steps if s.server.log_write_percent is not None
+    reached = [s for s in steps if s.server.log_write_percent is not None
                and s.server.log_write_percent >= REACHED]
-    if reached:
-        assert answer.basis == "log-rate cap" and answer.workers == min(reached)
+    assert answer.no_server_figures == [s.number for s in steps
+                                        if s.server.log_write_percent is None]
+    if reached:  # steps without stats count when as fast as the fastest step at the cap
+        fastest = max(s.mb_per_second for s in reached)
+        alike = [s for s in steps if s.server.log_write_percent is None
+                 and s.mb_per_second >= fastest * REACHED / 100]
+        assert answer.basis.startswith("log-rate cap")
+        assert answer.workers == min(s.workers for s in reached + alike)
     else:
         best = max(s.mb_per_second for s in steps)
         near = [s.workers for s in steps if s.mb_per_second >= best * REACHED / 100]
@@ -308,3 +351,25 @@ def test_steps_too_short_for_the_loading_window_make_every_step_compare_over_the
     assert [r.mb_per_second for r in again.run(plan_steps([1, 2], [10], ["auto"]))] == [
         90.0, 95.0]
     assert again.notes == []
+
+
+def test_a_window_without_a_stats_row_is_marked_server_figures_missing():
+    import datetime as dt
+
+    from engine.bench.server_view import ServerView
+
+    now = dt.datetime(2026, 12, 6, 12, 0, 0)
+    epoch = now.replace(tzinfo=dt.UTC).timestamp()
+    conn = FakeConnection({"SYSUTCDATETIME": [(now,)],
+                           "dm_user_db_resource_governance": [("Emulator", CAP)],
+                           "dm_db_resource_stats": [(now - dt.timedelta(seconds=60), 1, 2, 50),
+                                                    (now - dt.timedelta(seconds=45), 1, 2, 50)],
+                           "dm_db_wait_stats": []})
+    view = ServerView(FakeFactory(conn), clock=lambda: epoch).open()  # type: ignore[arg-type]
+    figures = view.figures(view.mark(), epoch + 1.0, epoch + 4.0)  # after the last row
+    assert figures.log_write_percent is None and figures.intervals == 0
+    assert figures.missing is not None and "no sys.dm_db_resource_stats row" in figures.missing
+    missed = step(1, 1, 1.75, None)
+    missed.server = figures
+    assert rows_of([missed])[0][10] == "no row"
+    assert rows_of([step(2, 1, 1.75, None)])[0][10] == "-"  # not seen at all: '-'
