@@ -26,8 +26,8 @@ from typing import Any
 from engine.bench.recommend import REACHED, Recommendation
 from engine.bench.sweep import StepResult
 
-__all__ = ["COLUMNS", "MATPLOTLIB_MISSING", "cell", "chart_png", "html_page", "payload",
-           "rich_table", "rows_of", "write_chart"]
+__all__ = ["COLUMNS", "MATPLOTLIB_MISSING", "cell", "chart_png", "html_page", "no_answer",
+           "payload", "rich_table", "rows_of", "stopped_note", "write_chart"]
 
 MATPLOTLIB_MISSING = ("the chart needs matplotlib, which is not installed: pip install "
                       "'azsql-bulk[bench]' (or pip install matplotlib)")
@@ -90,12 +90,45 @@ def rich_table(steps: list[StepResult], recommended: int | None, title: str) -> 
     return table
 
 
+def no_answer(steps: list[StepResult]) -> str:
+    """Why there is no recommendation, true to what the steps loaded: a stopped or failed
+    step may have loaded rows, but only a step that finished is judged.
+
+    >>> no_answer([])
+    'No step loaded a row: no recommendation.'
+    """
+    loaded = [s for s in steps if s.rows > 0]
+    stopped = [s for s in loaded if s.status == "stopped"]
+    if stopped:
+        s = stopped[-1]
+        return (f"No recommendation: the run was stopped during step {s.number} (stopped after "
+                f"{s.rows:,} rows, measured above); a stopped step is not used for a "
+                "recommendation, and no step finished")
+    if loaded:
+        return ("No recommendation: no step finished; "
+                + "; ".join(f"step {s.number} {s.status} after {s.rows:,} rows"
+                            for s in loaded))
+    return "No step loaded a row: no recommendation."
+
+
+def stopped_note(steps: list[StepResult]) -> str | None:
+    """The note for a run stopped during a step, when a recommendation was still made from
+    the steps that finished (None when no step was stopped)."""
+    stopped = [s for s in steps if s.status == "stopped"]
+    if not stopped:
+        return None
+    s = stopped[-1]
+    return (f"the run was stopped during step {s.number} (stopped after {s.rows:,} rows); a "
+            "stopped step is not used for a recommendation, only the steps that finished")
+
+
 def payload(*, steps: list[StepResult], recommendation: Recommendation | None,
             server: dict[str, Any], settings: dict[str, Any], status: str,
             exit_code: int, chart: str | None, html_path: str | None,
             notes: list[str]) -> dict[str, Any]:
     """The ``--json`` object: the settings, the server's cap, every step, the
-    recommendation (None when no step loaded a row) and what could not be seen."""
+    recommendation (None when no step finished with a row; ``notes`` then say why) and what
+    could not be seen."""
     return {"status": status, "exit_code": exit_code, "settings": settings,
             "server": server, "steps": [s.to_dict() for s in steps],
             "recommendation": recommendation.to_dict() if recommendation else None,
@@ -172,8 +205,7 @@ def html_page(*, steps: list[StepResult], recommendation: Recommendation | None,
                  else "") + ">" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>"
         for s, cells in zip(steps, rows_of(steps), strict=True))
     answer = (f"<p class=\"answer\"><b>Recommendation:</b> {esc(recommendation.reason)}</p>"
-              if recommendation else "<p class=\"answer\">No step loaded a row: no "
-              "recommendation.</p>")
+              if recommendation else f"<p class=\"answer\">{esc(no_answer(steps))}</p>")
     image = ("<img alt=\"throughput and log write by workers\" src=\"data:image/png;base64,"
              + base64.b64encode(png).decode() + "\">") if png else \
         f"<p>{esc(MATPLOTLIB_MISSING)}</p>"

@@ -17,7 +17,8 @@ not see and the GRANT that would show them.
 Exit codes: 0 measured; 1 every step failed; 2 a usage or configuration error, or a
 missing permission (nothing was loaded); 130 stopped by Ctrl-C (SIGINT) or SIGTERM: the
 running step stops at a batch boundary, the scratch tables are dropped and what was
-measured is printed.
+measured is printed (the stopped step with the rows it loaded; only steps that finished are
+used for the recommendation, and the output says so).
 
     azsql-bulk bench --server myserver.database.windows.net --database sales \\
         --auth azure-cli --workers 1,2,4,8 --rows-per-batch 50000,102400 --duration 60
@@ -41,7 +42,14 @@ import pyarrow as pa
 
 from engine.bench import datasets
 from engine.bench.recommend import Recommendation, pick_words, recommend
-from engine.bench.report import html_page, payload, rich_table, write_chart
+from engine.bench.report import (
+    html_page,
+    no_answer,
+    payload,
+    rich_table,
+    stopped_note,
+    write_chart,
+)
 from engine.bench.scratch import SCRATCH_SCHEMA, ScratchSpace
 from engine.bench.server_view import ServerView, Unseen, open_view
 from engine.bench.sweep import StepPlan, StepResult, Sweep, plan_steps
@@ -333,6 +341,9 @@ def _report(args: argparse.Namespace, connection: Any, view: ServerView | None,
     cap = view.log_rate_cap if view else None
     unseen_text = [u.text() for u in view.unseen.values()] if view else notes[:1]
     answer: Recommendation | None = recommend(steps, cap, unseen_text)
+    why_none = None if answer else no_answer(steps)
+    stopped = stopped_note(steps) if answer else None
+    notes.extend(n for n in (why_none, stopped) if n)
     where = f"{connection.server},{connection.port}/{connection.database}"
     data_name = "your files" if args.source else f"dataset {args.dataset}"
     title = f"azsql-bulk bench: {where}, {data_name}"
@@ -349,7 +360,9 @@ def _report(args: argparse.Namespace, connection: Any, view: ServerView | None,
         # one line, however long: the terminal wraps it, a log keeps it whole
         print(f"Recommendation: {answer.reason}", file=stream, flush=True)
     else:
-        print("No step loaded a row: no recommendation.", file=stream, flush=True)
+        print(why_none, file=stream, flush=True)
+    if stopped:
+        print(f"Note: {stopped}", file=stream, flush=True)
     chart = None
     if not args.no_chart and steps:
         problem = write_chart(steps, Path(args.chart), title)

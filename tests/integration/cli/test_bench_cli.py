@@ -228,6 +228,12 @@ def test_ctrl_c_stops_the_step_and_drops_the_scratch_tables(fast_stats, conn_arg
     assert scratch_tables(reader, schema) == [] and not schema_exists(reader, schema)
     assert journal_rows(reader, result["settings"]["run"]) == 0
     assert any("SIGINT: stopping the step" in line for line in lines)
+    # the stopped step loaded rows: it is reported as such, not as "no step loaded a row"
+    said = "".join(lines)
+    assert "No step loaded a row" not in said and result["recommendation"] is None
+    rows = f"{result['steps'][0]['rows']:,}"
+    assert f"the run was stopped during step 1 (stopped after {rows} rows" in said, said[-2000:]
+    assert any(f"stopped after {rows} rows" in note for note in result["notes"])
 
 
 def test_a_missing_matplotlib_is_explained_not_fatal(fast_stats, conn_args, sql_env, schema,

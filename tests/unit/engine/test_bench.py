@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from engine.bench import datasets
 from engine.bench.recommend import REACHED, recommend
-from engine.bench.report import html_page, rows_of, write_chart
+from engine.bench.report import html_page, no_answer, rows_of, stopped_note, write_chart
 from engine.bench.server_view import ServerFigures, StatsRow, log_mib_per_second, window_rows
 from engine.bench.sweep import StepResult, plan_steps
 
@@ -373,3 +373,23 @@ def test_a_window_without_a_stats_row_is_marked_server_figures_missing():
     missed.server = figures
     assert rows_of([missed])[0][10] == "no row"
     assert rows_of([step(2, 1, 1.75, None)])[0][10] == "-"  # not seen at all: '-'
+
+
+def test_a_stopped_step_that_loaded_rows_is_reported_not_called_empty():
+    stopped = step(1, 1, 2.0, None, status="stopped", rows=410_000)
+    assert recommend([stopped], CAP) is None
+    words = no_answer([stopped])
+    assert "No step loaded a row" not in words
+    assert words.startswith("No recommendation: the run was stopped during step 1 (stopped "
+                            "after 410,000 rows")
+    failed = step(2, 2, 1.0, None, status="failed", rows=5_000)
+    assert no_answer([failed]) == "No recommendation: no step finished; step 2 failed after " \
+        "5,000 rows"
+    assert no_answer([step(3, 1, 0, None, status="failed", rows=0)]) == \
+        "No step loaded a row: no recommendation."
+    page = html_page(steps=[stopped], recommendation=None, title="t", facts=[], notes=[],
+                     png=None)
+    assert "stopped after 410,000 rows" in page and "No step loaded a row" not in page
+    # a recommendation from the steps that finished still says a step was stopped
+    assert stopped_note([step(4, 1, 2.0, 95), stopped]) is not None
+    assert stopped_note([step(4, 1, 2.0, 95)]) is None
