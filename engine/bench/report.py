@@ -27,7 +27,8 @@ from engine.bench.recommend import REACHED, Recommendation
 from engine.bench.sweep import StepResult
 
 __all__ = ["COLUMNS", "MATPLOTLIB_MISSING", "cell", "chart_png", "html_page", "no_answer",
-           "payload", "rich_table", "rows_of", "stopped_note", "write_chart"]
+           "payload", "rates_caption", "rich_table", "rows_of", "stopped_note",
+           "write_chart"]
 
 MATPLOTLIB_MISSING = ("the chart needs matplotlib, which is not installed: pip install "
                       "'azsql-bulk[bench]' (or pip install matplotlib)")
@@ -71,6 +72,18 @@ def rows_of(steps: list[StepResult]) -> list[list[str]]:
     return [[fmt(s) for _, fmt in COLUMNS] for s in steps]
 
 
+def rates_caption(steps: list[StepResult]) -> str:
+    """What the table's rows/s and MB/s are over (the sweep makes every step alike).
+
+    >>> rates_caption([])
+    'rows/s and MB/s: over each whole step, set-up included'
+    """
+    if steps and all(s.rates_over == "loading window" for s in steps if s.rows):
+        return ("rows/s and MB/s: over each step's loading window, from its first committed "
+                "batch to its last (the step lines give the whole-step rates too)")
+    return "rows/s and MB/s: over each whole step, set-up included"
+
+
 def rich_table(steps: list[StepResult], recommended: int | None, title: str) -> Any:
     """A :class:`rich.table.Table` of the steps, the recommended one in bold green."""
     from rich import box
@@ -78,7 +91,8 @@ def rich_table(steps: list[StepResult], recommended: int | None, title: str) -> 
 
     # no vertical rules, one space between columns: the 16 columns fit 130 characters
     table = Table(title=title, title_justify="left", header_style="bold",
-                  box=box.SIMPLE_HEAD, padding=0, pad_edge=False)
+                  box=box.SIMPLE_HEAD, padding=0, pad_edge=False,
+                  caption=rates_caption(steps), caption_justify="left")
     cells_of = rows_of(steps)
     for i, (heading, _) in enumerate(COLUMNS):
         # figures are never cut: a narrow terminal wraps the headings instead
@@ -227,6 +241,7 @@ img {{ max-width: 100%; }}
 {answer}
 {image}
 <h2>Steps</h2>
+<p>{esc(rates_caption(steps))}</p>
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 {"<h2>Notes</h2><ul>" + notes_html + "</ul>" if notes else ""}
 </body></html>

@@ -25,6 +25,11 @@ A step's figures:
   actually used and why not bulk copy when it was not;
 - ``server``: :class:`~engine.bench.server_view.ServerFigures` over the loading window.
 
+One step, one figure, each labelled: the progress display's last line says its averages
+are over the whole step; the "step N ok" line gives the loading-window rate *and* the
+whole-step rate, each named (:func:`rates_words`); the table's caption says which of the
+two its rows/s and MB/s are (``rates_over``).
+
 Setting ``cancel`` stops the running step at a batch boundary (``status`` ``stopped``,
 with what it measured so far) and no further step starts.
 """
@@ -53,7 +58,11 @@ from engine.results import Progress
 from engine.sources import SourceOptions
 from engine.transfer import transfer
 
-__all__ = ["Display", "StepPlan", "StepResult", "Sweep", "plan_steps"]
+__all__ = ["WHOLE_STEP_AVERAGES", "Display", "StepPlan", "StepResult", "Sweep", "plan_steps",
+           "rates_words"]
+
+#: what a step's progress display's last line says of its averages
+WHOLE_STEP_AVERAGES = "averages over the whole step, set-up included"
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +119,24 @@ class StepResult:
         out = dataclasses.asdict(self)
         out["server"] = self.server.to_dict()
         return out
+
+
+def rates_words(step: StepResult) -> str:
+    """A step's rates, each labelled with what it is over.
+
+    >>> s = StepResult(1, 1, 10, "auto", "t", rows=20_000, seconds=0.12,
+    ...                rows_per_second=200_387, mb_per_second=8.0, rates_over="loading window",
+    ...                step_rows_per_second=163_990, step_mb_per_second=6.55)
+    >>> rates_words(s).split("; ")
+    ['200,387 rows/s, 8.00 MB/s over the loading window (first to last commit)', \
+'163,990 rows/s, 6.55 MB/s over the whole step, set-up included']
+    """
+    whole = (f"{step.step_rows_per_second:,.0f} rows/s, {step.step_mb_per_second:,.2f} MB/s "
+             "over the whole step, set-up included")
+    if step.rates_over != "loading window":
+        return whole
+    return (f"{step.rows_per_second:,.0f} rows/s, {step.mb_per_second:,.2f} MB/s over the "
+            f"loading window (first to last commit); {whole}")
 
 
 class Display(Protocol):
@@ -261,8 +288,8 @@ class Sweep:
             result.rows = exc.rows_committed
         except AzsqlBulkError as exc:
             result.status, result.error, phase = "failed", str(exc), "failed"
-        finally:
-            display.stop(phase)
+        finally:  # its averages are over the whole step: say so (see the module)
+            display.stop(phase, final=WHOLE_STEP_AVERAGES)
         if result.status != "ok":
             result.seconds = time.monotonic() - started
         result.cpu_seconds = _cpu() - cpu

@@ -52,7 +52,7 @@ from engine.bench.report import (
 )
 from engine.bench.scratch import SCRATCH_SCHEMA, ScratchSpace
 from engine.bench.server_view import ServerView, Unseen, open_view
-from engine.bench.sweep import StepPlan, StepResult, Sweep, plan_steps
+from engine.bench.sweep import StepPlan, StepResult, Sweep, plan_steps, rates_words
 from engine.cli.arguments import (
     EXIT_FAILED,
     EXIT_OK,
@@ -303,8 +303,8 @@ def _bench(args: argparse.Namespace, connection: Any, data: pa.RecordBatch) -> i
 
 
 def _finished(step: StepResult) -> None:
-    say(f"azsql-bulk bench: step {step.number} {step.status}: {step.rows:,} rows, "
-        f"{step.rows_per_second:,.0f} rows/s, {step.mb_per_second:,.2f} MB/s"
+    say(f"azsql-bulk bench: step {step.number} {step.status}: {step.rows:,} rows in "
+        f"{step.seconds:,.1f} s; {rates_words(step)}"
         + (f", log write {step.server.log_write_percent:.0f}% of the cap"
            if step.server.log_write_percent is not None else "")
         + (f" ({step.error})" if step.error and step.status == "failed" else ""))

@@ -11,6 +11,7 @@ step meets, and a step's length is in rows or a few seconds, never asserted on).
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import threading
@@ -270,3 +271,30 @@ def test_a_sample_of_your_own_files(fast_stats, conn_args, sql_env, reader, sche
     both = run_cli(["bench", *conn_args, "--source", str(tmp_path / "data"), "--dataset",
                     "wide", "--rows", "10"], sql_env)
     assert both.returncode == 2 and "give --source or --dataset, not both" in both.stderr
+
+
+def test_each_rate_a_step_shows_is_labelled_and_matches_the_table(fast_stats, conn_args,
+                                                                   sql_env, schema):
+    # the review's run: step 1 (1 worker, 4 commits) has a loading window, step 2 (2 workers,
+    # 4 commits) has not, so the table compares both over the whole step
+    proc = run_cli(["bench", *conn_args, "--schema", schema, "--workers", "1,2",
+                    "--rows", "20000", "--rows-per-batch", "5000", "--sample-rows", "5000",
+                    "--no-chart", "--progress", "log", "--json"], sql_env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = last_json(proc.stdout)
+    steps = result["steps"]
+    assert [s["rates_over"] for s in steps] == ["whole step", "whole step"]
+    for s in steps:
+        line = next(x for x in proc.stderr.splitlines()
+                    if f"azsql-bulk bench: step {s['number']} ok:" in x)
+        # the table's figure is in the step's line, named as what it is over
+        table_figure = (f"{s['rows_per_second']:,.0f} rows/s, {s['mb_per_second']:,.2f} MB/s "
+                        "over the whole step, set-up included")
+        assert table_figure in line, line
+        row = re.compile(rf"^\s*{s['number']}\s+{s['workers']}\s+5,000\s.*\s"
+                         rf"{s['rows_per_second']:,.0f}\s+{s['mb_per_second']:,.2f}\s")
+        assert any(row.match(x) for x in proc.stderr.splitlines()), proc.stderr[-3000:]
+    assert "rows/s and MB/s: over each whole step, set-up included" in proc.stderr
+    progress_ends = [x for x in proc.stderr.splitlines() if "rows/s average" in x]
+    assert progress_ends and all("averages over the whole step, set-up included" in x
+                                 for x in progress_ends), progress_ends
