@@ -18,7 +18,8 @@ template rendering and command lines unchanged::
        {"path": "/data/big.parquet", "format": "parquet",
         "row_groups": [0, 12],         # [start, stop): row groups start .. stop-1
         "rows": 1200000,               # rows in that range
-        "file_bytes": 1073741824, "file_row_groups": 48},
+        "file_bytes": 1073741824, "file_row_groups": 48,
+        "mtime_ns": 1733480000123456789},   # a local file's modification time
        {"path": "abfss://c@acct.dfs.core.windows.net/x.csv", "format": "csv",
         "file_bytes": 5120, "etag": "0x8DD..."}]}   # etag: storage objects only
 
@@ -38,9 +39,23 @@ How the data is dealt:
 - Fewer shards than ``n`` come back when there are fewer pieces (row groups and whole
   files) than ``n``; no shard is empty.
 
-What a shard records about each file (size, row-group count, rows of its range, and a
-storage object's ETag) is checked when it is opened: a file rewritten since the split is
-refused with :class:`~engine.errors.ObjectChangedError` instead of loading other rows.
+What a shard records about each file (size, row-group count, rows of its range, a local
+file's modification time and a storage object's ETag) is checked when it is opened: a
+file rewritten since the split is refused with :class:`~engine.errors.ObjectChangedError`
+instead of loading other rows. A local file whose modification time changed is refused
+too, even when its size and row groups are the same (it may have been rewritten with
+other values); a copy of the data made without keeping times (``cp`` without ``-p``)
+needs a new split.
+
+A shard's default load id (:func:`shard_fingerprint`) derives from what the shard
+records (paths, ranges, rows, sizes, row-group counts, modification times, ETags), never
+from where the shard file lies or from the files as they are now: the same shard, or a
+copy of its file on another machine that sees the same files, resumes the same load;
+the checks above refuse it before anything is loaded when the files differ.
+
+Files are listed as a load lists them (:func:`engine.source_files.expand_paths`): a
+file named twice (``big.parquet`` and ``*.parquet``) is split once, and directories and
+globs skip names starting with ``_`` or ``.`` (Spark's ``_SUCCESS``, ``.crc`` files).
 
 >>> import pyarrow as pa, pyarrow.parquet as pq, tempfile, os
 >>> path = os.path.join(tempfile.mkdtemp(), "big.parquet")
@@ -51,6 +66,7 @@ refused with :class:`~engine.errors.ObjectChangedError` instead of loading other
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -69,12 +85,15 @@ from engine.source_files import (
 )
 
 __all__ = ["SHARD_VERSION", "VERSION_KEY", "describe_shard", "plan_shards", "read_shard_file",
-           "shard_parts", "split_source"]
+           "shard_fingerprint", "shard_parts", "split_source"]
 
 #: the key that marks a dict as a shard, and the format version this code writes and reads
 VERSION_KEY = "azsql_bulk_shard"
 SHARD_VERSION = 1
 _FORMATS = ("parquet", "csv", "ipc")
+#: what a part records about its file; the shard's default load id derives from these
+_RECORDED = ("path", "format", "row_groups", "rows", "file_bytes", "file_row_groups",
+             "mtime_ns", "etag")
 
 
 @dataclass(frozen=True)
@@ -85,6 +104,7 @@ class _File:
     fmt: str
     size: int
     etag: str | None
+    mtime_ns: int | None
     rg_rows: tuple[int, ...] = ()
     rg_bytes: tuple[int, ...] = ()
 
@@ -122,6 +142,11 @@ def split_source(source: Any, shards: int, *, format: str | None = None,
             f"only files can be split into shards (a path, directory, glob or URI, or a list "
             f"of them), not {type(source).__name__}; load in-memory data in one process")
     paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    for path in paths:
+        if os.fspath(path).lower().endswith(".json"):
+            raise ConfigurationError(
+                f"{os.fspath(path)} names a shard file (.json), not a data file; split the "
+                "source files it came from instead (the paths in its \"parts\")")
     remote = RemoteFiles(storage)
     try:
         files = [_facts(path, file_format(path, format), remote)
@@ -135,16 +160,18 @@ def split_source(source: Any, shards: int, *, format: str | None = None,
 
 
 def _facts(path: str, fmt: str, remote: RemoteFiles) -> _File:
+    mtime: int | None = None
     if remote.owns(path):
         obj = remote.object(path)
         size, etag = obj.size, obj.version
     else:  # absolute: the loading task may run in another directory
-        path, size, etag = os.path.abspath(path), os.path.getsize(path), None
+        st = os.stat(path)
+        path, size, etag, mtime = os.path.abspath(path), st.st_size, None, st.st_mtime_ns
     if fmt != "parquet":
-        return _File(path, fmt, size, etag)
+        return _File(path, fmt, size, etag, mtime)
     meta = parquet_metadata(path, remote)
     groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
-    return _File(path, fmt, size, etag, tuple(g.num_rows for g in groups),
+    return _File(path, fmt, size, etag, mtime, tuple(g.num_rows for g in groups),
                  tuple(sum(g.column(c).total_compressed_size for c in range(g.num_columns))
                        for g in groups))
 
@@ -160,6 +187,8 @@ def _shard(files: list[_File], pieces: list[tuple[int, int, int]], index: int,
                         file_bytes=f.size, file_row_groups=len(f.rg_rows))
         else:
             part.update(file_bytes=f.size)
+        if f.mtime_ns is not None:
+            part["mtime_ns"] = f.mtime_ns
         if f.etag is not None:
             part["etag"] = f.etag
         parts.append(part)
@@ -246,11 +275,13 @@ def _merged(pieces: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
 
 # -- reading ----------------------------------------------------------------------------------
 
-def shard_parts(shard: Mapping[str, Any], remote: RemoteFiles) -> list[FilePart]:
+def shard_parts(shard: Mapping[str, Any], remote: RemoteFiles,
+                origin: str | None = None) -> list[FilePart]:
     """The file parts of a shard, checked against the files as they are now.
 
     :param shard: a dict from :func:`split_source` (after a JSON round trip too).
     :param remote: lists the shard's storage objects (pinning them to their ETags).
+    :param origin: the shard file it was read from, named in errors.
     :raises ConfigurationError: not a shard, or one of a format version this code does not
         read, or a malformed one.
     :raises ObjectChangedError: a file changed since the split (size, row groups, rows or
@@ -259,8 +290,9 @@ def shard_parts(shard: Mapping[str, Any], remote: RemoteFiles) -> list[FilePart]
     version = shard.get(VERSION_KEY)
     if version is None:
         raise ConfigurationError(
-            f"a dict source must be a shard made by split_source (with {VERSION_KEY!r}); "
-            f"this one has the keys {sorted(map(str, shard))[:8]}")
+            f"{origin or 'a dict source'} must be a shard written by `azsql-bulk split` or "
+            f"split_source (with the key {VERSION_KEY!r}); this one has the keys "
+            f"{sorted(map(str, shard))[:8]}")
     if version != SHARD_VERSION:
         raise ConfigurationError(
             f"this shard has format version {version!r}, and this azsql-bulk reads version "
@@ -268,9 +300,8 @@ def shard_parts(shard: Mapping[str, Any], remote: RemoteFiles) -> list[FilePart]
             "and where the shards are loaded, or split the source again")
     parts = shard.get("parts")
     if not isinstance(parts, list) or not parts:
-        raise ConfigurationError(f"shard {_where(shard)} has no parts list; pass the shard "
-                                 "split_source returned, unchanged")
-    return [_part(p, n, shard, remote) for n, p in enumerate(parts)]
+        raise ConfigurationError(f"{_where(shard, origin)} has no \"parts\" list; {_UNCHANGED}")
+    return [_part(p, n, shard, remote, origin) for n, p in enumerate(parts)]
 
 
 def read_shard_file(path: str) -> dict[str, Any]:
@@ -293,12 +324,14 @@ def read_shard_file(path: str) -> dict[str, Any]:
     return data
 
 
-def _part(part: Any, n: int, shard: Mapping[str, Any], remote: RemoteFiles) -> FilePart:
-    where = f"shard {_where(shard)}, part {n}"
+def _part(part: Any, n: int, shard: Mapping[str, Any], remote: RemoteFiles,
+          origin: str | None) -> FilePart:
+    where = f"{_where(shard, origin)}, part {n}"
     if not isinstance(part, Mapping) or not isinstance(part.get("path"), str) \
             or part.get("format") not in _FORMATS or not _whole(part.get("file_bytes")):
-        raise ConfigurationError(f"{where} is malformed ({part!r}); pass the shard "
-                                 "split_source returned, unchanged")
+        raise ConfigurationError(f"{where} is malformed: it needs \"path\", \"format\" "
+                                 f"(parquet, csv or ipc) and \"file_bytes\" ({part!r}); "
+                                 f"{_UNCHANGED}")
     path, fmt = part["path"], part["format"]
     groups = None
     if fmt == "parquet":
@@ -306,19 +339,23 @@ def _part(part: Any, n: int, shard: Mapping[str, Any], remote: RemoteFiles) -> F
         if not (isinstance(groups, list) and len(groups) == 2 and all(map(_whole, groups))
                 and groups[0] <= groups[1] and _whole(part.get("file_row_groups"))
                 and groups[1] <= part["file_row_groups"] and _whole(part.get("rows"))):
-            raise ConfigurationError(f"{where} has no valid row_groups/rows ({part!r}); pass "
-                                     "the shard split_source returned, unchanged")
+            raise ConfigurationError(
+                f"{where} has no valid \"row_groups\" [start, stop] within "
+                f"\"file_row_groups\", or no \"rows\" ({part!r}); {_UNCHANGED}")
     if is_remote(path):
         path = remote.expand(path, set(SUFFIXES))[0]
         obj = remote.object(path)
-        size, etag = obj.size, obj.version
+        size, etag, mtime = obj.size, obj.version, None
     else:
         try:
-            size, etag = os.path.getsize(path), None
+            st = os.stat(path)
         except OSError:
             raise ObjectChangedError(f"{path} ({where}) is gone since the source was split; "
                                      "restore it, or split the source again") from None
+        size, etag, mtime = st.st_size, None, st.st_mtime_ns
     now: dict[str, Any] = {"file_bytes": size}
+    if part.get("mtime_ns") is not None:  # recorded for local files (split by this version)
+        now["mtime_ns"] = mtime
     if part.get("etag") is not None:
         now["etag"] = etag
     if groups is not None:
@@ -329,20 +366,44 @@ def _part(part: Any, n: int, shard: Mapping[str, Any], remote: RemoteFiles) -> F
     changed = {k: (part.get(k), v) for k, v in now.items() if part.get(k) != v}
     if changed:
         facts = "; ".join(f"{k} was {was}, is {is_}" for k, (was, is_) in changed.items())
+        why = "" if set(changed) != {"mtime_ns"} else (
+            " - only its modification time differs, but the file may have been rewritten "
+            "with other values of the same size, or copied without keeping times")
         raise ObjectChangedError(
-            f"{path} ({where}) changed since the source was split ({facts}), so the shard's "
-            "ranges no longer name the rows it was made for; split the source again and "
-            "load the new shards (under new load ids)")
+            f"{path} ({where}) changed since the source was split ({facts}){why}, so the "
+            "shard's ranges may no longer name the rows it was made for; split the source "
+            "again and load the new shards (under new load ids)")
     return FilePart(path, fmt, None if groups is None else (groups[0], groups[1]))
+
+
+def shard_fingerprint(shard: Mapping[str, Any]) -> str:
+    """A digest of what a shard records about its parts (see the module doc): the same
+    shard gives the same digest on any machine, whatever its file is called or when it
+    was copied; two shards of one split never share it (their ranges differ).
+
+    :param shard: a shard that :func:`shard_parts` accepted.
+
+    >>> part = {"path": "/d/a.csv", "format": "csv", "file_bytes": 9, "mtime_ns": 1}
+    >>> shard_fingerprint({"index": 0, "parts": [part]}) == shard_fingerprint(
+    ...     {"index": 3, "shards": 9, "parts": [dict(part)]})
+    True
+    """
+    recorded = [{k: p[k] for k in _RECORDED if p.get(k) is not None} for p in shard["parts"]]
+    text = json.dumps([VERSION_KEY, recorded], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _where(shard: Mapping[str, Any]) -> str:
+_UNCHANGED = "use the shard as `azsql-bulk split` (or split_source) wrote it, unchanged"
+
+
+def _where(shard: Mapping[str, Any], origin: str | None = None) -> str:
     index, count = shard.get("index"), shard.get("shards")
-    return f"{index}/{count}" if index is not None else "?"
+    place = f"shard {index}/{count}" if index is not None else "the shard"
+    return f"{origin}, {place}" if origin else place
 
 
 def describe_shard(shard: Mapping[str, Any]) -> str:

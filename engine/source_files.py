@@ -60,10 +60,23 @@ def expand_paths(paths: Sequence[str | os.PathLike[str]], remote: RemoteFiles | 
                  ) -> list[str]:
     """The files that paths, directories and globs (local, or storage URIs) name, in order.
 
+    A file named more than once (``big.parquet`` and ``*.parquet``, a directory and a file
+    in it, a symlink and its target) is listed once, where it first appears, so no load
+    or split reads its rows twice. Directories and globs skip files whose name, or the
+    name of a folder between them and the directory, starts with ``_`` or ``.`` (Spark's
+    ``_SUCCESS``, ``.crc`` checksums, hidden files), as pyarrow datasets do; a file named
+    explicitly is read whatever its name.
+
     :param paths: what a source lists.
     :param remote: lists and remembers ``abfs[s]://`` and ``az://`` objects.
     :raises ConfigurationError: a path that does not exist, a glob matching nothing, a
         directory without Parquet, CSV or Arrow files.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("a.csv", "_SUCCESS", ".a.csv.crc"): _ = (d / name).write_text("x\\n1\\n")
+    >>> [os.path.basename(f) for f in expand_paths([d / "a.csv", str(d / "*"), d])]
+    ['a.csv']
     """
     files: list[str] = []
     for raw in paths:
@@ -71,22 +84,49 @@ def expand_paths(paths: Sequence[str | os.PathLike[str]], remote: RemoteFiles | 
         if remote is not None and is_remote(text):
             files.extend(remote.expand(text, set(SUFFIXES)))
         elif any(ch in text for ch in "*?["):
-            matched = sorted(glob.glob(text, recursive=True))
-            if not matched:
-                raise ConfigurationError(f"no files match {text!r}")
-            files.extend(m for m in matched if os.path.isfile(m))
+            matched = [m for m in sorted(glob.glob(text, recursive=True)) if os.path.isfile(m)]
+            root = os.path.dirname(text[:min(text.index(c) for c in "*?[" if c in text)])
+            kept = [m for m in matched  # below the glob's fixed folder: no _x or .x name
+                    if not any(map(_hidden, Path(os.path.relpath(m, root or ".")).parts))]
+            if not kept:
+                skipped = f" (only {len(matched)} skipped file(s) whose names start with '_' " \
+                    f"or '.', such as {os.path.basename(matched[0])!r}; name such a file " \
+                    "explicitly to load it)" if matched else ""
+                raise ConfigurationError(f"no files match {text!r}{skipped}")
+            files.extend(kept)
         elif os.path.isdir(text):
             found = sorted(str(p) for p in Path(text).rglob("*")
-                           if p.is_file() and p.suffix.lower() in SUFFIXES)
+                           if p.is_file() and p.suffix.lower() in SUFFIXES
+                           and not any(map(_hidden, p.relative_to(text).parts)))
             if not found:
                 raise ConfigurationError(f"directory {text!r} holds no Parquet, CSV or Arrow "
-                                         f"files ({', '.join(sorted(SUFFIXES))})")
+                                         f"files ({', '.join(sorted(SUFFIXES))}) whose names "
+                                         "do not start with '_' or '.'")
             files.extend(found)
         elif os.path.isfile(text):
             files.append(text)
         else:
             raise ConfigurationError(f"source {text!r} does not exist")
-    return files
+    return _once(files, remote)
+
+
+def _hidden(name: str) -> bool:
+    """A name directory listings and globs skip: Spark/Hive markers, checksums, dotfiles."""
+    return name.startswith(("_", "."))
+
+
+def _once(files: list[str], remote: RemoteFiles | None) -> list[str]:
+    """``files`` without repeats of one file (compared by its real, absolute path; a
+    storage URI as listed, which is canonical), first occurrence first."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for f in files:
+        key = f if remote is not None and is_remote(f) else \
+            os.path.normcase(os.path.realpath(f))
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
 
 
 def file_format(path: str, fmt: str | None = None) -> str:
@@ -98,12 +138,18 @@ def file_format(path: str, fmt: str | None = None) -> str:
     """
     if fmt:
         if fmt not in ("parquet", "csv", "ipc"):
-            raise ConfigurationError(f"format must be parquet, csv or ipc, not {fmt!r}")
+            raise ConfigurationError(f"the source format must be parquet, csv or ipc, not "
+                                     f"{fmt!r}")
         return fmt
     suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        raise ConfigurationError(
+            f"{path} is a .json file, read as a shard only when it is the one source named; "
+            "load one shard per command, and split data files, not shards")
     if suffix not in SUFFIXES:
-        raise ConfigurationError(f"cannot tell the format of {path!r} from its suffix; "
-                                 "pass fmt='parquet', 'csv' or 'ipc'")
+        raise ConfigurationError(
+            f"cannot tell the format of {path!r} from its suffix ({', '.join(sorted(SUFFIXES))}"
+            "); give the format: parquet, csv or ipc (--format on the command line)")
     return SUFFIXES[suffix]
 
 

@@ -39,7 +39,7 @@ import pyarrow.dataset as pads
 from engine.batch_size import DEFAULT_ROWS_PER_BATCH
 from engine.errors import ConfigurationError, SourceError
 from engine.remote import RemoteFiles, StorageOptions
-from engine.shards import read_shard_file, shard_parts
+from engine.shards import read_shard_file, shard_fingerprint, shard_parts
 from engine.source_files import (
     FilePart,
     Unit,
@@ -100,7 +100,9 @@ class Source:
         IPC metadata, in-memory tables), else None.
     :param _fingerprint: a digest, or a function computing it once when
         :attr:`fingerprint` is first read, of what identifies the source: paths, sizes and
-        modification times of files (and a shard's row-group ranges); the schema and the
+        modification times of files; for a shard, what the shard records about its parts
+        (:func:`engine.shards.shard_fingerprint`: ranges, sizes, modification times and
+        ETags as the split saw them, which opening it checked); the schema and the
         Arrow buffers of an in-memory table (the same values chunked differently digest
         differently); a random id for a stream (RecordBatchReader, LazyFrame), which
         cannot be read twice, so resuming one needs an explicit ``load_id``. The engine
@@ -289,15 +291,25 @@ def _open(source: Any, options: SourceOptions, storage: StorageOptions | None) -
         return _open_files([FilePart(f, file_format(f, fmt)) for f in files], columns, rename,
                            csv_schema, rows_per_batch)
     remote = RemoteFiles(storage)  # abfs[s]:// and az:// objects, pinned to their ETags
+    origin = None
     if not isinstance(source, Mapping):  # else a shard from split_source: parts of files
         paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
-        if len(paths) != 1 or not os.fspath(paths[0]).lower().endswith(".json"):
+        shard_files = [os.fspath(p) for p in paths if os.fspath(p).lower().endswith(".json")
+                       and not any(c in os.fspath(p) for c in "*?[")]  # a glob: not one
+        if shard_files and len(paths) > 1:
+            raise ConfigurationError(
+                f"a shard file ({shard_files[0]}) must be the only source: load one shard "
+                f"per command, e.g. `azsql-bulk load {shard_files[0]} ...` (each shard has "
+                f"its own load id); {len(paths)} sources were given")
+        if not shard_files:
             return _open_files(
                 [FilePart(f, file_format(f, fmt)) for f in expand_paths(paths, remote)],
                 columns, rename, csv_schema, rows_per_batch, remote)
-        source = read_shard_file(os.fspath(paths[0]))  # a shard saved by `azsql-bulk split`
-    return _open_files(shard_parts(source, remote), columns, rename, csv_schema,
-                       rows_per_batch, remote)
+        origin = shard_files[0]
+        source = read_shard_file(origin)  # a shard saved by `azsql-bulk split`
+    parts = shard_parts(source, remote, origin)
+    return _open_files(parts, columns, rename, csv_schema, rows_per_batch, remote,
+                       recorded=shard_fingerprint(source))
 
 
 def _is_polars(obj: Any) -> bool:
@@ -401,7 +413,9 @@ def _table_digest(table: pa.Table, schema: pa.Schema) -> str:
 
 def _open_files(parts: list[FilePart], columns: Sequence[str] | None, rename: dict[str, str],
                 csv_schema: pa.Schema | None, rows_per_batch: int,
-                remote: RemoteFiles | None = None) -> Source:
+                remote: RemoteFiles | None = None, recorded: str | None = None) -> Source:
+    """The parts as a source; ``recorded`` (a shard's digest of what the split saw, which
+    shard_parts checked against the files) stands for the files' live identity."""
     if not parts:
         raise ConfigurationError("the source matched no files")
     first = parts[0]
@@ -409,16 +423,15 @@ def _open_files(parts: list[FilePart], columns: Sequence[str] | None, rename: di
     names = _project(schema, columns, rename, first.path)
     total: int | None = 0
     identity = hashlib.sha256()
+    if recorded is not None:
+        identity.update(f"shard|{recorded}\n".encode())
     for part in parts:
         f = part.path
-        if remote is not None and remote.owns(f):  # an object: URI, size and ETag
-            identity.update(f"{remote.identity(f)}".encode())
-        else:
+        if recorded is None and remote is not None and remote.owns(f):  # URI, size, ETag
+            identity.update(f"{remote.identity(f)}\n".encode())
+        elif recorded is None:
             st = os.stat(f)
-            identity.update(f"{os.path.abspath(f)}|{st.st_size}|{st.st_mtime_ns}".encode())
-        if part.row_groups is not None:  # a shard's range: its load id covers only that
-            identity.update("#{}-{}".format(*part.row_groups).encode())
-        identity.update(b"\n")
+            identity.update(f"{os.path.abspath(f)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
         if total is not None:
             rows = file_rows(part, remote)
             total = None if rows is None else total + rows

@@ -136,7 +136,8 @@ def test_one_big_file_spreads_over_every_shard(tmp_path):
     assert [s["parts"] for s in shards] == [[{
         "path": str(tmp_path / "f0.parquet"), "format": "parquet", "row_groups": [a, a + 4],
         "rows": 200, "file_bytes": os.path.getsize(tmp_path / "f0.parquet"),
-        "file_row_groups": 16}] for a in (0, 4, 8, 12)]
+        "file_row_groups": 16, "mtime_ns": os.stat(tmp_path / "f0.parquet").st_mtime_ns}]
+        for a in (0, 4, 8, 12)]
     assert len(split_source(str(tmp_path / "f0.parquet"), 40)) == 16  # one row group each
 
 
@@ -174,10 +175,10 @@ def test_an_unknown_shard_version_is_refused(tmp_path):
     shard = split_source(str(tmp_path / "f0.parquet"), 1)[0]
     with pytest.raises(ConfigurationError, match=r"format version 2.*reads version 1"):
         open_source({**shard, VERSION_KEY: 2})
-    with pytest.raises(ConfigurationError, match="must be a shard made by split_source"):
+    with pytest.raises(ConfigurationError, match="must be a shard written by `azsql-bulk split`"):
         open_source({"parts": shard["parts"]})
     broken = {**shard, "parts": [{**shard["parts"][0], "row_groups": [1]}]}
-    with pytest.raises(ConfigurationError, match="no valid row_groups"):
+    with pytest.raises(ConfigurationError, match="no valid \"row_groups\""):
         open_source(broken)
     with pytest.raises(ConfigurationError, match="already a shard"):
         split_source(shard, 2)
@@ -256,3 +257,65 @@ def test_local_paths_are_recorded_absolute(tmp_path, monkeypatch):
     assert shard["parts"][0]["path"] == str(tmp_path / "f0.parquet")
     monkeypatch.chdir(tmp_path.parent)  # a task running elsewhere still finds the file
     assert open_source(shard).total_rows == 3
+
+
+# -- review findings: overlapping inputs, mtimes and load ids, messages --------------------------
+
+def test_overlapping_inputs_are_split_once(tmp_path):
+    """big.parquet named directly and by a glob (and small files beside it): every row in
+    exactly one shard, every shard's batch ids distinct from the others'."""
+    write_parquet(tmp_path / "f0.parquet", 0, [10] * 10)
+    write_parquet(tmp_path / "f1.parquet", 1, [10] * 5)
+    named = [str(tmp_path / "f0.parquet"), str(tmp_path / "*.parquet"), str(tmp_path)]
+    shards = split_source(named, 3)
+    assert_partition(shards, {str(tmp_path / "f0.parquet"): 10, str(tmp_path / "f1.parquet"): 5})
+    ids = Counter(i for shard in shards for rows in read(shard, 4).values() for i in rows)
+    assert sorted(ids) == list(range(100)) + list(range(1000, 1050))
+    assert set(ids.values()) == {1}
+
+
+def test_a_shard_load_id_comes_from_what_the_split_recorded(tmp_path):
+    """A copy of a shard file elsewhere gives the same default load id (it resumes); the
+    id does not read the file's live state, and a changed modification time is refused."""
+    path = tmp_path / "f0.parquet"
+    write_parquet(path, 0, [5, 5])
+    shard = split_source(str(path), 2)[1]
+    assert shard["parts"][0]["mtime_ns"] == os.stat(path).st_mtime_ns
+    for name in ("a/shard-001.json", "b/copied.json"):
+        (tmp_path / name).parent.mkdir()
+        (tmp_path / name).write_text(json.dumps(shard))
+    fingerprints = {open_source(s).fingerprint
+                    for s in (shard, str(tmp_path / "a/shard-001.json"),
+                              str(tmp_path / "b/copied.json"))}
+    assert len(fingerprints) == 1
+    assert split_source(str(path), 2)[0] != shard  # the other shard ...
+    assert open_source(split_source(str(path), 2)[0]).fingerprint not in fingerprints  # ... id
+    st_ = os.stat(path)
+    os.utime(path, ns=(st_.st_atime_ns, st_.st_mtime_ns + 1_000_000_000))  # a `touch`
+    with pytest.raises(ObjectChangedError, match=r"f0.parquet \(shard 1/2, part 0\) changed "
+                                                 r"since the source was split \(mtime_ns was "
+                                                 r"\d+, is \d+\) - only its modification time"):
+        open_source(shard)
+    # a shard without a recorded time (an older split) is not timed, and its id is still
+    # the recorded facts', not the live file's
+    untimed = {**shard, "parts": [{k: v for k, v in shard["parts"][0].items()
+                                   if k != "mtime_ns"}]}
+    before = open_source(untimed).fingerprint
+    os.utime(path, ns=(st_.st_atime_ns, st_.st_mtime_ns + 2_000_000_000))
+    assert open_source(untimed).fingerprint == before
+
+
+def test_shards_and_json_are_refused_by_split_with_what_to_do(tmp_path):
+    write_parquet(tmp_path / "f0.parquet", 0, [5, 5])
+    (tmp_path / "shard-000.json").write_text(json.dumps(split_source(str(tmp_path), 1)[0]))
+    for named in (str(tmp_path / "shard-000.json"), str(tmp_path / "*.json"),
+                  [str(tmp_path / "f0.parquet"), str(tmp_path / "shard-000.json")]):
+        with pytest.raises(ConfigurationError, match=r"names a shard file \(.json\), not a data "
+                                                     "file; split the source files it came "
+                                                     "from instead"):
+            split_source(named, 2)
+    (tmp_path / "bad.json").write_text(json.dumps(
+        {VERSION_KEY: SHARD_VERSION, "index": 0, "shards": 1, "parts": [{"path": 1}]}))
+    with pytest.raises(ConfigurationError, match=r"bad.json, shard 0/1, part 0 is "
+                                                 r"malformed: it needs \"path\""):
+        open_source(str(tmp_path / "bad.json"))

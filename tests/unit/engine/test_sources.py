@@ -223,3 +223,52 @@ def test_a_csv_value_that_does_not_convert_is_located(tmp_path, monkeypatch, bad
     message = str(info.value)
     assert str(path) in message and "invalid value '12..5'" in message
     assert f"column 'amount', data row {bad_row}, line {bad_row + 2}" in message
+
+
+# -- review findings: a file named twice, Spark/Hive marker files, messages ------------------
+
+def test_a_file_named_twice_is_read_once(tmp_path):
+    """big.parquet named directly, by a glob, by its directory and through a symlink: its
+    rows are read once, in the place it is first named."""
+    data = tmp_path / "data"
+    data.mkdir()
+    pq.write_table(sample(30), data / "big.parquet", row_group_size=10)
+    pq.write_table(sample(5), data / "small.parquet")
+    (tmp_path / "link.parquet").symlink_to(data / "big.parquet")
+    named = [str(data / "big.parquet"), str(data / "*.parquet"), str(data),
+             str(tmp_path / "link.parquet")]
+    src = open_source(named, SourceOptions(rows_per_batch=7))
+    table, ids = collect(src)
+    assert src.files == [str(data / "big.parquet"), str(data / "small.parquet")]
+    assert table.num_rows == src.total_rows == 35 and len(set(ids)) == len(ids)
+    assert table.column("id").to_pylist() == list(range(30)) + list(range(5))
+
+
+def test_spark_markers_and_hidden_files_are_skipped_in_directories_and_globs(tmp_path):
+    pq.write_table(sample(4), tmp_path / "part-0.parquet")
+    (tmp_path / "_SUCCESS").write_bytes(b"")
+    (tmp_path / ".part-0.parquet.crc").write_bytes(b"crc")
+    (tmp_path / "_temporary" / "0").mkdir(parents=True)
+    (tmp_path / "_temporary" / "0" / "part-9.parquet").write_bytes(b"half written")
+    for named in (str(tmp_path), str(tmp_path / "*"), str(tmp_path / "**" / "*")):
+        src = open_source(named)
+        assert src.files == [str(tmp_path / "part-0.parquet")], named
+        assert collect(src)[0].num_rows == 4
+    pq.write_table(sample(3), tmp_path / "_explicit.parquet")  # named explicitly: read
+    assert open_source(str(tmp_path / "_explicit.parquet")).total_rows == 3
+    with pytest.raises(ConfigurationError, match=r"only 2 skipped file\(s\) whose names start "
+                                                 r"with '_' or '\.'.*name such a file explicitly"):
+        open_source(str(tmp_path / "_*"))
+
+
+def test_format_errors_name_the_option_not_a_parameter(tmp_path):
+    (tmp_path / "x.data").write_text("a\n1\n")
+    with pytest.raises(ConfigurationError) as info:
+        open_source(str(tmp_path / "x.data"))
+    assert "--format" in str(info.value) and "fmt=" not in str(info.value)
+    for name in ("s0.json", "s1.json"):
+        (tmp_path / name).write_text("{}")
+    with pytest.raises(ConfigurationError, match="load one shard per command"):
+        open_source([str(tmp_path / "s0.json"), str(tmp_path / "s1.json")])
+    with pytest.raises(ConfigurationError, match="load one shard per command"):
+        open_source(str(tmp_path / "*.json"))
