@@ -132,7 +132,10 @@ def window_rows(rows: list[StatsRow], start: float, end: float) -> tuple[list[St
     """The rows whose interval lies inside ``[start, end]`` (server clock), and whether
     only overlapping rows could be found instead (``True``: a step shorter than the rows).
 
-    The interval is the median gap between consecutive rows (15 s when fewer than two).
+    A row's interval runs from the row before it to its own ``end_time`` (the first row's
+    is the median gap, 15 s when there are fewer than two rows), so rows written at another
+    interval earlier (the emulator's interval changed, or an older run) do not stretch the
+    intervals of the rows in the window.
 
     >>> r = [StatsRow(float(t), 1.0, 2.0, 3.0) for t in range(0, 10)]
     >>> [x.end_time for x in window_rows(r, 2.0, 6.0)[0]]
@@ -144,13 +147,16 @@ def window_rows(rows: list[StatsRow], start: float, end: float) -> tuple[list[St
     ordered = sorted(rows, key=lambda r: r.end_time)
     gaps = [b.end_time - a.end_time for a, b in itertools.pairwise(ordered)
             if b.end_time > a.end_time]
-    interval = statistics.median(gaps) if gaps else _AZURE_INTERVAL
-    slack = interval * 0.1
-    inside = [r for r in ordered
-              if r.end_time - interval >= start - slack and r.end_time <= end + slack]
+    first = statistics.median(gaps) if gaps else _AZURE_INTERVAL
+    spans = [(row, (row.end_time - before.end_time) if before is not None
+              and row.end_time > before.end_time else first)
+             for before, row in zip([None, *ordered], ordered, strict=False)]
+    inside = [r for r, interval in spans
+              if r.end_time - interval >= start - interval * 0.1
+              and r.end_time <= end + interval * 0.1]
     if inside:
         return inside, False
-    middle = [r for r in ordered if start <= r.end_time - interval / 2 <= end]
+    middle = [r for r, interval in spans if start <= r.end_time - interval / 2 <= end]
     return middle, True
 
 

@@ -153,6 +153,16 @@ def test_a_step_shorter_than_an_interval_uses_the_rows_that_overlap_it():
     assert window_rows([], 0, 1) == ([], True)
 
 
+def test_rows_at_an_earlier_interval_do_not_hide_the_rows_in_the_window():
+    # many rows 15 s apart, then the interval became 0.5 s just before the step (the review's
+    # run: the median gap was 15 s, so a 3-second step found no row at all)
+    rows = [StatsRow(float(t), None, None, 40.0) for t in range(0, 151, 15)]
+    rows += [StatsRow(150.0 + t / 2, None, None, 95.0) for t in range(1, 9)]
+    found, partial = window_rows(rows, 151.0, 154.0)
+    assert [r.end_time for r in found] == [151.5, 152.0, 152.5, 153.0, 153.5, 154.0]
+    assert not partial
+
+
 # -- the stream and the plan -------------------------------------------------------------
 def test_stream_deals_exact_batches_wrapping_around_the_pool():
     pool = pa.record_batch({"id": pa.array(range(5))})
