@@ -319,3 +319,41 @@ def test_shards_and_json_are_refused_by_split_with_what_to_do(tmp_path):
     with pytest.raises(ConfigurationError, match=r"bad.json, shard 0/1, part 0 is "
                                                  r"malformed: it needs \"path\""):
         open_source(str(tmp_path / "bad.json"))
+
+
+def test_split_out_never_mixes_two_splits(tmp_path, capsys):
+    from engine.cli.app import main
+
+    write_parquet(tmp_path / "f0.parquet", 0, [10] * 6)
+    out = tmp_path / "shards"
+    split = ["split", str(tmp_path / "f0.parquet"), "--out", str(out), "--shards"]
+    assert main([*split, "6"]) == 0
+    capsys.readouterr()
+    (out / "notes.txt").write_text("mine")
+    assert main([*split, "3"]) == 2  # refused: the 6-way split's files are there
+    err = capsys.readouterr().err
+    assert "already holds 6 shard file(s) of an earlier split (shard-000.json, shard-001.json" \
+        in err and "--replace" in err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] + [f"shard-00{i}.json"
+                                                                     for i in range(6)]
+    (out / "shard-007.json").write_text("{}")  # not a shard: --replace deletes nothing
+    assert main([*split, "3", "--replace"]) == 2
+    assert "shard-007.json is not one; move it away" in capsys.readouterr().err
+    assert len(list(out.glob("shard-*.json"))) == 7
+    (out / "shard-007.json").unlink()
+    assert main([*split, "3", "--replace"]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] + [f"shard-00{i}.json"
+                                                                     for i in range(3)]
+    ids = sorted(i for p in sorted(out.glob("*.json")) for b in open_source(str(p)).batches()
+                 for i in b.data.column("id").to_pylist())
+    assert ids == list(range(60))  # the directory holds one split: every row once
+    assert main(["split", str(tmp_path / "f0.parquet"), "--shards", "2", "--out",
+                 str(tmp_path / "f0.parquet")]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+    nowhere = ["split", str(tmp_path / "f0.parquet"), "--shards", "2", "--out",
+               str(tmp_path / "f0.parquet" / "sub")]
+    assert main(nowhere) == 2
+    assert "cannot create the --out directory" in capsys.readouterr().err
+    assert main(["split", str(tmp_path / "f0.parquet"), "--shards", "2", "--replace"]) == 2
+    assert "--replace works with --out DIR only" in capsys.readouterr().err
