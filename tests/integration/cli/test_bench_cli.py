@@ -298,3 +298,27 @@ def test_each_rate_a_step_shows_is_labelled_and_matches_the_table(fast_stats, co
     progress_ends = [x for x in proc.stderr.splitlines() if "rows/s average" in x]
     assert progress_ends and all("averages over the whole step, set-up included" in x
                                  for x in progress_ends), progress_ends
+
+
+def test_a_known_cap_is_never_called_missing(emu_proc, conn_args, sql_env, schema):
+    # a cap, and Azure's 15-second stats rows: a one-second step most likely gets none
+    inject_fault(emu_proc, kind="throttle", bytes_per_second=THROTTLE)
+    try:
+        proc = run_cli(["bench", *conn_args, "--schema", schema, "--workers", "1",
+                        "--rows", "3000", "--rows-per-batch", "1000", "--no-chart",
+                        "--progress", "off", "--json"], sql_env)
+    finally:
+        inject_fault(emu_proc, kind="throttle", bytes_per_second=0)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = last_json(proc.stdout)
+    assert result["server"]["log_rate_cap_bytes_per_second"] == THROTTLE
+    (only,) = result["steps"]
+    reason = result["recommendation"]["reason"]
+    assert "no log-rate cap" not in reason
+    if only["server"]["log_write_percent"] is None:  # the usual case: no row in the window
+        assert only["server"]["missing"] and "no row" in proc.stderr
+        assert "the log-rate cap is 1.4 MiB/s, but the server showed no resource-stats row " \
+            "in any step's window" in reason and "--duration" in reason
+        assert result["recommendation"]["no_server_figures"] == [1]
+    else:  # a row happened to fall inside the step: judged against the cap
+        assert "of the cap" in reason or "no step reached 90% of the log-rate cap" in reason
