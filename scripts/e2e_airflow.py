@@ -193,7 +193,7 @@ def _interrupted(*_: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=1_200_000, help="rows in the dataset")
+    parser.add_argument("--rows", type=int, default=2_000_000, help="rows in the dataset")
     parser.add_argument("--shards", type=int, default=8, help="shards of the mapped load")
     parser.add_argument("--faults", action="store_true",
                         help="SIGKILL one load task mid-load and kill_sessions during the run")

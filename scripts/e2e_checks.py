@@ -223,6 +223,7 @@ class Watch:
         self.command_lines: dict[str, int] = {}
         self.notes: list[str] = []
         self.killed: dict[str, Any] | None = None
+        self._shard_batches: dict[int, int] = {}
         self.sessions_killed: int | None = None
 
     def until_done(self, timeout: float) -> str:
@@ -273,25 +274,26 @@ class Watch:
 
     def _kill_one_mid_load(self, running: list[dict[str, Any]],
                            on_wire: dict[int, tuple[str, int, int]]) -> None:
-        """SIGKILL the task process of a first try whose load has committed a batch."""
+        """SIGKILL the task process of a first try whose load has committed at least one
+        batch and at most half of its shard's, so its retry has something to resume."""
         first_tries = {t["map_index"]: t for t in running if t["try"] == 1}
-        candidates = [i for i in on_wire if i in first_tries]
-        if not candidates:
-            return
-        index = candidates[0]
-        ti, load_id = first_tries[index], on_wire[index][0]
-        batches = self.reader.journal_batches(load_id)
-        if batches < 1:
-            return
-        for pid, line in command_lines(self.stack.pids()):
-            if line.startswith(f"airflow worker -- {ti['id']}"):
-                os.kill(pid, signal.SIGKILL)
-                self.killed = {"map_index": index, "worker": ti["hostname"],
-                               "batches_before": batches, "load_id": load_id}
-                self.notes.append(
-                    f"fault: SIGKILL of load[{index}]'s task process (pid {pid}, on "
-                    f"{ti['hostname']}) after {batches} committed batch(es)")
-                return
+        if not self._shard_batches:
+            self._shard_batches = shard_batches(self.db, self.dag_id, self.run_id)
+        for index in [i for i in on_wire if i in first_tries][:3]:
+            ti, load_id = first_tries[index], on_wire[index][0]
+            batches = self.reader.journal_batches(load_id)
+            if not 1 <= batches <= self._shard_batches.get(index, 0) // 2:
+                continue
+            for pid, line in command_lines(self.stack.pids()):
+                if line.startswith(f"airflow worker -- {ti['id']}"):
+                    os.kill(pid, signal.SIGKILL)
+                    self.killed = {"map_index": index, "worker": ti["hostname"],
+                                   "batches_before": batches, "load_id": load_id}
+                    self.notes.append(
+                        f"fault: SIGKILL of load[{index}]'s task process (pid {pid}, on "
+                        f"{ti['hostname']}) after {batches} of its "
+                        f"{self._shard_batches[index]} batches")
+                    return
 
     def check_faults(self, checks: Checks, results: dict[int, dict[str, Any]]) -> None:
         """The killed load's retry resumed it; kill_sessions ended sessions."""
@@ -316,6 +318,18 @@ class Watch:
                      for r in results.values())
         self.notes.append(f"recovery: {engine} engine reconnect(s) and batch replay(s) in "
                           "the loads' XCom")
+
+
+def shard_batches(db: MetaDb, dag_id: str, run_id: str,
+                  rows_per_batch: int = 10_000) -> dict[int, int]:
+    """map index -> batches of each shard (its parts' rows in the example's 10,000-row
+    batches), from the ``shards`` task's XCom; empty until it has run."""
+    for task_id, _, key, value in db.xcoms(dag_id, run_id):
+        if task_id == "shards" and key == "return_value" and isinstance(value, list):
+            return {i: sum(-(-int(p.get("rows") or 0) // rows_per_batch)
+                           for p in shard.get("parts", []))
+                    for i, shard in enumerate(value) if isinstance(shard, dict)}
+    return {}
 
 
 def _post_fault(emu: Any, body: dict[str, Any]) -> Any:
