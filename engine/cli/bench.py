@@ -3,7 +3,8 @@
 Runs a sweep of loads (``--workers`` x ``--rows-per-batch`` x ``--transport``) of a
 generated dataset (``--dataset``) or a sample of your own files (``--source``) into
 scratch tables of its own (``[azsql_bulk_bench].[step_<run>_<n>]``, dropped after each
-step unless ``--keep``; never a user table), each step for ``--rows`` rows or
+step unless ``--keep``; never a user table; a ``--schema`` that already exists gets a note
+that the scratch tables go next to its tables), each step for ``--rows`` rows or
 ``--duration`` seconds. For every step it shows the client's figures and what the server
 saw (its log write as a percent of the database's log-rate cap, CPU, data IO, the
 log-rate governor's waits) and, at the end, the fewest workers that reach the cap: a
@@ -269,6 +270,9 @@ def _bench(args: argparse.Namespace, connection: Any, data: pa.RecordBatch) -> i
                 notes.extend(u.text() for u in view.unseen.values())
             for note in notes:
                 say(f"azsql-bulk bench: note: {note}; carrying on with the client's figures")
+            if not scratch.created_schema and scratch.schema != SCRATCH_SCHEMA:
+                notes.append(_shared_schema(scratch))
+                say(f"azsql-bulk bench: note: {notes[-1]}")
             length = f"{args.rows:,} rows" if args.rows else f"{args.duration:g} s"
             say(f"azsql-bulk bench: {len(plans)} step(s) of {length} each into scratch tables "
                 f"[{scratch.schema}].[step_{scratch.run}_NN], {data.num_rows:,} rows of "
@@ -300,6 +304,14 @@ def _bench(args: argparse.Namespace, connection: Any, data: pa.RecordBatch) -> i
                 notes.extend(scratch.clean_up(factory))
             factory.close()
     return _report(args, connection, view, steps, notes, scratch, cancel.is_set())
+
+
+def _shared_schema(scratch: ScratchSpace) -> str:
+    """The note for a ``--schema`` that already existed (it may hold the user's tables)."""
+    return (f"--schema {scratch.schema} already exists, so the scratch tables "
+            f"[{scratch.schema}].[step_{scratch.run}_NN] go next to the tables in it (only "
+            "those are written, and dropped after their step; the schema stays); the default "
+            f"--schema {SCRATCH_SCHEMA} keeps them apart")
 
 
 def _finished(step: StepResult) -> None:

@@ -322,3 +322,25 @@ def test_a_known_cap_is_never_called_missing(emu_proc, conn_args, sql_env, schem
         assert result["recommendation"]["no_server_figures"] == [1]
     else:  # a row happened to fall inside the step: judged against the cap
         assert "of the cap" in reason or "no step reached 90% of the log-rate cap" in reason
+
+
+def test_an_existing_schema_gets_a_note_and_keeps_its_tables(fast_stats, conn_args, sql_env,
+                                                             reader):
+    keep = f"mine_{uuid.uuid4().hex[:8]}"
+    reader.execute(f"CREATE TABLE dbo.[{keep}] (id int)")
+    try:
+        proc = run_cli(["bench", *conn_args, "--schema", "dbo", "--workers", "1", "--rows",
+                        "1000", "--rows-per-batch", "1000", "--no-chart", "--progress", "off",
+                        "--json"], sql_env)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        result = last_json(proc.stdout)
+        run = result["settings"]["run"]
+        assert any(n.startswith("--schema dbo already exists, so the scratch tables "
+                                f"[dbo].[step_{run}_NN] go next to the tables in it")
+                   for n in result["notes"]), result["notes"]
+        assert "note: --schema dbo already exists" in proc.stderr
+        tables = scratch_tables(reader, "dbo")
+        assert keep in tables and not [t for t in tables if t.startswith(f"step_{run}_")]
+        assert schema_exists(reader, "dbo")
+    finally:
+        reader.execute(f"DROP TABLE dbo.[{keep}]")
