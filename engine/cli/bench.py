@@ -83,11 +83,23 @@ POOL_ROWS = 200_000  # rows generated (or sampled) once; every step deals batche
 
 
 def _ints(text: str) -> tuple[int, ...]:
-    """``1,2,4,8`` -> (1, 2, 4, 8) (each at least 1; ``102_400`` is fine)."""
-    values = tuple(positive_int(part.strip()) for part in text.split(",") if part.strip())
+    """``1,2,4,8`` -> (1, 2, 4, 8) (each at least 1; ``102_400`` is fine).
+
+    >>> _ints("1, 2,102_400")
+    (1, 2, 102400)
+    """
+    values = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            values.append(positive_int(part))
+        except ValueError:
+            raise ValueError(f"{part!r} is not a whole number of at least 1 (give a "
+                             "comma-separated list such as 1,2,4,8)") from None
     if not values:
         raise ValueError(f"expected a comma-separated list of whole numbers, not {text!r}")
-    return values
+    return tuple(values)
 
 
 def _transports(text: str) -> tuple[str, ...]:

@@ -403,3 +403,14 @@ def test_a_stopped_step_that_loaded_rows_is_reported_not_called_empty():
     # a recommendation from the steps that finished still says a step was stopped
     assert stopped_note([step(4, 1, 2.0, 95), stopped]) is not None
     assert stopped_note([step(4, 1, 2.0, 95)]) is None
+
+
+def test_a_worker_list_with_a_word_in_it_says_which_part_is_wrong():
+    from engine.cli.bench import _ints
+
+    assert _ints("1,2,4") == (1, 2, 4)
+    with pytest.raises(ValueError, match=r"^'x' is not a whole number of at least 1 \(give a "
+                       r"comma-separated list such as 1,2,4,8\)$"):
+        _ints("1,x")
+    with pytest.raises(ValueError, match=r"^'0' is not a whole number of at least 1"):
+        _ints("0,2")
