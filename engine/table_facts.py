@@ -16,6 +16,7 @@ since midnight, decimals to :class:`~decimal.Decimal`, uuids to lower-case text.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -25,10 +26,18 @@ from typing import Any
 from engine.errors import database_error
 from engine.names import TableName, quote_identifier
 
-__all__ = ["RANGED", "TableFacts", "from_table", "instant_ns", "readable", "select_expression"]
+__all__ = ["KEY_KINDS", "LOOKUP_KINDS", "RANGED", "TableFacts", "from_table", "instant_ns",
+           "readable", "select_expression"]
 
 #: kinds of columns compared by their smallest and largest values
 RANGED = ("instant", "date", "clock")
+#: kinds a sample row is looked up by (each bound exactly), the most selective first
+LOOKUP_KINDS = ("int", "text", "decimal", "date", "float", "bool")
+#: kinds ``--key`` accepts
+KEY_KINDS = ("int", "text", "decimal")
+#: parameters per statement: Azure SQL refuses more than 2,100
+MAX_PARAMETERS = 2000
+_INT64 = range(-(2**63), 2**63)
 
 _INSTANT = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?\s*"
                       r"(Z|[+-]\d\d:\d\d)?$")
@@ -45,6 +54,8 @@ def select_expression(name: str, kind: str) -> str:
 
 def from_table(kind: str, value: Any) -> Any:
     """A value the table returned, in the form it is compared in."""
+    if kind == "int" and isinstance(value, str | Decimal):  # decimal(20, 0) of a uint64
+        return int(Decimal(str(value).strip()))
     if value is None or kind in ("int", "float", "bool", "text"):
         return value
     text = str(value).strip()
@@ -86,8 +97,40 @@ class TableFacts:
     :param kinds: column name -> how it is compared (see :func:`engine.verify.kind_of`).
     """
 
-    def __init__(self, conn: Any, table: TableName, kinds: dict[str, str]) -> None:
+    def __init__(self, conn: Any, table: TableName, kinds: dict[str, str],
+                 scales: dict[str, int] | None = None) -> None:
         self.conn, self.table, self.kinds = conn, table, kinds
+        self.scales = scales or {}
+
+    def marker(self, name: str, value: Any) -> tuple[str, list[Any]]:
+        """The parameter marker that binds ``value`` (a non-null compared-form value) exactly
+        as ``name``'s type, and its parameters: decimals as text cast to ``decimal(38,
+        scale)`` (the driver's own decimal binding truncates to its default scale), dates
+        as ``YYYY-MM-DD``, integers beyond bigint as text cast to ``decimal(20, 0)``."""
+        kind = self.kinds[name]
+        if kind == "decimal":
+            return f"CAST(? AS decimal(38, {int(self.scales.get(name, 0))}))", [
+                format(value, "f")]
+        if kind == "date":
+            return "CAST(? AS date)", [str(value)]
+        if kind == "int" and value not in _INT64:
+            return "CAST(? AS decimal(20, 0))", [str(value)]
+        return "?", [value]
+
+    def bind(self, name: str, value: Any) -> tuple[str, list[Any]]:
+        """The condition ``name`` equals ``value`` (NULL: IS NULL; a float that no table
+        holds, NaN or infinite: no condition) and its parameters."""
+        column = quote_identifier(name)
+        if value is None:
+            return f"{column} IS NULL", []
+        if self.kinds[name] == "float" and not math.isfinite(value):
+            return "1 = 1", []
+        mark, params = self.marker(name, value)
+        return f"{column} = {mark}", params
+
+    def _found(self, compared: Sequence[str], got: Iterable[Any]) -> list[dict[str, Any]]:
+        return [{n: from_table(self.kinds[n], v) for n, v in zip(compared, r, strict=True)}
+                for r in got]
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Run one query; its rows.
@@ -148,10 +191,15 @@ class TableFacts:
         """
         column, table = quote_identifier(name), self.table.quoted
         known = [v for v in values if v is not None]
-        marks = ", ".join("?" * len(known))
+        if len(known) > MAX_PARAMETERS:
+            raise ValueError(f"{len(known)} values bound at once; at most {MAX_PARAMETERS}")
+        kind = self.kinds[name]
+        bound = [self.marker(name, v) for v in known]
+        marks = ", ".join(m for m, _ in bound)
+        known = [p for _, params in bound for p in params]
         found: Counter[Any] = Counter()
         if known:
-            found.update({r[0]: int(r[1]) for r in self.rows(
+            found.update({from_table(kind, r[0]): int(r[1]) for r in self.rows(
                 f"SELECT {column}, COUNT_BIG(*) FROM {table} "  # noqa: S608
                 f"WHERE {column} IN ({marks}) GROUP BY {column}", known)})
         other = f"{column} IS NOT NULL" + (f" AND {column} NOT IN ({marks})" if known else "")
@@ -162,43 +210,44 @@ class TableFacts:
         shown = self.rows(f"SELECT TOP {int(examples)} {column}, COUNT_BIG(*) "  # noqa: S608
                           f"FROM {table} WHERE {other} GROUP BY {column} "
                           "ORDER BY COUNT_BIG(*) DESC", known)
-        found.update({r[0]: int(r[1]) for r in shown})
+        found.update({from_table(kind, r[0]): int(r[1]) for r in shown})
         return found, int(distinct) - len(shown), int(rows) - sum(int(r[1]) for r in shown)
 
-    def by_key(self, key: str, values: Sequence[Any], compared: Sequence[str],
-               chunk: int = 100) -> dict[Any, list[dict[str, Any]]]:
-        """The table's rows whose ``key`` is one of ``values``, by key value (one query per
-        ``chunk`` values, not one per row)."""
-        out: dict[Any, list[dict[str, Any]]] = {}
+    def matching(self, rows: Sequence[dict[str, Any]], names: Sequence[str],
+                 compared: Sequence[str], per_row: int = 100) -> list[dict[str, Any]]:
+        """The table's rows equal to one of ``rows`` on ``names``, with their ``compared``
+        values: one query per batch of rows (at most :data:`MAX_PARAMETERS` parameters
+        each), up to ``per_row`` table rows per row looked up."""
         select = ", ".join(select_expression(n, self.kinds[n]) for n in compared)
-        wanted = sorted({v for v in values if v is not None})
-        for start in range(0, len(wanted), chunk):
-            part = wanted[start:start + chunk]
-            got = self.rows(f"SELECT {select} FROM {self.table.quoted} "  # noqa: S608
-                            f"WHERE {quote_identifier(key)} IN ({', '.join('?' * len(part))})",
-                            part)
-            for r in got:
-                found = {n: from_table(self.kinds[n], v) for n, v in zip(compared, r,
-                                                                         strict=True)}
-                out.setdefault(found[key], []).append(found)
+        out: list[dict[str, Any]] = []
+        conditions: list[str] = []
+        params: list[Any] = []
+
+        def flush() -> None:
+            if conditions:
+                out.extend(self._found(compared, self.rows(
+                    f"SELECT TOP {len(conditions) * per_row} {select} "  # noqa: S608
+                    f"FROM {self.table.quoted} WHERE {' OR '.join(conditions)}", params)))
+            conditions.clear()
+            params.clear()
+
+        seen: set[tuple[Any, ...]] = set()
+        for row in rows:
+            values = tuple((n, row[n]) for n in names)
+            if values in seen:
+                continue
+            seen.add(values)
+            where, bound = self._where(row, names)
+            if len(params) + len(bound) > MAX_PARAMETERS:
+                flush()
+            conditions.append(f"({where})")
+            params.extend(bound)
+        flush()
         return out
 
-    def candidates(self, row: dict[str, Any], names: Sequence[str], compared: Sequence[str],
-                   top: int) -> list[dict[str, Any]]:
-        """Up to ``top`` table rows equal to ``row`` on ``names`` (integers and text)."""
-        where, params = [], []
-        for name in names:
-            column = quote_identifier(name)
-            if row[name] is None:
-                where.append(f"{column} IS NULL")
-            else:
-                where.append(f"{column} = ?")
-                params.append(row[name])
-        select = ", ".join(select_expression(n, self.kinds[n]) for n in compared)
-        got = self.rows(f"SELECT TOP {int(top)} {select} FROM {self.table.quoted} "  # noqa: S608
-                        f"WHERE {' AND '.join(where) or '1 = 1'}", params)
-        return [{n: from_table(self.kinds[n], v) for n, v in zip(compared, r, strict=True)}
-                for r in got]
+    def _where(self, row: dict[str, Any], names: Sequence[str]) -> tuple[str, list[Any]]:
+        parts = [self.bind(n, row[n]) for n in names]
+        return " AND ".join(p[0] for p in parts) or "1 = 1", [v for p in parts for v in p[1]]
 
 
 def readable(kind: str, value: Any) -> Any:

@@ -48,13 +48,23 @@ from engine.errors import ConfigurationError
 from engine.names import TableName
 from engine.options import Target
 from engine.sources import SourceOptions, open_source
-from engine.table_facts import RANGED, TableFacts, from_table, readable
+from engine.table_facts import (
+    KEY_KINDS,
+    LOOKUP_KINDS,
+    MAX_PARAMETERS,
+    RANGED,
+    TableFacts,
+    from_table,
+    readable,
+)
 
-__all__ = ["DEFAULT_MAX_VALUES", "DEFAULT_SAMPLE_ROWS", "Difference", "SourceFacts",
+__all__ = ["DEFAULT_MAX_VALUES", "DEFAULT_SAMPLE_ROWS", "MAX_VALUES", "Difference", "SourceFacts",
            "VerifyReport", "kind_of", "verify_table"]
 
 DEFAULT_SAMPLE_ROWS = 200
 DEFAULT_MAX_VALUES = 50
+#: the largest ``max_values``: the values are bound as parameters of one statement
+MAX_VALUES = MAX_PARAMETERS
 _FLOAT_TOLERANCE = 1e-9
 _NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
@@ -92,9 +102,10 @@ class VerifyReport:
     :param table: the table.
     :param rows: rows in the source.
     :param checks: facts compared.
-    :param sampled: sample rows compared.
-    :param differences: every disagreement (empty: the table matches the source).
+    :param sampled: sample rows compared whole with a row of the table.
+    :param differences: every disagreement (empty: no difference found).
     :param notes: what could not be compared, and why.
+    :param not_sampled: sample rows drawn but not compared (no way to look them up).
     """
 
     table: str
@@ -103,6 +114,7 @@ class VerifyReport:
     sampled: int
     differences: tuple[Difference, ...]
     notes: tuple[str, ...] = ()
+    not_sampled: int = 0
 
     @property
     def ok(self) -> bool:
@@ -112,7 +124,7 @@ class VerifyReport:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict."""
         return {"table": self.table, "ok": self.ok, "rows": self.rows, "checks": self.checks,
-                "sampled": self.sampled,
+                "sampled": self.sampled, "not_sampled": self.not_sampled,
                 "differences": [d.to_dict() for d in self.differences],
                 "notes": list(self.notes)}
 
@@ -212,7 +224,7 @@ class SourceFacts:
         else:
             unit = _NS[column.type.unit]
             found = pc.min_max(column.cast(pa.int64())).as_py()
-            low, high = (found[k] * unit if found[k] is not None else None
+            low, high = (_stored(found[k] * unit) if found[k] is not None else None
                          for k in ("min", "max"))
         if low is None:
             return
@@ -268,10 +280,10 @@ def _canonical(t: pa.DataType, column: pa.Array, index: int) -> Any:
     kind = kind_of(t)
     if kind == "instant":
         raw = column.cast(pa.int64())[index].as_py()
-        return raw * _NS[t.unit]
+        return _stored(raw * _NS[t.unit])
     if kind == "clock":
-        return column.cast(pa.int64() if t.bit_width == 64 else pa.int32())[index].as_py() \
-            * _NS[t.unit]
+        return _stored(column.cast(pa.int64() if t.bit_width == 64 else pa.int32())[index]
+                       .as_py() * _NS[t.unit])
     if kind == "uuid":
         storage = column.storage if isinstance(column, pa.ExtensionArray) else column
         return str(uuid.UUID(bytes=storage[index].as_py()))
@@ -280,6 +292,12 @@ def _canonical(t: pa.DataType, column: pa.Array, index: int) -> Any:
     if kind == "other":
         return None
     return column[index].as_py()
+
+
+def _stored(ns: int) -> int:
+    """Nanoseconds as the table stores them: rounded half-up to 100 ns (``datetime2(7)``,
+    ``datetimeoffset(7)``, ``time(7)``), as a load rounds them."""
+    return (ns + 50) // 100 * 100
 
 
 def _same(expected: Any, found: Any) -> bool:
@@ -300,27 +318,44 @@ def verify_table(source: Any, target: Target, *, source_options: SourceOptions |
         :func:`engine.transfer.transfer` takes it.
     :param target: the connection and the table.
     :param source_options: the columns, renames and format the load used.
-    :param keys: columns that identify a row, to look sample rows up by (default: every
-        integer and text value of the row).
+    :param keys: integer, text or decimal columns that identify a row, to look sample rows
+        up by (default: all the row's integer, text, decimal, date, float and boolean
+        values).
     :param sample_rows: source rows to compare whole (0: none).
-    :param max_values: columns with at most this many distinct values are counted per value.
+    :param max_values: columns with at most this many distinct values are counted per value
+        (at most :data:`MAX_VALUES`).
     :param progress: called with the source rows read so far after every batch.
     :raises ConfigurationError: the table does not exist, a key is not a column of the
-        source, or the source cannot be opened.
+        source or not of a key kind, ``max_values`` is too large, or the source cannot be
+        opened.
     :raises DatabaseError: a query failed.
     """
+    if max_values > MAX_VALUES:
+        raise ConfigurationError(
+            f"max_values {max_values:,} is too large: the values of a column are bound as "
+            f"parameters of one query, and Azure SQL takes at most 2,100; give at most "
+            f"{MAX_VALUES:,}")
     opened = open_source(source, source_options)
     kinds = {f.name: kind_of(f.type) for f in opened.schema}
     unknown = [k for k in keys if k not in kinds]
     if unknown:
         raise ConfigurationError(f"key column(s) {unknown} are not columns of the source "
                                  f"(its columns: {list(kinds)})")
+    unkeyed = [f"{k} ({opened.schema.field(k).type})" for k in keys
+               if kinds[k] not in KEY_KINDS]
+    if unkeyed:
+        raise ConfigurationError(
+            f"key column(s) {', '.join(unkeyed)} cannot be keys: a key must be an integer, "
+            "text or decimal column; name such a column, or leave the key out to look "
+            "sample rows up by all their values")
     table = TableName.parse(target.table)
     factory = ConnectionFactory(target.connection)
     try:
         conn = factory.connect()
         try:
-            db = TableFacts(conn, table, kinds)
+            scales = {f.name: f.type.scale for f in opened.schema
+                      if kinds[f.name] == "decimal"}
+            db = TableFacts(conn, table, kinds, scales)
             present = db.columns()
             if present is None:
                 raise ConfigurationError(
@@ -385,15 +420,82 @@ def _compare(db: TableFacts, facts: SourceFacts, present: Sequence[str],
         if more:
             out.append(Difference(name, f"rows with {more:,} more values not in the source",
                                   0, more_rows))
-    sample = sorted(facts.sample, key=lambda s: s[0])
+    notes += [f"{n}: the source holds nanoseconds and the table 100 ns: its values are "
+              "compared after rounding them half-up to 100 ns, as the load does"
+              for n in names if facts.kinds[n] in ("instant", "clock")
+              and facts.schema.field(n).type.unit == "ns"]
+    sample = [row for _, row in sorted(facts.sample, key=lambda s: s[0])]
+    seen, sampled, note = _compare_sample(db, facts, sample, names, missing, keys)
+    out += seen
+    notes += [note] if note else []
+    return VerifyReport(str(db.table), facts.rows, checks + sampled, sampled, tuple(out),
+                        tuple(notes), len(sample) - sampled)
+
+
+def _compare_sample(db: TableFacts, facts: SourceFacts, sample: list[dict[str, Any]],
+                    names: Sequence[str], missing: Sequence[str],
+                    keys: Sequence[str]) -> tuple[list[Difference], int, str | None]:
+    """Compare the sample rows whole: (differences, rows compared, a note when some or all
+    rows could not be)."""
+    if not sample:
+        return [], 0, None
+    if any(k in missing for k in keys):
+        return [], 0, (f"{len(sample):,} sample rows not compared: key column(s) "
+                       f"{[k for k in keys if k in missing]} are not in the table")
     compared = [n for n in names if facts.kinds[n] != "other"]
-    keyed = None
-    if len(keys) == 1 and keys[0] in compared and facts.kinds[keys[0]] in ("int", "text"):
-        keyed = db.by_key(keys[0], [row[keys[0]] for _, row in sample], compared)
-    for _, row in sample:
-        checks += 1
-        out.extend(_sample_differences(db, row, compared, keys, keyed))
-    return VerifyReport(str(db.table), facts.rows, checks, len(sample), tuple(out), tuple(notes))
+    lookup = list(keys) or sorted((n for n in compared if facts.kinds[n] in LOOKUP_KINDS),
+                                  key=lambda n: LOOKUP_KINDS.index(facts.kinds[n]))
+    if not lookup:
+        return [], 0, (f"{len(sample):,} sample rows not compared: no integer, text, decimal, "
+                       "date, float or boolean column to look them up by; only counts, "
+                       "sums and ranges were compared")
+    table_rows = db.matching(sample, lookup, compared)
+    out: list[Difference] = []
+    note = None
+    if keys:
+        index = _index(table_rows, keys)
+        for row in sample:
+            rows = index.get(_values(row, keys), [])
+            out += _row_differences(db, row, rows, compared, _label(row, keys))
+        if any(len(rows) > 1 for rows in index.values()):
+            note = (f"key {list(keys)} is not unique in the table: a sample row is compared "
+                    "with the nearest of the rows with its key")
+        return out, len(sample), note
+    whole = {tuple(r[n] for n in compared) for r in table_rows}
+    unmatched = [row for row in sample if tuple(row[n] for n in compared) not in whole]
+    if unmatched:  # the table's rows with the same first value, to say what differs
+        near = _index(db.matching(unmatched, lookup[:1], compared, per_row=50), lookup[:1])
+        for row in unmatched:
+            out += _row_differences(db, row, near.get(_values(row, lookup[:1]), []), compared,
+                                    _label(row, lookup[:1]))
+    return out, len(sample), note
+
+
+def _values(row: dict[str, Any], names: Sequence[str]) -> tuple[Any, ...]:
+    """``row``'s values on ``names`` as the server matches them (text without case or
+    trailing spaces, as under Azure SQL's default collation)."""
+    return tuple(v.casefold().rstrip() if isinstance(v, str) else v
+                 for v in (row[n] for n in names))
+
+
+def _index(rows: Iterable[dict[str, Any]], names: Sequence[str]) \
+        -> dict[tuple[Any, ...], list[dict[str, Any]]]:
+    out: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(_values(r, names), []).append(r)
+    return out
+
+
+def _row_differences(db: TableFacts, row: dict[str, Any], rows: list[dict[str, Any]],
+                     compared: Sequence[str], label: str) -> list[Difference]:
+    if not rows:
+        return [Difference(None, f"sample row {label}", "present", "missing")]
+    if any(_differing(row, r, compared) == [] for r in rows):
+        return []
+    nearest = min(rows, key=lambda r: len(_differing(row, r, compared)))
+    return [Difference(n, f"sample row {label}", readable(db.kinds[n], row[n]),
+                       readable(db.kinds[n], nearest[n]))
+            for n in _differing(row, nearest, compared)]
 
 
 def _sum_difference(name: str, kind: str, facts: SourceFacts, raw: Any) -> list[Difference]:
@@ -409,29 +511,6 @@ def _sum_difference(name: str, kind: str, facts: SourceFacts, raw: Any) -> list[
             found = int(found)
         ok = found == expected
     return [] if ok else [Difference(name, "sum", expected, found)]
-
-
-def _sample_differences(db: TableFacts, row: dict[str, Any], compared: Sequence[str],
-                        keys: Sequence[str],
-                        keyed: dict[Any, list[dict[str, Any]]] | None) -> list[Difference]:
-    lookup = list(keys) or [n for n in compared if db.kinds[n] in ("int", "text")]
-    if not lookup:
-        return []
-    label = _label(row, lookup[:3])
-    rows = keyed.get(row[keys[0]], []) if keyed is not None else \
-        db.candidates(row, lookup, compared, top=2)
-    if not keys and not any(_differing(row, r, compared) == [] for r in rows):
-        # the row is not there whole: find the nearest by its first value, to say what differs
-        rows = db.candidates(row, lookup[:1], compared, top=50) or rows
-        label = _label(row, lookup[:1])
-    if not rows:
-        return [Difference(None, f"sample row {label}", "present", "missing")]
-    if any(_differing(row, r, compared) == [] for r in rows):
-        return []
-    nearest = min(rows, key=lambda r: len(_differing(row, r, compared)))
-    return [Difference(n, f"sample row {label}", readable(db.kinds[n], row[n]),
-                       readable(db.kinds[n], nearest[n]))
-            for n in _differing(row, nearest, compared)]
 
 
 def _differing(row: dict[str, Any], found: dict[str, Any], names: Iterable[str]) -> list[str]:

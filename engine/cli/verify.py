@@ -4,7 +4,11 @@ Streams the source once and compares, through the engine's own connection (the s
 connection options as ``load``): the row count, every column's non-null count, the sums
 of numeric columns, the time ranges, the rows per value of low-cardinality columns and a
 sample of whole rows (see :mod:`engine.verify`). Every difference is printed with its
-column, what was compared, the source's value (expected) and the table's (found).
+column, what was compared, the source's value (expected) and the table's (found); the
+text output groups them per column and check and shows a few of each with a count of the
+rest (``--json`` lists them all). The first line says what was compared: "matches the
+source" only when every source row was compared whole; otherwise how many rows were, since
+a change confined to other rows' high-cardinality values can pass the counts and sums.
 
 Exit codes: 0 the table matches; 1 it differs (or a query failed); 2 usage or
 configuration error (a missing table among them).
@@ -36,29 +40,43 @@ from engine.cli.load_args import SOURCE_OPTIONS, TABLE, source_options
 from engine.errors import AzsqlBulkError, ConfigurationError, CredentialError
 from engine.names import TableName
 from engine.options import Target
-from engine.verify import DEFAULT_MAX_VALUES, DEFAULT_SAMPLE_ROWS, VerifyReport, verify_table
+from engine.verify import (
+    DEFAULT_MAX_VALUES,
+    DEFAULT_SAMPLE_ROWS,
+    MAX_VALUES,
+    Difference,
+    VerifyReport,
+    verify_table,
+)
 
 __all__ = ["register"]
+
+#: differences shown per column and check in the text output
+SHOWN = 3
 
 _EPILOG = """\
 compared: rows; non-null values of every column; sums of numeric columns (integers and
 decimals exactly, floats within a relative 1e-9); the smallest and largest values of
 timestamp, date and time columns; rows per value of columns with at most
---max-values distinct values; --sample-rows whole rows, looked up by --key (default: by
-all their integer and text values). The source is streamed, never held in memory.
+--max-values distinct values (at most 2,000); --sample-rows whole rows, looked up in
+batches by --key (an integer, text or decimal column) or else by all their integer, text,
+decimal, date, float and boolean values. Sources with nanosecond timestamps are compared
+at the table's 100 ns. The source is streamed, never held in memory.
 
 exit codes: 0 the table matches the source; 1 it differs, or a query failed; 2 usage or
 configuration error (a table that does not exist among them).
 """
 _OPTIONS: tuple[Opt, ...] = (
     TABLE,
-    Opt("--key", "a column that identifies a row, to look sample rows up by (repeat for "
-        "a composite key; default: all the row's integer and text values)",
+    Opt("--key", "an integer, text or decimal column that identifies a row, to look sample "
+        "rows up by (repeat for a composite key; default: all the row's integer, text, "
+        "decimal, date, float and boolean values)",
         action="append", metavar="COL"),
     Opt("--sample-rows", "source rows to compare whole (0: none)", type=non_negative_int,
         default=DEFAULT_SAMPLE_ROWS, metavar="N"),
-    Opt("--max-values", "columns with at most this many distinct values are compared "
-        "value by value", type=positive_int, default=DEFAULT_MAX_VALUES, metavar="N"),
+    Opt("--max-values", f"columns with at most this many distinct values are compared "
+        f"value by value (at most {MAX_VALUES:,})", type=positive_int,
+        default=DEFAULT_MAX_VALUES, metavar="N"),
     Opt("--json", "print the report as one JSON object, the last line on stdout",
         action="flag"),
     Opt("--log-level", "engine log level", choices=("debug", "info", "warning", "error"),
@@ -94,6 +112,10 @@ def run(args: argparse.Namespace) -> int:
             table = TableName.parse(args.table)
         except ConfigurationError as exc:
             raise UsageError(f"bad --table: {exc}") from None
+        if args.max_values > MAX_VALUES:
+            raise UsageError(f"--max-values {args.max_values:,} is too large: the values are "
+                             "bound as parameters of one query and Azure SQL takes at most "
+                             f"2,100; give at most {MAX_VALUES:,}")
         keys = [k for given in args.key or () for k in split_list(given)]
         target = Target(connection_options(args, warn=say), table)
         report = verify_table(list(args.source), target, source_options=source_options(args),
@@ -117,13 +139,37 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _text(report: VerifyReport) -> str:
-    head = (f"{report.table}: {report.rows:,} source rows, {report.checks:,} checks "
-            f"({report.sampled:,} sample rows): ")
-    lines = [head + ("matches the source" if report.ok
-                     else f"{len(report.differences):,} difference(s)")]
-    lines += [f"  {d.describe()}" for d in report.differences]
+    head = f"{report.table}: {report.rows:,} source rows, {report.checks:,} checks: "
+    if not report.ok:
+        head += f"{len(report.differences):,} difference(s)"
+    elif report.rows and report.sampled >= report.rows:
+        head += "matches the source (every row compared whole)"
+    else:
+        head += (f"no difference found; {report.sampled:,} of {report.rows:,} rows compared "
+                 "whole, the others by counts, sums, ranges and per-value counts only (a "
+                 "change to high-cardinality values of other rows can pass: raise "
+                 "--sample-rows)")
+    lines = [head]
+    groups: dict[tuple[str | None, str], list[Difference]] = {}
+    for d in report.differences:
+        groups.setdefault((d.column, _check(d.what)), []).append(d)
+    for (column, check), found in groups.items():
+        lines += [f"  {d.describe()}" for d in found[:SHOWN]]
+        if len(found) > SHOWN:
+            lines.append(f"  {column or 'table'}: {check}: and {len(found) - SHOWN:,} more "
+                         "(--json lists them all)")
     lines += [f"  note: {n}" for n in report.notes]
+    if report.not_sampled:
+        lines.append(f"  note: {report.not_sampled:,} sample rows drawn were not compared")
     return "\n".join(lines)
+
+
+def _check(what: str) -> str:
+    """The check a difference comes from: ``sample row (id=3)`` -> ``sample row``."""
+    for check in ("sample row", "rows with value"):
+        if what.startswith(check):
+            return check
+    return what
 
 
 def _fail(wants_json: bool, code: int, status: str, message: str) -> int:

@@ -160,3 +160,125 @@ def test_other_values_and_a_later_instant_are_reported(source, conn_args,
                                     ["2024-03-01 12:00:00.000000000",
                                      "2029-12-31 23:00:00.000001000"]),
     }
+
+
+# -- review findings: what verify must not claim, and types it must compare right ----------
+
+def write(root: Path, name: str, data: pa.Table) -> Path:
+    """``data`` as ``root/name/part-0.parquet``; the directory, a source like ``source``."""
+    (root / name).mkdir(parents=True, exist_ok=True)
+    pq.write_table(data, root / name / "part-0.parquet", row_group_size=100)
+    return root / name
+
+
+def report_of(proc) -> dict:
+    return last_json(proc.stdout)
+
+
+def test_swapped_float_values_are_found_without_a_key_and_nothing_is_claimed_unchecked(
+        tmp_path, conn_args, sql_env, reader):
+    # no integer or text column: the sample rows used to be "compared" by nothing at all
+    n = 200
+    floats = write(tmp_path, "floats", pa.table({
+        "x": pa.array([i / 10 for i in range(n)], pa.float64()),
+        "amt": pa.array([Decimal(i) / 100 for i in range(n)], pa.decimal128(12, 2)),
+        "day": pa.array([dt.date(2024, 1, 1) + dt.timedelta(days=i % 9) for i in range(n)],
+                        pa.date32())}))
+    table = load_rows(floats, "verify_floats", n, conn_args, sql_env)
+    good = verify(floats, table, conn_args, sql_env, "--json", "--sample-rows", str(n))
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert report_of(good)["sampled"] == n and report_of(good)["not_sampled"] == 0
+    reader.execute(f"UPDATE {table} SET x = 19.9 WHERE amt = 0.01")  # x of 0.01 was 0.1
+    reader.execute(f"UPDATE {table} SET x = 0.1 WHERE amt = 1.99")  # x of 1.99 was 19.9
+    bad = verify(floats, table, conn_args, sql_env, "--json", "--sample-rows", str(n))
+    assert bad.returncode == 1, bad.stdout + bad.stderr  # counts and sums are unchanged
+    differing = {(d["column"], d["what"]) for d in report_of(bad)["differences"]}
+    assert differing and all(what.startswith("sample row") for _, what in differing)
+    assert {c for c, _ in differing} <= {"x", "amt", "day"}
+
+    # a table with no column to look rows up by: the rows are drawn, not compared, and said so
+    times = write(tmp_path, "times", pa.table({"at": pa.array(
+        [START + dt.timedelta(seconds=i) for i in range(50)], pa.timestamp("us", tz="UTC"))}))
+    table = load_rows(times, "verify_times", 50, conn_args, sql_env)
+    proc = verify(times, table, conn_args, sql_env, "--sample-rows", "50")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "matches the source" not in proc.stdout
+    assert "0 of 50 rows compared whole" in proc.stdout
+    assert "50 sample rows not compared: no integer, text, decimal" in proc.stdout
+    report = report_of(verify(times, table, conn_args, sql_env, "--json", "--sample-rows", "50"))
+    assert (report["sampled"], report["not_sampled"]) == (0, 50)
+
+
+def load_rows(source: Path, prefix: str, rows: int, conn_args, env, *extra: str) -> str:
+    table = table_name(prefix)
+    done = run_cli(["load", str(source / "*.parquet"), "--table", table, "--json", *extra,
+                    *conn_args], env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert last_json(done.stdout)["rows"] == rows
+    return table
+
+
+def test_a_partial_sample_is_not_called_a_match(source, loaded, conn_args, sql_env):
+    proc = verify(source, loaded, conn_args, sql_env, "--sample-rows", "10")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "matches the source" not in proc.stdout
+    assert f"no difference found; 10 of {ROWS:,} rows compared whole" in proc.stdout
+
+
+def test_uint64_and_nanosecond_sources_verify_equal(tmp_path, conn_args, sql_env):
+    n = 150
+    data = write(tmp_path, "typed", pa.table({
+        "u8": pa.array([2**64 - 1 - i for i in range(n)], pa.uint64()),  # decimal(20, 0)
+        "small": pa.array([2**64 - 1 - i % 3 for i in range(n)], pa.uint64()),  # per value
+        "at": pa.array([10**18 + i * 1_001 for i in range(n)], pa.timestamp("ns", tz="UTC")),
+        "clock": pa.array([i * 1_049 for i in range(n)], pa.time64("ns")),
+    }))
+    table = load_rows(data, "verify_typed", n, conn_args, sql_env)
+    proc = verify(data, table, conn_args, sql_env, "--json", "--sample-rows", str(n))
+    report = report_of(proc)
+    assert proc.returncode == 0, report["differences"][:5]
+    assert report["sampled"] == n
+    notes = " ".join(report["notes"])
+    assert "at: the source holds nanoseconds and the table 100 ns" in notes
+    assert "clock: the source holds nanoseconds" in notes
+    keyed = verify(data, table, conn_args, sql_env, "--json", "--key", "u8")
+    assert keyed.returncode == 0, report_of(keyed)["differences"][:5]
+
+
+def test_decimal_keys_bind_exactly_and_time_keys_are_refused(source, conn_args, sql_env, reader):
+    table = load(source, "verify_deckey", conn_args, sql_env)
+    ok = verify(source, table, conn_args, sql_env, "--json", "--key", "price")
+    assert ok.returncode == 0, report_of(ok)["differences"][:5]
+    reader.execute(f"UPDATE {table} SET status = 'lost' WHERE price = 0.99")  # id 99
+    bad = verify(source, table, conn_args, sql_env, "--json", "--key", "price")
+    assert bad.returncode == 1
+    assert {(d["column"], d["found"]) for d in report_of(bad)["differences"]
+            if d["what"].startswith("sample row")} == {("status", "lost")}
+    refused = verify(source, table, conn_args, sql_env, "--key", "ordered_at")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "ordered_at (timestamp[us, tz=UTC]) cannot be" in refused.stderr
+    assert "a key must be an integer, text or decimal column" in refused.stderr
+
+
+def test_a_missing_column_is_one_difference_and_floods_are_grouped(source, loaded, conn_args,
+                                                                   sql_env, reader):
+    # the table has no column "ident": its rows are still looked up by all their other values
+    renamed = verify(source, loaded, conn_args, sql_env, "--json", "--rename", "id=ident")
+    assert renamed.returncode == 1
+    assert [(d["column"], d["what"]) for d in report_of(renamed)["differences"]] == [
+        ("ident", "column")]
+    table = load(source, "verify_flood", conn_args, sql_env)
+    reader.execute(f"UPDATE {table} SET amount = amount + 1 WHERE id >= 100")
+    text = verify(source, table, conn_args, sql_env)
+    assert text.returncode == 1
+    shown = [line for line in text.stdout.splitlines() if "amount: sample row (id=" in line]
+    assert len(shown) == 3
+    assert "amount: sample row: and 197 more (--json lists them all)" in text.stdout
+    assert len(report_of(verify(source, table, conn_args, sql_env, "--json"))["differences"]) \
+        > 200
+
+
+def test_max_values_stays_under_the_parameter_limit(source, loaded, conn_args, sql_env):
+    proc = verify(source, loaded, conn_args, sql_env, "--max-values", "2001")
+    assert proc.returncode == 2
+    assert "--max-values 2,001 is too large" in proc.stderr and "at most 2,000" in proc.stderr
