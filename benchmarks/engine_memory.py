@@ -22,8 +22,8 @@ The bound checked (issue 20) is ``baseline + B + W x cast batch + reader``:
 - ``reader``: one Parquet row group twice, as read and as decoded (the file's
   ``total_compressed_size`` of its column chunks plus its ``total_byte_size``: without
   read buffering the reader reads each column chunk whole, then decodes it; both outside
-  ``B``), and two source batches outside ``B``: the one the reader holds while it waits
-  for room, and the first batch, which the load keeps for its plan.
+  ``B``), and one source batch outside ``B``: the one the reader holds while it waits
+  for room (the first batch, read for the plan, is not kept for the whole load).
 
 The first form of issue 6 (``baseline + B + W x cast batch``) is reported too. At the
 sampled peak the report splits the growth over the baseline into the Arrow pool's live
@@ -31,6 +31,10 @@ bytes, glibc's bytes in use (``mallinfo2``: turbodbc's buffers, the driver, Pyth
 rest, which the allocators keep of freed memory (mimalloc's pages, glibc's free chunks)
 plus thread stacks. The engine hands freed Arrow pages back once per batch
 (``engine.pipeline.give_back_freed_memory``); ``--no-give-back`` measures without it.
+Before its baseline the child turns transparent huge pages off for itself, as the
+``azsql-bulk`` command does (``engine.pipeline.disable_transparent_huge_pages``);
+``--keep-huge-pages`` measures a process that leaves them on (a library caller's
+default), and the report gives the huge pages resident at the sampled peak.
 
 Run: ``.venv/bin/python benchmarks/engine_memory.py --rows 200000`` (prints JSON).
 """
@@ -73,6 +77,17 @@ def glibc_in_use_mib() -> float | None:
     return float(info.uordblks + info.hblkhd) / 2**20
 
 
+def anon_huge_pages_mib() -> float | None:
+    """Anonymous memory backed by transparent huge pages (``AnonHugePages``), MiB."""
+    try:
+        for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+            if line.startswith("AnonHugePages:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
 def child(args: argparse.Namespace) -> None:
     """The loading process: baseline, then the transfer under a 50 ms RSS sampler."""
     import pyarrow as pa
@@ -82,6 +97,8 @@ def child(args: argparse.Namespace) -> None:
 
     if args.no_give_back:
         pipeline.give_back_freed_memory = lambda: None
+    huge_pages_off = False if args.keep_huge_pages \
+        else pipeline.disable_transparent_huge_pages()
 
     info = json.loads(Path(args.facts).read_text())
     connection = harness.connection_options(info)
@@ -95,7 +112,8 @@ def child(args: argparse.Namespace) -> None:
     glibc0 = glibc_in_use_mib()
     pool = pa.default_memory_pool()
     samples: list[tuple[float, float]] = []
-    at_top: list[float | None] = [0.0, 0.0, None]  # RSS, pool bytes, glibc in use (MiB)
+    # RSS, pool bytes, glibc in use, huge pages (MiB)
+    at_top: list[float | None] = [0.0, 0.0, None, None]
     stop = threading.Event()
     started = time.monotonic()
 
@@ -104,7 +122,8 @@ def child(args: argparse.Namespace) -> None:
             rss = harness.rss_mib()
             samples.append((round(time.monotonic() - started, 2), round(rss, 1)))
             if rss > (at_top[0] or 0.0):
-                at_top[:] = [rss, pool.bytes_allocated() / 2**20, glibc_in_use_mib()]
+                at_top[:] = [rss, pool.bytes_allocated() / 2**20, glibc_in_use_mib(),
+                             anon_huge_pages_mib()]
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -123,9 +142,9 @@ def child(args: argparse.Namespace) -> None:
     row_group_mib = args.row_group_bytes / 2**20
     source_batch_mib = args.source_batch_bytes / 2**20
     formula = baseline + bound_mib + args.workers * cast_batch_mib
-    reader_mib = row_group_mib + 2 * source_batch_mib
+    reader_mib = row_group_mib + source_batch_mib
     with_reader = formula + reader_mib
-    top_rss, top_pool, top_glibc = at_top
+    top_rss, top_pool, top_glibc, top_huge = at_top
     glibc_growth = (top_glibc - glibc0) if top_glibc is not None and glibc0 is not None \
         else None
     # with the system pool, Arrow's bytes are inside glibc's
@@ -143,19 +162,20 @@ def child(args: argparse.Namespace) -> None:
         "cast_batch_mib": round(cast_batch_mib, 1),
         "row_group_mib": round(row_group_mib, 1),
         "source_batch_mib": round(source_batch_mib, 1), "reader_mib": round(reader_mib, 1),
-        "give_back": not args.no_give_back,
+        "give_back": not args.no_give_back, "huge_pages_off": huge_pages_off,
         "at_sampled_peak": {"rss_mib": round(top_rss or 0.0, 1),
                             "arrow_pool_live_mib": round(top_pool or 0.0, 1),
                             "glibc_in_use_growth_mib": None if glibc_growth is None
                             else round(glibc_growth, 1),
-                            "kept_by_allocators_and_stacks_mib": round(kept, 1)},
+                            "kept_by_allocators_and_stacks_mib": round(kept, 1),
+                            "anon_huge_pages_mib": top_huge},
         "arrow_pool_peak_mib": round(pa.default_memory_pool().max_memory() / 2**20, 1),
         "arrow_pool_backend": pa.default_memory_pool().backend_name,
         # issue 6's forms, under the keys run.py reports
         "bound_formula_mib": round(formula, 1), "within_bound": peak <= formula,
         "bound_with_reader_mib": round(formula + row_group_mib, 1),
         "within_bound_with_reader": peak <= formula + row_group_mib,
-        # the documented bound (issue 20): + one row group and two source batches
+        # the documented bound (issue 20): + one row group (read and decoded), one batch
         "bound_mib": round(with_reader, 1), "within_documented_bound": peak <= with_reader,
         "wall_seconds": round(meter.wall, 3), "cpu_seconds": round(meter.cpu, 3),
         "rows_per_second": round(result.rows / meter.wall),
@@ -217,6 +237,9 @@ def main() -> None:
     parser.add_argument("--no-give-back", action="store_true",
                         help="measure without the engine handing freed Arrow pages back "
                              "after each batch")
+    parser.add_argument("--keep-huge-pages", action="store_true",
+                        help="leave transparent huge pages on in the loading child (the "
+                             "azsql-bulk command turns them off; a library caller decides)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--facts", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
@@ -251,15 +274,17 @@ def main() -> None:
                 "--bound", str(args.bound), "--cast-batch-bytes", str(cast_bytes),
                 "--row-group-bytes", str(row_group_bytes), "--transport", args.transport,
                 "--source-batch-bytes", str(source_batch_bytes),
-                *(["--no-give-back"] if args.no_give_back else [])]))
+                *(["--no-give-back"] if args.no_give_back else []),
+                *(["--keep-huge-pages"] if args.keep_huge_pages else [])]))
     print(json.dumps({
         "benchmark": "engine_memory", "command": harness.command_line(),
         "file": Path(path).name, "file_mib": round(file_mib, 1),
         "max_memory_mib": round(args.bound / 2**20, 1),
         "file_over_bound": round(file_mib / (args.bound / 2**20), 1),
         "formula": "peak RSS <= baseline + max_memory_bytes + workers x cast batch + one "
-                   "decoded row group + 2 source batches",
+                   "row group (read and decoded) + 1 source batch",
         "arrow_pool": args.arrow_pool, "give_back": not args.no_give_back,
+        "huge_pages": "kept" if args.keep_huge_pages else "off",
         "runs": runs, "machine": harness.machine()}))
 
 

@@ -146,11 +146,15 @@ class TransferOptions:
         loaded, alone. The process's memory also holds, outside the ceiling: per worker
         one cast batch (its Arrow copy, and with parameter arrays turbodbc's buffers,
         text at ``2 * (1.2 * longest + 1)`` bytes a value); one Parquet row group as read
-        and as decoded; two batches (the one the reader holds while it waits for room,
-        and the first, kept for the plan); and what the memory allocators keep of freed
-        buffers. The engine hands the Arrow pool's freed pages back after every batch;
-        pyarrow's default allocator, mimalloc, still keeps some (about 30 MiB measured),
-        the system allocator (``ARROW_DEFAULT_MEMORY_POOL=system``) less:
+        and as decoded; one batch (the one the reader holds while it waits for room);
+        and what the memory allocators keep of freed buffers (15-22 MiB measured). The
+        engine hands the Arrow pool's freed pages back after every batch. That holds
+        only without transparent huge pages: pyarrow's allocator (mimalloc) asks for
+        them, and what it frees inside a 2 MiB huge page stays resident (26-46 MiB of
+        huge pages at the peak; 2 workers went over the sum). The ``azsql-bulk``
+        command turns them off for its process; a program that embeds the engine calls
+        :func:`engine.pipeline.disable_transparent_huge_pages` or starts Python with
+        ``MIMALLOC_ALLOW_THP=0`` (or ``ARROW_DEFAULT_MEMORY_POOL=system``).
         ``benchmarks/engine_memory.py`` checks the sum against the peak.
     :param max_errors: rows the server refuses (a NULL into a NOT NULL column, text
         longer than its column, a value its type cannot hold, a duplicate key, a CHECK or

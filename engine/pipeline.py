@@ -13,13 +13,18 @@ batches for reuse: streaming a file with 2 workers, the peak was 35-45 MiB highe
 without the give-back below (``benchmarks/engine_memory.py``). So the reader, after
 queueing a batch, and each worker, after finishing one, hand their freed pages back
 (:func:`give_back_freed_memory`, about a microsecond when nothing is free). What the
-bound leaves outside the budget is listed in :mod:`engine.options`.
+bound leaves outside the budget is listed in :mod:`engine.options`. mimalloc also lets
+the kernel back its memory with 2 MiB transparent huge pages, which its give-back
+cannot return piecemeal; :func:`disable_transparent_huge_pages` (the CLI calls it)
+turns them off for the process.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -31,7 +36,7 @@ from engine.journal import batch_key
 from engine.results import Tally, WorkerStats
 from engine.sources import SourceBatch
 
-__all__ = ["Pipeline", "Stopped", "give_back_freed_memory"]
+__all__ = ["Pipeline", "Stopped", "disable_transparent_huge_pages", "give_back_freed_memory"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,34 @@ def give_back_freed_memory() -> None:
     allocated or freed a batch, once per batch.
     """
     pa.default_memory_pool().release_unused()
+
+
+_PR_SET_THP_DISABLE = 41  # prctl(2), Linux 3.15+; applies to existing mappings since 4.13
+
+
+def disable_transparent_huge_pages() -> bool:
+    """Stop the kernel backing this process's memory with transparent huge pages (Linux).
+
+    pyarrow's mimalloc asks for them on its arena (its ``MIMALLOC_ALLOW_THP`` option,
+    read only when pyarrow is loaded): what :func:`give_back_freed_memory` frees inside a
+    2 MiB huge page stayed resident, 26-46 MiB at the peak, past the documented bound
+    (``benchmarks/engine_memory.py``). This makes the call ``MIMALLOC_ALLOW_THP=0``
+    makes, for a process that has already loaded pyarrow; memory touched afterwards gets
+    4 KiB pages. Process-wide: the ``azsql-bulk`` command calls it; a program that
+    embeds the engine decides for itself.
+
+    :returns: True when the kernel accepted it; False elsewhere (not Linux, no ``prctl``,
+        refused), where nothing changes.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return False
+    prctl.restype = ctypes.c_int
+    return int(prctl(_PR_SET_THP_DISABLE, ctypes.c_ulong(1), ctypes.c_ulong(0),
+                     ctypes.c_ulong(0), ctypes.c_ulong(0))) == 0
 
 
 class Stopped(Exception):

@@ -136,12 +136,10 @@ def transfer(source: Any, target: Target, options: TransferOptions | None = None
             if on_batch_size is not None:
                 on_batch_size(size)
             stream = opened.batches()
-            first = next(stream, None)
         except BaseException:
             close_quietly(conn)
             raise
-        return _run(opened, stream, first, target, options, shared, cancel, journal, stage,
-                    conn, size)
+        return _run(opened, stream, target, options, shared, cancel, journal, stage, conn, size)
     finally:
         # a load that stopped early leaves the source half read: close its readers now
         # (the reader thread has been joined). Left to the interpreter's exit, a remote
@@ -153,11 +151,12 @@ def transfer(source: Any, target: Target, options: TransferOptions | None = None
             shared.close()
 
 
-def _run(source: Source, stream: Any, first: Any, target: Target, options: TransferOptions,
+def _run(source: Source, stream: Any, target: Target, options: TransferOptions,
          factory: ConnectionFactory, cancel: threading.Event | None, journal: Journal,
          stage: TableName | None, conn: Any, size: BatchSize) -> TransferResult:
     # -- plan (the set-up connection waits for prepare) ------------------------------
     try:
+        first = next(stream, None)
         plan = plan_table(source.schema, overrides=options.sql_types,
                           sample=first.data if first is not None else None)
         _check_keys(plan, options.keys)
@@ -217,6 +216,7 @@ def _run(source: Source, stream: Any, first: Any, target: Target, options: Trans
                          splitter=Splitter(journal, transport, Budget(options.max_errors, earlier),
                                            widening.text_limit) if options.max_errors else None)
     batches = itertools.chain([first] if first is not None else [], stream)
+    del first  # the chain hands it on; no longer held for the whole load
     pipeline.run(batches, prepared.done, writer, spare=prepared.connection)
 
     # -- apply -----------------------------------------------------------------------

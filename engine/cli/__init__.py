@@ -9,11 +9,29 @@
   :mod:`engine.cli.resume`, :mod:`engine.cli.console`: ``azsql-bulk load``
 - :mod:`engine.cli.doctor`: ``azsql-bulk doctor``
 
-The console script is ``engine.cli:main``.
+The console script is ``engine.cli:main``. The command owns its process, so before a
+command runs it turns transparent huge pages off for it
+(:func:`engine.pipeline.disable_transparent_huge_pages`): with them on, pyarrow's
+allocator kept memory past the bound ``max_memory_bytes`` documents.
 """
 
 from __future__ import annotations
 
-from engine.cli.app import main
+from collections.abc import Iterable, Sequence
+from importlib.metadata import EntryPoint
+
+from engine import pipeline
+from engine.cli import app
 
 __all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None, *,
+         plugins: Iterable[EntryPoint] | None = None) -> int:
+    """Entry point of the ``azsql-bulk`` console script; returns the exit code.
+
+    :param argv: the arguments (default: ``sys.argv[1:]``).
+    :param plugins: the plug-in commands' entry points (default: the installed ones).
+    """
+    pipeline.disable_transparent_huge_pages()
+    return app.main(argv, plugins=plugins)
