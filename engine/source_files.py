@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from engine.errors import ConfigurationError, SourceError
 from engine.remote import RemoteFiles
-from engine.remote_uri import is_remote
+from engine.remote_uri import GLOB_CHARS, is_remote, parse_uri
 
 __all__ = ["CSV_BLOCK_SIZE", "SUFFIXES", "FilePart", "Unit", "expand_paths", "file_format",
            "file_rows", "file_schema", "file_units", "open_input",
@@ -82,7 +82,7 @@ def expand_paths(paths: Sequence[str | os.PathLike[str]], remote: RemoteFiles | 
     for raw in paths:
         text = os.fspath(raw)
         if remote is not None and is_remote(text):
-            files.extend(remote.expand(text, set(SUFFIXES)))
+            files.extend(_shown(text, remote.expand(text, set(SUFFIXES)), remote))
         elif any(ch in text for ch in "*?["):
             matched = [m for m in sorted(glob.glob(text, recursive=True)) if os.path.isfile(m)]
             root = os.path.dirname(text[:min(text.index(c) for c in "*?[" if c in text)])
@@ -108,6 +108,25 @@ def expand_paths(paths: Sequence[str | os.PathLike[str]], remote: RemoteFiles | 
         else:
             raise ConfigurationError(f"source {text!r} does not exist")
     return _once(files, remote)
+
+
+def _shown(text: str, uris: list[str], remote: RemoteFiles) -> list[str]:
+    """Of the objects a storage URI named, those a listing keeps: the object itself, or
+    under a prefix or glob those with no ``_x`` / ``.x`` name below the named folder."""
+    named = parse_uri(text).path
+    magic = GLOB_CHARS.search(named)
+    if magic:
+        fixed = named[:magic.start()]
+        fixed = fixed[:fixed.rfind("/") + 1]
+    else:
+        fixed = named.rstrip("/") + "/" if named.strip("/") else ""
+    kept = [u for u in uris if remote.object(u).name == named or not any(
+        map(_hidden, remote.object(u).name.removeprefix(fixed).split("/")))]
+    if uris and not kept:
+        raise ConfigurationError(
+            f"{text} names only objects whose names start with '_' or '.' (such as "
+            f"{uris[0]}), which listings skip; name such an object exactly to load it")
+    return kept
 
 
 def _hidden(name: str) -> bool:

@@ -21,7 +21,7 @@ import pytest
 from loads import check_exact, connection_options, journal_rows, rows_table
 
 from engine import CredentialOptions, Target, TransferOptions, transfer
-from engine.errors import ObjectChangedError, TransferCancelled
+from engine.errors import ConfigurationError, ObjectChangedError, TransferCancelled
 from engine.remote import RemoteFiles, StorageOptions
 from engine.shards import split_source
 from engine.sources import SourceOptions, open_source
@@ -162,3 +162,31 @@ def test_the_cli_splits_into_files_that_load_on_their_own(
         loaded += rows
     assert loaded == 7 * GROUP
     check_exact(reader, table, 7 * GROUP)
+
+
+def test_storage_listings_skip_spark_markers_and_name_each_object_once(azurite, storage_env,
+                                                                       monkeypatch):
+    """A Spark output folder in storage: ``_SUCCESS``, ``_temporary/`` and ``.crc`` objects
+    are skipped by a prefix and by a glob, an object named twice is listed once, and an
+    object named exactly is read whatever its name."""
+    monkeypatch.setenv("AZSQL_BULK_STORAGE_ENDPOINT", azurite.endpoint_template)
+    put_parquet(azurite, "spark", {"out/part-0.parquet": (GROUP, 0),
+                                   "out/_temporary/0/part-9.parquet": (GROUP, 5 * GROUP),
+                                   "out/_x.parquet": (GROUP, 7 * GROUP)})
+    from azure.identity import ManagedIdentityCredential
+    from azure.storage.blob import BlobServiceClient
+
+    client = BlobServiceClient(azurite.endpoint, credential=ManagedIdentityCredential())
+    for name in ("out/_SUCCESS", "out/.part-0.parquet.crc"):
+        client.get_blob_client("spark", name).upload_blob(b"", overwrite=True)
+    storage = StorageOptions(credential=MI, endpoint=azurite.endpoint_template)
+    part0 = azurite.uri("spark", "out/part-0.parquet")
+    for named in ([azurite.uri("spark", "out/")], [azurite.uri("spark", "out/*")],
+                  [azurite.uri("spark", "out/**")], [part0, azurite.uri("spark", "out/")]):
+        source = open_source(named if len(named) > 1 else named[0], storage=storage)
+        assert [f.rsplit("/", 1)[1] for f in source.files] == ["part-0.parquet"], named
+        assert source.total_rows == GROUP
+    assert open_source(azurite.uri("spark", "out/_x.parquet"), storage=storage).total_rows \
+        == GROUP
+    with pytest.raises(ConfigurationError, match="names only objects whose names start"):
+        open_source(azurite.uri("spark", "out/_*"), storage=storage)
