@@ -301,7 +301,17 @@ def shard_parts(shard: Mapping[str, Any], remote: RemoteFiles,
     parts = shard.get("parts")
     if not isinstance(parts, list) or not parts:
         raise ConfigurationError(f"{_where(shard, origin)} has no \"parts\" list; {_UNCHANGED}")
-    return [_part(p, n, shard, remote, origin) for n, p in enumerate(parts)]
+    read = [_part(p, n, shard, remote, origin) for n, p in enumerate(parts)]
+    for n, part in enumerate(read):  # overlapping parts would load rows twice
+        for m, other in enumerate(read[:n]):
+            if other.path == part.path and (part.row_groups is None or other.row_groups is None
+                                            or max(part.row_groups[0], other.row_groups[0])
+                                            < min(part.row_groups[1], other.row_groups[1])):
+                raise ConfigurationError(
+                    f"{_where(shard, origin)}: parts {m} and {n} both read {part.path}"
+                    f"{' (overlapping row groups)' if part.row_groups else ''}, which would "
+                    f"load rows twice; {_UNCHANGED}")
+    return read
 
 
 def read_shard_file(path: str) -> dict[str, Any]:

@@ -316,6 +316,15 @@ def test_shards_and_json_are_refused_by_split_with_what_to_do(tmp_path):
             split_source(named, 2)
     (tmp_path / "bad.json").write_text(json.dumps(
         {VERSION_KEY: SHARD_VERSION, "index": 0, "shards": 1, "parts": [{"path": 1}]}))
+    (shard,) = split_source(str(tmp_path / "f0.parquet"), 1)
+    twice = {**shard, "parts": [shard["parts"][0], {**shard["parts"][0], "row_groups": [1, 2],
+                                                   "rows": 5}]}
+    with pytest.raises(ConfigurationError, match=r"parts 0 and 1 both read .*f0.parquet "
+                                                 r"\(overlapping row groups\)"):
+        open_source(twice)
+    apart = {**shard, "parts": [{**shard["parts"][0], "row_groups": [0, 1], "rows": 5},
+                                {**shard["parts"][0], "row_groups": [1, 2], "rows": 5}]}
+    assert open_source(apart).total_rows == 10  # adjacent ranges of one file do not overlap
     with pytest.raises(ConfigurationError, match=r"bad.json, shard 0/1, part 0 is "
                                                  r"malformed: it needs \"path\""):
         open_source(str(tmp_path / "bad.json"))
