@@ -6,7 +6,10 @@ similar work and one huge Parquet file spreads over many shards. Together the sh
 every row of the source exactly once; each mapped task loads its shard (the operator
 passes it to ``engine.transfer`` as the source) under its own load id, so retries of one
 shard resume that shard only. The listing and the Parquet footers are read once, in the
-task that splits; a file rewritten after that is refused by the loading task.
+task that splits; a file rewritten (or only touched) after that is refused by the loading
+task. A file named twice by the source (a path and a glob that matches it) is split once,
+and directories, globs and storage prefixes skip ``_x`` / ``.x`` names (Spark's
+``_SUCCESS``, ``_temporary/``, ``.crc`` files), as a load does.
 
 >>> from airflow.sdk import DAG, task  # doctest: +SKIP
 >>> with DAG("orders", schedule=None):  # doctest: +SKIP

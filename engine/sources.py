@@ -299,8 +299,8 @@ def _open(source: Any, options: SourceOptions, storage: StorageOptions | None) -
         if shard_files and len(paths) > 1:
             raise ConfigurationError(
                 f"a shard file ({shard_files[0]}) must be the only source: load one shard "
-                f"per command, e.g. `azsql-bulk load {shard_files[0]} ...` (each shard has "
-                f"its own load id); {len(paths)} sources were given")
+                f"per command (each shard loads, resumes and verifies on its own, under its "
+                f"own load id); {len(paths)} sources were given")
         if not shard_files:
             return _open_files(
                 [FilePart(f, file_format(f, fmt)) for f in expand_paths(paths, remote)],

@@ -3,7 +3,8 @@
 Lists the source once and reads its Parquet footers (see :mod:`engine.shards`), then
 prints one shard per line as JSON, or with ``--out DIR`` writes ``DIR/shard-000.json``...
 and prints their paths. Each shard is then loaded on its own, by any machine that sees
-the same files, under its own default load id::
+the same files (same paths, sizes and modification times), under its own default load
+id, which derives from what the shard records, so a copy of a shard file resumes::
 
     azsql-bulk split '/data/orders/*.parquet' --shards 8 --out shards/
     azsql-bulk load shards/shard-003.json --table dbo.orders ...   # on each worker
