@@ -135,7 +135,8 @@ def _at_cap(pick: StepResult, reached: list[StepResult], blind: list[StepResult]
             f"{pick.rows_per_second:,.0f} rows/s, {pick.mb_per_second:,.2f} MB/s")
         basis = "log-rate cap"
     else:
-        share = pick.mb_per_second / fastest.mb_per_second * 100
+        share = (pick.mb_per_second / fastest.mb_per_second * 100 if fastest.mb_per_second
+                 else 100.0)
         figures = (f"{pick.rows_per_second:,.0f} rows/s, {pick.mb_per_second:,.2f} MB/s, "
                    f"{share:.0f}% of the {fastest.mb_per_second:,.2f} MB/s of step "
                    f"{fastest.number}, which reached {fastest.server.log_write_percent:.0f}% "

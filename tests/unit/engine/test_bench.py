@@ -92,6 +92,12 @@ def test_a_slower_step_without_stats_is_named_but_not_picked():
     assert "no resource-stats row for step 1 (log % unknown)" in answer.reason
 
 
+def test_a_step_without_stats_is_judged_even_when_the_capped_step_shows_0_mb_per_second():
+    answer = recommend([step(1, 1, 0.0, None), step(2, 2, 0.0, 95.0)], CAP)
+    assert answer is not None and answer.basis == "log-rate cap (by throughput)"
+    assert "100% of the 0.00 MB/s of step 2" in answer.reason
+
+
 def test_no_step_at_the_cap_names_the_steps_without_stats():
     answer = recommend([step(1, 1, 5, None), step(2, 2, 9, 55), step(3, 4, 9.5, None)], CAP)
     assert answer is not None and (answer.workers, answer.basis) == (2, "throughput")
