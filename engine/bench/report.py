@@ -224,6 +224,8 @@ def html_page(*, steps: list[StepResult], recommendation: Recommendation | None,
              + base64.b64encode(png).decode() + "\">") if png else \
         f"<p>{esc(MATPLOTLIB_MISSING)}</p>"
     facts_html = "".join(f"<li>{esc(f)}</li>" for f in facts)
+    said = None if recommendation else no_answer(steps)  # already the page's answer
+    notes = [n for n in notes if n != said]
     notes_html = "".join(f"<li>{esc(n)}</li>" for n in notes)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
