@@ -66,8 +66,12 @@ def _thp_enabled(status: str) -> str | None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
 def test_disable_transparent_huge_pages_turns_them_off_for_the_process():
-    # process-wide, so in a child: before and after, as the kernel reports them
-    script = ("from pathlib import Path\n"
+    # process-wide, so in a child: before and after, as the kernel reports them. The flag
+    # is inherited, and this test process may have run a command in-process (which turns
+    # it off), so the child first turns it back on (PR_SET_THP_DISABLE = 41, value 0)
+    script = ("import ctypes\n"
+              "from pathlib import Path\n"
+              "ctypes.CDLL(None, use_errno=True).prctl(41, 0, 0, 0, 0)\n"
               "from engine.pipeline import disable_transparent_huge_pages as off\n"
               "status = Path('/proc/self/status')\n"
               "before = status.read_text()\n"
