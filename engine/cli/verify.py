@@ -59,8 +59,9 @@ compared: rows; non-null values of every column; sums of numeric columns (intege
 decimals exactly, floats within a relative 1e-9); the smallest and largest values of
 timestamp, date and time columns; rows per value of columns with at most
 --max-values distinct values (at most 2,000); --sample-rows whole rows, looked up in
-batches by --key (an integer, text or decimal column) or else by all their integer, text,
-decimal, date, float and boolean values. Sources with nanosecond timestamps are compared
+batches by --key (an integer, text or decimal column), else by all their integer and text
+values (without such columns: by their decimal, date, float and boolean values), and
+compared whole. Sources with nanosecond timestamps are compared
 at the table's 100 ns. The source is streamed, never held in memory.
 
 exit codes: 0 the table matches the source; 1 it differs, or a query failed; 2 usage or
@@ -69,8 +70,8 @@ configuration error (a table that does not exist among them).
 _OPTIONS: tuple[Opt, ...] = (
     TABLE,
     Opt("--key", "an integer, text or decimal column that identifies a row, to look sample "
-        "rows up by (repeat for a composite key; default: all the row's integer, text, "
-        "decimal, date, float and boolean values)",
+        "rows up by (repeat for a composite key; default: all the row's integer and text "
+        "values, else its decimal, date, float and boolean values)",
         action="append", metavar="COL"),
     Opt("--sample-rows", "source rows to compare whole (0: none)", type=non_negative_int,
         default=DEFAULT_SAMPLE_ROWS, metavar="N"),

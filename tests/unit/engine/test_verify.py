@@ -11,8 +11,10 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.table_facts import from_table, instant_ns, readable
-from engine.verify import Difference, SourceFacts
+from engine.cli.verify import _text
+from engine.names import TableName
+from engine.table_facts import MAX_PARAMETERS, TableFacts, from_table, instant_ns, readable
+from engine.verify import Difference, SourceFacts, VerifyReport
 
 SETTINGS = settings(deadline=None, suppress_health_check=list(HealthCheck), max_examples=40)
 
@@ -102,3 +104,64 @@ def test_a_difference_says_column_what_expected_and_found():
     assert d.to_dict() == {"column": "amount", "what": "sum", "expected": "10.50",
                            "found": "9.25"}
     assert Difference(None, "rows", 300, 299).describe() == "table: rows: expected 300, found 299"
+
+
+def test_nanosecond_values_are_compared_as_the_table_stores_them():
+    # the load rounds half-up to 100 ns (datetime2(7)); the source side must do the same
+    data = pa.table({"at": pa.array([1_049, 1_050, -1_051, None], pa.timestamp("ns")),
+                     "clock": pa.array([149, 150, 0, None], pa.time64("ns"))})
+    facts = facts_of(data, 2, sample_rows=4)
+    assert [row["at"] for _, row in facts.sample] == [1_000, 1_100, -1_100, None]
+    assert [row["clock"] for _, row in facts.sample] == [100, 200, 0, None]
+    assert facts.ranges["at"] == (-1_100, 1_100)
+
+
+def test_unsigned_64_bit_values_come_back_as_integers():
+    # decimal(20, 0) is read back as text; a uint64 compares as an int
+    assert from_table("int", "18446744073709551615") == 2**64 - 1
+    assert from_table("int", Decimal("7")) == 7 and from_table("int", 7) == 7
+
+
+class _Recorder:
+    """Records statements instead of running them: what :class:`TableFacts` binds."""
+
+    def __init__(self) -> None:
+        self.executed: list[tuple[str, list]] = []
+
+    def cursor(self) -> _Recorder:
+        return self
+
+    def execute(self, sql: str, params: list | None = None) -> None:
+        self.executed.append((sql, params or []))
+
+    def fetchall(self) -> list:
+        return []
+
+
+def test_lookups_bind_exactly_and_stay_under_the_parameter_limit():
+    kinds = {"id": "int", "price": "decimal", "day": "date", "x": "float", "name": "text"}
+    conn = _Recorder()
+    db = TableFacts(conn, TableName.parse("dbo.t"), kinds, {"price": 2})
+    assert db.bind("price", Decimal("0.01")) == ("[price] = CAST(? AS decimal(38, 2))", ["0.01"])
+    assert db.bind("id", 2**64 - 1) == ("[id] = CAST(? AS decimal(20, 0))",
+                                        [str(2**64 - 1)])
+    assert db.bind("id", 5) == ("[id] = ?", [5])
+    assert db.bind("day", "2024-01-02") == ("[day] = CAST(? AS date)", ["2024-01-02"])
+    assert db.bind("x", float("nan")) == ("1 = 1", [])
+    assert db.bind("name", None) == ("[name] IS NULL", [])
+    rows = [{"id": i, "price": Decimal(i), "day": "2024-01-01", "x": i / 3, "name": f"n{i}"}
+            for i in range(3_000)]
+    db.matching(rows, list(kinds), list(kinds))
+    counts = [len(params) for _, params in conn.executed]
+    assert sum(counts) == 3_000 * 5 and max(counts) <= MAX_PARAMETERS
+
+
+def test_the_text_report_groups_a_flood_and_says_what_was_compared():
+    many = tuple(Difference("amount", f"sample row (id={i})", i, i + 1) for i in range(50))
+    text = _text(VerifyReport("dbo.t", 300, 400, 50, many))
+    assert text.splitlines()[0] == "dbo.t: 300 source rows, 400 checks: 50 difference(s)"
+    assert len(text.splitlines()) == 1 + 3 + 1
+    assert "amount: sample row: and 47 more (--json lists them all)" in text
+    partial = _text(VerifyReport("dbo.t", 300, 60, 10, ()))
+    assert "matches the source" not in partial and "10 of 300 rows compared whole" in partial
+    assert "matches the source" in _text(VerifyReport("dbo.t", 300, 310, 300, ()))
