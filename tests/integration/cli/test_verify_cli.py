@@ -254,6 +254,10 @@ def test_decimal_keys_bind_exactly_and_time_keys_are_refused(source, conn_args, 
     assert bad.returncode == 1
     assert {(d["column"], d["found"]) for d in report_of(bad)["differences"]
             if d["what"].startswith("sample row")} == {("status", "lost")}
+    shared = report_of(verify(source, table, conn_args, sql_env, "--json",
+                              "--key", "status"))
+    assert shared["sampled"] == ROWS
+    assert any("key ['status'] is not unique in the table" in n for n in shared["notes"])
     refused = verify(source, table, conn_args, sql_env, "--key", "ordered_at")
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "ordered_at (timestamp[us, tz=UTC]) cannot be" in refused.stderr
