@@ -90,9 +90,12 @@ _LAST_COMPONENT = re.compile(r"^\s*(?:\[[^\]]*\])*\[([^\]]*)\]")
 # Azure SQL error numbers that clear up by themselves (Microsoft's transient-fault list):
 # 40613 database unavailable, 40501 service busy, 40197 service error (failover),
 # 49918-49920 not enough resources / too many operations, 10928/10929 resource limits,
-# 4060 cannot open database (also during failover), 37396 elastic pool/serverless resuming.
+# 4060 cannot open database (also during failover), 37396 elastic pool/serverless resuming;
+# and 1205, chosen as a deadlock victim ("Rerun the transaction": SqlClient's configurable
+# retry counts it transient too): the server rolled the whole transaction back, so a batch
+# replays as after a dropped link (seen when mapped shards created the journal at once).
 TRANSIENT_ERROR_NUMBERS = frozenset({40613, 40501, 40197, 49918, 49919, 49920,
-                                     10928, 10929, 4060, 37396})
+                                     10928, 10929, 4060, 37396, 1205})
 # 08S01 communication link failure, 08001 cannot connect. HYT00 "login timeout expired"
 # is added deliberately: turbodbc and pyodbc report only the first diagnostic record, and
 # for an unreachable server that is HYT00, with the 08001 record hidden behind it.
@@ -209,6 +212,8 @@ _REMEDIES: dict[int | str, str] = {
     10929: "the database is at its minimum resource guarantee; lower the number of workers "
            "or retry later",
     37396: "the elastic pool or serverless database is resuming; retry later",
+    1205: "chosen as a deadlock victim (rolled back); it is retried, and if it keeps "
+          "happening, load fewer shards or workers into one table at a time",
     229: "the identity lacks a permission; grant it, e.g. "
          "ALTER ROLE db_datawriter ADD MEMBER [name] (and db_datareader to read the journal)",
     262: "the identity may not create objects; grant it, e.g. "

@@ -84,6 +84,18 @@ def test_transient_numbers(number):
     assert classify([Diagnostic("42000", number, "whatever")]) is Disposition.TRANSIENT
 
 
+def test_a_deadlock_victim_is_rerun():
+    # as Driver 18 reported it when mapped shards created the load journal at once
+    text = ("ODBC error\nstate: 40001\nnative error code: 1205\nmessage: [Microsoft][ODBC "
+            "Driver 18 for SQL Server][SQL Server]Transaction (Process ID 61) was deadlocked on "
+            "lock resources with another process and has been chosen as the deadlock victim. "
+            "Rerun the transaction.")
+    error = database_error(RuntimeError(text), phase="create the load journal",
+                           where="[azsql_bulk].[load_journal]")
+    assert error.disposition is Disposition.TRANSIENT and error.native_error == 1205
+    assert "deadlock victim" in str(error) and "retried" in str(error)
+
+
 @pytest.mark.parametrize("state", ["08S01", "08001", "HYT00"])
 @pytest.mark.parametrize("native", [0, -1, None])
 def test_transient_sqlstates_without_server_number(state, native):
