@@ -12,6 +12,9 @@ set -euo pipefail
 
 PACKAGES=(unixodbc unixodbc-dev libltdl7 libgssapi-krb5-2 libkrb5-3 libboost-dev
           build-essential cmake pkg-config curl ca-certificates)
+# A target that needs more (make e2e-airflow: postgresql redis-server) names them here.
+read -r -a EXTRA <<< "${EXTRA_PACKAGES:-}"
+PACKAGES+=("${EXTRA[@]}")
 
 PY=${PYTHON:-python3.11}
 # A Debian system Python needs these for venvs and C extensions; a pyenv or
