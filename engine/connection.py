@@ -549,8 +549,9 @@ class ConnectionFactory:
                 f"{elapsed:.1f} s; last error: {describe(diagnostics)}")
         if advice:
             text += f". What to do: {advice}"
-        text += (". The failure looked transient; if the database is expected back, raise "
-                 "retry.attempts / retry.total_seconds")
+        text += (". The failure looked transient; if the database is expected back, allow "
+                 "more attempts (azsql-bulk: --connect-attempts; Python: "
+                 "ConnectionOptions.retry, a RetryPolicy)")
         return ConnectError(text, diagnostics=diagnostics, disposition=disposition,
                             phase="connect", attempts=attempts)
 

@@ -278,7 +278,7 @@ def test_transient_login_errors_beyond_the_policy_are_reported(emu, env):
         inject_fault(emu, kind="clear")
     error = info.value
     assert error.transient and error.native_error == 40613 and error.attempts == 2
-    assert "still failing after 2 attempt(s)" in str(error) and "retry.attempts" in str(error)
+    assert "still failing after 2 attempt(s)" in str(error) and "--connect-attempts" in str(error)
 
 
 # -- the token never shows ----------------------------------------------------------------

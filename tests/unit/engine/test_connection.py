@@ -247,7 +247,7 @@ def test_retries_stop_after_the_attempt_limit():
     error = info.value
     assert error.attempts == 3 and len(connect.strings) == 3 and error.transient
     assert error.native_error == 40501
-    assert "after 3 attempt(s)" in str(error) and "retry.attempts" in str(error)
+    assert "after 3 attempt(s)" in str(error) and "--connect-attempts" in str(error)
     assert "scale up" in str(error)
 
 
