@@ -159,8 +159,9 @@ class TableFacts:
             "TABLE_NAME = ? ORDER BY ORDINAL_POSITION", [self.table.schema, self.table.name])]
 
     def totals(self, names: Sequence[str], scales: dict[str, int]) -> list[Any]:
-        """COUNT_BIG(*), then per column its COUNT, (numeric columns) its SUM and (time
-        columns) its MIN and MAX, in one scan.
+        """COUNT_BIG(*), then per column its COUNT, (numeric columns) its SUM, (text
+        columns) the sum of their ``nvarchar`` byte lengths and (time columns) its MIN and
+        MAX, in one scan.
 
         MIN and MAX are cast to text outside the aggregate (a derived table): the cast of
         an aggregate of ``datetimeoffset`` is what the emulator cannot translate, and the
@@ -175,6 +176,9 @@ class TableFacts:
                               " AS nvarchar(64))", False))
             elif kind == "float":
                 parts.append((f"SUM({column})", False))
+            elif kind == "text":
+                parts.append((f"SUM(CAST(DATALENGTH(CAST({column} AS nvarchar(max))) "
+                              "AS bigint))", False))
             if kind in RANGED:
                 parts += [(f"{f}({column})", True) for f in ("MIN", "MAX")]
         inner = ", ".join(f"{expr} AS [v{i}]" for i, (expr, _) in enumerate(parts))

@@ -8,6 +8,9 @@ source's size. What is compared:
 - **non-null values** of every column against ``COUNT(column)``;
 - **sums** of numeric columns: integers and decimals exactly (summed as ``decimal(38, s)``
   on the server, as Python ints and Decimals here), floats within a relative 1e-9;
+- **total length** of text columns, in UTF-16 code units with trailing spaces (as
+  ``DATALENGTH`` of the ``nvarchar`` value counts them): a value changed to one of
+  another length shows here whatever the column's cardinality;
 - **smallest and largest values** of timestamp, date and time columns (to the
   nanosecond; instants with a time zone in UTC);
 - **rows per value** of low-cardinality columns (text, booleans and integers with at most
@@ -88,6 +91,7 @@ DEFAULT_MAX_VALUES = 50
 MAX_VALUES = MAX_PARAMETERS
 _FLOAT_TOLERANCE = 1e-9
 _NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+_ASTRAL = "[\\x{10000}-\\x{10FFFF}]"  # characters that take two UTF-16 code units
 
 
 @dataclass(frozen=True)
@@ -198,6 +202,7 @@ class SourceFacts:
     magnitude: dict[str, float] = field(default_factory=dict)
     ranges: dict[str, tuple[Any, Any] | None] = field(default_factory=dict)
     values: dict[str, Counter[Any] | None] = field(default_factory=dict)
+    lengths: Counter[str] = field(default_factory=Counter)
     sample: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -225,6 +230,9 @@ class SourceFacts:
                 self._range(name, kind, column)
             if name in self.sums:
                 self._sum(name, kind, column)
+            if kind == "text":  # UTF-16 code units, as nvarchar holds them
+                self.lengths[name] += (pc.sum(pc.utf8_length(column)).as_py() or 0) + (
+                    pc.sum(pc.count_substring_regex(column, _ASTRAL)).as_py() or 0)
             counts = self.values.get(name)
             if counts is not None:
                 for item in pc.value_counts(column).to_pylist():
@@ -420,6 +428,12 @@ def _compare(db: TableFacts, facts: SourceFacts, present: Sequence[str],
         if kind in ("int", "decimal", "float"):
             checks += 1
             out.extend(_sum_difference(name, kind, facts, next(totals)))
+        if kind == "text":
+            checks += 1
+            units = int(next(totals) or 0) // 2
+            if units != facts.lengths[name]:
+                out.append(Difference(name, "total length (UTF-16 code units)",
+                                      facts.lengths[name], units))
         if kind in RANGED:
             checks += 1
             low, high = (from_table(kind, next(totals)) for _ in range(2))

@@ -44,6 +44,10 @@ def orders(start: int, n: int) -> pa.Table:
     })
 
 
+def status_length(ids) -> int:
+    return sum(len(STATUSES[i % 3]) for i in ids)
+
+
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("verify")
@@ -78,10 +82,10 @@ def test_a_good_load_verifies(source, loaded, conn_args, sql_env):
     report = last_json(verify(source, loaded, conn_args, sql_env, "--json").stdout)
     assert report["ok"] and report["status"] == "ok" and report["differences"] == []
     assert report["rows"] == ROWS and report["sampled"] == ROWS
-    # 1 row count + 9 non-null counts + 3 sums (id, amount, price) + 2 min/max (ordered_at,
-    # day) + 2 columns counted per value (status, paid: id and note have too many distinct
-    # values) + every row
-    assert report["checks"] == 1 + 9 + 3 + 2 + 2 + ROWS
+    # 1 row count + 9 non-null counts + 3 sums (id, amount, price) + 2 total lengths (status,
+    # note) + 2 min/max (ordered_at, day) + 2 columns counted per value (status, paid: id
+    # and note have too many distinct values) + every row
+    assert report["checks"] == 1 + 9 + 3 + 2 + 2 + 2 + ROWS
 
 
 def test_a_deleted_and_two_changed_rows_are_reported_precisely(source, conn_args, sql_env,
@@ -109,6 +113,11 @@ def test_a_deleted_and_two_changed_rows_are_reported_precisely(source, conn_args
         ("amount", "sum"): (sum(ids) * 0.25, sum(ids) * 0.25 - 17 * 0.25 - 42 * 0.25 + 999.5),
         ("price", "sum"): (f"{Decimal(sum(ids)) / 100:.2f}", f"{Decimal(sum(ids) - 17) / 100:.2f}"),
         # 17 % 3 == 2: a 'shipped' row went; 99 % 3 == 0: a 'new' row became 'lost'
+        ("status", "total length (UTF-16 code units)"): (
+            status_length(ids), status_length(ids) - len("shipped") + len("lost") - len("new")),
+        ("note", "total length (UTF-16 code units)"): (
+            sum(len(f"note {i} é") for i in ids if i % 5), sum(len(f"note {i} é") for i in ids
+                                                              if i % 5) - len("note 17 é")),
         ("status", "rows with value 'new'"): (100, 99),
         ("status", "rows with value 'shipped'"): (100, 99),
         ("status", "rows with value 'lost'"): (0, 1),
@@ -150,6 +159,9 @@ def test_other_values_and_a_later_instant_are_reported(source, conn_args,
     assert len(shown) == 5 and set(shown.values()) == {(0, 1)}
     # ids 0-9 were new (0, 3, 6, 9), paid (1, 4, 7) and shipped (2, 5, 8)
     assert {k: v for k, v in found.items() if k[1] not in shown} == {
+        ("status", "total length (UTF-16 code units)"): (
+            status_length(range(ROWS)), status_length(range(ROWS)) - status_length(range(10))
+            + sum(len(f"x{i}") for i in range(10))),
         ("status", "rows with value 'new'"): (100, 96),
         ("status", "rows with value 'paid'"): (100, 97),
         ("status", "rows with value 'shipped'"): (100, 97),
@@ -249,11 +261,11 @@ def test_decimal_keys_bind_exactly_and_time_keys_are_refused(source, conn_args, 
     table = load(source, "verify_deckey", conn_args, sql_env)
     ok = verify(source, table, conn_args, sql_env, "--json", "--key", "price")
     assert ok.returncode == 0, report_of(ok)["differences"][:5]
-    reader.execute(f"UPDATE {table} SET status = 'lost' WHERE price = 0.99")  # id 99
+    reader.execute(f"UPDATE {table} SET status = 'lose' WHERE price = 0.99")  # id 99, 'new'
     bad = verify(source, table, conn_args, sql_env, "--json", "--key", "price")
     assert bad.returncode == 1
     assert {(d["column"], d["found"]) for d in report_of(bad)["differences"]
-            if d["what"].startswith("sample row")} == {("status", "lost")}
+            if d["what"].startswith("sample row")} == {("status", "lose")}
     shared = report_of(verify(source, table, conn_args, sql_env, "--json",
                               "--key", "status"))
     assert shared["sampled"] == ROWS
@@ -286,3 +298,15 @@ def test_max_values_stays_under_the_parameter_limit(source, loaded, conn_args, s
     proc = verify(source, loaded, conn_args, sql_env, "--max-values", "2001")
     assert proc.returncode == 2
     assert "--max-values 2,001 is too large" in proc.stderr and "at most 2,000" in proc.stderr
+
+
+def test_a_changed_text_value_outside_the_sample_is_found_by_its_length(source, conn_args,
+                                                                        sql_env, reader):
+    table = load(source, "verify_length", conn_args, sql_env)
+    reader.execute(f"UPDATE {table} SET note = N'note X' WHERE id = 251")  # was 'note 251 é'
+    proc = verify(source, table, conn_args, sql_env, "--json", "--sample-rows", "0")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    expected = sum(len(f"note {i} é") for i in range(ROWS) if i % 5)
+    assert [(d["column"], d["what"], d["expected"], d["found"])
+            for d in report_of(proc)["differences"]] == [
+        ("note", "total length (UTF-16 code units)", expected, expected - 4)]

@@ -165,3 +165,9 @@ def test_the_text_report_groups_a_flood_and_says_what_was_compared():
     partial = _text(VerifyReport("dbo.t", 300, 60, 10, ()))
     assert "matches the source" not in partial and "10 of 300 rows compared whole" in partial
     assert "matches the source" in _text(VerifyReport("dbo.t", 300, 310, 300, ()))
+
+
+def test_text_lengths_are_counted_as_nvarchar_holds_them():
+    # UTF-16 code units with trailing spaces: an emoji takes two, as DATALENGTH / 2 counts
+    data = pa.table({"s": pa.array(["x ", "\N{GRINNING FACE}a", None, "", "é"])})
+    assert facts_of(data, 2).lengths["s"] == 2 + 3 + 0 + 1
