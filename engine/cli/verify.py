@@ -1,14 +1,15 @@
 """``azsql-bulk verify SOURCE --table T``: does the table hold what the source holds?
 
 Streams the source once and compares, through the engine's own connection (the same
-connection options as ``load``): the row count, every column's non-null count, the sums
-of numeric columns, the time ranges, the rows per value of low-cardinality columns and a
-sample of whole rows (see :mod:`engine.verify`). Every difference is printed with its
-column, what was compared, the source's value (expected) and the table's (found); the
-text output groups them per column and check and shows a few of each with a count of the
-rest (``--json`` lists them all). The first line says what was compared: "matches the
-source" only when every source row was compared whole; otherwise how many rows were, since
-a change confined to other rows' high-cardinality values can pass the counts and sums.
+connection options as ``load``): the row count, every column's non-null count, the sums of
+numeric columns, the total lengths of text columns, the time ranges, the rows per value of
+low-cardinality columns and a sample of whole rows (see :mod:`engine.verify`). Every
+difference is printed with its column, what was compared, the source's value (expected)
+and the table's (found); the text output groups them per column and check and shows a few
+of each with a count of the rest (``--json`` lists them all). The first line says what was
+compared: "matches the source" only when every source row was compared whole; otherwise
+how many rows were, since a change confined to other rows' high-cardinality values can
+pass the counts and sums.
 
 Exit codes: 0 the table matches; 1 it differs (or a query failed); 2 usage or
 configuration error (a missing table among them).
@@ -56,7 +57,8 @@ SHOWN = 3
 
 _EPILOG = """\
 compared: rows; non-null values of every column; sums of numeric columns (integers and
-decimals exactly, floats within a relative 1e-9); the smallest and largest values of
+decimals exactly, floats within a relative 1e-9); the total length of text columns; the
+smallest and largest values of
 timestamp, date and time columns; rows per value of columns with at most
 --max-values distinct values (at most 2,000); --sample-rows whole rows, looked up in
 batches by --key (an integer, text or decimal column), else by all their integer and text
