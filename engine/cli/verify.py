@@ -149,8 +149,8 @@ def _text(report: VerifyReport) -> str:
         head += "matches the source (every row compared whole)"
     else:
         head += (f"no difference found; {report.sampled:,} of {report.rows:,} rows compared "
-                 "whole, the others by counts, sums, ranges and per-value counts only (a "
-                 "change to high-cardinality values of other rows can pass: raise "
+                 "whole, the others by counts, sums, text lengths, ranges and per-value counts "
+                 "only (a change to high-cardinality values of other rows can pass: raise "
                  "--sample-rows)")
     lines = [head]
     groups: dict[tuple[str | None, str], list[Difference]] = {}
