@@ -549,9 +549,8 @@ class ConnectionFactory:
                 f"{elapsed:.1f} s; last error: {describe(diagnostics)}")
         if advice:
             text += f". What to do: {advice}"
-        text += (". The failure looked transient; if the database is expected back, allow "
-                 "more attempts (azsql-bulk: --connect-attempts; Python: "
-                 "ConnectionOptions.retry, a RetryPolicy)")
+        text += (". The failure looked transient; if the database is expected back, allow more "
+                 "attempts (--connect-attempts; Python: ConnectionOptions.retry)")
         return ConnectError(text, diagnostics=diagnostics, disposition=disposition,
                             phase="connect", attempts=attempts)
 

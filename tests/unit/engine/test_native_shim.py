@@ -345,7 +345,7 @@ def test_prepare_environment_sets_the_variable(monkeypatch, tmp_path):
 
 def test_prepare_environment_refuses_a_missing_driver(monkeypatch, tmp_path):
     monkeypatch.delenv(ENV_SHIM_TARGET, raising=False)
-    with pytest.raises(DriverNotFoundError, match="AZSQL_BULK_ODBC_DRIVER.*azsql-bulk doctor"):
+    with pytest.raises(DriverNotFoundError, match=r"AZSQL_BULK_ODBC_DRIVER.*azsql-bulk doctor"):
         prepare_environment(tmp_path / "gone.so")
     assert ENV_SHIM_TARGET not in os.environ
 
