@@ -31,8 +31,9 @@ import datetime as dt
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.connection import ConnectionFactory, close_quietly, rollback_quietly
 from engine.errors import AzsqlBulkError, ConfigurationError, database_error
@@ -42,9 +43,10 @@ from engine.rejects import REJECTS_TABLE
 from engine.staging import FINISH_BATCH_ID
 
 __all__ = ["BatchRecord", "Forgotten", "JournalAdmin", "LoadSummary", "UnknownLoad",
-           "parse_age", "source_of"]
+           "in_transaction", "parse_age", "source_of"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _QUALIFIED = f"[{JOURNAL_SCHEMA}].[{JOURNAL_TABLE}]"
 _FINISH_KEY = batch_key(FINISH_BATCH_ID)
@@ -180,6 +182,32 @@ class _Columns:
         return f"[{name}]" if name in self.have else fallback
 
 
+def in_transaction(factory: ConnectionFactory, work: Callable[[Any], T], *, phase: str,
+                   where: str) -> T:
+    """``work(conn)`` on a new connection in one transaction: committed when it returns,
+    rolled back when it raises (the ODBC client's error as a DatabaseError naming ``phase``
+    and ``where``); the connection is closed either way.
+
+    :param factory: makes the connection.
+    :param work: the statements, given the connection.
+    :param phase: what was being done, for the error.
+    :param where: the object it was done to, for the error.
+    """
+    conn = factory.connect()
+    try:
+        out = work(conn)
+        conn.commit()
+        return out
+    except AzsqlBulkError:
+        rollback_quietly(conn)
+        raise
+    except Exception as exc:  # the ODBC client's error
+        rollback_quietly(conn)
+        raise database_error(exc, phase=phase, where=where) from None
+    finally:
+        close_quietly(conn)
+
+
 class JournalAdmin:
     """The load journal of one database, for people and maintenance jobs.
 
@@ -259,19 +287,7 @@ class JournalAdmin:
 
     # -- internals --------------------------------------------------------------------
     def _run(self, phase: str, work: Any) -> Any:
-        conn = self.factory.connect()
-        try:
-            out = work(conn)
-            conn.commit()
-            return out
-        except AzsqlBulkError:
-            rollback_quietly(conn)
-            raise
-        except Exception as exc:  # the ODBC client's error
-            rollback_quietly(conn)
-            raise database_error(exc, phase=phase, where=_QUALIFIED) from None
-        finally:
-            close_quietly(conn)
+        return in_transaction(self.factory, work, phase=phase, where=_QUALIFIED)
 
     def _one(self, conn: Any, load_id: str) -> LoadSummary:
         found = self._summaries(conn, load_id)

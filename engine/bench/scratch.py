@@ -21,9 +21,9 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.connection import ConnectionFactory, close_quietly, rollback_quietly
-from engine.errors import AzsqlBulkError, database_error
-from engine.journal_admin import JournalAdmin, UnknownLoad
+from engine.connection import ConnectionFactory
+from engine.errors import AzsqlBulkError
+from engine.journal_admin import JournalAdmin, UnknownLoad, in_transaction
 from engine.names import TableName, quote_identifier
 
 __all__ = ["SCRATCH_SCHEMA", "ScratchSpace"]
@@ -54,24 +54,14 @@ class ScratchSpace:
     def _execute(self, factory: ConnectionFactory, what: str,
                  statements: list[tuple[str, list[Any]]]) -> list[Any]:
         """Run ``statements`` in one transaction; the last one's rows."""
-        conn = factory.connect()
-        try:
+        def run(conn: Any) -> list[Any]:
             rows: list[Any] = []
             cursor = conn.cursor()
             for sql, params in statements:
                 cursor.execute(sql, params)
                 rows = list(cursor.fetchall()) if cursor.description else []
-            conn.commit()
             return rows
-        except AzsqlBulkError:
-            rollback_quietly(conn)
-            raise
-        except Exception as exc:  # the ODBC client's error
-            rollback_quietly(conn)
-            error = database_error(exc, phase=what, where=f"schema {self.schema}")
-        finally:
-            close_quietly(conn)
-        raise error
+        return in_transaction(factory, run, phase=what, where=f"schema {self.schema}")
 
     def schema_exists(self, factory: ConnectionFactory) -> bool:
         """Whether the scratch schema exists."""
